@@ -41,7 +41,7 @@ public sealed class OrdersDb(DbContextOptions<OrdersDb> options) : DbContext(opt
 public sealed record OrderCreated(string OrderId, string Sku, int Quantity, string Customer);
 
 /// <summary>The compensation message InventoryService sends on <c>order-rejected</c>.</summary>
-public sealed record OrderRejected(string OrderId, string Sku, int Requested, int Available, string Reason);
+public sealed record OrderRejected(string OrderId, string Sku, int Requested, string Reason);
 
 public sealed record OrderView(
     string OrderId, string Sku, int Quantity, string Customer, string TransactionId, string Status,
