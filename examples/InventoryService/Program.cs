@@ -1,0 +1,25 @@
+using HalfMsgBroker.Client;
+using HalfMsgBroker.Examples.InventoryService;
+
+var builder = WebApplication.CreateBuilder(args);
+var options = builder.Configuration.GetSection(InventoryOptions.Section).Get<InventoryOptions>() ?? new();
+
+builder.AddInventoryDatabase();
+builder.Services.Configure<InventoryOptions>(builder.Configuration.GetSection(InventoryOptions.Section));
+builder.Services.AddSingleton<InventoryStats>();
+builder.Services.AddScoped<ReserveStockHandler>();
+builder.Services.AddHalfMsgClient(o => builder.Configuration.GetSection("HalfMsg").Bind(o))
+    .AddPushSubscription(
+        ReserveStockHandler.ConsumerGroup,
+        "orders",
+        new Uri(options.PublicUrl, "/halfmsg/orders"),
+        new SubscriptionRequest(TagFilter: "created", MaxAttempts: options.MaxAttempts, OnExhausted: ExhaustedAction.DeadLetter));
+
+var app = builder.Build();
+await app.Services.InitializeInventoryDatabaseAsync();
+
+app.MapGet("/health", () => TypedResults.Ok(new { status = "ok" }));
+app.MapInventoryApi();
+app.MapHalfMsgPush<OrderCreated, ReserveStockHandler>("/halfmsg/orders");
+
+await app.RunAsync();

@@ -1,0 +1,27 @@
+using HalfMsgBroker.Client;
+using HalfMsgBroker.Examples.NotificationConsumer;
+
+// Best-effort notification: a pull consumer whose subscription gives up after a few tries
+// (onExhausted: discard) instead of keeping dead letters. A lost "your order is placed" mail is
+// acceptable; an order that waits for it is not.
+var builder = WebApplication.CreateBuilder(args);
+var options = builder.Configuration.GetSection(NotificationOptions.Section).Get<NotificationOptions>() ?? new();
+
+builder.Services.Configure<NotificationOptions>(builder.Configuration.GetSection(NotificationOptions.Section));
+builder.Services.AddSingleton<Outbox>();
+builder.Services.AddHalfMsgClient(o => builder.Configuration.GetSection("HalfMsg").Bind(o))
+    .AddPullConsumer<OrderCreated, NotifyCustomerHandler>("notifications", "orders", pull =>
+    {
+        pull.MaxConcurrency = 2;
+        pull.WaitTime = TimeSpan.FromSeconds(5);
+        pull.InvisibleFor = TimeSpan.FromSeconds(30);
+        pull.RetryAfter = options.RetryAfter;
+        pull.Subscription = new SubscriptionRequest(
+            TagFilter: "created", MaxAttempts: options.MaxAttempts, OnExhausted: ExhaustedAction.Discard);
+    });
+
+var app = builder.Build();
+app.MapGet("/health", () => TypedResults.Ok(new { status = "ok" }));
+app.MapGet("/notifications", (Outbox outbox) => TypedResults.Ok(outbox.Sent));
+app.MapGet("/stats", (Outbox outbox) => TypedResults.Ok(new { sent = outbox.Sent.Count, failedAttempts = outbox.FailedAttempts }));
+await app.RunAsync();
