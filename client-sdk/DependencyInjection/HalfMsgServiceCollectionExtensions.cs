@@ -56,7 +56,7 @@ public static class HalfMsgServiceCollectionExtensions
                 : await HalfMsgException.FromResponseAsync(response).ConfigureAwait(false),
         };
 
-        var http = services.AddRefitClient<IHalfMsgApi>(settings, HttpClientName)
+        var http = services.AddRefitGeneratedClient<IHalfMsgApi>(settings, HttpClientName)
             .ConfigureHttpClient((sp, client) =>
             {
                 var options = sp.GetRequiredService<IOptions<HalfMsgClientOptions>>().Value;
