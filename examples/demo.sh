@@ -100,7 +100,7 @@ mkdir -p "$WORK/broker-data"
 
 export DOTNET_NOLOGO=1 ASPNETCORE_ENVIRONMENT=Production Logging__Console__FormatterName=simple
 # What every service needs to reach the broker and verify its signatures.
-export HalfMsg__BaseAddress="$BROKER" HalfMsg__SigningSecret="$SECRET"
+export HalfMsg__BaseAddress="$BROKER" HalfMsg__SigningSecrets__0="$SECRET"
 
 start_broker() {
   dotnet "$BROKER_DLL" --urls "$BROKER" \
