@@ -113,7 +113,7 @@ start_broker() {
     --Broker:Delivery:RetryBackoff:1=00:00:01 \
     --Broker:Delivery:RetryBackoff:2=00:00:02 \
     --Broker:Delivery:RetryBackoff:3=00:00:02 \
-    >>"$WORK/broker.log" 2>&1 &
+    </dev/null >>"$WORK/broker.log" 2>&1 &
   PIDS[broker]=$!
 }
 
@@ -122,7 +122,7 @@ start_orders() {
     --OrderService:PublicUrl="$ORDERS" \
     --OrderService:AllowFaults=true \
     --ConnectionStrings:Orders="Data Source=$WORK/orders.db" \
-    >>"$WORK/order-service.log" 2>&1 &
+    </dev/null >>"$WORK/order-service.log" 2>&1 &
   PIDS[orders]=$!
 }
 
@@ -136,7 +136,7 @@ start_inventory() {
     --Inventory:InitialStock:pear=$INITIAL_PEAR \
     --Inventory:FailFirstDeliveries=$FAIL_FIRST \
     --ConnectionStrings:Inventory="Data Source=$WORK/inventory.db" \
-    >>"$WORK/inventory-service.log" 2>&1 &
+    </dev/null >>"$WORK/inventory-service.log" 2>&1 &
   PIDS[inventory]=$!
 }
 
@@ -145,7 +145,7 @@ start_notifications() {
   dotnet "$NOTIFY_DLL" --urls "$NOTIFY" \
     --Notifications:MaxAttempts=$NOTIFY_MAX_ATTEMPTS \
     --Notifications:UnreachableCustomers:0=ghost \
-    >>"$WORK/notification-consumer.log" 2>&1 &
+    </dev/null >>"$WORK/notification-consumer.log" 2>&1 &
   PIDS[notifications]=$!
 }
 
@@ -157,6 +157,19 @@ start_inventory; start_notifications; start_orders
 wait_http "$INVENTORY/health" 60 || die "inventory service did not start"
 wait_http "$NOTIFY/health" 60 || die "notification consumer did not start"
 wait_http "$ORDERS/health" 60 || die "order service did not start"
+
+# The services register their producer group and subscriptions once started; a subscription only
+# receives messages committed after it exists, so wait for all of them before placing orders.
+subscribed() {  # subscribed GROUP TOPIC
+  curl -fsS "$BROKER/v1/consumer-groups/$1" 2>/dev/null | jq -e --arg t "$2" 'any(.subscriptions[]; .topic == $t)' >/dev/null
+}
+deadline=$(($(date +%s) + 60))
+until curl -fsS -o /dev/null "$BROKER/v1/producer-groups/order-service" 2>/dev/null \
+    && subscribed inventory orders && subscribed notifications orders && subscribed order-service order-rejected; do
+  [ "$(date +%s)" -lt "$deadline" ] || die "the services did not register with the broker"
+  sleep 0.3
+done
+log "producer group and subscriptions registered"
 
 # ------------------------------------------------------------------------------------ orders
 declare -A EXPECT=()       # orderId -> commit | rollback
@@ -239,87 +252,103 @@ sleep 1   # a compensation just acked may still be committing in OrderService
 
 # ------------------------------------------------------------------------------------ check
 log "checking"
-curl -fsS "$ORDERS/orders" >"$WORK/orders.json"
-curl -fsS "$INVENTORY/reservations" >"$WORK/reservations.json"
-curl -fsS "$INVENTORY/rejections" >"$WORK/rejections.json"
-curl -fsS "$INVENTORY/stock" >"$WORK/stock.json"
-curl -fsS "$INVENTORY/stats" >"$WORK/inventory-stats.json"
+for id in "${!EXPECT[@]}"; do printf '%s %s %s\n' "$id" "${EXPECT[$id]}" "${KIND[$id]}"; done | sort >"$WORK/expected.txt"
+# One Python process reads everything back (broker, OrderService, InventoryService) and checks it.
+if BROKER="$BROKER" ORDERS="$ORDERS" INVENTORY="$INVENTORY" EXPECTED="$WORK/expected.txt" \
+   INITIAL="apple=$INITIAL_APPLE,pear=$INITIAL_PEAR" FAIL_FIRST="$FAIL_FIRST" NOTIFY_MAX_ATTEMPTS="$NOTIFY_MAX_ATTEMPTS" \
+   SUMMARY="$WORK/summary.txt" python3 - <<'PY'
+import json, os, sys, urllib.request
+from collections import Counter
 
-check() {  # check DESCRIPTION CONDITION-COMMAND...
-  local what="$1"; shift
-  if "$@"; then return 0; fi
-  log "CHECK FAILED: $what"; FAILED=1
-}
-count_res() { jq --arg id "$1" '[.[] | select(.orderId == $id)] | length' "$WORK/reservations.json"; }
-count_rej() { jq --arg id "$1" '[.[] | select(.orderId == $id)] | length' "$WORK/rejections.json"; }
-order_status() { jq -r --arg id "$1" '(.[] | select(.orderId == $id) | .status) // "absent"' "$WORK/orders.json"; }
-eq() { [ "$1" = "$2" ]; }
+def get(base, path):
+    with urllib.request.urlopen(os.environ[base] + path, timeout=10) as r:
+        return json.load(r)
 
-committed=0 reserved=0 cancelled=0 rolled_back=0 by_check=0 discarded=0 retried=0
-for id in $(printf '%s\n' "${!EXPECT[@]}" | sort); do
-  tx=$(curl -fsS "$BROKER/v1/transactions/order-$id" || echo '{}')
-  state=$(jq -r '.state // "missing"' <<<"$tx"); resolved_by=$(jq -r '.resolvedBy // "-"' <<<"$tx")
-  res=$(count_res "$id"); rej=$(count_rej "$id"); st=$(order_status "$id")
-  case "${EXPECT[$id]}" in
-    commit)
-      committed=$((committed + 1))
-      check "order $id (${KIND[$id]}): broker state $state, want committed" eq "$state" committed
-      if [ "$res" = 1 ] && [ "$rej" = 0 ]; then
-        reserved=$((reserved + 1))
-        check "order $id: reserved but order is $st" eq "$st" placed
-      elif [ "$res" = 0 ] && [ "$rej" = 1 ]; then
-        cancelled=$((cancelled + 1))
-        check "order $id: rejected by inventory but order is $st, want cancelled" eq "$st" cancelled
-      else
-        check "order $id (${KIND[$id]}): $res reservations and $rej rejections, want exactly one of them" false
-      fi
-      if [ "${KIND[$id]}" = big ]; then check "order $id asks for more than the stock: must be rejected" eq "$rej" 1; fi
-      if [ "${KIND[$id]}" = killed-after-local ]; then
-        check "order $id: resolvedBy $resolved_by, want check" eq "$resolved_by" check
-        [ "$resolved_by" = check ] && by_check=$((by_check + 1))
-      fi
-      ;;
-    rollback)
-      rolled_back=$((rolled_back + 1))
-      check "order $id (${KIND[$id]}): broker state $state, want rolledBack" eq "$state" rolledBack
-      check "order $id (${KIND[$id]}): rolled back but reserved $res time(s)" eq "$res" 0
-      check "order $id (${KIND[$id]}): rolled back but the order is $st" eq "$st" absent
-      if [ "${KIND[$id]}" = killed-in-local ]; then
-        check "order $id: resolvedBy $resolved_by, want check" eq "$resolved_by" check
-        [ "$resolved_by" = check ] && by_check=$((by_check + 1))
-      fi
-      ;;
-    *) check "order $id: placing it failed" false ;;
-  esac
-  if [ "$state" = committed ]; then
-    msg=$(jq -r .messageId <<<"$tx")
-    m=$(curl -fsS "$BROKER/v1/messages/$msg")
-    inv_attempts=$(jq '[.deliveries[] | select(.consumerGroup == "inventory") | .attempts] | max // 0' <<<"$m")
-    [ "$inv_attempts" -gt 1 ] && retried=$((retried + 1))
-    if [ "${KIND[$id]}" = ghost ]; then
-      n=$(jq -c '[.deliveries[] | select(.consumerGroup == "notifications")][0] // {}' <<<"$m")
-      check "order $id: notification delivery $n, want discarded after $NOTIFY_MAX_ATTEMPTS attempts" \
-        eq "$(jq -r '"\(.state)/\(.attempts)"' <<<"$n")" "discarded/$NOTIFY_MAX_ATTEMPTS"
-      [ "$(jq -r .state <<<"$n")" = discarded ] && discarded=$((discarded + 1))
-    fi
-  fi
-done
+failures = []
+def check(ok, what):
+    if not ok:
+        failures.append(what)
+    return ok
 
-dupes=$(jq '[group_by(.orderId)[] | select(length > 1)] | length' "$WORK/reservations.json")
-check "$dupes orders reserved more than once" eq "$dupes" 0
-for sku in apple pear; do
-  initial=$INITIAL_APPLE; [ "$sku" = pear ] && initial=$INITIAL_PEAR
-  available=$(jq --arg s "$sku" '.[] | select(.sku == $s) | .available' "$WORK/stock.json")
-  taken=$(jq --arg s "$sku" '[.[] | select(.sku == $s) | .quantity] | add // 0' "$WORK/reservations.json")
-  check "$sku stock is negative ($available)" test "$available" -ge 0
-  check "$sku: available $available + reserved $taken != initial $initial" eq "$((available + taken))" "$initial"
-done
-low=$(jq '.lowestAvailable // 0' "$WORK/inventory-stats.json")
-check "stock went negative at some point (lowest $low)" test "$low" -ge 0
-failed_on_purpose=$(jq '.deliveriesFailedOnPurpose // 0' "$WORK/inventory-stats.json")
-check "inventory failed $failed_on_purpose deliveries on purpose, want $FAIL_FIRST" eq "$failed_on_purpose" "$FAIL_FIRST"
-check "no delivery to inventory was retried" test "$retried" -gt 0
-check "no killed order was resolved by the check-back" test "$by_check" -gt 0
+expected = [line.split() for line in open(os.environ["EXPECTED"]) if line.strip()]
+orders = {o["orderId"]: o for o in get("ORDERS", "/orders")}
+reservations = get("INVENTORY", "/reservations")
+rejections = get("INVENTORY", "/rejections")
+stock = {s["sku"]: s["available"] for s in get("INVENTORY", "/stock")}
+stats = get("INVENTORY", "/stats")
+reserved_count = Counter(r["orderId"] for r in reservations)
+rejected_count = Counter(r["orderId"] for r in rejections)
+max_attempts = int(os.environ["NOTIFY_MAX_ATTEMPTS"])
+n = Counter()
+
+for order_id, expect, kind in expected:
+    tx = get("BROKER", f"/v1/transactions/order-{order_id}")
+    state, resolved_by = tx.get("state"), tx.get("resolvedBy")
+    res, rej = reserved_count[order_id], rejected_count[order_id]
+    status = orders.get(order_id, {}).get("status", "absent")
+    label = f"order {order_id} ({kind})"
+    if expect == "commit":
+        n["committed"] += 1
+        check(state == "committed", f"{label}: broker state {state}, want committed")
+        if res == 1 and rej == 0:
+            n["reserved"] += 1
+            check(status == "placed", f"{label}: reserved, but the order is {status}")
+        elif res == 0 and rej == 1:
+            n["cancelled"] += 1
+            check(status == "cancelled", f"{label}: rejected by inventory, but the order is {status}, want cancelled")
+        else:
+            check(False, f"{label}: {res} reservation(s) and {rej} rejection(s), want exactly one of them")
+        if kind == "big":
+            check(rej == 1, f"{label}: asks for more than the stock holds, yet was not rejected")
+    elif expect == "rollback":
+        n["rolled_back"] += 1
+        check(state == "rolledBack", f"{label}: broker state {state}, want rolledBack")
+        check(res == 0, f"{label}: rolled back, yet reserved {res} time(s)")
+        check(status == "absent", f"{label}: rolled back, yet OrderService has it as {status}")
+    else:
+        check(False, f"{label}: placing it failed")
+    if kind.startswith("killed-"):
+        if check(resolved_by == "check", f"{label}: resolvedBy {resolved_by}, want check"):
+            n["by_check"] += 1
+    if state == "committed":
+        message = get("BROKER", f"/v1/messages/{tx['messageId']}")
+        deliveries = {d["consumerGroup"]: d for d in message.get("deliveries", [])}
+        if deliveries.get("inventory", {}).get("attempts", 0) > 1:
+            n["retried"] += 1
+        if kind == "ghost":
+            d = deliveries.get("notifications", {})
+            if check(d.get("state") == "discarded" and d.get("attempts") == max_attempts,
+                     f"{label}: notification {d.get('state')}/{d.get('attempts')}, want discarded/{max_attempts}"):
+                n["discarded"] += 1
+
+check(all(c == 1 for c in reserved_count.values()), "some order was reserved more than once")
+for pair in os.environ["INITIAL"].split(","):
+    sku, initial = pair.split("=")
+    taken = sum(r["quantity"] for r in reservations if r["sku"] == sku)
+    available = stock.get(sku)
+    check(available is not None and available >= 0, f"{sku}: stock {available} is negative")
+    check(available is not None and available + taken == int(initial),
+          f"{sku}: available {available} + reserved {taken} != initial {initial}")
+check((stats.get("lowestAvailable") or 0) >= 0, f"stock went negative at some point ({stats.get('lowestAvailable')})")
+failed_on_purpose = stats.get("deliveriesFailedOnPurpose", 0)
+check(failed_on_purpose == int(os.environ["FAIL_FIRST"]),
+      f"inventory failed {failed_on_purpose} deliveries on purpose, want {os.environ['FAIL_FIRST']}")
+check(n["retried"] > 0, "no delivery to inventory was retried")
+check(n["by_check"] > 0, "no killed order was resolved by the check-back")
+
+with open(os.environ["SUMMARY"], "w") as out:
+    out.write(f"  orders placed                      {len(expected):3d}\n")
+    out.write(f"  committed                          {n['committed']:3d}  (reserved {n['reserved']}, cancelled by compensation {n['cancelled']})\n")
+    out.write(f"  rolled back                        {n['rolled_back']:3d}  (none reserved, none kept)\n")
+    out.write(f"  resolved by check-back after kill  {n['by_check']:3d}\n")
+    out.write(f"  deliveries failed on purpose       {failed_on_purpose:3d}  (orders delivered to inventory more than once: {n['retried']})\n")
+    out.write(f"  notifications discarded            {n['discarded']:3d}  (after {max_attempts} attempts each)\n")
+    out.write(f"  stock left                         {json.dumps(stock)}  (lowest seen {stats.get('lowestAvailable')})\n")
+for f in failures:
+    print(f"CHECK FAILED: {f}")
+sys.exit(1 if failures else 0)
+PY
+then :; else FAILED=1; fi
 
 # ------------------------------------------------------------------------------------ extras
 # The same broker, seen from outside .NET: the curl walkthrough and the Python producer.
@@ -340,13 +369,7 @@ fi
 elapsed=$(($(date +%s) - START_TS))
 echo
 echo "================ HalfMsgBroker demo summary ================"
-printf '  orders placed                      %3d\n' "${#EXPECT[@]}"
-printf '  committed                          %3d  (reserved %d, cancelled by compensation %d)\n' "$committed" "$reserved" "$cancelled"
-printf '  rolled back                        %3d  (none reserved, none kept)\n' "$rolled_back"
-printf '  resolved by check-back after kill  %3d\n' "$by_check"
-printf '  deliveries failed on purpose       %3d  (messages delivered more than once: %d)\n' "$failed_on_purpose" "$retried"
-printf '  notifications discarded            %3d  (after %d attempts each)\n' "$discarded" "$NOTIFY_MAX_ATTEMPTS"
-printf '  stock left                         %s\n' "$(jq -c 'map({(.sku): .available}) | add' "$WORK/stock.json")"
+cat "$WORK/summary.txt" 2>/dev/null || true
 printf '  curl walkthrough                   %s\n' "$walkthrough"
 printf '  python producer                    %s\n' "$python"
 printf '  elapsed                            %ds\n' "$elapsed"
