@@ -94,13 +94,13 @@ public sealed class ConsumerTests(BrokerFixture broker) : IDisposable
                 var now = Interlocked.Increment(ref running);
                 InterlockedMax(ref maxRunning, now);
                 handled.AddOrUpdate(delivery.MessageId, 1, (_, n) => n + 1);
-                await Task.Delay(TimeSpan.FromMilliseconds(1800), ct); // slower than the 1 s invisibility
+                await Task.Delay(TimeSpan.FromMilliseconds(2600), ct); // slower than the 2 s invisibility
                 Interlocked.Decrement(ref running);
             }, o =>
             {
                 o.MaxConcurrency = 2;
-                o.InvisibleFor = TimeSpan.FromSeconds(1);
-                o.ExtendEvery = TimeSpan.FromMilliseconds(300);
+                o.InvisibleFor = TimeSpan.FromSeconds(2);
+                o.ExtendEvery = TimeSpan.FromMilliseconds(400);
                 o.WaitTime = TimeSpan.FromSeconds(1);
             }),
             _ => { });
