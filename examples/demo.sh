@@ -16,6 +16,7 @@
 # Everything it starts is stopped by PID on exit. Needs: dotnet, curl, jq, python3.
 # Env: DEMO_KEEP=1 keeps the work folder (logs, databases); DEMO_TIMEOUT (s) bounds the wait.
 set -euo pipefail
+ulimit -c 0   # the FailFast of the 'crash' fault leaves no core file behind
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -216,7 +217,8 @@ settle_placed() {
   done
 }
 
-# place_and_kill KIND FAULT EXPECT: the service stops at the fault point; we SIGKILL it there
+# place_and_kill KIND FAULT EXPECT: the service stops at the fault point between the half message and
+# the commit; we SIGKILL it there (fault hang*), or it ends itself with Environment.FailFast (fault crash)
 place_and_kill() {
   local kind="$1" fault="$2" expect="$3"
   settle_placed
@@ -232,9 +234,16 @@ place_and_kill() {
     [ "$(date +%s)" -lt "$deadline" ] || die "order $id never reached its fault point"
     sleep 0.1
   done
-  kill -9 "${PIDS[orders]}"
+  local point how
+  point="$(grep -o "FAULT-POINT $id [a-zA-Z-]*" "$WORK/order-service.log" | head -1 | cut -d' ' -f3)"
+  if [ "$fault" = crash ]; then
+    how="the order service crashed itself (FailFast)"
+  else
+    kill -9 "${PIDS[orders]}" 2>/dev/null || true
+    how="SIGKILLed the order service"
+  fi
   wait "${PIDS[orders]}" 2>/dev/null || true
-  log "order $id: SIGKILLed the order service at '$(grep -o "FAULT-POINT $id [a-zA-Z-]*" "$WORK/order-service.log" | head -1 | cut -d' ' -f3)'; restarting it"
+  log "order $id: $how at '$point'; restarting it"
   start_orders
   wait_http "$ORDERS/health" 60 || die "order service did not restart"
 }
@@ -251,7 +260,7 @@ place ghost apple 1 ghost
 place_and_kill killed-after-local hang commit                          # local tx committed, no commit call
 place_and_kill killed-in-local hangInLocalTransaction rollback         # local tx never committed
 for i in 1 2 3; do place normal apple 1; done                          # after the restarts
-place_and_kill killed-after-local hang commit
+place_and_kill killed-after-local crash commit                         # same point, Environment.FailFast
 settle_placed
 
 # ------------------------------------------------------------------------------------ settle
