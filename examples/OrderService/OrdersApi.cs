@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using HalfMsgBroker.Client;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
@@ -16,6 +17,7 @@ public static partial class OrdersApi
     public const string ConsumerGroup = "order-service";
     public const string Topic = "orders";
     public const string Tag = "created";
+    private const int SqliteConstraintViolation = 19;
 
     public static IEndpointRouteBuilder MapOrdersApi(this IEndpointRouteBuilder app)
     {
@@ -48,7 +50,12 @@ public static partial class OrdersApi
         var orderId = request.OrderId ?? Guid.CreateVersion7().ToString("N");
         if (await db.Orders.AsNoTracking().AnyAsync(o => o.Id == orderId, cancellationToken))
         {
-            return TypedResults.Conflict(new ProblemDetails { Title = "Order exists", Detail = $"Order '{orderId}' was placed before." });
+            return TypedResults.Conflict(new ProblemDetails
+            {
+                Title = "Order exists",
+                Detail = $"Order '{orderId}' was placed before.",
+                Extensions = { ["code"] = "order-exists" },
+            });
         }
 
         var order = new Order
@@ -114,17 +121,30 @@ public static partial class OrdersApi
             return TypedResults.Problem(
                 $"The broker did not take the order's message: {ex.Message}. Nothing was placed; try again.",
                 statusCode: StatusCodes.Status503ServiceUnavailable,
-                title: "Broker unavailable");
+                title: "Broker unavailable",
+                extensions: new Dictionary<string, object?> { ["code"] = "broker-unavailable" });
         }
         catch (Exception ex) when (ex is DbException or DbUpdateException)
         {
-            // The local transaction failed (or lost the race against a check-back that answered rollback):
-            // the broker's check-back resolves the half message from the transaction log.
             LogLocalFailed(logger, ex, orderId);
+            if (ex is SqliteException { SqliteErrorCode: SqliteConstraintViolation })
+            {
+                // The transaction log's primary key: a check-back found no record, wrote its rollback marker
+                // and answered rollback before this local transaction got to record itself. The race the
+                // transaction log exists for: the order is not placed, and the broker drops the message.
+                return TypedResults.Problem(
+                    $"A check-back answered rollback for {order.TransactionId} before this order's local transaction recorded itself; the order was not placed.",
+                    statusCode: StatusCodes.Status409Conflict,
+                    title: "Lost the race to the check-back",
+                    extensions: new Dictionary<string, object?> { ["code"] = "lost-to-check-back", ["transactionId"] = order.TransactionId });
+            }
+
+            // Otherwise the local transaction may or may not have committed: the check-back tells.
             return TypedResults.Problem(
-                $"The order's local transaction failed ({ex.GetType().Name}); its message is resolved by the check-back.",
-                statusCode: StatusCodes.Status409Conflict,
-                title: "Local transaction failed");
+                $"The order's local transaction failed ({ex.GetType().Name}); the broker's check-back resolves {order.TransactionId}.",
+                statusCode: StatusCodes.Status500InternalServerError,
+                title: "Local transaction failed",
+                extensions: new Dictionary<string, object?> { ["code"] = "local-transaction-failed", ["transactionId"] = order.TransactionId });
         }
 
         if (sent.LocalState == LocalTransactionState.Rollback)
