@@ -33,7 +33,6 @@ COPY --from=build /app ./
 
 ENV ASPNETCORE_HTTP_PORTS=8080 \
     Broker__DataPath=/data \
-    DOTNET_gcServer=1 \
     DOTNET_NOLOGO=1
 
 USER $APP_UID
