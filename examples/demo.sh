@@ -270,6 +270,14 @@ place_and_kill killed-in-local hangInLocalTransaction rollback         # local t
 for i in 1 2 3; do place normal apple 1; done                          # after the restarts
 place_and_kill killed-after-local crash commit                         # same point, Environment.FailFast
 settle_placed
+# An order id names one transaction, once: reusing a committed or a rolled-back one is refused.
+for id in d001 d021; do
+  reuse=$(curl -sS -o "$WORK/reuse.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -d "{\"orderId\": \"$id\", \"sku\": \"apple\", \"quantity\": 1}" "$ORDERS/orders" || echo 000)
+  if [ "$reuse" != 409 ] || [ "$(jq -r .code "$WORK/reuse.json")" != order-exists ]; then
+    log "CHECK FAILED: reusing order id $id answered $reuse $(cat "$WORK/reuse.json")"; FAILED=1
+  fi
+done
 
 # ------------------------------------------------------------------------------------ settle
 log "waiting for the system to settle (check-backs, retries, compensation)"

@@ -35,6 +35,7 @@ public static partial class OrdersApi
         PlaceOrderRequest request,
         OrdersDb db,
         TransactionalProducer producer,
+        HalfMsgClient broker,
         DbTransactionLog transactionLog,
         IOptions<OrderServiceOptions> options,
         TimeProvider time,
@@ -48,12 +49,26 @@ public static partial class OrdersApi
         }
 
         var orderId = request.OrderId ?? Guid.CreateVersion7().ToString("N");
-        if (await db.Orders.AsNoTracking().AnyAsync(o => o.Id == orderId, cancellationToken))
+        // An order id names one transaction, once: not when the order exists, nor when an earlier attempt
+        // with this id was rolled back (its transaction id would be reused).
+        bool used;
+        try
+        {
+            used = await db.Orders.AsNoTracking().AnyAsync(o => o.Id == orderId, cancellationToken)
+                || await TransactionExistsAsync(broker, $"order-{orderId}", cancellationToken);
+        }
+        catch (Exception ex) when (IsBrokerUnavailable(ex))
+        {
+            LogBrokerUnavailable(logger, ex, orderId);
+            return BrokerUnavailable(ex);
+        }
+
+        if (used)
         {
             return TypedResults.Conflict(new ProblemDetails
             {
                 Title = "Order exists",
-                Detail = $"Order '{orderId}' was placed before.",
+                Detail = $"Order id '{orderId}' was used before.",
                 Extensions = { ["code"] = "order-exists" },
             });
         }
@@ -115,14 +130,10 @@ public static partial class OrdersApi
                 half,
                 cancellationToken);
         }
-        catch (Exception ex) when (ex is HalfMsgException { IsTransient: true } or HttpRequestException)
+        catch (Exception ex) when (IsBrokerUnavailable(ex))
         {
             LogBrokerUnavailable(logger, ex, orderId);
-            return TypedResults.Problem(
-                $"The broker did not take the order's message: {ex.Message}. Nothing was placed; try again.",
-                statusCode: StatusCodes.Status503ServiceUnavailable,
-                title: "Broker unavailable",
-                extensions: new Dictionary<string, object?> { ["code"] = "broker-unavailable" });
+            return BrokerUnavailable(ex);
         }
         catch (Exception ex) when (ex is DbException or DbUpdateException)
         {
@@ -178,6 +189,27 @@ public static partial class OrdersApi
         return order is null ? TypedResults.NotFound() : TypedResults.Ok(OrderView.From(order));
     }
 
+    private static bool IsBrokerUnavailable(Exception ex) => ex is HalfMsgException { IsTransient: true } or HttpRequestException;
+
+    private static ProblemHttpResult BrokerUnavailable(Exception ex) => TypedResults.Problem(
+        $"The broker did not answer: {ex.Message}. Nothing was placed; try again.",
+        statusCode: StatusCodes.Status503ServiceUnavailable,
+        title: "Broker unavailable",
+        extensions: new Dictionary<string, object?> { ["code"] = "broker-unavailable" });
+
+    private static async Task<bool> TransactionExistsAsync(HalfMsgClient broker, string transactionId, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await broker.Api.GetTransactionAsync(transactionId, cancellationToken);
+            return true;
+        }
+        catch (HalfMsgException ex) when (ex.Status == StatusCodes.Status404NotFound)
+        {
+            return false;
+        }
+    }
+
     private static Dictionary<string, string[]> Validate(PlaceOrderRequest request, OrderServiceOptions options, out OrderFault fault)
     {
         var errors = new Dictionary<string, string[]>();
@@ -215,7 +247,7 @@ public static partial class OrdersApi
     [LoggerMessage(Level = LogLevel.Information, Message = "Order {OrderId} placed (transaction {TransactionId}, ended by producer: {Ended})")]
     private static partial void LogPlaced(ILogger logger, string orderId, string transactionId, bool ended);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Order {OrderId}: the broker did not take the half message")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Order {OrderId}: the broker did not answer; nothing placed")]
     private static partial void LogBrokerUnavailable(ILogger logger, Exception exception, string orderId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Order {OrderId}: local transaction failed; left to the check-back")]
