@@ -71,6 +71,11 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         }
     }
 
+    public bool IsClosed
+    {
+        get { lock (_gate) return _closed; }
+    }
+
     public bool HasReady
     {
         get { lock (_gate) return _ready.Count > 0; }

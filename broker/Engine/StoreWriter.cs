@@ -95,6 +95,8 @@ internal sealed class StoreWriter : IDisposable
             }
             catch (Exception e)
             {
+                // The rolled-back batch may have left mutated messages in the cache.
+                _context.Messages.Clear();
                 // One bad command must not fail its neighbours: retry each on its own.
                 _logger.LogWarning(e, "Group commit of {Count} changes failed; retrying them one by one", batch.Count);
                 foreach (var command in batch)
@@ -105,6 +107,7 @@ internal sealed class StoreWriter : IDisposable
                     }
                     catch (Exception single)
                     {
+                        _context.Messages.Clear();
                         _logger.LogError(single, "A store change failed");
                         command.Fail(single);
                     }

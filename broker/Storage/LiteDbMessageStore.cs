@@ -196,7 +196,19 @@ public sealed class LiteDbMessageStore : IMessageStore
     private StoredMessage? FindOneByLookup(string key) => FindByLookup(key).FirstOrDefault();
 
     private IEnumerable<StoredMessage> FindByLookup(string key) =>
-        _messages.Find(BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", new BsonValue(key))).Select(MessageCodec.FromBson);
+        _messages.Find(LookupExpression(key)).Select(MessageCodec.FromBson);
+
+    // Parsing the expression costs more than the index seek it drives, so each thread parses it once
+    // and only swaps the parameter (calls are synchronous, so a thread never shares it mid-query).
+    [ThreadStatic]
+    private static BsonExpression? t_lookup;
+
+    private static BsonExpression LookupExpression(string key)
+    {
+        var expression = t_lookup ??= BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", BsonValue.Null);
+        expression.Parameters["0"] = key;
+        return expression;
+    }
 
     private static string SubscriptionId(string group, string topic) => group + "\n" + topic;
 }
