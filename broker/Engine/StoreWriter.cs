@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Hosting;
 using HalfMsgBroker.Storage;
 using HalfMsgBroker.Transactions;
 using Microsoft.Extensions.Options;
@@ -119,6 +120,7 @@ internal sealed class StoreWriter : IDisposable
 
     private void CommitBatch(List<StoreCommand> batch)
     {
+        var started = _time.GetTimestamp();
         _context.Begin(_time.GetUtcNow().ToUnixTimeMilliseconds());
         _store.RunBatch(() =>
         {
@@ -127,6 +129,9 @@ internal sealed class StoreWriter : IDisposable
         });
         BatchesCommitted++;
         CommandsCommitted += batch.Count;
+        BrokerMetrics.StoreCommands.Add(batch.Count);
+        BrokerMetrics.StoreBatchSize.Record(batch.Count);
+        BrokerMetrics.StoreCommitMs.Record(_time.GetElapsedTime(started).TotalMilliseconds);
 
         foreach (var effect in _context.Effects)
         {

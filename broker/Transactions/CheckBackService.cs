@@ -2,6 +2,7 @@ using System.Text.Json;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Engine;
+using HalfMsgBroker.Hosting;
 using HalfMsgBroker.Lifecycle;
 using HalfMsgBroker.Outbound;
 using HalfMsgBroker.Storage;
@@ -129,6 +130,7 @@ internal sealed class CheckBackService(
                 new RawJson(m.Body), check.CheckNumber, Times.ToUtc(m.BornAt)),
             BrokerJsonContext.Default.CheckRequestBody);
         var result = await http.PostJsonAsync(url, body, timeoutMs, [], MaxAnswerBytes, cancellationToken);
+        BrokerMetrics.Checks.Add(1);
         return result.IsSuccess ? ReadAnswer(result.Body) : (CheckAnswer.Unknown, result.Describe());
     }
 
