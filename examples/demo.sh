@@ -390,7 +390,7 @@ with open(os.environ["SUMMARY"], "w") as out:
     out.write(f"  committed                          {n['committed']:3d}  (reserved {n['reserved']}, cancelled by compensation {n['cancelled']})\n")
     out.write(f"  rolled back                        {n['rolled_back']:3d}  (none reserved, none kept; {n['lost_race']} of them lost the race to an early check-back)\n")
     out.write(f"  resolved by check-back after kill  {n['by_check']:3d}\n")
-    out.write(f"  deliveries failed on purpose       {failed_on_purpose:3d}  (orders delivered to inventory more than once: {n['retried']})\n")
+    out.write(f"  deliveries failed on purpose       {failed_on_purpose:3d}  (orders delivered to inventory more than once: {n['retried']}; redeliveries skipped by the idempotency helper: {stats.get('duplicatesSkipped', 0)})\n")
     out.write(f"  notifications discarded            {n['discarded']:3d}  (after {max_attempts} attempts each)\n")
     out.write(f"  stock left                         {json.dumps(stock)}  (lowest seen {stats.get('lowestAvailable')})\n")
 for f in failures:
