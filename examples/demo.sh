@@ -383,6 +383,10 @@ failed_on_purpose = stats.get("deliveriesFailedOnPurpose", 0)
 check(failed_on_purpose == int(os.environ["FAIL_FIRST"]),
       f"inventory failed {failed_on_purpose} deliveries on purpose, want {os.environ['FAIL_FIRST']}")
 check(n["retried"] > 0, "no delivery to inventory was retried")
+# Half of the failures happen after the reservation committed (a lost answer): each redelivery of those
+# must be skipped by the idempotency helper.
+check(stats.get("duplicatesSkipped", 0) >= int(os.environ["FAIL_FIRST"]) // 2,
+      f"only {stats.get('duplicatesSkipped', 0)} redeliveries were skipped, want at least {int(os.environ['FAIL_FIRST']) // 2}")
 check(n["by_check"] > 0, "no killed order was resolved by the check-back")
 
 with open(os.environ["SUMMARY"], "w") as out:

@@ -76,11 +76,19 @@ public sealed class InventoryOptions
     /// <summary>Stock to create at start-up for SKUs that do not exist yet.</summary>
     public Dictionary<string, int> InitialStock { get; set; } = new(StringComparer.Ordinal);
 
-    /// <summary>Answer the first N push deliveries with 503, to show the broker's retries.</summary>
+    /// <summary>Answer the first N push deliveries with a 500, to show the broker's retries: alternately before
+    /// the stock is touched and after the reservation committed (a lost answer, so a duplicate follows).</summary>
     public int FailFirstDeliveries { get; set; }
 
     /// <summary>Delivery attempts before a message goes to the dead-letter queue.</summary>
     public int MaxAttempts { get; set; } = 16;
+}
+
+public enum DeliveryFailure
+{
+    None,
+    BeforeProcessing,
+    AfterProcessing,
 }
 
 /// <summary>In-memory counters for the demo (GET /stats).</summary>
@@ -92,15 +100,22 @@ public sealed class InventoryStats(IOptions<InventoryOptions> options)
     private int _duplicates;
     private int _lowest = int.MaxValue;
 
-    public bool FailThisDelivery()
+    /// <summary>
+    /// Whether to fail this delivery on purpose, and where: the first N deliveries fail, alternately before
+    /// the handler does anything (a plain retry) and after its transaction committed (as if the answer got
+    /// lost: the redelivery must be skipped by the idempotency helper).
+    /// </summary>
+    public DeliveryFailure NextDelivery()
     {
         Interlocked.Increment(ref _received);
-        if (Interlocked.Decrement(ref _failuresLeft) < 0)
+        var left = Interlocked.Decrement(ref _failuresLeft);
+        if (left < 0)
         {
-            return false;
+            return DeliveryFailure.None;
         }
+
         Interlocked.Increment(ref _failedOnPurpose);
-        return true;
+        return left % 2 == 0 ? DeliveryFailure.AfterProcessing : DeliveryFailure.BeforeProcessing;
     }
 
     public void FailNext(int count) => Interlocked.Exchange(ref _failuresLeft, count);

@@ -60,9 +60,10 @@ public sealed partial class ReserveStockHandler(
     public async Task HandleAsync(HalfMsgDelivery<OrderCreated> delivery, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(delivery);
-        if (stats.FailThisDelivery())
+        var failure = stats.NextDelivery();
+        if (failure == DeliveryFailure.BeforeProcessing)
         {
-            LogFailingOnPurpose(logger, delivery.MessageId, delivery.Attempt);
+            LogFailingOnPurpose(logger, delivery.MessageId, delivery.Attempt, "before processing");
             throw new InvalidOperationException("InventoryService: failing this delivery on purpose (Inventory:FailFirstDeliveries)");
         }
 
@@ -119,10 +120,16 @@ public sealed partial class ReserveStockHandler(
             stats.Duplicate();
             LogDuplicate(logger, delivery.MessageId, delivery.Attempt);
         }
+
+        if (failure == DeliveryFailure.AfterProcessing)
+        {
+            LogFailingOnPurpose(logger, delivery.MessageId, delivery.Attempt, "after its transaction committed");
+            throw new InvalidOperationException("InventoryService: failing this delivery on purpose after processing it (Inventory:FailFirstDeliveries)");
+        }
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Delivery {MessageId} (attempt {Attempt}) fails on purpose")]
-    private static partial void LogFailingOnPurpose(ILogger logger, string messageId, int attempt);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Delivery {MessageId} (attempt {Attempt}) fails on purpose {Where}")]
+    private static partial void LogFailingOnPurpose(ILogger logger, string messageId, int attempt, string where);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Order {OrderId}: reserved {Quantity} x {Sku}, {Available} left")]
     private static partial void LogReserved(ILogger logger, string orderId, int quantity, string sku, int available);
