@@ -61,8 +61,12 @@ for tool in dotnet curl jq python3; do
   command -v "$tool" >/dev/null || die "$tool is required"
 done
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+# free_ports N: N distinct free loopback ports (all bound at once, then released)
+free_ports() {
+  python3 -c 'import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
 # wait_http URL SECONDS: until URL answers 2xx
@@ -84,7 +88,7 @@ PROJECTS=(broker/HalfMsgBroker.Broker.csproj
 # (warnings as errors) check the code; the demo only needs the binaries.
 ( cd "$WORK" && dotnet new sln -n demo -o . >/dev/null && \
   dotnet sln demo.sl* add "${PROJECTS[@]/#/$ROOT/}" >/dev/null ) || die "could not make the build solution"
-dotnet build "$(ls "$WORK"/demo.sl*)" -c "$CONFIG" -nologo -v quiet -clp:ErrorsOnly \
+dotnet build "$(ls "$WORK"/demo.sl*)" -c "$CONFIG" -nologo -v quiet -clp:ErrorsOnly -nodeReuse:false \
   -p:RunAnalyzers=false -p:EnforceCodeStyleInBuild=false >"$WORK/build.log" 2>&1 \
   || { cat "$WORK/build.log"; die "build failed"; }
 BUILT_TS=$(date +%s)
@@ -96,7 +100,7 @@ NOTIFY_DLL="$(dll examples/NotificationConsumer HalfMsgBroker.Examples.Notificat
 for f in "$BROKER_DLL" "$ORDER_DLL" "$INVENTORY_DLL" "$NOTIFY_DLL"; do [ -f "$f" ] || die "missing $f"; done
 
 # ------------------------------------------------------------------------------------ start
-BROKER_PORT=$(free_port); ORDER_PORT=$(free_port); INVENTORY_PORT=$(free_port); NOTIFY_PORT=$(free_port)
+read -r BROKER_PORT ORDER_PORT INVENTORY_PORT NOTIFY_PORT < <(free_ports 4)
 BROKER="http://127.0.0.1:$BROKER_PORT"
 ORDERS="http://127.0.0.1:$ORDER_PORT"
 INVENTORY="http://127.0.0.1:$INVENTORY_PORT"
@@ -108,7 +112,7 @@ export DOTNET_NOLOGO=1 ASPNETCORE_ENVIRONMENT=Production Logging__Console__Forma
 export HalfMsg__BaseAddress="$BROKER" HalfMsg__SigningSecrets__0="$SECRET"
 
 start_broker() {
-  dotnet "$BROKER_DLL" --urls "$BROKER" \
+  dotnet "$BROKER_DLL" --urls "$BROKER" --contentRoot "$(dirname "$BROKER_DLL")" \
     --Broker:DataPath="$WORK/broker-data" \
     --Broker:Signing:Secret="$SECRET" \
     --Broker:Transactions:CheckAfter=00:00:02 \
