@@ -267,8 +267,11 @@ def main() -> int:
                 os._exit(137)  # a real crash: no cleanup, no commit
             return 0
         if args.command == "serve":
-            print("serving check-backs; Ctrl-C to stop")
-            server.serve_forever()
+            print("serving check-backs; Ctrl-C to stop", flush=True)
+            try:
+                threading.Event().wait()  # the server thread answers; this one only waits
+            except KeyboardInterrupt:
+                pass
             return 0
 
         committed = place_order(broker, store, args.topic, "apple", 1, "none")
