@@ -110,7 +110,7 @@ public static partial class OrdersApi
 
                     if (fault == OrderFault.HangInLocalTransaction)
                     {
-                        await Faults.HangAsync(orderId, "in-local-transaction", options.Value.HangLimit, logger);
+                        await Faults.HangAsync(orderId, "in-local-transaction", options.Value.HangLimit);
                     }
 
                     await transaction.CommitAsync(ct);
@@ -121,7 +121,7 @@ public static partial class OrdersApi
                             Faults.Crash(orderId, "after-local-commit");
                             break;
                         case OrderFault.Hang:
-                            await Faults.HangAsync(orderId, "after-local-commit", options.Value.HangLimit, logger);
+                            await Faults.HangAsync(orderId, "after-local-commit", options.Value.HangLimit);
                             break;
                     }
 
@@ -323,10 +323,9 @@ internal static class Faults
         Environment.FailFast($"OrderService: simulated crash for order {orderId} at {point}");
     }
 
-    public static async Task HangAsync(string orderId, string point, TimeSpan limit, ILogger logger)
+    public static async Task HangAsync(string orderId, string point, TimeSpan limit)
     {
         Announce(orderId, point);
-        _ = logger;
         // Wait to be killed (the demo sends SIGKILL); crash by ourselves if nobody does.
         await Task.Delay(limit, CancellationToken.None);
         Environment.FailFast($"OrderService: nobody killed the process hanging for order {orderId} at {point}");
