@@ -15,12 +15,18 @@ internal sealed partial class HalfMsgRegistrationService(
     IServiceProvider services,
     IHalfMsgApi api,
     IHostApplicationLifetime lifetime,
-    ILogger<HalfMsgRegistrationService> logger) : BackgroundService
+    ILogger<HalfMsgRegistrationService> logger) : BackgroundService, IHalfMsgRegistrationStatus
 {
     private readonly TaskCompletionSource _registered = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes when every registration succeeded.</summary>
     public Task Registered => _registered.Task;
+
+    /// <inheritdoc />
+    public bool IsRegistered => _registered.Task.IsCompletedSuccessfully;
+
+    /// <inheritdoc />
+    public Task WhenRegistered => _registered.Task;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

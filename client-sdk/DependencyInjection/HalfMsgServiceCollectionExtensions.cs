@@ -244,6 +244,7 @@ public static class HalfMsgServiceCollectionExtensions
         {
             services.AddSingleton<HalfMsgRegistrationService>();
             services.AddSingleton<IHostedService>(sp => sp.GetRequiredService<HalfMsgRegistrationService>());
+            services.AddSingleton<IHalfMsgRegistrationStatus>(sp => sp.GetRequiredService<HalfMsgRegistrationService>());
         }
     }
 }

@@ -34,21 +34,13 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
                     mapCheck(a);
                 }
             });
-        // the hosted service registers the group and its check URL at start-up
-        await Eventually.UntilAsync(
-            async () =>
-            {
-                try
-                {
-                    return (await broker.Api.GetProducerGroupAsync(_group)).CheckUrl;
-                }
-                catch (HalfMsgException ex) when (ex.Status == 404)
-                {
-                    return null;
-                }
-            },
-            url => url == app.Url("/halfmsg/check"),
-            "producer group registration");
+        // the hosted service registers the group and its check URL at start-up, and says when it is done
+        var status = app.Services.GetRequiredService<IHalfMsgRegistrationStatus>();
+        await status.WhenRegistered.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.True(status.IsRegistered);
+        var health = await new HalfMsgRegistrationHealthCheck(status).CheckHealthAsync(new Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext());
+        Assert.Equal(Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy, health.Status);
+        Assert.Equal(app.Url("/halfmsg/check"), (await broker.Api.GetProducerGroupAsync(_group)).CheckUrl);
         return app;
     }
 
