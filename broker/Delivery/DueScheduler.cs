@@ -84,18 +84,10 @@ internal sealed class WakeSignal
         var signal = Volatile.Read(ref _signal);
         if (!signal.Task.IsCompleted && delay != TimeSpan.Zero)
         {
-            try
-            {
-                await (delay == Timeout.InfiniteTimeSpan
-                    ? signal.Task.WaitAsync(cancellationToken)
-                    : signal.Task.WaitAsync(delay, time, cancellationToken));
-            }
-            catch (TimeoutException)
-            {
-            }
-            catch (OperationCanceledException)
-            {
-            }
+            // A timer that cancels a delay, not a TimeoutException: an idle loop wakes every second.
+            using var timer = delay == Timeout.InfiniteTimeSpan ? new CancellationTokenSource() : new CancellationTokenSource(delay, time);
+            using var wake = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
+            await Task.WhenAny(signal.Task, Task.Delay(Timeout.InfiniteTimeSpan, wake.Token));
         }
         if (signal.Task.IsCompleted)
         {

@@ -21,6 +21,9 @@ public sealed class LiteDbMessageStore : IMessageStore
     private readonly ILiteCollection<BsonDocument> _meta;
     private readonly LogFileSync? _sync;
 
+    // Written only by the writer thread (inside RunBatch); dropped when a batch rolls back.
+    private readonly Dictionary<string, long> _topicCounts = new(StringComparer.Ordinal);
+
     public LiteDbMessageStore(string dataPath, Durability durability)
     {
         Directory.CreateDirectory(dataPath);
@@ -50,6 +53,7 @@ public sealed class LiteDbMessageStore : IMessageStore
         catch
         {
             _db.Rollback();
+            _topicCounts.Clear();
             throw;
         }
         _sync?.Flush();
@@ -78,9 +82,10 @@ public sealed class LiteDbMessageStore : IMessageStore
         foreach (var (topic, delta) in deltas)
         {
             if (delta == 0) continue;
-            var doc = _topics.FindById(topic);
-            var count = (doc?["n"].AsInt64 ?? 0) + delta;
-            _topics.Upsert(new BsonDocument { ["_id"] = topic, ["n"] = Math.Max(0, count) });
+            if (!_topicCounts.TryGetValue(topic, out var count)) count = _topics.FindById(topic)?["n"].AsInt64 ?? 0;
+            count = Math.Max(0, count + delta);
+            _topics.Upsert(new BsonDocument { ["_id"] = topic, ["n"] = count });
+            _topicCounts[topic] = count;
         }
     }
 
