@@ -40,15 +40,7 @@ internal static class ProducerApi
         var dto = read.Value!;
 
         var errors = new FieldErrors();
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var input = new NewMessage(
-            topic,
-            errors.Tag("tag", dto.Tag),
-            errors.Keys(dto.Keys),
-            errors.Properties(dto.Properties),
-            errors.Body(dto.Body),
-            errors.DeliverAt(dto.DelaySeconds, dto.DeliverAt, now),
-            TraceParent(request))
+        var input = Message(topic, dto.Tag, dto.Keys, dto.Properties, dto.Body, dto.DelaySeconds, dto.DeliverAt, request, errors, time) with
         {
             IdempotencyKey = idempotencyKey.Length > 0 ? idempotencyKey : null,
         };
@@ -80,15 +72,7 @@ internal static class ProducerApi
             errors.Add("transactionId", Identifiers.TransactionIdRule);
         }
         var immunity = errors.Range("checkImmunitySeconds", dto.CheckImmunitySeconds, 0, 86_400, null);
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var input = new NewMessage(
-            topic,
-            errors.Tag("tag", dto.Tag),
-            errors.Keys(dto.Keys),
-            errors.Properties(dto.Properties),
-            errors.Body(dto.Body),
-            errors.DeliverAt(dto.DelaySeconds, dto.DeliverAt, now),
-            TraceParent(request))
+        var input = Message(topic, dto.Tag, dto.Keys, dto.Properties, dto.Body, dto.DelaySeconds, dto.DeliverAt, request, errors, time) with
         {
             ProducerGroup = dto.ProducerGroup,
             TransactionId = dto.TransactionId ?? Guid.CreateVersion7().ToString("N"),
@@ -175,6 +159,18 @@ internal static class ProducerApi
 
     private static string ResolvedBySuffix(MessageSnapshot m) =>
         StateNames.Of(m.ResolvedBy) is { } by ? $" (resolved by {by})" : "";
+
+    /// <summary>The fields plain and half messages share, validated into <paramref name="errors"/>.</summary>
+    private static NewMessage Message(
+        string topic, string? tag, string[]? keys, Dictionary<string, string?>? properties, System.Text.Json.JsonElement body,
+        int? delaySeconds, string? deliverAt, HttpRequest request, FieldErrors errors, TimeProvider time) => new(
+        topic,
+        errors.Tag("tag", tag),
+        errors.Keys(keys),
+        errors.Properties(properties),
+        errors.Body(body),
+        errors.DeliverAt(delaySeconds, deliverAt, time.GetUtcNow().ToUnixTimeMilliseconds()),
+        TraceParent(request));
 
     private static string? TraceParent(HttpRequest request)
     {

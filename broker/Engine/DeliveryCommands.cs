@@ -7,14 +7,18 @@ namespace HalfMsgBroker.Engine;
 /// <summary>Base for changes to one group's delivery of one message.</summary>
 internal abstract class DeliveryChange<TResult> : StoreCommand<TResult>
 {
-    protected bool Change(WriteContext ctx, Guid id, string group, Func<StoredDelivery, bool> transition)
+    protected static bool Change(WriteContext ctx, Guid id, string group, Func<StoredDelivery, bool> transition) =>
+        Changed(ctx, id, group, transition) is not null;
+
+    /// <returns>The message when the transition applied (and was stored), otherwise null.</returns>
+    protected static StoredMessage? Changed(WriteContext ctx, Guid id, string group, Func<StoredDelivery, bool> transition)
     {
         var message = ctx.Messages.Find(id);
         var delivery = message?.DeliveryFor(group);
-        if (message is null || delivery is null || !transition(delivery)) return false;
+        if (message is null || delivery is null || !transition(delivery)) return null;
         DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
         ctx.Messages.Update(message);
-        return true;
+        return message;
     }
 }
 
@@ -65,19 +69,14 @@ internal sealed class DropDeliveries(string group, IReadOnlyList<Guid> ids) : St
 }
 
 /// <summary>Puts dead letters back for delivery with a fresh attempt count.</summary>
-internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid>? ids) : StoreCommand<int>
+internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid>? ids) : DeliveryChange<int>
 {
     protected override int Run(WriteContext ctx)
     {
-        // Load through the cache, so the objects changed here are the ones the writer keeps.
-        var messages = (ids ?? ctx.Store.DeadLetters(group).Select(m => m.Id).ToList()).Select(ctx.Messages.Find).OfType<StoredMessage>().ToList();
         var redriven = 0;
-        foreach (var message in messages)
+        foreach (var id in ids ?? ctx.Store.DeadLetters(group).Select(m => m.Id).ToList())
         {
-            var delivery = message.DeliveryFor(group);
-            if (delivery is null || !DeliveryLifecycle.Redrive(delivery)) continue;
-            DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
-            ctx.Messages.Update(message);
+            if (Changed(ctx, id, group, DeliveryLifecycle.Redrive) is not { } message) continue;
             redriven++;
             var payload = MessagePayload.From(message);
             ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload));
@@ -87,22 +86,12 @@ internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid>? ids)
 }
 
 /// <summary>Deletes dead letters for good: one by id, or all of a group's (optionally of one topic).</summary>
-internal sealed class DeleteDeadLetters(string group, Guid? id, string? topic) : StoreCommand<int>
+internal sealed class DeleteDeadLetters(string group, Guid? id, string? topic) : DeliveryChange<int>
 {
     protected override int Run(WriteContext ctx)
     {
         var ids = id is { } one ? [one] : ctx.Store.DeadLetters(group).Where(m => topic is null || m.Topic == topic).Select(m => m.Id).ToList();
-        var messages = ids.Select(ctx.Messages.Find).OfType<StoredMessage>().ToList();
-        var deleted = 0;
-        foreach (var message in messages)
-        {
-            var delivery = message.DeliveryFor(group);
-            if (delivery is null || !DeliveryLifecycle.DeleteDeadLetter(delivery)) continue;
-            DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
-            ctx.Messages.Update(message);
-            deleted++;
-        }
-        return deleted;
+        return ids.Count(each => Change(ctx, each, group, DeliveryLifecycle.DeleteDeadLetter));
     }
 }
 
