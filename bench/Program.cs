@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using HalfMsgBroker.Bench;
+
+var s = Settings.Parse(args);
+Directory.CreateDirectory(s.WorkDir);
+var clock = Stopwatch.StartNew();
+void Log(string m) => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}");
+
+ThreadPool.GetMinThreads(out var minWorker, out var minIo);
+ThreadPool.SetMinThreads(Math.Max(minWorker, 64), minIo);
+
+var loadStart = Proc.LoadAverage();
+var rows = new List<Row>();
+var broker = new BrokerWorkloads(s, Log);
+var rabbit = new RabbitWorkloads(s, Log);
+var haveBroker = s.BrokerDll is not null && File.Exists(s.BrokerDll);
+var haveRabbit = s.RabbitPort > 0;
+
+async Task Run(string workload, string system, string mode, Func<Task<Row>> f)
+{
+    try
+    {
+        var row = await f();
+        rows.Add(row);
+        Log($"  {row.Workload} / {row.System} / {row.Mode}: {row.PerSecond:F0} msg/s, p50 {row.P50Ms:F1} ms, p99 {row.P99Ms:F1} ms, CPU {row.CpuSecondsPer1k:F3} s/1k");
+    }
+    catch (Exception e)
+    {
+        Log($"  {workload} [{system} {mode}] failed: {e}");
+        rows.Add(Row.NotRun(workload, system, mode, "failed: " + e.GetType().Name + ": " + e.Message.ReplaceLineEndings(" ")));
+    }
+}
+
+async Task RunMany(string workload, string system, string mode, Func<Task<List<Row>>> f)
+{
+    try
+    {
+        foreach (var row in await f())
+        {
+            rows.Add(row);
+            Log($"  {row.Workload}: {row.Messages} msgs, {row.PerSecond:F0}/s, {row.Notes}");
+        }
+    }
+    catch (Exception e)
+    {
+        Log($"  {workload} failed: {e}");
+        rows.Add(Row.NotRun(workload, system, mode, "failed: " + e.GetType().Name + ": " + e.Message.ReplaceLineEndings(" ")));
+    }
+}
+
+if (s.Workloads.Contains(1))
+{
+    if (haveRabbit) await Run("1 e2e transactional", "RabbitMQ", "", rabbit.EndToEndAsync);
+    if (haveBroker) foreach (var m in s.Modes) await Run("1 e2e transactional", "HalfMsgBroker", m, () => broker.EndToEndAsync(m, push: false));
+}
+if (s.Workloads.Contains(2))
+{
+    if (haveRabbit) await Run("2 plain sends", "RabbitMQ", "", rabbit.PublishOnlyAsync);
+    if (haveBroker) foreach (var m in s.Modes) await Run("2 plain sends", "HalfMsgBroker", m, () => broker.PlainSendsAsync(m));
+}
+if (haveBroker && s.Workloads.Contains(3)) await Run("3 push e2e", "HalfMsgBroker", "Process", () => broker.EndToEndAsync("Process", push: true));
+if (haveBroker && s.Workloads.Contains(4)) await RunMany("4 check-back", "HalfMsgBroker", "Process", broker.CheckBackAsync);
+if (haveBroker && s.Workloads.Contains(5)) await Run("5 restart", "HalfMsgBroker", "Process", broker.RestartAsync);
+
+var ratio = "n/a";
+var hm = rows.FirstOrDefault(r => r.Workload.StartsWith('1') && r.System == "HalfMsgBroker" && r.Mode == "Process");
+var rq = rows.FirstOrDefault(r => r.Workload.StartsWith('1') && r.System.StartsWith("RabbitMQ", StringComparison.Ordinal));
+if (hm is not null && rq is not null && rq.PerSecond > 0 && !double.IsNaN(hm.PerSecond))
+    ratio = (hm.PerSecond / rq.PerSecond).ToString("F2", CultureInfo.InvariantCulture);
+
+var md = new StringBuilder();
+var kind = s.Quick ? "quick" : "full";
+md.AppendLine(CultureInfo.InvariantCulture, $"# HalfMsgBroker vs RabbitMQ — {kind} run, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+md.AppendLine();
+md.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Report.MachineLine()}");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Command: `{(string.IsNullOrEmpty(s.Command) ? "dotnet HalfMsgBroker.Bench.dll " + string.Join(' ', args) : s.Command)}`");
+if (!string.IsNullOrEmpty(s.BrokerCommit)) md.AppendLine(CultureInfo.InvariantCulture, $"- Broker: {s.BrokerCommit}");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Load: P={s.Producers} producers, C={s.Consumers} consumers, batch/prefetch {s.BatchSize}, body ≈{s.PayloadBytes} B; warm-up {s.Warmup.TotalSeconds:F0} s then {s.Measure.TotalSeconds:F0} s measured per row; check-back N={s.CheckBackCount}; restart N={s.RestartCount}");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Load average at start {loadStart}, at end {Proc.LoadAverage()} (the machine is shared: see `others` in the notes — cores busy with processes other than the measured server and the generator)");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Total time {clock.Elapsed.TotalSeconds:F0} s");
+md.AppendLine();
+md.Append(Report.Table(rows));
+md.AppendLine();
+md.AppendLine("CPU s/1k msgs is the measured server's own CPU (utime+stime from /proc/PID/stat: the broker's dotnet process, or RabbitMQ's beam.smp) during the measured window divided by thousands of messages completed in it; RSS is VmRSS at the end of the window. Workload 4 (all due): msgs = distinct transactions checked, msg/s = checks/s. Mode `Process` is the broker's default durability (a 2xx means the write reached the OS); `Fsync` fsyncs each group commit.");
+md.AppendLine();
+md.AppendLine(CultureInfo.InvariantCulture, $"e2e ratio halfmsg/rabbitmq: {ratio}");
+var text = md.ToString();
+Console.WriteLine(text);
+if (!string.IsNullOrEmpty(s.Out))
+{
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(s.Out))!);
+    await File.WriteAllTextAsync(s.Out, text);
+    Log($"written {s.Out}");
+}
+return 0;
