@@ -53,7 +53,7 @@ internal sealed class BrokerHost : IAsyncDisposable
 
     public async Task StartProcessAsync(TimeSpan? readyTimeout = null)
     {
-        Port = FreePort();
+        if (Port == 0) Port = FreePort(); // a restart keeps the port, so clients keep working
         // Go through sh only to send the broker's console log to a file; `exec` keeps the PID.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
         var cmd = $"exec dotnet '{_dll}' --urls http://127.0.0.1:{Port} '--Broker:DataPath={DataPath}' "
