@@ -1,0 +1,80 @@
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Contracts;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Api;
+
+/// <summary>A consumer group's dead letters: list, redrive, delete.</summary>
+internal static class DeadLetterApi
+{
+    public static void MapDeadLetterApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/consumer-groups/{group}/dead-letters").WithTags("Dead letters");
+        group.MapGet("/", List).Produces<DeadLetterList>().ProducesProblem(400);
+        group.MapPost("/redrive", RedriveAsync).Produces<RedriveResponse>().ProducesProblem(400);
+        group.MapDelete("/{messageId}", DeleteOneAsync).Produces(204).ProducesProblem(404);
+        group.MapDelete("/", DeleteAllAsync).Produces<DeleteResponse>().ProducesProblem(400);
+    }
+
+    private static IResult List(string group, IMessageStore store, string? topic = null, int? limit = null)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        var errors = new FieldErrors();
+        var take = errors.Range("limit", limit, 1, 1000, 100)!.Value;
+        if (errors.Any) return errors.ToProblem();
+
+        var views = store.DeadLetters(group)
+            .Where(m => topic is null || m.Topic == topic)
+            .Take(take)
+            .Select(m =>
+            {
+                var d = m.DeliveryFor(group)!;
+                return new DeadLetterView(m.Id.ToString(), m.Topic, m.Tag, m.Keys, d.Attempts, d.LastError,
+                    Times.ToUtcOrNull(d.DeadLetteredAt), Times.ToUtc(m.BornAt));
+            })
+            .ToList();
+        return TypedResults.Json(new DeadLetterList(views), BrokerJsonContext.Default.DeadLetterList);
+    }
+
+    private static async Task<IResult> RedriveAsync(string group, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.RedriveRequest, options.Value.MaxMessageBytes, true, ct);
+        if (read.Problem is not null) return read.Problem;
+
+        List<Guid>? ids = null;
+        if (read.Value?.MessageIds is { } given)
+        {
+            ids = new List<Guid>(given.Length);
+            for (var i = 0; i < given.Length; i++)
+            {
+                if (!Guid.TryParse(given[i], out var id)) return Problems.InvalidField($"messageIds[{i}]", "must be a messageId");
+                ids.Add(id);
+            }
+        }
+        var redriven = await writer.Submit(new RedriveDeadLetters(group, ids), ct);
+        return TypedResults.Json(new RedriveResponse(redriven), BrokerJsonContext.Default.RedriveResponse);
+    }
+
+    private static async Task<IResult> DeleteOneAsync(string group, string messageId, StoreWriter writer, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        if (!Guid.TryParse(messageId, out var id)) return Problems.InvalidField("messageId", "must be a messageId");
+        var deleted = await writer.Submit(new DeleteDeadLetters(group, id, null), ct);
+        return deleted > 0
+            ? TypedResults.NoContent()
+            : Problems.NotFound("dead-letter-not-found", $"Consumer group '{group}' has no dead letter for message {messageId}.");
+    }
+
+    private static async Task<IResult> DeleteAllAsync(string group, StoreWriter writer, CancellationToken ct, string? topic = null)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        var deleted = await writer.Submit(new DeleteDeadLetters(group, null, topic), ct);
+        return TypedResults.Json(new DeleteResponse(deleted), BrokerJsonContext.Default.DeleteResponse);
+    }
+}

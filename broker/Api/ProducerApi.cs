@@ -1,0 +1,184 @@
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Contracts;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Api;
+
+/// <summary>Sending plain and half messages, ending transactions, and looking transactions up.</summary>
+internal static class ProducerApi
+{
+    public static void MapProducerApi(this IEndpointRouteBuilder app)
+    {
+        var v1 = app.MapGroup("/v1").WithTags("Producing");
+        v1.MapPost("/topics/{topic}/messages", SendAsync)
+            .Produces<SendMessageResponse>(201).Produces<SendMessageResponse>(200).ProducesProblem(400).ProducesProblem(409).ProducesProblem(413);
+        v1.MapPost("/topics/{topic}/half-messages", SendHalfAsync)
+            .Produces<HalfMessageResponse>(201).Produces<HalfMessageResponse>(200).ProducesProblem(400).ProducesProblem(409).ProducesProblem(413);
+        v1.MapPost("/transactions/{transactionId}/commit", (string transactionId, StoreWriter writer, CancellationToken ct) => EndAsync(transactionId, true, writer, ct))
+            .Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
+        v1.MapPost("/transactions/{transactionId}/rollback", (string transactionId, StoreWriter writer, CancellationToken ct) => EndAsync(transactionId, false, writer, ct))
+            .Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
+        v1.MapGet("/transactions/{transactionId}", GetTransaction).Produces<TransactionView>().ProducesProblem(404);
+        v1.MapGet("/transactions", ListTransactions).Produces<TransactionList>().ProducesProblem(400);
+    }
+
+    private static async Task<IResult> SendAsync(
+        string topic, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
+    {
+        if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        var idempotencyKey = request.Headers["Idempotency-Key"].ToString();
+        if (idempotencyKey.Length > 0 && !Identifiers.IsValidIdempotencyKey(idempotencyKey))
+        {
+            return Problems.InvalidField("Idempotency-Key", "must be 1-255 characters without control characters");
+        }
+
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.SendMessageRequest, options.Value.MaxMessageBytes, false, ct);
+        if (read.Problem is not null) return read.Problem;
+        var dto = read.Value!;
+
+        var errors = new FieldErrors();
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var input = new NewMessage(
+            topic,
+            errors.Tag("tag", dto.Tag),
+            errors.Keys(dto.Keys),
+            errors.Properties(dto.Properties),
+            errors.Body(dto.Body),
+            errors.DeliverAt(dto.DelaySeconds, dto.DeliverAt, now),
+            TraceParent(request))
+        {
+            IdempotencyKey = idempotencyKey.Length > 0 ? idempotencyKey : null,
+        };
+        if (errors.Any) return errors.ToProblem();
+
+        var result = await writer.Submit(new SendMessage(input, half: false), ct);
+        var body = new SendMessageResponse(result.Message.Id.ToString(), StateNames.Of(result.Message.State));
+        return result.Status switch
+        {
+            SendStatus.Created => TypedResults.Json(body, BrokerJsonContext.Default.SendMessageResponse, statusCode: 201),
+            SendStatus.Replayed => TypedResults.Json(body, BrokerJsonContext.Default.SendMessageResponse),
+            _ => Problems.Conflict("idempotency-conflict",
+                $"Idempotency-Key '{idempotencyKey}' was already used on topic '{topic}' for a different body (message {result.Message.Id}); use a new key for a new message."),
+        };
+    }
+
+    private static async Task<IResult> SendHalfAsync(
+        string topic, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
+    {
+        if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.SendHalfMessageRequest, options.Value.MaxMessageBytes, false, ct);
+        if (read.Problem is not null) return read.Problem;
+        var dto = read.Value!;
+
+        if (!Names.IsValidName(dto.ProducerGroup)) return Problems.InvalidName("producerGroup", dto.ProducerGroup);
+        var errors = new FieldErrors();
+        if (dto.TransactionId is not null && !Identifiers.IsValidTransactionId(dto.TransactionId))
+        {
+            errors.Add("transactionId", Identifiers.TransactionIdRule);
+        }
+        var immunity = errors.Range("checkImmunitySeconds", dto.CheckImmunitySeconds, 0, 86_400, null);
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var input = new NewMessage(
+            topic,
+            errors.Tag("tag", dto.Tag),
+            errors.Keys(dto.Keys),
+            errors.Properties(dto.Properties),
+            errors.Body(dto.Body),
+            errors.DeliverAt(dto.DelaySeconds, dto.DeliverAt, now),
+            TraceParent(request))
+        {
+            ProducerGroup = dto.ProducerGroup,
+            TransactionId = dto.TransactionId ?? Guid.CreateVersion7().ToString("N"),
+            CheckImmunity = immunity is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+        };
+        if (errors.Any) return errors.ToProblem();
+
+        var result = await writer.Submit(new SendMessage(input, half: true), ct);
+        var m = result.Message;
+        var body = new HalfMessageResponse(m.Id.ToString(), m.TransactionId!, StateNames.Of(m.State));
+        return result.Status switch
+        {
+            SendStatus.Created => TypedResults.Json(body, BrokerJsonContext.Default.HalfMessageResponse, statusCode: 201),
+            SendStatus.Replayed => TypedResults.Json(body, BrokerJsonContext.Default.HalfMessageResponse),
+            _ => Problems.Conflict("transaction-conflict",
+                $"transactionId '{m.TransactionId}' already belongs to message {m.Id} on topic '{m.Topic}' with a different topic or body; transaction ids are unique across the broker."),
+        };
+    }
+
+    private static async Task<IResult> EndAsync(string transactionId, bool commit, StoreWriter writer, CancellationToken ct)
+    {
+        if (!Identifiers.IsValidTransactionId(transactionId)) return Problems.InvalidField("transactionId", Identifiers.TransactionIdRule);
+        var result = await writer.Submit(new EndTransaction(transactionId, commit), ct);
+        var m = result.Message;
+        return result.Status switch
+        {
+            EndStatus.NotFound => Problems.NotFound("transaction-not-found", $"No half message has transactionId '{transactionId}'."),
+            EndStatus.Conflict => Problems.Conflict("transaction-conflict",
+                $"Transaction '{transactionId}' is already {StateNames.Of(m!.State)}{ResolvedBySuffix(m)}; it cannot be {(commit ? "committed" : "rolled back")}."),
+            _ => TypedResults.Json(new EndTransactionResponse(transactionId, m!.Id.ToString(), StateNames.Of(m.State)),
+                BrokerJsonContext.Default.EndTransactionResponse),
+        };
+    }
+
+    private static IResult GetTransaction(string transactionId, IMessageStore store)
+    {
+        if (!Identifiers.IsValidTransactionId(transactionId)) return Problems.InvalidField("transactionId", Identifiers.TransactionIdRule);
+        var m = store.FindByTransactionId(transactionId);
+        return m is null
+            ? Problems.NotFound("transaction-not-found", $"No half message has transactionId '{transactionId}'.")
+            : TypedResults.Json(ToView(m), BrokerJsonContext.Default.TransactionView);
+    }
+
+    private static IResult ListTransactions(
+        IMessageStore store, string? state = null, string? producerGroup = null, string? topic = null, int? limit = null, string? after = null)
+    {
+        var errors = new FieldErrors();
+        MessageState? wanted = null;
+        if (state is not null)
+        {
+            if (StateNames.TryParseMessageState(state, out var parsed)) wanted = parsed;
+            else errors.Add("state", "must be prepared, committed or rolledBack");
+        }
+        if (producerGroup is not null && !Names.IsValidName(producerGroup)) return Problems.InvalidName("producerGroup", producerGroup);
+        if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        var take = errors.Range("limit", limit, 1, 1000, 100)!.Value;
+        Guid? cursor = null;
+        if (after is not null)
+        {
+            if (Guid.TryParse(after, out var id)) cursor = id;
+            else errors.Add("after", "must be the 'next' cursor of a previous page");
+        }
+        if (errors.Any) return errors.ToProblem();
+
+        var page = store.Transactions(wanted, cursor, take,
+            m => (producerGroup is null || m.ProducerGroup == producerGroup) && (topic is null || m.Topic == topic));
+        var next = page.Count == take ? page[^1].Id.ToString() : null;
+        return TypedResults.Json(new TransactionList(page.Select(ToView).ToList(), next), BrokerJsonContext.Default.TransactionList);
+    }
+
+    internal static TransactionView ToView(StoredMessage m) => new(
+        m.TransactionId!,
+        m.Id.ToString(),
+        m.Topic,
+        m.ProducerGroup,
+        StateNames.Of(m.State),
+        m.CheckCount,
+        StateNames.Of(m.ResolvedBy),
+        Times.ToUtc(m.BornAt),
+        Times.ToUtcOrNull(m.ResolvedAt),
+        Times.ToUtcOrNull(m.LastCheckAt),
+        m.LastCheckResult,
+        m.State == MessageState.Prepared ? Times.ToUtcOrNull(m.NextCheckAt) : null);
+
+    private static string ResolvedBySuffix(StoredMessage m) =>
+        StateNames.Of(m.ResolvedBy) is { } by ? $" (resolved by {by})" : "";
+
+    private static string? TraceParent(HttpRequest request)
+    {
+        var value = request.Headers["traceparent"].ToString();
+        return Identifiers.IsTraceParent(value) ? value : null;
+    }
+}

@@ -1,0 +1,196 @@
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Contracts;
+using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Api;
+
+/// <summary>Pull consumption: long-poll receive, ack, nack and change-invisibility by receipt handle.</summary>
+internal static class PullApi
+{
+    private const int MaxHandlesPerAck = 1000;
+
+    public static void MapPullApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Pull");
+        group.MapPost("/topics/{topic}/receive", ReceiveAsync).Produces<ReceiveResponse>().ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
+        group.MapPost("/ack", AckAsync).Produces<AckResponse>().ProducesProblem(400);
+        group.MapPost("/nack", NackAsync).Produces<NackResponse>().ProducesProblem(400).ProducesProblem(409);
+        group.MapPost("/change-invisibility", ChangeInvisibilityAsync).Produces<ChangeInvisibilityResponse>().ProducesProblem(400).ProducesProblem(409);
+    }
+
+    private static async Task<IResult> ReceiveAsync(
+        string group, string topic, HttpRequest request, DeliveryRegistry registry, IMessageStore store, ReceiptHandles handles,
+        IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.ReceiveRequest, options.Value.MaxMessageBytes, true, ct);
+        if (read.Problem is not null) return read.Problem;
+        var dto = read.Value ?? new ReceiveRequest();
+
+        var errors = new FieldErrors();
+        var max = errors.Range("maxMessages", dto.MaxMessages, 1, 100, 16)!.Value;
+        var wait = errors.Range("waitSeconds", dto.WaitSeconds, 0, 30, 20)!.Value;
+        var invisible = errors.Range("invisibleSeconds", dto.InvisibleSeconds, 1, 43_200, 30)!.Value;
+        if (errors.Any) return errors.ToProblem();
+
+        var queue = registry.Find(group, topic);
+        if (queue is null) return Problems.NotFound("subscription-not-found", $"Consumer group '{group}' has no subscription to topic '{topic}'; PUT one first.");
+        if (queue.Subscription.Push is not null)
+        {
+            return Problems.Conflict("subscription-is-push", $"Consumer group '{group}' receives topic '{topic}' by push; remove push from the subscription to pull.");
+        }
+
+        var leases = new List<Lease>(max);
+        var deadline = time.GetTimestamp() + (long)(wait * (double)time.TimestampFrequency);
+        while (true)
+        {
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            queue.Take(max, now + invisible * 1000L, leases);
+            var remaining = TimeSpan.FromSeconds((deadline - time.GetTimestamp()) / (double)time.TimestampFrequency);
+            if (leases.Count > 0 || remaining <= TimeSpan.Zero || ct.IsCancellationRequested) break;
+            try
+            {
+                await queue.WaitForReadyAsync(remaining, time, ct);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+        }
+
+        var messages = new List<ReceivedMessage>(leases.Count);
+        foreach (var lease in leases)
+        {
+            var payload = lease.Entry.Payload ?? (store.Find(lease.Entry.MessageId) is { } m ? MessagePayload.From(m) : null);
+            if (payload is null)
+            {
+                queue.Ack(lease.Entry.MessageId, lease.Nonce, out _); // purged meanwhile: nothing to hand out
+                continue;
+            }
+            messages.Add(new ReceivedMessage(
+                payload.Id.ToString(), handles.Issue(payload.Id, lease.Nonce, group), payload.Topic, payload.Tag, payload.Keys,
+                payload.Properties, new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt)));
+        }
+        return TypedResults.Json(new ReceiveResponse(messages), BrokerJsonContext.Default.ReceiveResponse);
+    }
+
+    private static async Task<IResult> AckAsync(
+        string group, HttpRequest request, DeliveryRegistry registry, ReceiptHandles handles, StoreWriter writer,
+        IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.AckRequest, options.Value.MaxMessageBytes, false, ct);
+        if (read.Problem is not null) return read.Problem;
+        var given = read.Value!.ReceiptHandles;
+        if (given is null || given.Length == 0) return Problems.InvalidField("receiptHandles", "must list at least one receipt handle");
+        if (given.Length > MaxHandlesPerAck) return Problems.InvalidField("receiptHandles", $"at most {MaxHandlesPerAck} per request (got {given.Length})");
+
+        // Validate every handle before settling any, so a bad request changes nothing.
+        var parsed = new (Guid Id, ulong Nonce)[given.Length];
+        for (var i = 0; i < given.Length; i++)
+        {
+            if (given[i] is not { } h || !handles.TryRead(h, group, out parsed[i].Id, out parsed[i].Nonce)) return InvalidHandle(group, i);
+        }
+
+        var queues = registry.QueuesOf(group).ToList();
+        var acks = new List<AckItem>(given.Length);
+        var settled = new List<SubscriptionQueue>(given.Length);
+        var stale = new List<string>();
+        for (var i = 0; i < given.Length; i++)
+        {
+            var done = false;
+            foreach (var queue in queues)
+            {
+                if (queue.Ack(parsed[i].Id, parsed[i].Nonce, out var attempts) != SettleOutcome.Done) continue;
+                acks.Add(new AckItem(parsed[i].Id, group, attempts));
+                settled.Add(queue);
+                done = true;
+                break;
+            }
+            if (!done) stale.Add(given[i]);
+        }
+
+        if (acks.Count > 0)
+        {
+            try
+            {
+                await writer.Submit(new AckDeliveries(acks), CancellationToken.None);
+            }
+            catch
+            {
+                var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                for (var i = 0; i < acks.Count; i++) settled[i].Restore(acks[i].MessageId, acks[i].Attempts, now);
+                throw;
+            }
+        }
+        return TypedResults.Json(new AckResponse(acks.Count, stale), BrokerJsonContext.Default.AckResponse);
+    }
+
+    private static async Task<IResult> NackAsync(
+        string group, HttpRequest request, DeliveryRegistry registry, ReceiptHandles handles,
+        IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.NackRequest, options.Value.MaxMessageBytes, false, ct);
+        if (read.Problem is not null) return read.Problem;
+        var dto = read.Value!;
+        var errors = new FieldErrors();
+        var retryAfter = errors.Range("retryAfterSeconds", dto.RetryAfterSeconds, 0, 43_200, null);
+        if (dto.ReceiptHandle is null) errors.Add("receiptHandle", "is required");
+        if (errors.Any) return errors.ToProblem();
+        if (!handles.TryRead(dto.ReceiptHandle!, group, out var id, out var nonce)) return InvalidHandle(group, null);
+
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (var queue in registry.QueuesOf(group))
+        {
+            var backoff = options.Value.Delivery.BackoffFor(queue.Peek(id)?.Attempts ?? 1);
+            var retryAt = retryAfter is { } s ? now + Math.Max(1, s * 1000L) : 0;
+            if (retryAfter == 0) retryAt = now; // straight back to the group
+            var outcome = queue.Nack(id, nonce, retryAt, backoff, now, out var state, out var nextAttemptAt);
+            if (outcome == SettleOutcome.Done)
+            {
+                return TypedResults.Json(new NackResponse(dto.ReceiptHandle!, StateNames.Of(state), Times.ToUtcOrNull(nextAttemptAt)),
+                    BrokerJsonContext.Default.NackResponse);
+            }
+        }
+        return StaleHandle();
+    }
+
+    private static async Task<IResult> ChangeInvisibilityAsync(
+        string group, HttpRequest request, DeliveryRegistry registry, ReceiptHandles handles,
+        IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.ChangeInvisibilityRequest, options.Value.MaxMessageBytes, false, ct);
+        if (read.Problem is not null) return read.Problem;
+        var dto = read.Value!;
+        var errors = new FieldErrors();
+        if (dto.InvisibleSeconds is null) errors.Add("invisibleSeconds", "is required (1-43200)");
+        var seconds = errors.Range("invisibleSeconds", dto.InvisibleSeconds, 1, 43_200, 0)!.Value;
+        if (dto.ReceiptHandle is null) errors.Add("receiptHandle", "is required");
+        if (errors.Any) return errors.ToProblem();
+        if (!handles.TryRead(dto.ReceiptHandle!, group, out var id, out var nonce)) return InvalidHandle(group, null);
+
+        var visibleAt = time.GetUtcNow().ToUnixTimeMilliseconds() + seconds * 1000L;
+        foreach (var queue in registry.QueuesOf(group))
+        {
+            if (queue.ChangeInvisibility(id, nonce, visibleAt) == SettleOutcome.Done)
+            {
+                return TypedResults.Json(new ChangeInvisibilityResponse(dto.ReceiptHandle!, Times.ToUtc(visibleAt)),
+                    BrokerJsonContext.Default.ChangeInvisibilityResponse);
+            }
+        }
+        return StaleHandle();
+    }
+
+    private static IResult InvalidHandle(string group, int? index) => Problems.Of(400, "invalid-receipt-handle", "Invalid receipt handle",
+        $"{(index is { } i ? $"receiptHandles[{i}]" : "receiptHandle")} was not issued by this broker to consumer group '{group}'; pass the receiptHandle exactly as receive returned it.");
+
+    private static IResult StaleHandle() => Problems.Conflict("stale-receipt-handle",
+        "The receipt handle's visibility ran out or the message was already acked; receive the message again to get a fresh handle.");
+}

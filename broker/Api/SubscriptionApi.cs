@@ -1,0 +1,124 @@
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Contracts;
+using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Api;
+
+/// <summary>Producer groups (check endpoints) and consumer groups' subscriptions.</summary>
+internal static class SubscriptionApi
+{
+    private const int DefaultCheckTimeoutMs = 3000;
+    private const int DefaultPushTimeoutMs = 5000;
+    private const int DefaultMaxAttempts = 16;
+
+    public static void MapSubscriptionApi(this IEndpointRouteBuilder app)
+    {
+        var producers = app.MapGroup("/v1/producer-groups").WithTags("Producer groups");
+        producers.MapPut("/{group}", PutProducerGroupAsync).Produces<ProducerGroupView>(201).Produces<ProducerGroupView>().ProducesProblem(400);
+        producers.MapGet("/{group}", GetProducerGroup).Produces<ProducerGroupView>().ProducesProblem(404);
+
+        var consumers = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Subscriptions");
+        consumers.MapPut("/subscriptions/{topic}", PutSubscriptionAsync).Produces<SubscriptionView>(201).Produces<SubscriptionView>().ProducesProblem(400);
+        consumers.MapDelete("/subscriptions/{topic}", DeleteSubscriptionAsync).Produces(204).ProducesProblem(404);
+        consumers.MapGet("/", GetConsumerGroup).Produces<ConsumerGroupView>().ProducesProblem(404);
+    }
+
+    private static async Task<IResult> PutProducerGroupAsync(string group, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("producerGroup", group);
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.ProducerGroupRequest, options.Value.MaxMessageBytes, true, ct);
+        if (read.Problem is not null) return read.Problem;
+        var dto = read.Value ?? new ProducerGroupRequest();
+
+        var errors = new FieldErrors();
+        var url = errors.AbsoluteHttpUrl("checkUrl", dto.CheckUrl);
+        var timeout = errors.Range("checkTimeoutMs", dto.CheckTimeoutMs, 100, 60_000, DefaultCheckTimeoutMs)!.Value;
+        if (errors.Any) return errors.ToProblem();
+
+        var stored = new ProducerGroup(group, url, timeout);
+        var created = await writer.Submit(new PutProducerGroup(stored), ct);
+        return TypedResults.Json(ToView(stored), BrokerJsonContext.Default.ProducerGroupView, statusCode: created ? 201 : 200);
+    }
+
+    private static IResult GetProducerGroup(string group, IMessageStore store)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("producerGroup", group);
+        return store.GetProducerGroup(group) is { } stored
+            ? TypedResults.Json(ToView(stored), BrokerJsonContext.Default.ProducerGroupView)
+            : Problems.NotFound("producer-group-not-found", $"Producer group '{group}' has not been registered; PUT /v1/producer-groups/{group} first.");
+    }
+
+    private static async Task<IResult> PutSubscriptionAsync(
+        string group, string topic, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.SubscriptionRequest, options.Value.MaxMessageBytes, true, ct);
+        if (read.Problem is not null) return read.Problem;
+        var dto = read.Value ?? new SubscriptionRequest();
+
+        var errors = new FieldErrors();
+        var filter = TagFilter.TryParse(dto.TagFilter, out var filterError);
+        if (filter is null) errors.Add("tagFilter", filterError!);
+        PushTarget? push = null;
+        if (dto.Push is { } p)
+        {
+            if (p.Url is null) errors.Add("push.url", "is required for a push subscription (omit push to consume by pull)");
+            var url = errors.AbsoluteHttpUrl("push.url", p.Url);
+            var timeout = errors.Range("push.timeoutMs", p.TimeoutMs, 100, 60_000, DefaultPushTimeoutMs)!.Value;
+            if (url is not null) push = new PushTarget(url, timeout);
+        }
+        var maxAttempts = errors.Range("maxAttempts", dto.MaxAttempts, 1, 1000, DefaultMaxAttempts)!.Value;
+        var onExhausted = ExhaustedAction.DeadLetter;
+        switch (dto.OnExhausted)
+        {
+            case null or "deadLetter": break;
+            case "discard": onExhausted = ExhaustedAction.Discard; break;
+            default: errors.Add("onExhausted", "must be deadLetter or discard"); break;
+        }
+        if (errors.Any) return errors.ToProblem();
+
+        var result = await writer.Submit(new PutSubscription(new Subscription(group, topic, filter!, push, maxAttempts, onExhausted, 0)), ct);
+        return TypedResults.Json(ToView(result.Subscription, null), BrokerJsonContext.Default.SubscriptionView, statusCode: result.Created ? 201 : 200);
+    }
+
+    private static async Task<IResult> DeleteSubscriptionAsync(string group, string topic, StoreWriter writer, CancellationToken ct)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        return await writer.Submit(new DeleteSubscription(group, topic, writer), ct)
+            ? TypedResults.NoContent()
+            : Problems.NotFound("subscription-not-found", $"Consumer group '{group}' has no subscription to topic '{topic}'.");
+    }
+
+    private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IMessageStore store)
+    {
+        if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
+        var queues = registry.QueuesOf(group).ToList();
+        if (queues.Count == 0) return Problems.NotFound("consumer-group-not-found", $"Consumer group '{group}' has no subscriptions.");
+
+        var dead = store.DeadLetters(group).GroupBy(m => m.Topic).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+        var views = queues.Select(q =>
+        {
+            var counts = q.Counts();
+            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, dead.GetValueOrDefault(q.Topic)));
+        }).ToList();
+        return TypedResults.Json(new ConsumerGroupView(group, views), BrokerJsonContext.Default.ConsumerGroupView);
+    }
+
+    private static ProducerGroupView ToView(ProducerGroup g) => new(g.Name, g.CheckUrl, g.CheckTimeoutMs);
+
+    private static SubscriptionView ToView(Subscription s, SubscriptionCounts? counts) => new(
+        s.Group,
+        s.Topic,
+        s.TagFilter.Expression,
+        s.Push is { } p ? new PushView(p.Url, p.TimeoutMs) : null,
+        s.MaxAttempts,
+        StateNames.Of(s.OnExhausted),
+        Times.ToUtc(s.CreatedAt),
+        counts);
+}

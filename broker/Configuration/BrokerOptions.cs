@@ -1,0 +1,95 @@
+namespace HalfMsgBroker.Configuration;
+
+/// <summary>The <c>Broker</c> configuration section. Durations are TimeSpans ("00:00:06").</summary>
+public sealed class BrokerOptions
+{
+    public const string Section = "Broker";
+
+    /// <summary>Folder of the LiteDB file; relative paths resolve against the content root.</summary>
+    public string DataPath { get; set; } = "./data";
+
+    public int MaxMessageBytes { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Acked, discarded and rolled-back messages are purged this long after they finish.</summary>
+    public TimeSpan Retention { get; set; } = TimeSpan.FromHours(72);
+
+    /// <summary>How often retention looks for messages whose time ran out.</summary>
+    public TimeSpan RetentionSweepInterval { get; set; } = TimeSpan.FromMinutes(1);
+
+    public TransactionOptions Transactions { get; set; } = new();
+    public DeliveryOptions Delivery { get; set; } = new();
+    public StorageOptions Storage { get; set; } = new();
+    public SigningOptions Signing { get; set; } = new();
+}
+
+public sealed class TransactionOptions
+{
+    public TimeSpan CheckAfter { get; set; } = TimeSpan.FromSeconds(6);
+    public TimeSpan CheckInterval { get; set; } = TimeSpan.FromMinutes(1);
+    public int MaxChecks { get; set; } = 15;
+
+    /// <summary>How many check-back calls may be outstanding at once, across all producer groups.</summary>
+    public int MaxChecksInFlight { get; set; } = 64;
+
+    /// <summary>Upper bound on how long the check-back loop sleeps when nothing is known to be due.</summary>
+    public TimeSpan IdleScanInterval { get; set; } = TimeSpan.FromSeconds(1);
+}
+
+public sealed class DeliveryOptions
+{
+    /// <summary>RocketMQ's delay levels 3..18, the retry ladder of a consumer group.</summary>
+    public static readonly TimeSpan[] RocketMqBackoff =
+    [
+        TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(30),
+        TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(2), TimeSpan.FromMinutes(3), TimeSpan.FromMinutes(4),
+        TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(6), TimeSpan.FromMinutes(7), TimeSpan.FromMinutes(8),
+        TimeSpan.FromMinutes(9), TimeSpan.FromMinutes(10), TimeSpan.FromMinutes(20), TimeSpan.FromMinutes(30),
+        TimeSpan.FromHours(1), TimeSpan.FromHours(2),
+    ];
+
+    /// <summary>Empty means <see cref="RocketMqBackoff"/> (a configured list replaces it, it is not appended).</summary>
+    public List<TimeSpan> RetryBackoff { get; set; } = [];
+
+    /// <summary>Push requests in flight per subscription, so one slow endpoint cannot take every slot.</summary>
+    public int MaxPushConcurrencyPerSubscription { get; set; } = 16;
+
+    /// <summary>Push requests in flight across all subscriptions.</summary>
+    public int MaxPushConcurrency { get; set; } = 256;
+
+    /// <summary>Memory for caching bodies of messages awaiting delivery; past it they are read from storage.</summary>
+    public long MaxCachedPayloadBytes { get; set; } = 256L * 1024 * 1024;
+
+    public TimeSpan BackoffFor(int failedAttempts)
+    {
+        var ladder = RetryBackoff.Count > 0 ? (IReadOnlyList<TimeSpan>)RetryBackoff : RocketMqBackoff;
+        return ladder[Math.Clamp(failedAttempts - 1, 0, ladder.Count - 1)];
+    }
+}
+
+public enum Durability
+{
+    /// <summary>A 2xx means the write reached the operating system: it survives a crash of the broker process.</summary>
+    Process,
+
+    /// <summary>A 2xx means the write reached the disk (fsync after each group commit): it survives power loss.</summary>
+    Fsync,
+}
+
+public sealed class StorageOptions
+{
+    public Durability Durability { get; set; } = Durability.Process;
+
+    /// <summary>Most changes one group commit applies in a single LiteDB transaction.</summary>
+    public int MaxBatchSize { get; set; } = 512;
+}
+
+public sealed class SigningOptions
+{
+    /// <summary>One secret, or several separated by commas while a key is being rotated.</summary>
+    public string? Secret { get; set; }
+
+    public IReadOnlyList<string> Secrets =>
+        string.IsNullOrWhiteSpace(Secret)
+            ? []
+            : Secret.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}

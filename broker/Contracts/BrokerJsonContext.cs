@@ -1,0 +1,43 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace HalfMsgBroker.Contracts;
+
+/// <summary>Source-generated serialization for every type on the wire (no reflection on the hot path).</summary>
+[JsonSourceGenerationOptions(
+    JsonSerializerDefaults.Web,
+    DefaultIgnoreCondition = JsonIgnoreCondition.Never,
+    UseStringEnumConverter = true)]
+[JsonSerializable(typeof(JsonElement))]
+[JsonSerializable(typeof(SendMessageRequest))]
+[JsonSerializable(typeof(SendHalfMessageRequest))]
+[JsonSerializable(typeof(SendMessageResponse))]
+[JsonSerializable(typeof(HalfMessageResponse))]
+[JsonSerializable(typeof(EndTransactionResponse))]
+[JsonSerializable(typeof(TransactionView))]
+[JsonSerializable(typeof(TransactionList))]
+[JsonSerializable(typeof(ProducerGroupRequest))]
+[JsonSerializable(typeof(ProducerGroupView))]
+[JsonSerializable(typeof(CheckRequestBody))]
+[JsonSerializable(typeof(CheckAnswerBody))]
+[JsonSerializable(typeof(SubscriptionRequest))]
+[JsonSerializable(typeof(SubscriptionView))]
+[JsonSerializable(typeof(ConsumerGroupView))]
+[JsonSerializable(typeof(ReceiveRequest))]
+[JsonSerializable(typeof(ReceiveResponse))]
+[JsonSerializable(typeof(AckRequest))]
+[JsonSerializable(typeof(AckResponse))]
+[JsonSerializable(typeof(NackRequest))]
+[JsonSerializable(typeof(NackResponse))]
+[JsonSerializable(typeof(ChangeInvisibilityRequest))]
+[JsonSerializable(typeof(ChangeInvisibilityResponse))]
+[JsonSerializable(typeof(DeadLetterList))]
+[JsonSerializable(typeof(RedriveRequest))]
+[JsonSerializable(typeof(RedriveResponse))]
+[JsonSerializable(typeof(DeleteResponse))]
+[JsonSerializable(typeof(PushBody))]
+[JsonSerializable(typeof(MessageView))]
+[JsonSerializable(typeof(MessageList))]
+[JsonSerializable(typeof(TopicList))]
+[JsonSerializable(typeof(HealthView))]
+public sealed partial class BrokerJsonContext : JsonSerializerContext;

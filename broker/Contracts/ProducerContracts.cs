@@ -1,0 +1,74 @@
+using System.Text.Json;
+
+namespace HalfMsgBroker.Contracts;
+
+public sealed record SendMessageRequest
+{
+    public JsonElement Body { get; init; }
+    public string? Tag { get; init; }
+    public string[]? Keys { get; init; }
+    public Dictionary<string, string?>? Properties { get; init; }
+    public int? DelaySeconds { get; init; }
+    public string? DeliverAt { get; init; }
+}
+
+public sealed record SendHalfMessageRequest
+{
+    public string? ProducerGroup { get; init; }
+    public string? TransactionId { get; init; }
+    public JsonElement Body { get; init; }
+    public string? Tag { get; init; }
+    public string[]? Keys { get; init; }
+    public Dictionary<string, string?>? Properties { get; init; }
+    public int? CheckImmunitySeconds { get; init; }
+    public int? DelaySeconds { get; init; }
+    public string? DeliverAt { get; init; }
+}
+
+public sealed record SendMessageResponse(string MessageId, string State);
+
+public sealed record HalfMessageResponse(string MessageId, string TransactionId, string State);
+
+public sealed record EndTransactionResponse(string TransactionId, string MessageId, string State);
+
+public sealed record TransactionView(
+    string TransactionId,
+    string MessageId,
+    string Topic,
+    string? ProducerGroup,
+    string State,
+    int CheckCount,
+    string? ResolvedBy,
+    DateTime CreatedAt,
+    DateTime? ResolvedAt,
+    DateTime? LastCheckAt,
+    string? LastCheckResult,
+    DateTime? NextCheckAt);
+
+public sealed record TransactionList(IReadOnlyList<TransactionView> Transactions, string? Next);
+
+public sealed record ProducerGroupRequest
+{
+    public string? CheckUrl { get; init; }
+    public int? CheckTimeoutMs { get; init; }
+}
+
+public sealed record ProducerGroupView(string ProducerGroup, string? CheckUrl, int CheckTimeoutMs);
+
+/// <summary>What the broker POSTs to a producer group's checkUrl.</summary>
+public sealed record CheckRequestBody(
+    string TransactionId,
+    string MessageId,
+    string Topic,
+    string? ProducerGroup,
+    string? Tag,
+    string[] Keys,
+    Dictionary<string, string>? Properties,
+    RawJson Body,
+    int CheckTimes,
+    DateTime BornAt);
+
+public sealed record CheckAnswerBody
+{
+    public string? State { get; init; }
+}

@@ -1,0 +1,164 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text.Json;
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Contracts;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Outbound;
+using HalfMsgBroker.Storage;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Delivery;
+
+/// <summary>
+/// Owns push delivery: one dispatch loop per push subscription, woken the moment a delivery
+/// becomes ready, with a cap on requests in flight per subscription and overall so one slow or
+/// dead endpoint cannot starve the others. A 2xx acks; anything else is a failed attempt that the
+/// queue retries after the backoff, or dead-letters/discards after maxAttempts.
+/// </summary>
+internal sealed class PushDeliveryService(
+    DeliveryRegistry registry,
+    StoreWriter writer,
+    OutboundHttp http,
+    IMessageStore store,
+    IOptions<BrokerOptions> options,
+    TimeProvider time,
+    ILogger<PushDeliveryService> logger) : BackgroundService
+{
+    private static readonly TimeSpan RecheckEvery = TimeSpan.FromSeconds(2);
+
+    private readonly DeliveryOptions _options = options.Value.Delivery;
+    private readonly SemaphoreSlim _global = new(Math.Max(1, options.Value.Delivery.MaxPushConcurrency));
+    private readonly ConcurrentDictionary<SubscriptionQueue, Task> _loops = new();
+    private CancellationToken _stopping;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        _stopping = stoppingToken;
+        registry.QueueChanged += Start;
+        foreach (var queue in registry.All) Start(queue);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        registry.QueueChanged -= Start;
+        await Task.WhenAll(_loops.Values);
+    }
+
+    private void Start(SubscriptionQueue queue)
+    {
+        if (queue.Subscription.Push is null || _stopping.IsCancellationRequested) return;
+        _loops.GetOrAdd(queue, q => Task.Run(() => DispatchAsync(q, _stopping)));
+    }
+
+    private bool IsStillPush(SubscriptionQueue queue) =>
+        registry.Find(queue.Group, queue.Topic) == queue && queue.Subscription.Push is not null;
+
+    private async Task DispatchAsync(SubscriptionQueue queue, CancellationToken cancellationToken)
+    {
+        var perSubscription = new SemaphoreSlim(Math.Max(1, _options.MaxPushConcurrencyPerSubscription));
+        var inFlight = new ConcurrentDictionary<Task, byte>();
+        var leases = new List<Lease>(1);
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested && IsStillPush(queue))
+            {
+                if (!queue.HasReady)
+                {
+                    await queue.WaitForReadyAsync(RecheckEvery, time, cancellationToken);
+                    continue;
+                }
+
+                await perSubscription.WaitAsync(cancellationToken);
+                await _global.WaitAsync(cancellationToken);
+                leases.Clear();
+                queue.Take(1, null, leases);
+                if (leases.Count == 0)
+                {
+                    _global.Release();
+                    perSubscription.Release();
+                    continue;
+                }
+
+                var task = PushOneAsync(queue, leases[0], cancellationToken);
+                inFlight.TryAdd(task, 0);
+                _ = task.ContinueWith(t =>
+                {
+                    inFlight.TryRemove(t, out _);
+                    _global.Release();
+                    perSubscription.Release();
+                }, TaskScheduler.Default);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Push dispatch for {Group}/{Topic} stopped", queue.Group, queue.Topic);
+        }
+        finally
+        {
+            await Task.WhenAll(inFlight.Keys);
+            _loops.TryRemove(queue, out _);
+            // The subscription may have turned push again while this loop was ending.
+            if (!cancellationToken.IsCancellationRequested && IsStillPush(queue)) Start(queue);
+        }
+    }
+
+    private async Task PushOneAsync(SubscriptionQueue queue, Lease lease, CancellationToken cancellationToken)
+    {
+        var entry = lease.Entry;
+        try
+        {
+            var push = queue.Subscription.Push;
+            var payload = entry.Payload ?? (store.Find(entry.MessageId) is { } stored ? MessagePayload.From(stored) : null);
+            if (push is null || payload is null)
+            {
+                // Gone (purged or deleted with its subscription): nothing left to deliver.
+                queue.PushSucceeded(entry);
+                return;
+            }
+
+            var body = JsonSerializer.SerializeToUtf8Bytes(
+                new PushBody(payload.Id.ToString(), payload.Topic, payload.Tag, payload.Keys, payload.Properties,
+                    new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), queue.Group),
+                BrokerJsonContext.Default.PushBody);
+            var result = await http.PostJsonAsync(push.Url, body, push.TimeoutMs, Headers(payload, lease, queue.Group), 0, cancellationToken);
+
+            if (result.IsSuccess)
+            {
+                queue.PushSucceeded(entry);
+                await writer.Submit(new AckDeliveries([new AckItem(entry.MessageId, queue.Group, lease.Attempt)]), cancellationToken);
+            }
+            else
+            {
+                var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                queue.PushFailed(entry, result.Describe(), _options.BackoffFor(lease.Attempt), now);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Push of message {MessageId} to {Group} failed unexpectedly", entry.MessageId, queue.Group);
+            queue.PushFailed(entry, "broker error: " + e.Message, _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
+        }
+    }
+
+    private static List<KeyValuePair<string, string>> Headers(MessagePayload payload, Lease lease, string group)
+    {
+        var headers = new List<KeyValuePair<string, string>>(4)
+        {
+            new("HalfMsg-Message-Id", payload.Id.ToString()),
+            new("HalfMsg-Attempt", lease.Attempt.ToString(CultureInfo.InvariantCulture)),
+            new("HalfMsg-Consumer-Group", group),
+        };
+        if (payload.TraceParent is { } trace) headers.Add(new("traceparent", trace));
+        return headers;
+    }
+}

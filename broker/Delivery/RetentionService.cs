@@ -1,0 +1,54 @@
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Storage;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Delivery;
+
+/// <summary>
+/// Keeps storage bounded: deletes finished messages (acked, discarded, rolled back) once their
+/// retention ran out, reading them from the purge range of the due-time index and deleting in
+/// small batches through the single writer, so live traffic is never stalled behind a big delete.
+/// </summary>
+internal sealed class RetentionService(
+    IMessageStore store, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, ILogger<RetentionService> logger)
+    : BackgroundService
+{
+    private const int BatchSize = 256;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var interval = options.Value.RetentionSweepInterval;
+        using var timer = new PeriodicTimer(interval, time);
+        try
+        {
+            do
+            {
+                try
+                {
+                    await PurgeDueAsync(stoppingToken);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    logger.LogError(e, "Retention sweep failed; trying again at the next tick");
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task PurgeDueAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var due = store.DuePurges(time.GetUtcNow().ToUnixTimeMilliseconds(), BatchSize);
+            if (due.Count == 0) return;
+            var purged = await writer.Submit(new PurgeMessages(due), cancellationToken);
+            logger.LogDebug("Retention purged {Count} messages", purged);
+            if (due.Count < BatchSize) return;
+        }
+    }
+}

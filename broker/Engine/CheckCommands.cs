@@ -1,0 +1,64 @@
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+
+namespace HalfMsgBroker.Engine;
+
+internal sealed record CheckToSend(StoredMessage Message, int CheckNumber);
+
+/// <summary>
+/// Marks due messages as being checked. Each check gets a lease (the producer's timeout plus a
+/// margin): if the broker dies mid-check, the message is due again once the lease runs out.
+/// Messages out of checks are rolled back here instead of being called once more.
+/// </summary>
+internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) : StoreCommand<IReadOnlyList<CheckToSend>>
+{
+    protected override IReadOnlyList<CheckToSend> Run(WriteContext ctx)
+    {
+        var toSend = new List<CheckToSend>(due.Count);
+        foreach (var (id, lease) in due)
+        {
+            var message = ctx.Store.Find(id);
+            if (message is null || message.State != MessageState.Prepared || message.NextCheckAt > ctx.Now) continue;
+
+            if (TransactionLifecycle.ExhaustIfOutOfChecks(message, ctx.Now, ctx.Options.Transactions.MaxChecks))
+            {
+                Publication.Resolved(ctx, message);
+            }
+            else
+            {
+                TransactionLifecycle.BeginCheck(message, ctx.Now, lease);
+                toSend.Add(new CheckToSend(message, message.CheckCount));
+            }
+            ctx.Store.Update(message);
+        }
+        return toSend;
+    }
+}
+
+/// <summary>Applies a producer's answer to one check; late answers are ignored.</summary>
+internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer answer, string resultText) : StoreCommand<CheckOutcome>
+{
+    protected override CheckOutcome Run(WriteContext ctx)
+    {
+        var message = ctx.Store.Find(id);
+        if (message is null) return CheckOutcome.Ignored;
+
+        var outcome = TransactionLifecycle.ApplyCheckAnswer(
+            message, checkNumber, answer, resultText, ctx.Now, ctx.Options.Transactions.MaxChecks);
+        switch (outcome)
+        {
+            case CheckOutcome.Ignored:
+                return outcome;
+            case CheckOutcome.StillPrepared:
+                message.NextCheckAt = ctx.Now + (long)ctx.Options.Transactions.CheckInterval.TotalMilliseconds;
+                var due = message.NextCheckAt;
+                ctx.AfterCommit(() => ctx.Checks.Nudge(due));
+                break;
+            default:
+                Publication.Resolved(ctx, message);
+                break;
+        }
+        ctx.Store.Update(message);
+        return outcome;
+    }
+}

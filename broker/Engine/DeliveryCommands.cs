@@ -1,0 +1,125 @@
+using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+
+namespace HalfMsgBroker.Engine;
+
+/// <summary>Base for changes to one group's delivery of one message.</summary>
+internal abstract class DeliveryChange<TResult> : StoreCommand<TResult>
+{
+    protected bool Change(WriteContext ctx, Guid id, string group, Func<StoredDelivery, bool> transition)
+    {
+        var message = ctx.Store.Find(id);
+        var delivery = message?.DeliveryFor(group);
+        if (message is null || delivery is null || !transition(delivery)) return false;
+        DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
+        ctx.Store.Update(message);
+        return true;
+    }
+}
+
+internal readonly record struct AckItem(Guid MessageId, string Group, int Attempts);
+
+/// <summary>Acks from one request (or one push), written together.</summary>
+internal sealed class AckDeliveries(IReadOnlyList<AckItem> acks) : DeliveryChange<int>
+{
+    protected override int Run(WriteContext ctx)
+    {
+        var acked = 0;
+        foreach (var ack in acks)
+        {
+            if (Change(ctx, ack.MessageId, ack.Group, d => DeliveryLifecycle.Ack(d, ack.Attempts))) acked++;
+        }
+        return acked;
+    }
+}
+
+internal sealed class RecordAttemptFailure(Guid id, string group, int attempts, string error, long nextAttemptAt) : DeliveryChange<bool>
+{
+    protected override bool Run(WriteContext ctx) =>
+        Change(ctx, id, group, d => DeliveryLifecycle.Fail(d, attempts, error, nextAttemptAt));
+}
+
+internal sealed class ExhaustDelivery(Guid id, string group, int attempts, string error, ExhaustedAction action) : DeliveryChange<bool>
+{
+    protected override bool Run(WriteContext ctx) =>
+        Change(ctx, id, group, d => DeliveryLifecycle.Exhaust(d, attempts, error, action, ctx.Now));
+}
+
+/// <summary>Removes deliveries whose subscription was deleted, so their messages can finish.</summary>
+internal sealed class DropDeliveries(string group, IReadOnlyList<Guid> ids) : StoreCommand<int>
+{
+    protected override int Run(WriteContext ctx)
+    {
+        var dropped = 0;
+        foreach (var id in ids)
+        {
+            var message = ctx.Store.Find(id);
+            if (message is null || message.Deliveries.RemoveAll(d => d.Group == group && !d.State.IsTerminal()) == 0) continue;
+            DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
+            ctx.Store.Update(message);
+            dropped++;
+        }
+        return dropped;
+    }
+}
+
+/// <summary>Puts dead letters back for delivery with a fresh attempt count.</summary>
+internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid>? ids) : StoreCommand<int>
+{
+    protected override int Run(WriteContext ctx)
+    {
+        var messages = ids is null ? ctx.Store.DeadLetters(group) : ids.Select(ctx.Store.Find).OfType<StoredMessage>().ToList();
+        var redriven = 0;
+        foreach (var message in messages)
+        {
+            var delivery = message.DeliveryFor(group);
+            if (delivery is null || !DeliveryLifecycle.Redrive(delivery)) continue;
+            DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
+            ctx.Store.Update(message);
+            redriven++;
+            var payload = MessagePayload.From(message);
+            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload));
+        }
+        return redriven;
+    }
+}
+
+/// <summary>Deletes dead letters for good: one by id, or all of a group's (optionally of one topic).</summary>
+internal sealed class DeleteDeadLetters(string group, Guid? id, string? topic) : StoreCommand<int>
+{
+    protected override int Run(WriteContext ctx)
+    {
+        var messages = id is { } one
+            ? [.. new[] { ctx.Store.Find(one) }.OfType<StoredMessage>()]
+            : ctx.Store.DeadLetters(group).Where(m => topic is null || m.Topic == topic).ToList();
+        var deleted = 0;
+        foreach (var message in messages)
+        {
+            var delivery = message.DeliveryFor(group);
+            if (delivery is null || !DeliveryLifecycle.DeleteDeadLetter(delivery)) continue;
+            DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
+            ctx.Store.Update(message);
+            deleted++;
+        }
+        return deleted;
+    }
+}
+
+/// <summary>Retention: deletes finished messages whose time ran out.</summary>
+internal sealed class PurgeMessages(IReadOnlyList<Guid> ids) : StoreCommand<int>
+{
+    protected override int Run(WriteContext ctx)
+    {
+        var purged = 0;
+        foreach (var id in ids)
+        {
+            var message = ctx.Store.Find(id);
+            if (message is null || message.PurgeAt == 0 || message.PurgeAt > ctx.Now) continue;
+            ctx.Store.Delete(id);
+            ctx.CountMessage(message.Topic, -1);
+            purged++;
+        }
+        return purged;
+    }
+}

@@ -1,0 +1,140 @@
+using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+
+namespace HalfMsgBroker.Engine;
+
+/// <summary>A message as validated by the API, before it is stored.</summary>
+internal sealed record NewMessage(
+    string Topic,
+    string? Tag,
+    string[] Keys,
+    Dictionary<string, string>? Properties,
+    byte[] Body,
+    long DeliverAt,
+    string? TraceParent)
+{
+    public string? IdempotencyKey { get; init; }
+    public string? ProducerGroup { get; init; }
+    public string? TransactionId { get; init; }
+    public TimeSpan? CheckImmunity { get; init; }
+}
+
+internal enum SendStatus
+{
+    Created,
+    Replayed,
+    Conflict,
+}
+
+internal sealed record SendResult(SendStatus Status, StoredMessage Message);
+
+/// <summary>Stores a plain message (committed at once) or a half message (prepared).</summary>
+internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<SendResult>
+{
+    protected override SendResult Run(WriteContext ctx)
+    {
+        var existing = half
+            ? ctx.Store.FindByTransactionId(input.TransactionId!)
+            : input.IdempotencyKey is { } key ? ctx.Store.FindByIdempotencyKey(input.Topic, key) : null;
+        if (existing is not null)
+        {
+            var same = existing.Topic == input.Topic && existing.Body.AsSpan().SequenceEqual(input.Body);
+            return new SendResult(same ? SendStatus.Replayed : SendStatus.Conflict, existing);
+        }
+
+        var message = new StoredMessage
+        {
+            Id = Guid.CreateVersion7(DateTimeOffset.FromUnixTimeMilliseconds(ctx.Now)),
+            Topic = input.Topic,
+            Tag = input.Tag,
+            Keys = input.Keys,
+            Properties = input.Properties,
+            Body = input.Body,
+            BornAt = ctx.Now,
+            DeliverAt = input.DeliverAt,
+            TraceParent = input.TraceParent,
+            IdempotencyKey = input.IdempotencyKey,
+            ProducerGroup = input.ProducerGroup,
+            TransactionId = input.TransactionId,
+            State = half ? MessageState.Prepared : MessageState.Committed,
+        };
+
+        if (half)
+        {
+            var checkAfter = input.CheckImmunity ?? ctx.Options.Transactions.CheckAfter;
+            message.NextCheckAt = ctx.Now + (long)checkAfter.TotalMilliseconds;
+            var due = message.NextCheckAt;
+            ctx.AfterCommit(() => ctx.Checks.Nudge(due));
+        }
+        else
+        {
+            message.ResolvedAt = ctx.Now;
+            Publication.FanOut(ctx, message);
+        }
+
+        ctx.Store.Insert(message);
+        ctx.CountMessage(message.Topic, 1);
+        return new SendResult(SendStatus.Created, message);
+    }
+}
+
+internal enum EndStatus
+{
+    NotFound,
+    Applied,
+    AlreadyEnded,
+    Conflict,
+}
+
+internal sealed record EndResult(EndStatus Status, StoredMessage? Message);
+
+/// <summary>The producer's commit or rollback of a half message.</summary>
+internal sealed class EndTransaction(string transactionId, bool commit) : StoreCommand<EndResult>
+{
+    protected override EndResult Run(WriteContext ctx)
+    {
+        var message = ctx.Store.FindByTransactionId(transactionId);
+        if (message is null) return new EndResult(EndStatus.NotFound, null);
+
+        switch (TransactionLifecycle.End(message, commit, ResolvedBy.Producer, ctx.Now))
+        {
+            case EndOutcome.AlreadyEnded:
+                return new EndResult(EndStatus.AlreadyEnded, message);
+            case EndOutcome.Conflict:
+                return new EndResult(EndStatus.Conflict, message);
+        }
+
+        Publication.Resolved(ctx, message);
+        ctx.Store.Update(message);
+        return new EndResult(EndStatus.Applied, message);
+    }
+}
+
+/// <summary>What happens to a message once it is committed or rolled back, by whoever ended it.</summary>
+internal static class Publication
+{
+    public static void Resolved(WriteContext ctx, StoredMessage message)
+    {
+        if (message.State == MessageState.Committed) FanOut(ctx, message);
+        else DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
+    }
+
+    /// <summary>Creates the deliveries of a committed message and, once stored, makes them live.</summary>
+    public static void FanOut(WriteContext ctx, StoredMessage message)
+    {
+        DeliveryLifecycle.FanOut(message, ctx.Deliveries.SubscriptionsOf(message.Topic));
+        DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
+        if (message.Deliveries.Count == 0) return;
+
+        var payload = MessagePayload.From(message);
+        var deliveries = message.Deliveries.Select(d => (d.Group, d.Attempts, Due: Math.Max(d.NextAttemptAt, message.DeliverAt))).ToArray();
+        ctx.AfterCommit(() =>
+        {
+            foreach (var (group, attempts, due) in deliveries)
+            {
+                ctx.Deliveries.Enqueue(group, message.Topic, message.Id, attempts, due, payload);
+            }
+        });
+    }
+}

@@ -1,0 +1,29 @@
+namespace HalfMsgBroker.Engine;
+
+/// <summary>
+/// A change to stored state. The writer runs <see cref="Execute"/> on its thread inside a group
+/// commit; only after the commit is durable does it call <see cref="Complete"/>, which publishes
+/// in-memory effects and answers the caller. So an answer always means "stored".
+/// </summary>
+internal abstract class StoreCommand
+{
+    public abstract void Execute(WriteContext context);
+    public abstract void Complete();
+    public abstract void Fail(Exception error);
+}
+
+internal abstract class StoreCommand<TResult> : StoreCommand
+{
+    private readonly TaskCompletionSource<TResult> _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private TResult _result = default!;
+
+    public Task<TResult> Task => _completion.Task;
+
+    protected abstract TResult Run(WriteContext context);
+
+    public sealed override void Execute(WriteContext context) => _result = Run(context);
+
+    public sealed override void Complete() => _completion.TrySetResult(_result);
+
+    public sealed override void Fail(Exception error) => _completion.TrySetException(error);
+}

@@ -1,0 +1,38 @@
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Storage;
+using HalfMsgBroker.Transactions;
+
+namespace HalfMsgBroker.Engine;
+
+/// <summary>What a command sees while it runs inside a group commit.</summary>
+internal sealed class WriteContext(IMessageStore store, BrokerOptions options, DeliveryRegistry deliveries, CheckSchedule checks)
+{
+    private readonly List<Action> _effects = [];
+    private readonly Dictionary<string, long> _topicDeltas = new(StringComparer.Ordinal);
+
+    public IMessageStore Store { get; } = store;
+    public BrokerOptions Options { get; } = options;
+    public DeliveryRegistry Deliveries { get; } = deliveries;
+    public CheckSchedule Checks { get; } = checks;
+
+    /// <summary>The batch's clock: every command in one group commit sees the same "now".</summary>
+    public long Now { get; private set; }
+
+    /// <summary>Runs <paramref name="effect"/> on the writer thread once the batch is durable, in order.</summary>
+    public void AfterCommit(Action effect) => _effects.Add(effect);
+
+    public void CountMessage(string topic, long delta) =>
+        _topicDeltas[topic] = _topicDeltas.GetValueOrDefault(topic) + delta;
+
+    internal void Begin(long now)
+    {
+        Now = now;
+        _effects.Clear();
+        _topicDeltas.Clear();
+    }
+
+    internal void FlushCounts() => Store.AddToTopicCounts(_topicDeltas);
+
+    internal IReadOnlyList<Action> Effects => _effects;
+}

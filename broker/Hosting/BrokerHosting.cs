@@ -1,0 +1,98 @@
+using HalfMsgBroker.Api;
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Contracts;
+using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Outbound;
+using HalfMsgBroker.Storage;
+using HalfMsgBroker.Transactions;
+using Microsoft.AspNetCore.Diagnostics;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Hosting;
+
+public static class BrokerHosting
+{
+    /// <summary>Registers the broker: options, storage, the writer, background services, HTTP plumbing.</summary>
+    public static WebApplicationBuilder AddHalfMsgBroker(this WebApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        services.AddOptions<BrokerOptions>()
+            .Bind(builder.Configuration.GetSection(BrokerOptions.Section))
+            .Validate(o => o.MaxMessageBytes >= 1024, "Broker:MaxMessageBytes must be at least 1024")
+            .Validate(o => o.Transactions.MaxChecks >= 1, "Broker:Transactions:MaxChecks must be at least 1")
+            .Validate(o => o.Transactions.CheckAfter >= TimeSpan.Zero && o.Transactions.CheckInterval > TimeSpan.Zero,
+                "Broker:Transactions:CheckAfter must be >= 0 and CheckInterval > 0")
+            .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")
+            .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
+            .ValidateOnStart();
+
+        var maxBody = builder.Configuration.GetValue<long?>("Broker:MaxMessageBytes") ?? new BrokerOptions().MaxMessageBytes;
+        builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = maxBody + 1);
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.AddSingleton<IMessageStore>(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
+            var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);
+            return new LiteDbMessageStore(path, o.Storage.Durability);
+        });
+        services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IMessageStore>().ReceiptKey()));
+        services.AddSingleton<StoreWriter>();
+        services.AddSingleton<DeliveryRegistry>();
+        services.AddSingleton<IDeliveryRecorder, DeliveryRecorder>();
+        services.AddSingleton<CheckSchedule>();
+        services.AddSingleton<OutboundHttp>();
+        services.AddSingleton<BrokerReadiness>();
+        OutboundHttp.Register(services);
+
+        // Recovery first: hosted services start in order, and the others need the rebuilt state.
+        services.AddHostedService<Recovery>();
+        services.AddSingleton<DueScheduler>();
+        services.AddHostedService(sp => sp.GetRequiredService<DueScheduler>());
+        services.AddHostedService<CheckBackService>();
+        services.AddHostedService<PushDeliveryService>();
+        services.AddHostedService<RetentionService>();
+
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BrokerJsonContext.Default));
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
+        {
+            var status = ctx.ProblemDetails.Status ?? ctx.HttpContext.Response.StatusCode;
+            if (!ctx.ProblemDetails.Extensions.ContainsKey("code"))
+            {
+                var code = Problems.CodeForStatus(status);
+                ctx.ProblemDetails.Extensions["code"] = code;
+                ctx.ProblemDetails.Type = Problems.TypeBase + code;
+            }
+            if (status >= 500) ctx.ProblemDetails.Detail = "The broker hit an unexpected error; nothing was changed by this request. See the broker log.";
+            ctx.ProblemDetails.Extensions.Remove("exception");
+        });
+        services.AddHealthChecks().AddCheck<BrokerReadiness>("ready", tags: ["ready"]);
+        services.AddOpenApi();
+        return builder;
+    }
+
+    /// <summary>Maps the HTTP API, health and OpenAPI endpoints.</summary>
+    public static WebApplication MapHalfMsgBroker(this WebApplication app)
+    {
+        app.UseExceptionHandler(new ExceptionHandlerOptions
+        {
+            StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            SuppressDiagnosticsCallback = ctx => ctx.Exception is BadHttpRequestException,
+        });
+        app.UseStatusCodePages();
+
+        app.MapProducerApi();
+        app.MapSubscriptionApi();
+        app.MapPullApi();
+        app.MapDeadLetterApi();
+        app.MapLookupApi();
+
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
+        app.MapOpenApi();
+        return app;
+    }
+}

@@ -1,0 +1,53 @@
+using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+
+namespace HalfMsgBroker.Hosting;
+
+/// <summary>
+/// Rebuilds the in-memory side from storage before the broker takes traffic: subscriptions, and
+/// every delivery still to make. Deliveries that were in flight when the broker stopped are simply
+/// ready again (at least once). Prepared messages need nothing: their due times are in the index.
+/// </summary>
+internal sealed class Recovery(
+    IMessageStore store, DeliveryRegistry registry, StoreWriter writer, BrokerReadiness readiness, TimeProvider time, ILogger<Recovery> logger)
+    : IHostedService
+{
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        var started = time.GetTimestamp();
+        foreach (var subscription in store.Subscriptions()) registry.Upsert(subscription);
+
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var restored = 0;
+        var orphans = new Dictionary<string, List<Guid>>(StringComparer.Ordinal);
+        foreach (var message in store.OpenMessages())
+        {
+            MessagePayload? payload = null;
+            foreach (var d in message.Deliveries)
+            {
+                if (d.State.IsTerminal()) continue;
+                var queue = registry.Find(d.Group, message.Topic);
+                if (queue is null)
+                {
+                    (orphans.TryGetValue(d.Group, out var ids) ? ids : orphans[d.Group] = []).Add(message.Id);
+                    continue;
+                }
+                payload ??= MessagePayload.From(message);
+                queue.Add(message.Id, d.Attempts, Math.Max(d.NextAttemptAt, message.DeliverAt), payload, now);
+                restored++;
+            }
+        }
+        foreach (var (group, ids) in orphans)
+        {
+            foreach (var chunk in ids.Chunk(500)) writer.Post(new DropDeliveries(group, chunk));
+        }
+
+        readiness.MarkReady();
+        logger.LogInformation("Recovered {Deliveries} deliveries in {Elapsed} ms", restored, time.GetElapsedTime(started).TotalMilliseconds);
+        return Task.CompletedTask;
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

@@ -1,0 +1,202 @@
+using System.Security.Cryptography;
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Lifecycle;
+using LiteDB;
+
+namespace HalfMsgBroker.Storage;
+
+/// <summary>
+/// The embedded LiteDB store. LiteDB transactions belong to the OS thread, so every write runs on
+/// the single writer thread inside <see cref="RunBatch"/>; reads elsewhere see committed snapshots.
+/// </summary>
+public sealed class LiteDbMessageStore : IMessageStore
+{
+    private const string FileName = "broker.db";
+
+    private readonly LiteDatabase _db;
+    private readonly ILiteCollection<BsonDocument> _messages;
+    private readonly ILiteCollection<BsonDocument> _producerGroups;
+    private readonly ILiteCollection<BsonDocument> _subscriptions;
+    private readonly ILiteCollection<BsonDocument> _topics;
+    private readonly ILiteCollection<BsonDocument> _meta;
+    private readonly LogFileSync? _sync;
+
+    public LiteDbMessageStore(string dataPath, Durability durability)
+    {
+        Directory.CreateDirectory(dataPath);
+        var file = Path.Combine(dataPath, FileName);
+        _db = new LiteDatabase(new ConnectionString { Filename = file, Connection = ConnectionType.Direct });
+        _messages = _db.GetCollection("messages", BsonAutoId.Guid);
+        _producerGroups = _db.GetCollection("producerGroups");
+        _subscriptions = _db.GetCollection("subscriptions");
+        _topics = _db.GetCollection("topics");
+        _meta = _db.GetCollection("meta");
+
+        // Two secondary indexes carry every lookup: q (due-time queues) and lk (multi-key lookups).
+        _messages.EnsureIndex(MessageCodec.QueueField, "$." + MessageCodec.QueueField);
+        _messages.EnsureIndex(MessageCodec.LookupField, "$." + MessageCodec.LookupField + "[*]");
+
+        if (durability == Durability.Fsync) _sync = new LogFileSync(file);
+    }
+
+    public void RunBatch(Action work)
+    {
+        _db.BeginTrans();
+        try
+        {
+            work();
+            _db.Commit();
+        }
+        catch
+        {
+            _db.Rollback();
+            throw;
+        }
+        _sync?.Flush();
+    }
+
+    public StoredMessage? Find(Guid id)
+    {
+        var doc = _messages.FindById(id);
+        return doc is null ? null : MessageCodec.FromBson(doc);
+    }
+
+    public StoredMessage? FindByTransactionId(string transactionId) =>
+        FindOneByLookup(MessageCodec.TransactionKey(transactionId));
+
+    public StoredMessage? FindByIdempotencyKey(string topic, string key) =>
+        FindOneByLookup(MessageCodec.IdempotencyKey(topic, key));
+
+    public void Insert(StoredMessage message) => _messages.Insert(MessageCodec.ToBson(message));
+
+    public void Update(StoredMessage message) => _messages.Update(MessageCodec.ToBson(message));
+
+    public void Delete(Guid id) => _messages.Delete(id);
+
+    public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas)
+    {
+        foreach (var (topic, delta) in deltas)
+        {
+            if (delta == 0) continue;
+            var doc = _topics.FindById(topic);
+            var count = (doc?["n"].AsInt64 ?? 0) + delta;
+            _topics.Upsert(new BsonDocument { ["_id"] = topic, ["n"] = Math.Max(0, count) });
+        }
+    }
+
+    public void SaveProducerGroup(ProducerGroup group) => _producerGroups.Upsert(new BsonDocument
+    {
+        ["_id"] = group.Name,
+        ["u"] = group.CheckUrl is null ? BsonValue.Null : new BsonValue(group.CheckUrl),
+        ["to"] = group.CheckTimeoutMs,
+    });
+
+    public ProducerGroup? GetProducerGroup(string name)
+    {
+        var doc = _producerGroups.FindById(name);
+        return doc is null ? null : new ProducerGroup(name, doc["u"].IsNull ? null : doc["u"].AsString, doc["to"].AsInt32);
+    }
+
+    public void SaveSubscription(Subscription s)
+    {
+        var doc = new BsonDocument
+        {
+            ["_id"] = SubscriptionId(s.Group, s.Topic),
+            ["g"] = s.Group,
+            ["t"] = s.Topic,
+            ["f"] = s.TagFilter.Expression,
+            ["m"] = s.MaxAttempts,
+            ["x"] = (int)s.OnExhausted,
+            ["c"] = s.CreatedAt,
+        };
+        if (s.Push is not null)
+        {
+            doc["pu"] = s.Push.Url;
+            doc["pt"] = s.Push.TimeoutMs;
+        }
+        _subscriptions.Upsert(doc);
+    }
+
+    public void DeleteSubscription(string group, string topic) => _subscriptions.Delete(SubscriptionId(group, topic));
+
+    public IReadOnlyList<Subscription> Subscriptions() => _subscriptions.FindAll().Select(doc => new Subscription(
+        doc["g"].AsString,
+        doc["t"].AsString,
+        TagFilter.TryParse(doc["f"].AsString, out _) ?? TagFilter.All,
+        doc.TryGetValue("pu", out var url) ? new PushTarget(url.AsString, doc["pt"].AsInt32) : null,
+        doc["m"].AsInt32,
+        (ExhaustedAction)doc["x"].AsInt32,
+        doc["c"].AsInt64)).ToList();
+
+    public IReadOnlyList<StoredMessage> DueChecks(long now, int limit) =>
+        _messages.Find(Query.Between(MessageCodec.QueueField, MessageCodec.CheckKey(0), MessageCodec.CheckKey(now)), 0, limit)
+            .Select(MessageCodec.FromBson).ToList();
+
+    public long? EarliestCheckDue()
+    {
+        var doc = _messages.Find(Query.Between(MessageCodec.QueueField, MessageCodec.CheckKey(0), MessageCodec.CheckKey(long.MaxValue / 1000)), 0, 1)
+            .FirstOrDefault();
+        return doc is null ? null : MessageCodec.FromBson(doc).NextCheckAt;
+    }
+
+    public IReadOnlyList<Guid> DuePurges(long now, int limit) =>
+        _messages.Find(Query.Between(MessageCodec.QueueField, MessageCodec.PurgeKey(0), MessageCodec.PurgeKey(now)), 0, limit)
+            .Select(doc => doc["_id"].AsGuid).ToList();
+
+    public IEnumerable<StoredMessage> OpenMessages() =>
+        _messages.Find(Query.EQ(MessageCodec.QueueField, MessageCodec.Open)).Select(MessageCodec.FromBson);
+
+    public IReadOnlyList<StoredMessage> FindByKey(string key, int limit) => FindByLookup(MessageCodec.MessageKey(key))
+        .OrderBy(m => m.Id).Take(limit).ToList();
+
+    public IReadOnlyList<StoredMessage> DeadLetters(string group) => FindByLookup(MessageCodec.DeadLetterKey(group))
+        .OrderBy(m => m.Id).ToList();
+
+    public IReadOnlyList<StoredMessage> Transactions(MessageState? state, Guid? after, int limit, Func<StoredMessage, bool> filter)
+    {
+        // Prepared messages have their own index range; ended ones are rare to list and walk the id index.
+        var source = state == MessageState.Prepared
+            ? _messages.Find(Query.Between(MessageCodec.QueueField, MessageCodec.CheckKey(0), MessageCodec.CheckKey(long.MaxValue / 1000)))
+                .Select(MessageCodec.FromBson).OrderBy(m => m.Id)
+            : (after is null ? _messages.FindAll() : _messages.Find(Query.GT("_id", after.Value)))
+                .Select(MessageCodec.FromBson);
+        return source
+            .Where(m => m.TransactionId is not null && (after is null || m.Id.CompareTo(after.Value) > 0))
+            .Where(m => state is null || m.State == state)
+            .Where(filter)
+            .Take(limit)
+            .ToList();
+    }
+
+    public IReadOnlyList<TopicCount> TopicCounts() =>
+        _topics.FindAll().Select(doc => new TopicCount(doc["_id"].AsString, doc["n"].AsInt64)).OrderBy(t => t.Topic, StringComparer.Ordinal).ToList();
+
+    public byte[] ReceiptKey()
+    {
+        var doc = _meta.FindById("receiptKey");
+        if (doc is not null) return doc["v"].AsBinary;
+        var key = RandomNumberGenerator.GetBytes(32);
+        _meta.Insert(new BsonDocument { ["_id"] = "receiptKey", ["v"] = key });
+        return key;
+    }
+
+    /// <summary>The query plan of a lookup, so tests can assert the index is used.</summary>
+    internal string ExplainLookup(string key) =>
+        _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", new BsonValue(key))).GetPlan().ToString();
+
+    internal string ExplainDueChecks(long now) =>
+        _messages.Query().Where(Query.Between(MessageCodec.QueueField, MessageCodec.CheckKey(0), MessageCodec.CheckKey(now))).GetPlan().ToString();
+
+    public void Dispose()
+    {
+        _sync?.Dispose();
+        _db.Dispose();
+    }
+
+    private StoredMessage? FindOneByLookup(string key) => FindByLookup(key).FirstOrDefault();
+
+    private IEnumerable<StoredMessage> FindByLookup(string key) =>
+        _messages.Find(BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", new BsonValue(key))).Select(MessageCodec.FromBson);
+
+    private static string SubscriptionId(string group, string topic) => group + "\n" + topic;
+}

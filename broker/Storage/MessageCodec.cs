@@ -1,0 +1,151 @@
+using System.Globalization;
+using HalfMsgBroker.Lifecycle;
+using LiteDB;
+
+namespace HalfMsgBroker.Storage;
+
+/// <summary>
+/// Hand-written BSON mapping (LiteDB's mapper is reflective and maps records unreliably). Short
+/// field names keep documents small. Two derived fields drive the indexes:
+/// <c>q</c>, the message's place in a due-time queue, and <c>lk</c>, its lookup keys.
+/// </summary>
+internal static class MessageCodec
+{
+    public const string QueueField = "q";
+    public const string LookupField = "lk";
+
+    public const string CheckPrefix = "c:";
+    public const string PurgePrefix = "p:";
+    public const string Open = "o";
+
+    public static string CheckKey(long dueAt) => CheckPrefix + dueAt.ToString("D15", CultureInfo.InvariantCulture);
+    public static string PurgeKey(long dueAt) => PurgePrefix + dueAt.ToString("D15", CultureInfo.InvariantCulture);
+    public static string TransactionKey(string transactionId) => "x:" + transactionId;
+    public static string IdempotencyKey(string topic, string key) => "i:" + topic + "\n" + key;
+    public static string MessageKey(string key) => "k:" + key;
+    public static string DeadLetterKey(string group) => "d:" + group;
+
+    public static BsonDocument ToBson(StoredMessage m)
+    {
+        var doc = new BsonDocument
+        {
+            ["_id"] = m.Id,
+            ["t"] = m.Topic,
+            ["b"] = m.Body,
+            ["s"] = (int)m.State,
+            ["ba"] = m.BornAt,
+        };
+        if (m.Tag is not null) doc["g"] = m.Tag;
+        if (m.Keys.Length > 0) doc["k"] = new BsonArray(m.Keys.Select(k => new BsonValue(k)));
+        if (m.Properties is { Count: > 0 })
+        {
+            var props = new BsonDocument();
+            foreach (var (key, value) in m.Properties) props[key] = value;
+            doc["p"] = props;
+        }
+        if (m.TransactionId is not null) doc["x"] = m.TransactionId;
+        if (m.ProducerGroup is not null) doc["pg"] = m.ProducerGroup;
+        if (m.IdempotencyKey is not null) doc["ik"] = m.IdempotencyKey;
+        if (m.TraceParent is not null) doc["tp"] = m.TraceParent;
+        if (m.DeliverAt != 0) doc["da"] = m.DeliverAt;
+        if (m.CheckCount != 0) doc["cc"] = m.CheckCount;
+        if (m.NextCheckAt != 0) doc["nc"] = m.NextCheckAt;
+        if (m.LastCheckAt != 0) doc["lc"] = m.LastCheckAt;
+        if (m.LastCheckResult is not null) doc["lr"] = m.LastCheckResult;
+        if (m.ResolvedBy != ResolvedBy.None) doc["rb"] = (int)m.ResolvedBy;
+        if (m.ResolvedAt != 0) doc["ra"] = m.ResolvedAt;
+        if (m.PurgeAt != 0) doc["pa"] = m.PurgeAt;
+        if (m.Deliveries.Count > 0)
+        {
+            var deliveries = new BsonArray();
+            foreach (var d in m.Deliveries) deliveries.Add(ToBson(d));
+            doc["d"] = deliveries;
+        }
+
+        var queue = QueueKeyOf(m);
+        if (queue is not null) doc[QueueField] = queue;
+        var lookups = LookupKeysOf(m);
+        if (lookups.Count > 0) doc[LookupField] = lookups;
+        return doc;
+    }
+
+    public static StoredMessage FromBson(BsonDocument doc)
+    {
+        var m = new StoredMessage
+        {
+            Id = doc["_id"].AsGuid,
+            Topic = doc["t"].AsString,
+            Body = doc["b"].AsBinary,
+            BornAt = doc["ba"].AsInt64,
+            Tag = StringOrNull(doc, "g"),
+            Keys = doc.TryGetValue("k", out var keys) ? keys.AsArray.Select(k => k.AsString).ToArray() : [],
+            Properties = doc.TryGetValue("p", out var props)
+                ? props.AsDocument.ToDictionary(p => p.Key, p => p.Value.AsString, StringComparer.Ordinal)
+                : null,
+            TransactionId = StringOrNull(doc, "x"),
+            ProducerGroup = StringOrNull(doc, "pg"),
+            IdempotencyKey = StringOrNull(doc, "ik"),
+            TraceParent = StringOrNull(doc, "tp"),
+            State = (MessageState)doc["s"].AsInt32,
+            DeliverAt = Int64OrZero(doc, "da"),
+            CheckCount = doc.TryGetValue("cc", out var cc) ? cc.AsInt32 : 0,
+            NextCheckAt = Int64OrZero(doc, "nc"),
+            LastCheckAt = Int64OrZero(doc, "lc"),
+            LastCheckResult = StringOrNull(doc, "lr"),
+            ResolvedBy = doc.TryGetValue("rb", out var rb) ? (ResolvedBy)rb.AsInt32 : ResolvedBy.None,
+            ResolvedAt = Int64OrZero(doc, "ra"),
+            PurgeAt = Int64OrZero(doc, "pa"),
+        };
+        if (doc.TryGetValue("d", out var deliveries))
+        {
+            foreach (var d in deliveries.AsArray) m.Deliveries.Add(DeliveryFromBson(d.AsDocument));
+        }
+        return m;
+    }
+
+    private static BsonDocument ToBson(StoredDelivery d)
+    {
+        var doc = new BsonDocument { ["g"] = d.Group, ["s"] = (int)d.State, ["a"] = d.Attempts };
+        if (d.LastError is not null) doc["e"] = d.LastError;
+        if (d.NextAttemptAt != 0) doc["n"] = d.NextAttemptAt;
+        if (d.DeadLetteredAt != 0) doc["dl"] = d.DeadLetteredAt;
+        return doc;
+    }
+
+    private static StoredDelivery DeliveryFromBson(BsonDocument doc) => new()
+    {
+        Group = doc["g"].AsString,
+        State = (DeliveryState)doc["s"].AsInt32,
+        Attempts = doc["a"].AsInt32,
+        LastError = StringOrNull(doc, "e"),
+        NextAttemptAt = Int64OrZero(doc, "n"),
+        DeadLetteredAt = Int64OrZero(doc, "dl"),
+    };
+
+    /// <summary>A message waits in at most one due-time queue: for its check, for delivery, or for purge.</summary>
+    private static string? QueueKeyOf(StoredMessage m)
+    {
+        if (m.State == MessageState.Prepared) return CheckKey(m.NextCheckAt);
+        if (DeliveryLifecycle.HasOpenDeliveries(m)) return Open;
+        return m.PurgeAt != 0 ? PurgeKey(m.PurgeAt) : null;
+    }
+
+    private static BsonArray LookupKeysOf(StoredMessage m)
+    {
+        var keys = new BsonArray();
+        if (m.TransactionId is not null) keys.Add(TransactionKey(m.TransactionId));
+        if (m.IdempotencyKey is not null) keys.Add(IdempotencyKey(m.Topic, m.IdempotencyKey));
+        foreach (var key in m.Keys) keys.Add(MessageKey(key));
+        foreach (var d in m.Deliveries)
+        {
+            if (d.State == DeliveryState.DeadLettered) keys.Add(DeadLetterKey(d.Group));
+        }
+        return keys;
+    }
+
+    private static string? StringOrNull(BsonDocument doc, string field) =>
+        doc.TryGetValue(field, out var v) && v.IsString ? v.AsString : null;
+
+    private static long Int64OrZero(BsonDocument doc, string field) =>
+        doc.TryGetValue(field, out var v) ? v.AsInt64 : 0;
+}

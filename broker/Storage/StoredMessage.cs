@@ -1,0 +1,79 @@
+using HalfMsgBroker.Lifecycle;
+
+namespace HalfMsgBroker.Storage;
+
+/// <summary>
+/// One message and every consumer group's delivery of it, stored as a single document so that a
+/// commit (state + fan-out) and an ack are each one document write. Times are Unix milliseconds;
+/// 0 means "not set".
+/// </summary>
+public sealed class StoredMessage
+{
+    public Guid Id { get; init; }
+    public required string Topic { get; init; }
+    public string? Tag { get; init; }
+    public string[] Keys { get; init; } = [];
+    public Dictionary<string, string>? Properties { get; init; }
+
+    /// <summary>The body as compact UTF-8 JSON, exactly what consumers receive.</summary>
+    public required byte[] Body { get; init; }
+
+    public MessageState State { get; set; }
+    public string? TransactionId { get; init; }
+    public string? ProducerGroup { get; init; }
+
+    /// <summary>Topic-scoped Idempotency-Key of a plain send.</summary>
+    public string? IdempotencyKey { get; init; }
+
+    public string? TraceParent { get; init; }
+    public long BornAt { get; init; }
+
+    /// <summary>When the message becomes ready for consumers (0: as soon as it is committed).</summary>
+    public long DeliverAt { get; set; }
+
+    public int CheckCount { get; set; }
+    public long NextCheckAt { get; set; }
+    public long LastCheckAt { get; set; }
+    public string? LastCheckResult { get; set; }
+    public ResolvedBy ResolvedBy { get; set; }
+    public long ResolvedAt { get; set; }
+
+    public List<StoredDelivery> Deliveries { get; init; } = [];
+
+    /// <summary>Set when nothing is left to do for the message; retention deletes it then.</summary>
+    public long PurgeAt { get; set; }
+
+    public StoredDelivery? DeliveryFor(string group)
+    {
+        foreach (var d in Deliveries)
+        {
+            if (d.Group == group) return d;
+        }
+        return null;
+    }
+}
+
+public sealed class StoredDelivery
+{
+    public required string Group { get; init; }
+    public DeliveryState State { get; set; }
+    public int Attempts { get; set; }
+    public string? LastError { get; set; }
+    public long NextAttemptAt { get; set; }
+    public long DeadLetteredAt { get; set; }
+}
+
+public sealed record ProducerGroup(string Name, string? CheckUrl, int CheckTimeoutMs);
+
+public sealed record Subscription(
+    string Group,
+    string Topic,
+    TagFilter TagFilter,
+    PushTarget? Push,
+    int MaxAttempts,
+    ExhaustedAction OnExhausted,
+    long CreatedAt);
+
+public sealed record PushTarget(string Url, int TimeoutMs);
+
+public sealed record TopicCount(string Topic, long MessageCount);

@@ -1,0 +1,102 @@
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+
+namespace HalfMsgBroker.Tests.Lifecycle;
+
+public sealed class TransactionLifecycleTests
+{
+    private static StoredMessage Prepared() => new()
+    {
+        Id = Guid.CreateVersion7(), Topic = "orders", Body = "{}"u8.ToArray(), State = MessageState.Prepared, TransactionId = "t", NextCheckAt = 100,
+    };
+
+    [Theory]
+    [InlineData(true, MessageState.Committed)]
+    [InlineData(false, MessageState.RolledBack)]
+    public void Prepared_ends_as_asked_and_stops_being_checked(bool commit, MessageState expected)
+    {
+        var m = Prepared();
+        Assert.Equal(EndOutcome.Applied, TransactionLifecycle.End(m, commit, ResolvedBy.Producer, 500));
+        Assert.Equal(expected, m.State);
+        Assert.Equal(ResolvedBy.Producer, m.ResolvedBy);
+        Assert.Equal(500, m.ResolvedAt);
+        Assert.Equal(0, m.NextCheckAt);
+    }
+
+    [Fact]
+    public void Repeating_the_same_end_is_idempotent_and_changes_nothing()
+    {
+        var m = Prepared();
+        TransactionLifecycle.End(m, true, ResolvedBy.Producer, 500);
+        Assert.Equal(EndOutcome.AlreadyEnded, TransactionLifecycle.End(m, true, ResolvedBy.Check, 900));
+        Assert.Equal(500, m.ResolvedAt);
+        Assert.Equal(ResolvedBy.Producer, m.ResolvedBy);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void The_opposite_end_is_a_conflict(bool firstCommit)
+    {
+        var m = Prepared();
+        TransactionLifecycle.End(m, firstCommit, ResolvedBy.Producer, 500);
+        Assert.Equal(EndOutcome.Conflict, TransactionLifecycle.End(m, !firstCommit, ResolvedBy.Producer, 600));
+        Assert.Equal(firstCommit ? MessageState.Committed : MessageState.RolledBack, m.State);
+    }
+
+    [Fact]
+    public void A_check_answer_for_an_ended_transaction_is_ignored()
+    {
+        var m = Prepared();
+        TransactionLifecycle.BeginCheck(m, 100, TimeSpan.FromSeconds(1));
+        TransactionLifecycle.End(m, true, ResolvedBy.Producer, 150);
+        Assert.Equal(CheckOutcome.Ignored, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Rollback, "rollback", 200, 15));
+        Assert.Equal(MessageState.Committed, m.State);
+        Assert.Null(m.LastCheckResult);
+    }
+
+    [Fact]
+    public void An_answer_to_an_older_check_is_ignored()
+    {
+        var m = Prepared();
+        TransactionLifecycle.BeginCheck(m, 100, TimeSpan.FromSeconds(1));
+        TransactionLifecycle.BeginCheck(m, 1200, TimeSpan.FromSeconds(1));
+        Assert.Equal(CheckOutcome.Ignored, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Commit, "commit", 1300, 15));
+        Assert.Equal(MessageState.Prepared, m.State);
+    }
+
+    [Theory]
+    [InlineData(CheckAnswer.Commit, CheckOutcome.Committed, MessageState.Committed)]
+    [InlineData(CheckAnswer.Rollback, CheckOutcome.RolledBack, MessageState.RolledBack)]
+    [InlineData(CheckAnswer.Unknown, CheckOutcome.StillPrepared, MessageState.Prepared)]
+    public void A_current_check_answer_decides(CheckAnswer answer, CheckOutcome outcome, MessageState state)
+    {
+        var m = Prepared();
+        TransactionLifecycle.BeginCheck(m, 100, TimeSpan.FromSeconds(1));
+        Assert.Equal(outcome, TransactionLifecycle.ApplyCheckAnswer(m, 1, answer, "x", 200, 15));
+        Assert.Equal(state, m.State);
+        Assert.Equal(1, m.CheckCount);
+        if (state != MessageState.Prepared) Assert.Equal(ResolvedBy.Check, m.ResolvedBy);
+    }
+
+    [Fact]
+    public void Unknown_on_the_last_allowed_check_rolls_back_as_exhausted()
+    {
+        var m = Prepared();
+        for (var i = 0; i < 3; i++) TransactionLifecycle.BeginCheck(m, 100 * i, TimeSpan.FromSeconds(1));
+        Assert.Equal(CheckOutcome.Exhausted, TransactionLifecycle.ApplyCheckAnswer(m, 3, CheckAnswer.Unknown, "timeout", 400, maxChecks: 3));
+        Assert.Equal(MessageState.RolledBack, m.State);
+        Assert.Equal(ResolvedBy.CheckExhausted, m.ResolvedBy);
+        Assert.Equal("timeout", m.LastCheckResult);
+    }
+
+    [Fact]
+    public void A_message_out_of_checks_is_rolled_back_without_another_call()
+    {
+        var m = Prepared();
+        m.CheckCount = 3;
+        Assert.True(TransactionLifecycle.ExhaustIfOutOfChecks(m, 500, maxChecks: 3));
+        Assert.Equal(ResolvedBy.CheckExhausted, m.ResolvedBy);
+        Assert.False(TransactionLifecycle.ExhaustIfOutOfChecks(Prepared(), 500, maxChecks: 3));
+    }
+}

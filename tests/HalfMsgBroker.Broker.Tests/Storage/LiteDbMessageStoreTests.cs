@@ -1,0 +1,124 @@
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+using HalfMsgBroker.Tests.Support;
+
+namespace HalfMsgBroker.Tests.Storage;
+
+public sealed class LiteDbMessageStoreTests : IDisposable
+{
+    private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-store-tests", Guid.NewGuid().ToString("N"));
+
+    public void Dispose() => BrokerFactory.TryDelete(_path);
+
+    private static StoredMessage Half(string tx, long nextCheckAt, params string[] keys) => new()
+    {
+        Id = Guid.CreateVersion7(),
+        Topic = "orders",
+        Body = """{"orderId":1}"""u8.ToArray(),
+        Keys = keys,
+        Properties = new() { ["source"] = "web" },
+        TransactionId = tx,
+        ProducerGroup = "order-service",
+        State = MessageState.Prepared,
+        BornAt = 1,
+        NextCheckAt = nextCheckAt,
+    };
+
+    [Fact]
+    public void Messages_round_trip_through_a_real_file_and_survive_reopening()
+    {
+        var message = Half("tx-1", 500, "order-1", "customer-7");
+        message.Deliveries.Add(new StoredDelivery { Group = "inv", State = DeliveryState.Retrying, Attempts = 2, LastError = "http 503", NextAttemptAt = 9 });
+        using (var store = new LiteDbMessageStore(_path, Durability.Fsync))
+        {
+            store.RunBatch(() => store.Insert(message));
+        }
+
+        using var reopened = new LiteDbMessageStore(_path, Durability.Process);
+        var found = reopened.FindByTransactionId("tx-1");
+        Assert.NotNull(found);
+        Assert.Equal(message.Id, found.Id);
+        Assert.Equal(message.Body, found.Body);
+        Assert.Equal(["order-1", "customer-7"], found.Keys);
+        Assert.Equal("web", found.Properties!["source"]);
+        var d = Assert.Single(found.Deliveries);
+        Assert.Equal((DeliveryState.Retrying, 2, "http 503", 9L), (d.State, d.Attempts, d.LastError, d.NextAttemptAt));
+        Assert.Equal(message.Id, Assert.Single(reopened.FindByKey("customer-7", 10)).Id);
+    }
+
+    [Fact]
+    public void Due_checks_come_from_an_index_range_earliest_first()
+    {
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        var late = Half("late", 900);
+        var early = Half("early", 100);
+        var notDue = Half("future", 5_000);
+        var committed = Half("done", 50);
+        committed.State = MessageState.Committed;
+        committed.NextCheckAt = 0;
+        store.RunBatch(() =>
+        {
+            foreach (var m in new[] { late, early, notDue, committed }) store.Insert(m);
+        });
+
+        Assert.Equal(["early", "late"], store.DueChecks(1_000, 10).Select(m => m.TransactionId));
+        Assert.Equal(100, store.EarliestCheckDue());
+        Assert.Contains("INDEX", store.ExplainDueChecks(1_000).ToUpperInvariant(), StringComparison.Ordinal);
+        Assert.Contains("\"q\"", store.ExplainDueChecks(1_000), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Lookups_by_transaction_id_use_the_multi_key_index()
+    {
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        store.RunBatch(() => store.Insert(Half("tx-9", 1)));
+        var plan = store.ExplainLookup("x:tx-9");
+        Assert.Contains("\"lk\"", plan, StringComparison.Ordinal);
+        Assert.DoesNotContain("FULL", plan.ToUpperInvariant(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_failed_batch_leaves_nothing_behind()
+    {
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        Assert.Throws<InvalidOperationException>(() => store.RunBatch(() =>
+        {
+            store.Insert(Half("rolled-back-batch", 1));
+            throw new InvalidOperationException("boom");
+        }));
+        Assert.Null(store.FindByTransactionId("rolled-back-batch"));
+    }
+
+    [Fact]
+    public void Purges_and_open_messages_have_their_own_ranges()
+    {
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        var finished = Half("finished", 0);
+        finished.State = MessageState.RolledBack;
+        finished.PurgeAt = 300;
+        var open = Half("open", 0);
+        open.State = MessageState.Committed;
+        open.Deliveries.Add(new StoredDelivery { Group = "inv" });
+        store.RunBatch(() =>
+        {
+            store.Insert(finished);
+            store.Insert(open);
+        });
+
+        Assert.Empty(store.DuePurges(299, 10));
+        Assert.Equal([finished.Id], store.DuePurges(300, 10));
+        Assert.Equal([open.Id], store.OpenMessages().Select(m => m.Id));
+        Assert.Empty(store.DueChecks(long.MaxValue / 1000, 10));
+    }
+
+    [Fact]
+    public void The_receipt_key_is_made_once_per_data_file()
+    {
+        byte[] first;
+        using (var store = new LiteDbMessageStore(_path, Durability.Process)) first = store.ReceiptKey();
+        using var again = new LiteDbMessageStore(_path, Durability.Process);
+        Assert.Equal(first, again.ReceiptKey());
+        Assert.Equal(32, first.Length);
+    }
+}

@@ -1,0 +1,54 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace HalfMsgBroker.Tests.Support;
+
+/// <summary>
+/// The broker in-process on a fresh temp data path, with every interval short so asynchronous
+/// outcomes arrive in milliseconds. Extra settings override the defaults.
+/// </summary>
+public sealed class BrokerFactory : WebApplicationFactory<Program>
+{
+    private readonly Dictionary<string, string?> _settings;
+
+    public BrokerFactory(IDictionary<string, string?>? settings = null)
+    {
+        DataPath = Path.Combine(Path.GetTempPath(), "halfmsg-tests", Guid.NewGuid().ToString("N"));
+        _settings = new Dictionary<string, string?>
+        {
+            ["Broker:DataPath"] = DataPath,
+            ["Broker:Transactions:CheckAfter"] = "00:00:00.200",
+            ["Broker:Transactions:CheckInterval"] = "00:00:00.200",
+            ["Broker:Transactions:IdleScanInterval"] = "00:00:00.100",
+            ["Broker:Delivery:RetryBackoff:0"] = "00:00:00.100",
+            ["Broker:Delivery:RetryBackoff:1"] = "00:00:00.200",
+            ["Broker:RetentionSweepInterval"] = "00:00:00.200",
+            ["Logging:LogLevel:Default"] = "Warning",
+        };
+        foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) _settings[key] = value;
+    }
+
+    public string DataPath { get; }
+
+    protected override void ConfigureWebHost(IWebHostBuilder builder)
+    {
+        foreach (var (key, value) in _settings) builder.UseSetting(key, value);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        await base.DisposeAsync();
+        TryDelete(DataPath);
+    }
+
+    internal static void TryDelete(string path)
+    {
+        try
+        {
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
