@@ -11,11 +11,12 @@ internal sealed class BrokerHost : IAsyncDisposable
     private readonly string _dll;
     private readonly string[] _extraArgs;
     private Process? _process;
+    private int _externalPid;
 
     public string DataPath { get; }
     public string LogPath { get; }
     public int Port { get; private set; }
-    public int Pid => _process is { HasExited: false } p ? p.Id : 0;
+    public int Pid => _externalPid != 0 ? _externalPid : _process is { HasExited: false } p ? p.Id : 0;
     public Uri BaseUri => new($"http://127.0.0.1:{Port}/");
 
     /// <summary>Milliseconds from process start to the first 200 of /health/ready.</summary>
@@ -31,6 +32,10 @@ internal sealed class BrokerHost : IAsyncDisposable
 
     public static async Task<BrokerHost> StartAsync(Settings s, string name, string mode, params string[] extraArgs)
     {
+        if (s.ExternalBrokerUrl is { } url)
+        {
+            return new BrokerHost("", "", "", []) { Port = url.Port, _externalPid = s.ExternalBrokerPid };
+        }
         if (s.BrokerDll is null) throw new InvalidOperationException("--broker-dll is required for broker workloads");
         var dir = Path.Combine(s.WorkDir, name);
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
@@ -103,6 +108,7 @@ internal sealed class BrokerHost : IAsyncDisposable
     /// <summary>Graceful stop: SIGTERM, wait, then SIGKILL. Returns the milliseconds it took.</summary>
     public async Task<double> StopAsync(TimeSpan? grace = null)
     {
+        if (_externalPid != 0) return 0;
         if (_process is null || _process.HasExited) return 0;
         var t = Stopwatch.GetTimestamp();
         Proc.Signal(_process.Id, Proc.SigTerm);

@@ -4,6 +4,7 @@ using System.Text;
 using HalfMsgBroker.Bench;
 
 var s = Settings.Parse(args);
+if (s.AnalyzeTrace is not null) return TraceSummary.Print(s.AnalyzeTrace);
 Directory.CreateDirectory(s.WorkDir);
 var clock = Stopwatch.StartNew();
 void Log(string m) => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}");
@@ -15,7 +16,7 @@ var loadStart = Proc.LoadAverage();
 var rows = new List<Row>();
 var broker = new BrokerWorkloads(s, Log);
 var rabbit = new RabbitWorkloads(s, Log);
-var haveBroker = s.BrokerDll is not null && File.Exists(s.BrokerDll);
+var haveBroker = s.ExternalBrokerUrl is not null || (s.BrokerDll is not null && File.Exists(s.BrokerDll));
 var haveRabbit = s.RabbitPort > 0;
 
 async Task Run(string workload, string system, string mode, Func<Task<Row>> f)

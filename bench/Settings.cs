@@ -5,6 +5,11 @@ internal sealed class Settings
 {
     public bool Quick { get; set; }
     public string? BrokerDll { get; set; }
+
+    /// <summary>Profiling mode: drive a broker someone else started (no process management, one data path for every row).</summary>
+    public Uri? ExternalBrokerUrl { get; set; }
+    public int ExternalBrokerPid { get; set; }
+    public string? AnalyzeTrace { get; set; }
     public string WorkDir { get; set; } = Path.Combine(Path.GetTempPath(), "halfmsg-bench");
     public int RabbitPort { get; set; }
     public int RabbitPid { get; set; }
@@ -47,6 +52,9 @@ internal sealed class Settings
                 case "--quick": s.Quick = true; break;
                 case "--broker-dll": s.BrokerDll = Next(); break;
                 case "--work-dir": s.WorkDir = Next(); break;
+                case "--broker-url": s.ExternalBrokerUrl = new Uri(Next().TrimEnd('/') + "/"); break;
+                case "--broker-pid": s.ExternalBrokerPid = int.Parse(Next()); break;
+                case "--analyze-trace": s.AnalyzeTrace = Next(); break;
                 case "--rabbit-port": s.RabbitPort = int.Parse(Next()); break;
                 case "--rabbit-pid": s.RabbitPid = int.Parse(Next()); break;
                 case "--rabbit-version": s.RabbitVersion = Next(); break;
