@@ -42,6 +42,7 @@ internal sealed class BrokerHost : IAsyncDisposable
         Directory.CreateDirectory(dir);
         var args = new List<string> { $"--Broker:Storage:Durability={mode}" };
         args.AddRange(extraArgs);
+        args.AddRange(s.BrokerArgs);
         var host = new BrokerHost(s.BrokerDll, Path.Combine(dir, "data"), Path.Combine(s.WorkDir, name + ".log"), [.. args]);
         await host.StartProcessAsync();
         return host;

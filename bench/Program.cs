@@ -77,6 +77,7 @@ md.AppendLine(CultureInfo.InvariantCulture, $"# HalfMsgBroker vs RabbitMQ — {k
 md.AppendLine();
 md.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Report.MachineLine()}");
 md.AppendLine(CultureInfo.InvariantCulture, $"- Command: `{(string.IsNullOrEmpty(s.Command) ? "dotnet HalfMsgBroker.Bench.dll " + string.Join(' ', args) : s.Command)}`");
+if (s.BrokerArgs.Count > 0) md.AppendLine(CultureInfo.InvariantCulture, $"- Extra broker arguments: `{string.Join(' ', s.BrokerArgs)}`");
 if (!string.IsNullOrEmpty(s.BrokerCommit)) md.AppendLine(CultureInfo.InvariantCulture, $"- Broker: {s.BrokerCommit}");
 md.AppendLine(CultureInfo.InvariantCulture, $"- Load: P={s.Producers} producers, C={s.Consumers} consumers, batch/prefetch {s.BatchSize}, body ≈{s.PayloadBytes} B; warm-up {s.Warmup.TotalSeconds:F0} s then {s.Measure.TotalSeconds:F0} s measured per row; check-back N={s.CheckBackCount}; restart N={s.RestartCount}");
 md.AppendLine(CultureInfo.InvariantCulture, $"- Load average at start {loadStart}, at end {Proc.LoadAverage()} (the machine is shared: see `others` in the notes — cores busy with processes other than the measured server and the generator)");

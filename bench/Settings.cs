@@ -10,6 +10,9 @@ internal sealed class Settings
     public Uri? ExternalBrokerUrl { get; set; }
     public int ExternalBrokerPid { get; set; }
     public string? AnalyzeTrace { get; set; }
+
+    /// <summary>Extra arguments for every broker the generator starts (experiments, e.g. a log level).</summary>
+    public List<string> BrokerArgs { get; } = [];
     public string WorkDir { get; set; } = Path.Combine(Path.GetTempPath(), "halfmsg-bench");
     public int RabbitPort { get; set; }
     public int RabbitPid { get; set; }
@@ -55,6 +58,7 @@ internal sealed class Settings
                 case "--broker-url": s.ExternalBrokerUrl = new Uri(Next().TrimEnd('/') + "/"); break;
                 case "--broker-pid": s.ExternalBrokerPid = int.Parse(Next()); break;
                 case "--analyze-trace": s.AnalyzeTrace = Next(); break;
+                case "--broker-arg": s.BrokerArgs.Add(Next()); break;
                 case "--rabbit-port": s.RabbitPort = int.Parse(Next()); break;
                 case "--rabbit-pid": s.RabbitPid = int.Parse(Next()); break;
                 case "--rabbit-version": s.RabbitVersion = Next(); break;
