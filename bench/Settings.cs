@@ -28,7 +28,9 @@ internal sealed class Settings
     public int BatchSize { get; set; } = 32;
     public int PayloadBytes { get; set; } = 200;
 
-    public TimeSpan Warmup => Quick ? TimeSpan.FromSeconds(2) : TimeSpan.FromSeconds(5);
+    /// <summary>Each row's broker is a fresh process: on this 2-core machine the JIT's tiering takes
+    /// 30–40 s to settle under load (see results/profile-*.md), so the warm-up is not short.</summary>
+    public TimeSpan Warmup { get; set; }
     public TimeSpan Measure { get; set; }
     public TimeSpan Drain => TimeSpan.FromSeconds(10);
 
@@ -46,7 +48,7 @@ internal sealed class Settings
     public static Settings Parse(string[] args)
     {
         var s = new Settings();
-        int? measure = null, checkCount = null, restartCount = null;
+        int? measure = null, warmup = null, checkCount = null, restartCount = null;
         for (var i = 0; i < args.Length; i++)
         {
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
@@ -71,12 +73,14 @@ internal sealed class Settings
                 case "--consumers": s.Consumers = int.Parse(Next()); break;
                 case "--batch": s.BatchSize = int.Parse(Next()); break;
                 case "--measure-seconds": measure = int.Parse(Next()); break;
+                case "--warmup-seconds": warmup = int.Parse(Next()); break;
                 case "--check-count": checkCount = int.Parse(Next()); break;
                 case "--restart-count": restartCount = int.Parse(Next()); break;
                 default: throw new ArgumentException($"unknown argument {args[i]}");
             }
         }
-        s.Measure = TimeSpan.FromSeconds(measure ?? (s.Quick ? 12 : 40));
+        s.Measure = TimeSpan.FromSeconds(measure ?? (s.Quick ? 10 : 40));
+        s.Warmup = TimeSpan.FromSeconds(warmup ?? (s.Quick ? 8 : 20));
         s.CheckBackCount = checkCount ?? (s.Quick ? 10_000 : 100_000);
         s.RestartCount = restartCount ?? (s.Quick ? 100_000 : 1_000_000);
         return s;

@@ -18,6 +18,8 @@ internal static class TraceSummary
         long contentions = 0;
         double contentionMs = 0;
         var contentionStart = new Dictionary<int, double>();
+        var jitted = new Dictionary<string, int>(StringComparer.Ordinal);
+        var tiers = new Dictionary<string, int>(StringComparer.Ordinal);
 
         using (var source = new EventPipeEventSource(path))
         {
@@ -57,6 +59,18 @@ internal static class TraceSummary
                 var key = d.ExceptionType ?? "?";
                 exceptions[key] = exceptions.GetValueOrDefault(key) + 1;
             };
+            clr.MethodJittingStarted += (MethodJittingStartedTraceData d) =>
+            {
+                var ns = d.MethodNamespace ?? "?";
+                var cut = ns.IndexOfAny(['`', '[', '+']);
+                if (cut > 0) ns = ns[..cut];
+                jitted[ns] = jitted.GetValueOrDefault(ns) + 1;
+            };
+            clr.MethodLoadVerbose += (MethodLoadUnloadVerboseTraceData d) =>
+            {
+                var key = d.OptimizationTier.ToString();
+                tiers[key] = tiers.GetValueOrDefault(key) + 1;
+            };
             source.Process();
         }
 
@@ -67,6 +81,9 @@ internal static class TraceSummary
             seconds, total / seconds / 1e6, gcs[0], gcs[1], gcs[2], pauseMs, pauseMs / 10 / seconds));
         Console.WriteLine(string.Format(inv, "lock contention: {0} waits ({1:F0}/s), {2:F0} ms waited in all", contentions, contentions / seconds, contentionMs));
         Console.WriteLine(string.Format(inv, "exceptions: {0}", exceptions.Count == 0 ? "none" : string.Join(", ", exceptions.OrderByDescending(e => e.Value).Select(e => $"{e.Key} ×{e.Value}"))));
+        Console.WriteLine(string.Format(inv, "methods jitted: {0} ({1:F0}/s); by tier: {2}", jitted.Values.Sum(), jitted.Values.Sum() / seconds,
+            string.Join(", ", tiers.OrderByDescending(t => t.Value).Select(t => $"{t.Key} {t.Value}"))));
+        Console.WriteLine("jitted by type (top 15): " + string.Join(", ", jitted.OrderByDescending(j => j.Value).Take(15).Select(j => $"{j.Key} ×{j.Value}")));
         Console.WriteLine();
         Console.WriteLine("| allocated type | MB/s | share |");
         Console.WriteLine("| --- | ---: | ---: |");

@@ -36,7 +36,7 @@ dotnet publish "$root/broker/HalfMsgBroker.Broker.csproj" -c Release -o "$work/b
 dotnet publish "$here/HalfMsgBroker.Bench.csproj" -c Release -o "$work/bench-bin" --nologo -v q >>"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-DOTNET_PerfMapEnabled=1 dotnet "$work/broker-bin/HalfMsgBroker.Broker.dll" --urls "http://127.0.0.1:$port" \
+DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 dotnet "$work/broker-bin/HalfMsgBroker.Broker.dll" --urls "http://127.0.0.1:$port" \
   "--Broker:DataPath=$work/data" "${extra[@]}" >"$work/broker.log" 2>&1 &
 broker_pid=$!
 for ((i = 0; i < 300; i++)); do curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.2; done
@@ -51,10 +51,10 @@ log "dotnet-counters 15 s"
 dotnet-counters collect -p "$broker_pid" --duration 00:00:00:15 --format csv -o "$out/counters.csv" \
   --counters System.Runtime,Microsoft.AspNetCore.Hosting,Microsoft.AspNetCore.Server.Kestrel >/dev/null 2>&1 || log "dotnet-counters failed"
 log "perf record 15 s"
-perf record -F 499 -g -p "$broker_pid" -o "$work/perf.data" -- sleep 15 >/dev/null 2>&1 || log "perf record failed"
-log "dotnet-trace gc-verbose + contention + exceptions 10 s"
+perf record -F 999 -g -p "$broker_pid" -o "$work/perf.data" -- sleep 15 >/dev/null 2>&1 || log "perf record failed"
+log "dotnet-trace gc-verbose + contention + exceptions + JIT 10 s"
 dotnet-trace collect -p "$broker_pid" --duration 00:00:00:10 -o "$work/gc.nettrace" \
-  --providers "Microsoft-Windows-DotNETRuntime:0x1C001:5" >/dev/null 2>&1 || log "dotnet-trace failed"
+  --providers "Microsoft-Windows-DotNETRuntime:0x1C011:5" >/dev/null 2>&1 || log "dotnet-trace failed"
 cpu1="$(awk '{print $14+$15}' /proc/$broker_pid/stat)"
 wait "$gen_pid" || true
 gen_pid=""
