@@ -1,0 +1,91 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace HalfMsgBroker.Tests.Support;
+
+/// <summary>The broker as a separate OS process, so a test can kill it with SIGKILL and start it again.</summary>
+public sealed class BrokerProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+
+    private BrokerProcess(Process process, string url)
+    {
+        _process = process;
+        Url = url;
+        Client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    public string Url { get; }
+    public HttpClient Client { get; }
+
+    public static async Task<BrokerProcess> Start(string dataPath, params string[] settings)
+    {
+        var port = FreePort();
+        var url = $"http://127.0.0.1:{port}";
+        var info = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(BrokerDll());
+        info.ArgumentList.Add("--urls");
+        info.ArgumentList.Add(url);
+        info.ArgumentList.Add($"--Broker:DataPath={dataPath}");
+        info.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
+        foreach (var s in settings) info.ArgumentList.Add(s);
+
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var broker = new BrokerProcess(process, url);
+        await Eventually.Until(async () =>
+        {
+            if (process.HasExited) throw new Xunit.Sdk.XunitException($"broker exited with {process.ExitCode}");
+            try
+            {
+                return (await broker.Client.GetAsync(new Uri("/health/ready", UriKind.Relative))).StatusCode;
+            }
+            catch (HttpRequestException)
+            {
+                return HttpStatusCode.ServiceUnavailable;
+            }
+        }, s => s == HttpStatusCode.OK, "broker ready", TimeSpan.FromSeconds(60));
+        return broker;
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs, exactly like a crash.</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited) Kill();
+        Client.Dispose();
+        _process.Dispose();
+        await Task.CompletedTask;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The broker's own build output (same configuration as the tests), found from the solution root.</summary>
+    private static string BrokerDll()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        var configuration = dir.Parent!.Name; // …/bin/{Configuration}/net10.0/
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "HalfMsgBroker.sln"))) dir = dir.Parent;
+        if (dir is null) throw new InvalidOperationException("HalfMsgBroker.sln not found above " + AppContext.BaseDirectory);
+        return Path.Combine(dir.FullName, "broker", "bin", configuration, "net10.0", "HalfMsgBroker.Broker.dll");
+    }
+}
