@@ -25,18 +25,50 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
     {
         public CpuDelta Cpu;
         public double RssMiB;
+        public string WarmupNote = "";
     }
 
-    /// <summary>Warm up, then measure for the configured time with the recorders on.</summary>
-    private async Task<Window> MeasureAsync(int pid, params Recorder[] recorders)
+    /// <summary>Warm up, then measure for the configured time with the recorders on. A broker process
+    /// that has just started (cold) warms up in 5 s slices until its CPU per message settles (two
+    /// slices within 20 %), at least <see cref="Settings.Warmup"/> and at most <see cref="Settings.MaxWarmup"/>;
+    /// a warm one gets the short warm-up.</summary>
+    private async Task<Window> MeasureAsync(int pid, bool cold, Func<long> progress, params Recorder[] recorders)
     {
-        await Pause(s.Warmup);
+        var note = "";
+        if (cold)
+        {
+            var start = Stopwatch.GetTimestamp();
+            double prev = double.NaN, first = double.NaN;
+            while (true)
+            {
+                var c0 = Proc.CpuSeconds(pid);
+                var n0 = progress();
+                await Pause(TimeSpan.FromSeconds(5));
+                var c1 = Proc.CpuSeconds(pid);
+                var n1 = progress();
+                var per1k = n1 > n0 ? (c1 - c0) / ((n1 - n0) / 1000.0) : double.NaN;
+                if (double.IsNaN(first)) first = per1k;
+                var elapsed = Stopwatch.GetElapsedTime(start);
+                var settled = !double.IsNaN(prev) && !double.IsNaN(per1k) && Math.Abs(per1k - prev) <= 0.2 * prev;
+                if (elapsed >= s.MaxWarmup || (elapsed >= s.Warmup && settled))
+                {
+                    note = string.Create(CultureInfo.InvariantCulture,
+                        $"cold start: warm-up {elapsed.TotalSeconds:F0} s, CPU s/1k in its first 5 s {first:F2}, last 5 s {per1k:F2}{(settled ? "" : " (not settled)")}; ");
+                    break;
+                }
+                prev = per1k;
+            }
+        }
+        else
+        {
+            await Pause(s.ShortWarmup);
+        }
         var a = CpuSnapshot.Take(pid);
         foreach (var r in recorders) r.Recording = true;
         await Pause(s.Measure);
         foreach (var r in recorders) r.Recording = false;
         var b = CpuSnapshot.Take(pid);
-        return new Window { Cpu = CpuDelta.Between(a, b), RssMiB = Proc.RssMiB(pid) };
+        return new Window { Cpu = CpuDelta.Between(a, b), RssMiB = Proc.RssMiB(pid), WarmupNote = note };
     }
 
     private static string Noise(CpuDelta c) =>
@@ -83,7 +115,11 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         }
     }
 
-    private static async Task ConsumerLoopAsync(BrokerClient client, string topic, int batch, Tracker tracker,
+    private long _receiveCalls;
+    private long _receivedInCalls;
+    private long _ackCalls;
+
+    private async Task ConsumerLoopAsync(BrokerClient client, string group, string topic, int batch, Tracker tracker,
         Recorder e2e, Func<bool> stop, CancellationToken hard)
     {
         var part = e2e.NewPart();
@@ -91,16 +127,22 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         {
             try
             {
-                var (status, msgs) = await client.ReceiveAsync(ConsumerGroup, topic, batch, 2, hard);
+                var (status, msgs) = await client.ReceiveAsync(group, topic, batch, 2, hard);
                 var now = Stopwatch.GetTimestamp();
                 if (status != HttpStatusCode.OK) { e2e.Error(); await Task.Delay(50, hard); continue; }
+                if (e2e.Recording)
+                {
+                    Interlocked.Increment(ref _receiveCalls);
+                    Interlocked.Add(ref _receivedInCalls, msgs.Count);
+                    if (msgs.Count > 0) Interlocked.Increment(ref _ackCalls);
+                }
                 if (msgs.Count == 0) continue;
                 foreach (var (k, _) in msgs)
                 {
                     var t0 = tracker.Receive(k, out var first);
                     if (first) e2e.Complete(part, t0, now);
                 }
-                var a = await client.AckAsync(ConsumerGroup, msgs.Select(m => m.Handle), hard);
+                var a = await client.AckAsync(group, msgs.Select(m => m.Handle), hard);
                 if (a != HttpStatusCode.OK) e2e.Error();
             }
             catch (OperationCanceledException) when (hard.IsCancellationRequested)
@@ -115,7 +157,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         }
     }
 
-    private static async Task SetUpAsync(BrokerClient client, string topic, string? pushUrl = null, string? checkUrl = null)
+    private static async Task SetUpAsync(BrokerClient client, string topic, string? pushUrl = null, string? checkUrl = null, string group = ConsumerGroup)
     {
         if (checkUrl is not null)
         {
@@ -133,17 +175,16 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             }
         }
         var push = pushUrl is null ? "" : $",\"push\":{{\"url\":\"{pushUrl}\",\"timeoutMs\":5000}}";
-        await client.PutJsonAsync($"v1/consumer-groups/{ConsumerGroup}/subscriptions/{topic}", $"{{\"tagFilter\":\"*\"{push}}}");
+        await client.PutJsonAsync($"v1/consumer-groups/{group}/subscriptions/{topic}", $"{{\"tagFilter\":\"*\"{push}}}");
     }
 
     /// <summary>Workload 1 (pull consumers) and 3 (push to the in-process receiver): half → commit by P
     /// producers, latency from commit sent to message received.</summary>
-    public async Task<Row> EndToEndAsync(string mode, bool push)
+    public async Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push)
     {
         var name = push ? "3 push e2e" : "1 e2e transactional";
         var topic = push ? "bench-w3" : "bench-w1";
         log($"workload {name} [{mode}]");
-        await using var broker = await BrokerHost.StartAsync(s, $"w{(push ? 3 : 1)}-{mode.ToLowerInvariant()}", mode);
         using var client = new BrokerClient(broker.BaseUri, s.PayloadBytes);
         var tracker = new Tracker(s.MaxMessagesPerWorkload);
         var e2e = new Recorder();
@@ -174,7 +215,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             }
             try
             {
-                await SetUpAsync(client, topic, push ? new Uri(receiver!.BaseUri, "push").ToString() : null);
+                await SetUpAsync(client, topic, push ? new Uri(receiver!.BaseUri, "push").ToString() : null, group: push ? "bench-push" : ConsumerGroup);
             }
             catch (InvalidOperationException e)
             {
@@ -183,14 +224,20 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
 
             var stopProducers = false;
             var stopConsumers = false;
-            using var hard = new CancellationTokenSource(s.Warmup + s.Measure + s.Drain + TimeSpan.FromSeconds(60));
+            using var hard = new CancellationTokenSource(s.MaxWarmup + s.Measure + s.Drain + TimeSpan.FromSeconds(60));
             var consumers = push ? [] : Enumerable.Range(0, s.Consumers)
-                .Select(_ => Task.Run(() => ConsumerLoopAsync(client, topic, s.BatchSize, tracker, e2e, () => Volatile.Read(ref stopConsumers), hard.Token)))
+                .Select(_ => Task.Run(() => ConsumerLoopAsync(client, ConsumerGroup, topic, s.BatchSize, tracker, e2e, () => Volatile.Read(ref stopConsumers), hard.Token)))
                 .ToArray();
             var producers = Enumerable.Range(0, s.Producers)
                 .Select(_ => Task.Run(() => ProducerLoopAsync(client, topic, true, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
                 .ToArray();
-            var w = await MeasureAsync(broker.Pid, e2e, send);
+            Interlocked.Exchange(ref _receiveCalls, 0);
+            Interlocked.Exchange(ref _receivedInCalls, 0);
+            Interlocked.Exchange(ref _ackCalls, 0);
+            var w = await MeasureAsync(broker.Pid, cold, () => tracker.ReceivedUnique, e2e, send);
+            var receiveCalls = Interlocked.Read(ref _receiveCalls);
+            var perReceive = receiveCalls == 0 ? 0 : Interlocked.Read(ref _receivedInCalls) / (double)receiveCalls;
+            var requestsPerSecond = (send.Count * 2 + (push ? 0 : receiveCalls + Interlocked.Read(ref _ackCalls))) / w.Cpu.WallSeconds;
             Volatile.Write(ref stopProducers, true);
             await Task.WhenAll(producers);
             var drained = await tracker.WaitAllReceivedAsync(s.Drain);
@@ -201,7 +248,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             var sh = send.Merged();
             var rate = e2e.Count / w.Cpu.WallSeconds;
             var notes = string.Create(CultureInfo.InvariantCulture,
-                $"half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; committed {tracker.Released}, received {tracker.ReceivedUnique}"
+                $"{w.WarmupNote}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
                 + $"{(drained ? "" : $" (NOT all received within {s.Drain.TotalSeconds:F0} s drain)")}, dup {tracker.Duplicates}, errors {send.Errors + e2e.Errors}; {Noise(w.Cpu)}");
             return new Row(name, System, mode, e2e.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
                 e2e.Count > 0 ? w.Cpu.TargetSeconds / (e2e.Count / 1000.0) : double.NaN, w.RssMiB, notes);
@@ -212,13 +259,38 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         }
     }
 
+    /// <summary>Workloads 1, 2 and (default mode) 3 on one broker process per durability mode: only
+    /// the first row pays the cold start; the later ones run on the warm process, on their own topics.</summary>
+    public async Task<List<Row>> RunModeAsync(string mode, IReadOnlySet<int> workloads)
+    {
+        var rows = new List<Row>();
+        await using var broker = await BrokerHost.StartAsync(s, "w123-" + mode.ToLowerInvariant(), mode);
+        var cold = true;
+        async Task Add(string workload, Func<Task<Row>> f)
+        {
+            try
+            {
+                rows.Add(await f());
+            }
+            catch (Exception e)
+            {
+                log($"  {workload} [{mode}] failed: {e}");
+                rows.Add(Row.NotRun(workload, System, mode, "failed: " + e.GetType().Name + ": " + e.Message.ReplaceLineEndings(" ")));
+            }
+            cold = false;
+        }
+        if (workloads.Contains(1)) await Add("1 e2e transactional", () => EndToEndAsync(broker, cold, mode, push: false));
+        if (workloads.Contains(2)) await Add("2 plain sends", () => PlainSendsAsync(broker, cold, mode));
+        if (workloads.Contains(3) && mode == "Process") await Add("3 push e2e", () => EndToEndAsync(broker, cold, mode, push: true));
+        return rows;
+    }
+
     /// <summary>Workload 2: plain sends only (with one pull subscription that nobody drains).</summary>
-    public async Task<Row> PlainSendsAsync(string mode)
+    public async Task<Row> PlainSendsAsync(BrokerHost broker, bool cold, string mode)
     {
         const string name = "2 plain sends";
         log($"workload {name} [{mode}]");
         const string topic = "bench-w2";
-        await using var broker = await BrokerHost.StartAsync(s, $"w2-{mode.ToLowerInvariant()}", mode);
         using var client = new BrokerClient(broker.BaseUri, s.PayloadBytes);
         try
         {
@@ -231,17 +303,17 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         var tracker = new Tracker(s.MaxMessagesPerWorkload);
         var send = new Recorder();
         var stop = false;
-        using var hard = new CancellationTokenSource(s.Warmup + s.Measure + TimeSpan.FromSeconds(60));
+        using var hard = new CancellationTokenSource(s.MaxWarmup + s.Measure + TimeSpan.FromSeconds(60));
         var producers = Enumerable.Range(0, s.Producers)
             .Select(_ => Task.Run(() => ProducerLoopAsync(client, topic, false, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
             .ToArray();
-        var w = await MeasureAsync(broker.Pid, send);
+        var w = await MeasureAsync(broker.Pid, cold, () => tracker.Released, send);
         Volatile.Write(ref stop, true);
         await Task.WhenAll(producers);
         var h = send.Merged();
         var rate = send.Count / w.Cpu.WallSeconds;
         if (mode == "Process") PlainSendRate = rate;
-        var notes = string.Create(CultureInfo.InvariantCulture, $"latency = send → 201; errors {send.Errors}; {Noise(w.Cpu)}");
+        var notes = string.Create(CultureInfo.InvariantCulture, $"{w.WarmupNote}latency = send → 201; errors {send.Errors}; {Noise(w.Cpu)}");
         return new Row(name, System, mode, send.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
             send.Count > 0 ? w.Cpu.TargetSeconds / (send.Count / 1000.0) : double.NaN, w.RssMiB, notes);
     }

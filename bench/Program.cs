@@ -51,17 +51,12 @@ async Task RunMany(string workload, string system, string mode, Func<Task<List<R
     }
 }
 
-if (s.Workloads.Contains(1))
+if (haveRabbit && s.Workloads.Contains(1)) await Run("1 e2e transactional", "RabbitMQ", "", rabbit.EndToEndAsync);
+if (haveRabbit && s.Workloads.Contains(2)) await Run("2 plain sends", "RabbitMQ", "", rabbit.PublishOnlyAsync);
+if (haveBroker && (s.Workloads.Contains(1) || s.Workloads.Contains(2) || s.Workloads.Contains(3)))
 {
-    if (haveRabbit) await Run("1 e2e transactional", "RabbitMQ", "", rabbit.EndToEndAsync);
-    if (haveBroker) foreach (var m in s.Modes) await Run("1 e2e transactional", "HalfMsgBroker", m, () => broker.EndToEndAsync(m, push: false));
+    foreach (var m in s.Modes) await RunMany("1-3", "HalfMsgBroker", m, () => broker.RunModeAsync(m, s.Workloads));
 }
-if (s.Workloads.Contains(2))
-{
-    if (haveRabbit) await Run("2 plain sends", "RabbitMQ", "", rabbit.PublishOnlyAsync);
-    if (haveBroker) foreach (var m in s.Modes) await Run("2 plain sends", "HalfMsgBroker", m, () => broker.PlainSendsAsync(m));
-}
-if (haveBroker && s.Workloads.Contains(3)) await Run("3 push e2e", "HalfMsgBroker", "Process", () => broker.EndToEndAsync("Process", push: true));
 if (haveBroker && s.Workloads.Contains(4)) await RunMany("4 check-back", "HalfMsgBroker", "Process", broker.CheckBackAsync);
 if (haveBroker && s.Workloads.Contains(5)) await Run("5 restart", "HalfMsgBroker", "Process", broker.RestartAsync);
 
@@ -71,6 +66,8 @@ var rq = rows.FirstOrDefault(r => r.Workload.StartsWith('1') && r.System.StartsW
 if (hm is not null && rq is not null && rq.PerSecond > 0 && !double.IsNaN(hm.PerSecond))
     ratio = (hm.PerSecond / rq.PerSecond).ToString("F2", CultureInfo.InvariantCulture);
 
+// Group the table by workload (RabbitMQ first within one), whatever order the rows ran in.
+rows = [.. rows.Select((r, i) => (r, i)).OrderBy(x => x.r.Workload[0]).ThenBy(x => x.r.System.StartsWith("RabbitMQ", StringComparison.Ordinal) ? 0 : 1).ThenBy(x => x.i).Select(x => x.r)];
 var md = new StringBuilder();
 var kind = s.Quick ? "quick" : "full";
 md.AppendLine(CultureInfo.InvariantCulture, $"# HalfMsgBroker vs RabbitMQ — {kind} run, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
@@ -79,7 +76,7 @@ md.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Report.MachineLine()}"
 md.AppendLine(CultureInfo.InvariantCulture, $"- Command: `{(string.IsNullOrEmpty(s.Command) ? "dotnet HalfMsgBroker.Bench.dll " + string.Join(' ', args) : s.Command)}`");
 if (s.BrokerArgs.Count > 0) md.AppendLine(CultureInfo.InvariantCulture, $"- Extra broker arguments: `{string.Join(' ', s.BrokerArgs)}`");
 if (!string.IsNullOrEmpty(s.BrokerCommit)) md.AppendLine(CultureInfo.InvariantCulture, $"- Broker: {s.BrokerCommit}");
-md.AppendLine(CultureInfo.InvariantCulture, $"- Load: P={s.Producers} producers, C={s.Consumers} consumers, batch/prefetch {s.BatchSize}, body ≈{s.PayloadBytes} B; warm-up {s.Warmup.TotalSeconds:F0} s then {s.Measure.TotalSeconds:F0} s measured per row; check-back N={s.CheckBackCount}; restart N={s.RestartCount}");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Load: P={s.Producers} producers, C={s.Consumers} consumers, batch/prefetch {s.BatchSize}, body ≈{s.PayloadBytes} B; {s.Measure.TotalSeconds:F0} s measured per row after a warm-up: a cold broker process until its CPU per message settles ({s.Warmup.TotalSeconds:F0}–{s.MaxWarmup.TotalSeconds:F0} s), a warm one and RabbitMQ {s.ShortWarmup.TotalSeconds:F0} s; workloads 1–3 of one durability mode share one broker process, run in that order; check-back N={s.CheckBackCount}; restart N={s.RestartCount}");
 md.AppendLine(CultureInfo.InvariantCulture, $"- Load average at start {loadStart}, at end {Proc.LoadAverage()} (the machine is shared: see `others` in the notes — cores busy with processes other than the measured server and the generator)");
 md.AppendLine(CultureInfo.InvariantCulture, $"- Total time {clock.Elapsed.TotalSeconds:F0} s");
 md.AppendLine();

@@ -111,7 +111,7 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
 
     private async Task<(CpuDelta Cpu, double Rss)> MeasureAsync(params Recorder[] recorders)
     {
-        await Task.Delay(s.Warmup);
+        await Task.Delay(s.ShortWarmup);
         var a = CpuSnapshot.Take(s.RabbitPid);
         foreach (var r in recorders) r.Recording = true;
         await Task.Delay(s.Measure);
@@ -137,7 +137,7 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
         {
             for (var i = 0; i < s.Consumers; i++) consumers.Add(await ConsumerAsync(queue, tracker, e2e));
             var stop = false;
-            using var hard = new CancellationTokenSource(s.Warmup + s.Measure + TimeSpan.FromSeconds(60));
+            using var hard = new CancellationTokenSource(s.ShortWarmup + s.Measure + TimeSpan.FromSeconds(60));
             var producers = Enumerable.Range(0, s.Producers)
                 .Select(_ => Task.Run(() => ProducerAsync(queue, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
                 .ToArray();
@@ -175,7 +175,7 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
             var tracker = new Tracker(s.MaxMessagesPerWorkload);
             var send = new Recorder();
             var stop = false;
-            using var hard = new CancellationTokenSource(s.Warmup + s.Measure + TimeSpan.FromSeconds(60));
+            using var hard = new CancellationTokenSource(s.ShortWarmup + s.Measure + TimeSpan.FromSeconds(60));
             var producers = Enumerable.Range(0, s.Producers)
                 .Select(_ => Task.Run(() => ProducerAsync(queue, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
                 .ToArray();

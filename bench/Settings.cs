@@ -31,6 +31,10 @@ internal sealed class Settings
     /// <summary>Each row's broker is a fresh process: on this 2-core machine the JIT's tiering takes
     /// 30–40 s to settle under load (see results/profile-*.md), so the warm-up is not short.</summary>
     public TimeSpan Warmup { get; set; }
+    public TimeSpan MaxWarmup => Quick ? TimeSpan.FromSeconds(25) : TimeSpan.FromSeconds(45);
+
+    /// <summary>Warm-up of a row on a process that is already warm (and of RabbitMQ's rows).</summary>
+    public TimeSpan ShortWarmup => Quick ? TimeSpan.FromSeconds(3) : TimeSpan.FromSeconds(5);
     public TimeSpan Measure { get; set; }
     public TimeSpan Drain => TimeSpan.FromSeconds(10);
 
@@ -80,7 +84,7 @@ internal sealed class Settings
             }
         }
         s.Measure = TimeSpan.FromSeconds(measure ?? (s.Quick ? 10 : 40));
-        s.Warmup = TimeSpan.FromSeconds(warmup ?? (s.Quick ? 8 : 20));
+        s.Warmup = TimeSpan.FromSeconds(warmup ?? (s.Quick ? 10 : 15));
         s.CheckBackCount = checkCount ?? (s.Quick ? 10_000 : 100_000);
         s.RestartCount = restartCount ?? (s.Quick ? 100_000 : 1_000_000);
         return s;
