@@ -43,11 +43,11 @@ internal sealed class Settings
 
     public int CheckBackCount { get; set; }
     public TimeSpan CheckIdleWindow => Quick ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(10);
-    public TimeSpan CheckSendBudget => Quick ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(150);
-    public TimeSpan CheckDrainBudget => Quick ? TimeSpan.FromSeconds(45) : TimeSpan.FromSeconds(180);
+    public TimeSpan CheckSendBudget => Quick ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(120);
+    public TimeSpan CheckDrainBudget => Quick ? TimeSpan.FromSeconds(45) : TimeSpan.FromSeconds(150);
 
     public int RestartCount { get; set; }
-    public TimeSpan RestartLoadBudget => Quick ? TimeSpan.FromSeconds(60) : TimeSpan.FromSeconds(330);
+    public TimeSpan RestartLoadBudget => Quick ? TimeSpan.FromSeconds(60) : TimeSpan.FromSeconds(300);
 
     public static Settings Parse(string[] args)
     {
@@ -83,8 +83,8 @@ internal sealed class Settings
                 default: throw new ArgumentException($"unknown argument {args[i]}");
             }
         }
-        s.Measure = TimeSpan.FromSeconds(measure ?? (s.Quick ? 10 : 40));
-        s.Warmup = TimeSpan.FromSeconds(warmup ?? (s.Quick ? 10 : 15));
+        s.Measure = TimeSpan.FromSeconds(measure ?? (s.Quick ? 10 : 30));
+        s.Warmup = TimeSpan.FromSeconds(warmup ?? (s.Quick ? 15 : 20));
         s.CheckBackCount = checkCount ?? (s.Quick ? 10_000 : 100_000);
         s.RestartCount = restartCount ?? (s.Quick ? 100_000 : 1_000_000);
         return s;
