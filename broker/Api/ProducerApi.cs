@@ -173,7 +173,7 @@ internal static class ProducerApi
         m.LastCheckResult,
         m.State == MessageState.Prepared ? Times.ToUtcOrNull(m.NextCheckAt) : null);
 
-    private static string ResolvedBySuffix(StoredMessage m) =>
+    private static string ResolvedBySuffix(MessageSnapshot m) =>
         StateNames.Of(m.ResolvedBy) is { } by ? $" (resolved by {by})" : "";
 
     private static string? TraceParent(HttpRequest request)

@@ -56,6 +56,12 @@ public sealed class DeliveryOptions
     /// <summary>Push requests in flight across all subscriptions.</summary>
     public int MaxPushConcurrency { get; set; } = 256;
 
+    /// <summary>
+    /// How long a long-poll receive that was woken by a new message waits for more before answering,
+    /// trading a little latency for fewer, fuller receives under load.
+    /// </summary>
+    public TimeSpan ReceiveLinger { get; set; } = TimeSpan.FromMilliseconds(2);
+
     /// <summary>Memory for caching bodies of messages awaiting delivery; past it they are read from storage.</summary>
     public long MaxCachedPayloadBytes { get; set; } = 256L * 1024 * 1024;
 
@@ -81,6 +87,9 @@ public sealed class StorageOptions
 
     /// <summary>Most changes one group commit applies in a single LiteDB transaction.</summary>
     public int MaxBatchSize { get; set; } = 512;
+
+    /// <summary>Recently written messages the writer keeps in memory so it need not read them back.</summary>
+    public int WriterCacheSize { get; set; } = 65_536;
 }
 
 public sealed class SigningOptions

@@ -4,6 +4,7 @@ using System.Text.Json;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Engine;
+using HalfMsgBroker.Hosting;
 using HalfMsgBroker.Outbound;
 using HalfMsgBroker.Storage;
 using Microsoft.Extensions.Options;
@@ -128,6 +129,8 @@ internal sealed class PushDeliveryService(
                     new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), queue.Group),
                 BrokerJsonContext.Default.PushBody);
             var result = await http.PostJsonAsync(push.Url, body, push.TimeoutMs, Headers(payload, lease, queue.Group), 0, cancellationToken);
+            BrokerMetrics.PushAttempts.Add(1);
+            if (!result.IsSuccess) BrokerMetrics.PushFailures.Add(1);
 
             if (result.IsSuccess)
             {

@@ -71,6 +71,11 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         }
     }
 
+    public bool IsClosed
+    {
+        get { lock (_gate) return _closed; }
+    }
+
     public bool HasReady
     {
         get { lock (_gate) return _ready.Count > 0; }
@@ -91,15 +96,12 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
             await signal.WaitAsync(cancellationToken);
             return true;
         }
-        try
-        {
-            await signal.WaitAsync(timeout, time, cancellationToken);
-            return true;
-        }
-        catch (TimeoutException)
-        {
-            return false;
-        }
+        // An idle long poll ends often; ending it with a timer instead of a TimeoutException keeps it cheap.
+        using var timer = new CancellationTokenSource(timeout, time);
+        using var timeoutOrCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
+        var woken = await Task.WhenAny(signal, Task.Delay(Timeout.InfiniteTimeSpan, timeoutOrCancel.Token)) == signal;
+        cancellationToken.ThrowIfCancellationRequested();
+        return woken;
     }
 
     public SettleOutcome Ack(Guid messageId, ulong nonce, out int attempts)

@@ -1,9 +1,11 @@
+using HalfMsgBroker.Delivery;
 using HalfMsgBroker.Lifecycle;
 using HalfMsgBroker.Storage;
 
 namespace HalfMsgBroker.Engine;
 
-internal sealed record CheckToSend(StoredMessage Message, int CheckNumber);
+/// <summary>A check to make, with a copy of what the check request carries.</summary>
+internal sealed record CheckToSend(MessagePayload Message, string TransactionId, string? ProducerGroup, int CheckNumber);
 
 /// <summary>
 /// Marks due messages as being checked. Each check gets a lease (the producer's timeout plus a
@@ -17,7 +19,7 @@ internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) 
         var toSend = new List<CheckToSend>(due.Count);
         foreach (var (id, lease) in due)
         {
-            var message = ctx.Store.Find(id);
+            var message = ctx.Messages.Find(id);
             if (message is null || message.State != MessageState.Prepared || message.NextCheckAt > ctx.Now) continue;
 
             if (TransactionLifecycle.ExhaustIfOutOfChecks(message, ctx.Now, ctx.Options.Transactions.MaxChecks))
@@ -27,9 +29,9 @@ internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) 
             else
             {
                 TransactionLifecycle.BeginCheck(message, ctx.Now, lease);
-                toSend.Add(new CheckToSend(message, message.CheckCount));
+                toSend.Add(new CheckToSend(MessagePayload.From(message), message.TransactionId!, message.ProducerGroup, message.CheckCount));
             }
-            ctx.Store.Update(message);
+            ctx.Messages.Update(message);
         }
         return toSend;
     }
@@ -40,7 +42,7 @@ internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer ans
 {
     protected override CheckOutcome Run(WriteContext ctx)
     {
-        var message = ctx.Store.Find(id);
+        var message = ctx.Messages.Find(id);
         if (message is null) return CheckOutcome.Ignored;
 
         var outcome = TransactionLifecycle.ApplyCheckAnswer(
@@ -58,7 +60,7 @@ internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer ans
                 Publication.Resolved(ctx, message);
                 break;
         }
-        ctx.Store.Update(message);
+        ctx.Messages.Update(message);
         return outcome;
     }
 }

@@ -9,11 +9,11 @@ internal abstract class DeliveryChange<TResult> : StoreCommand<TResult>
 {
     protected bool Change(WriteContext ctx, Guid id, string group, Func<StoredDelivery, bool> transition)
     {
-        var message = ctx.Store.Find(id);
+        var message = ctx.Messages.Find(id);
         var delivery = message?.DeliveryFor(group);
         if (message is null || delivery is null || !transition(delivery)) return false;
         DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
-        ctx.Store.Update(message);
+        ctx.Messages.Update(message);
         return true;
     }
 }
@@ -54,10 +54,10 @@ internal sealed class DropDeliveries(string group, IReadOnlyList<Guid> ids) : St
         var dropped = 0;
         foreach (var id in ids)
         {
-            var message = ctx.Store.Find(id);
+            var message = ctx.Messages.Find(id);
             if (message is null || message.Deliveries.RemoveAll(d => d.Group == group && !d.State.IsTerminal()) == 0) continue;
             DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
-            ctx.Store.Update(message);
+            ctx.Messages.Update(message);
             dropped++;
         }
         return dropped;
@@ -69,14 +69,15 @@ internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid>? ids)
 {
     protected override int Run(WriteContext ctx)
     {
-        var messages = ids is null ? ctx.Store.DeadLetters(group) : ids.Select(ctx.Store.Find).OfType<StoredMessage>().ToList();
+        // Load through the cache, so the objects changed here are the ones the writer keeps.
+        var messages = (ids ?? ctx.Store.DeadLetters(group).Select(m => m.Id).ToList()).Select(ctx.Messages.Find).OfType<StoredMessage>().ToList();
         var redriven = 0;
         foreach (var message in messages)
         {
             var delivery = message.DeliveryFor(group);
             if (delivery is null || !DeliveryLifecycle.Redrive(delivery)) continue;
             DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
-            ctx.Store.Update(message);
+            ctx.Messages.Update(message);
             redriven++;
             var payload = MessagePayload.From(message);
             ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload));
@@ -90,16 +91,15 @@ internal sealed class DeleteDeadLetters(string group, Guid? id, string? topic) :
 {
     protected override int Run(WriteContext ctx)
     {
-        var messages = id is { } one
-            ? [.. new[] { ctx.Store.Find(one) }.OfType<StoredMessage>()]
-            : ctx.Store.DeadLetters(group).Where(m => topic is null || m.Topic == topic).ToList();
+        var ids = id is { } one ? [one] : ctx.Store.DeadLetters(group).Where(m => topic is null || m.Topic == topic).Select(m => m.Id).ToList();
+        var messages = ids.Select(ctx.Messages.Find).OfType<StoredMessage>().ToList();
         var deleted = 0;
         foreach (var message in messages)
         {
             var delivery = message.DeliveryFor(group);
             if (delivery is null || !DeliveryLifecycle.DeleteDeadLetter(delivery)) continue;
             DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
-            ctx.Store.Update(message);
+            ctx.Messages.Update(message);
             deleted++;
         }
         return deleted;
@@ -114,9 +114,9 @@ internal sealed class PurgeMessages(IReadOnlyList<Guid> ids) : StoreCommand<int>
         var purged = 0;
         foreach (var id in ids)
         {
-            var message = ctx.Store.Find(id);
+            var message = ctx.Messages.Find(id);
             if (message is null || message.PurgeAt == 0 || message.PurgeAt > ctx.Now) continue;
-            ctx.Store.Delete(id);
+            ctx.Messages.Delete(message);
             ctx.CountMessage(message.Topic, -1);
             purged++;
         }

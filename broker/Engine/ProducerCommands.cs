@@ -27,7 +27,13 @@ internal enum SendStatus
     Conflict,
 }
 
-internal sealed record SendResult(SendStatus Status, StoredMessage Message);
+/// <summary>What a caller may read of a message once its command completed (the writer keeps changing the original).</summary>
+internal sealed record MessageSnapshot(Guid Id, string Topic, string? TransactionId, MessageState State, ResolvedBy ResolvedBy)
+{
+    public static MessageSnapshot Of(StoredMessage m) => new(m.Id, m.Topic, m.TransactionId, m.State, m.ResolvedBy);
+}
+
+internal sealed record SendResult(SendStatus Status, MessageSnapshot Message);
 
 /// <summary>Stores a plain message (committed at once) or a half message (prepared).</summary>
 internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<SendResult>
@@ -35,12 +41,12 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
     protected override SendResult Run(WriteContext ctx)
     {
         var existing = half
-            ? ctx.Store.FindByTransactionId(input.TransactionId!)
+            ? ctx.Messages.FindByTransactionId(input.TransactionId!)
             : input.IdempotencyKey is { } key ? ctx.Store.FindByIdempotencyKey(input.Topic, key) : null;
         if (existing is not null)
         {
             var same = existing.Topic == input.Topic && existing.Body.AsSpan().SequenceEqual(input.Body);
-            return new SendResult(same ? SendStatus.Replayed : SendStatus.Conflict, existing);
+            return new SendResult(same ? SendStatus.Replayed : SendStatus.Conflict, MessageSnapshot.Of(existing));
         }
 
         var message = new StoredMessage
@@ -73,9 +79,9 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
             Publication.FanOut(ctx, message);
         }
 
-        ctx.Store.Insert(message);
+        ctx.Messages.Insert(message);
         ctx.CountMessage(message.Topic, 1);
-        return new SendResult(SendStatus.Created, message);
+        return new SendResult(SendStatus.Created, MessageSnapshot.Of(message));
     }
 }
 
@@ -87,27 +93,27 @@ internal enum EndStatus
     Conflict,
 }
 
-internal sealed record EndResult(EndStatus Status, StoredMessage? Message);
+internal sealed record EndResult(EndStatus Status, MessageSnapshot? Message);
 
 /// <summary>The producer's commit or rollback of a half message.</summary>
 internal sealed class EndTransaction(string transactionId, bool commit) : StoreCommand<EndResult>
 {
     protected override EndResult Run(WriteContext ctx)
     {
-        var message = ctx.Store.FindByTransactionId(transactionId);
+        var message = ctx.Messages.FindByTransactionId(transactionId);
         if (message is null) return new EndResult(EndStatus.NotFound, null);
 
         switch (TransactionLifecycle.End(message, commit, ResolvedBy.Producer, ctx.Now))
         {
             case EndOutcome.AlreadyEnded:
-                return new EndResult(EndStatus.AlreadyEnded, message);
+                return new EndResult(EndStatus.AlreadyEnded, MessageSnapshot.Of(message));
             case EndOutcome.Conflict:
-                return new EndResult(EndStatus.Conflict, message);
+                return new EndResult(EndStatus.Conflict, MessageSnapshot.Of(message));
         }
 
         Publication.Resolved(ctx, message);
-        ctx.Store.Update(message);
-        return new EndResult(EndStatus.Applied, message);
+        ctx.Messages.Update(message);
+        return new EndResult(EndStatus.Applied, MessageSnapshot.Of(message));
     }
 }
 

@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Hosting;
 using HalfMsgBroker.Storage;
 using HalfMsgBroker.Transactions;
 using Microsoft.Extensions.Options;
@@ -95,6 +96,8 @@ internal sealed class StoreWriter : IDisposable
             }
             catch (Exception e)
             {
+                // The rolled-back batch may have left mutated messages in the cache.
+                _context.Messages.Clear();
                 // One bad command must not fail its neighbours: retry each on its own.
                 _logger.LogWarning(e, "Group commit of {Count} changes failed; retrying them one by one", batch.Count);
                 foreach (var command in batch)
@@ -105,6 +108,7 @@ internal sealed class StoreWriter : IDisposable
                     }
                     catch (Exception single)
                     {
+                        _context.Messages.Clear();
                         _logger.LogError(single, "A store change failed");
                         command.Fail(single);
                     }
@@ -116,6 +120,7 @@ internal sealed class StoreWriter : IDisposable
 
     private void CommitBatch(List<StoreCommand> batch)
     {
+        var started = _time.GetTimestamp();
         _context.Begin(_time.GetUtcNow().ToUnixTimeMilliseconds());
         _store.RunBatch(() =>
         {
@@ -124,6 +129,9 @@ internal sealed class StoreWriter : IDisposable
         });
         BatchesCommitted++;
         CommandsCommitted += batch.Count;
+        BrokerMetrics.StoreCommands.Add(batch.Count);
+        BrokerMetrics.StoreBatchSize.Record(batch.Count);
+        BrokerMetrics.StoreCommitMs.Record(_time.GetElapsedTime(started).TotalMilliseconds);
 
         foreach (var effect in _context.Effects)
         {

@@ -12,6 +12,9 @@ internal sealed class WriteContext(IMessageStore store, BrokerOptions options, D
     private readonly Dictionary<string, long> _topicDeltas = new(StringComparer.Ordinal);
 
     public IMessageStore Store { get; } = store;
+
+    /// <summary>Messages go through here, not <see cref="Store"/>, so recently written ones are not read back.</summary>
+    public WriterMessageCache Messages { get; } = new(store, Math.Max(1024, options.Storage.WriterCacheSize));
     public BrokerOptions Options { get; } = options;
     public DeliveryRegistry Deliveries { get; } = deliveries;
     public CheckSchedule Checks { get; } = checks;

@@ -29,6 +29,10 @@ public static class BrokerHosting
             .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
             .ValidateOnStart();
 
+        // Per-request framework logs cost more than the request on a hot broker; configuration can still turn them on.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+        builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
+
         var maxBody = builder.Configuration.GetValue<long?>("Broker:MaxMessageBytes") ?? new BrokerOptions().MaxMessageBytes;
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = maxBody + 1);
 

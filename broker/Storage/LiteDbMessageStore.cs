@@ -129,18 +129,18 @@ public sealed class LiteDbMessageStore : IMessageStore
         doc["c"].AsInt64)).ToList();
 
     public IReadOnlyList<StoredMessage> DueChecks(long now, int limit) =>
-        _messages.Find(Query.Between(MessageCodec.QueueField, MessageCodec.CheckKey(0), MessageCodec.CheckKey(now)), 0, limit)
+        _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now)), 0, limit)
             .Select(MessageCodec.FromBson).ToList();
 
     public long? EarliestCheckDue()
     {
-        var doc = _messages.Find(Query.Between(MessageCodec.QueueField, MessageCodec.CheckKey(0), MessageCodec.CheckKey(long.MaxValue / 1000)), 0, 1)
+        var doc = _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(MaxTime)), 0, 1)
             .FirstOrDefault();
         return doc is null ? null : MessageCodec.FromBson(doc).NextCheckAt;
     }
 
     public IReadOnlyList<Guid> DuePurges(long now, int limit) =>
-        _messages.Find(Query.Between(MessageCodec.QueueField, MessageCodec.PurgeKey(0), MessageCodec.PurgeKey(now)), 0, limit)
+        _messages.Find(QueueRange(MessageCodec.PurgeKey(0), MessageCodec.PurgeKey(now)), 0, limit)
             .Select(doc => doc["_id"].AsGuid).ToList();
 
     public IEnumerable<StoredMessage> OpenMessages() =>
@@ -156,7 +156,7 @@ public sealed class LiteDbMessageStore : IMessageStore
     {
         // Prepared messages have their own index range; ended ones are rare to list and walk the id index.
         var source = state == MessageState.Prepared
-            ? _messages.Find(Query.Between(MessageCodec.QueueField, MessageCodec.CheckKey(0), MessageCodec.CheckKey(long.MaxValue / 1000)))
+            ? _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(MaxTime)))
                 .Select(MessageCodec.FromBson).OrderBy(m => m.Id)
             : (after is null ? _messages.FindAll() : _messages.Find(Query.GT("_id", after.Value)))
                 .Select(MessageCodec.FromBson);
@@ -185,7 +185,7 @@ public sealed class LiteDbMessageStore : IMessageStore
         _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", new BsonValue(key))).GetPlan().ToString();
 
     internal string ExplainDueChecks(long now) =>
-        _messages.Query().Where(Query.Between(MessageCodec.QueueField, MessageCodec.CheckKey(0), MessageCodec.CheckKey(now))).GetPlan().ToString();
+        _messages.Query().Where(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now))).GetPlan().ToString();
 
     public void Dispose()
     {
@@ -196,7 +196,33 @@ public sealed class LiteDbMessageStore : IMessageStore
     private StoredMessage? FindOneByLookup(string key) => FindByLookup(key).FirstOrDefault();
 
     private IEnumerable<StoredMessage> FindByLookup(string key) =>
-        _messages.Find(BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", new BsonValue(key))).Select(MessageCodec.FromBson);
+        _messages.Find(LookupExpression(key)).Select(MessageCodec.FromBson);
+
+    private const long MaxTime = long.MaxValue / 1000;
+
+    [ThreadStatic]
+    private static BsonExpression? t_queueRange;
+
+    /// <summary>A range of the due-time index. LiteDB's Query helpers write the values into the expression text, which then is parsed and compiled anew on every call; parameters avoid that.</summary>
+    private static BsonExpression QueueRange(string from, string to)
+    {
+        var expression = t_queueRange ??= BsonExpression.Create("$." + MessageCodec.QueueField + " BETWEEN @0 AND @1", BsonValue.Null, BsonValue.Null);
+        expression.Parameters["0"] = from;
+        expression.Parameters["1"] = to;
+        return expression;
+    }
+
+    // Parsing the expression costs more than the index seek it drives, so each thread parses it once
+    // and only swaps the parameter (calls are synchronous, so a thread never shares it mid-query).
+    [ThreadStatic]
+    private static BsonExpression? t_lookup;
+
+    private static BsonExpression LookupExpression(string key)
+    {
+        var expression = t_lookup ??= BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", BsonValue.Null);
+        expression.Parameters["0"] = key;
+        return expression;
+    }
 
     private static string SubscriptionId(string group, string topic) => group + "\n" + topic;
 }

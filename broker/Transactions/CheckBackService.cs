@@ -2,6 +2,7 @@ using System.Text.Json;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Engine;
+using HalfMsgBroker.Hosting;
 using HalfMsgBroker.Lifecycle;
 using HalfMsgBroker.Outbound;
 using HalfMsgBroker.Storage;
@@ -77,7 +78,7 @@ internal sealed class CheckBackService(
         foreach (var check in toSend)
         {
             await _slots.WaitAsync(cancellationToken);
-            var group = check.Message.ProducerGroup is { } name ? groups.GetValueOrDefault(name) : null;
+            var group = check.ProducerGroup is { } name ? groups.GetValueOrDefault(name) : null;
             var task = CheckOneAsync(check, group, cancellationToken);
             lock (_running) _running.Add(task);
             _ = task.ContinueWith(t => { lock (_running) _running.Remove(t); }, TaskScheduler.Default);
@@ -88,10 +89,12 @@ internal sealed class CheckBackService(
     private async Task SleepUntilDueAsync(CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var wakeAt = Math.Min(store.EarliestCheckDue() ?? long.MaxValue, now + (long)_options.IdleScanInterval.TotalMilliseconds);
+        // Plan before reading the index: a half message stored meanwhile that is due sooner nudges us.
+        var wakeAt = now + (long)_options.IdleScanInterval.TotalMilliseconds;
+        schedule.Plan(wakeAt);
+        wakeAt = Math.Min(store.EarliestCheckDue() ?? long.MaxValue, wakeAt);
         schedule.Plan(wakeAt);
         await schedule.Signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(0, wakeAt - now)), time, cancellationToken);
-        schedule.Plan(long.MaxValue);
     }
 
     private async Task CheckOneAsync(CheckToSend check, ProducerGroup? group, CancellationToken cancellationToken)
@@ -103,7 +106,7 @@ internal sealed class CheckBackService(
                 : (CheckAnswer.Unknown, "no checkUrl");
             var outcome = await writer.Submit(new ApplyCheckAnswer(check.Message.Id, check.CheckNumber, answer, text), cancellationToken);
             logger.LogDebug("Check {Number} of transaction {TransactionId}: {Answer} -> {Outcome}",
-                check.CheckNumber, check.Message.TransactionId, text, outcome);
+                check.CheckNumber, check.TransactionId, text, outcome);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -111,7 +114,7 @@ internal sealed class CheckBackService(
         catch (Exception e)
         {
             // The check's lease runs out and the message is checked again: nothing is lost.
-            logger.LogError(e, "Check-back of transaction {TransactionId} failed", check.Message.TransactionId);
+            logger.LogError(e, "Check-back of transaction {TransactionId} failed", check.TransactionId);
         }
         finally
         {
@@ -123,10 +126,11 @@ internal sealed class CheckBackService(
     {
         var m = check.Message;
         var body = JsonSerializer.SerializeToUtf8Bytes(
-            new CheckRequestBody(m.TransactionId!, m.Id.ToString(), m.Topic, m.ProducerGroup, m.Tag, m.Keys, m.Properties,
+            new CheckRequestBody(check.TransactionId, m.Id.ToString(), m.Topic, check.ProducerGroup, m.Tag, m.Keys, m.Properties,
                 new RawJson(m.Body), check.CheckNumber, Times.ToUtc(m.BornAt)),
             BrokerJsonContext.Default.CheckRequestBody);
         var result = await http.PostJsonAsync(url, body, timeoutMs, [], MaxAnswerBytes, cancellationToken);
+        BrokerMetrics.Checks.Add(1);
         return result.IsSuccess ? ReadAnswer(result.Body) : (CheckAnswer.Unknown, result.Describe());
     }
 

@@ -1,0 +1,19 @@
+using System.Diagnostics.Metrics;
+
+namespace HalfMsgBroker.Hosting;
+
+/// <summary>
+/// The broker's own instruments (meter <c>HalfMsgBroker</c>), readable with
+/// <c>dotnet-counters monitor -n HalfMsgBroker.Broker --counters HalfMsgBroker</c> or any OpenTelemetry exporter.
+/// </summary>
+internal static class BrokerMetrics
+{
+    public static readonly Meter Meter = new("HalfMsgBroker", "1.0");
+
+    public static readonly Counter<long> StoreCommands = Meter.CreateCounter<long>("halfmsg.store.commands", description: "Changes applied by the single writer");
+    public static readonly Histogram<int> StoreBatchSize = Meter.CreateHistogram<int>("halfmsg.store.batch_size", description: "Changes per group commit");
+    public static readonly Histogram<double> StoreCommitMs = Meter.CreateHistogram<double>("halfmsg.store.commit_ms", "ms", "Duration of one group commit, fsync included");
+    public static readonly Counter<long> PushAttempts = Meter.CreateCounter<long>("halfmsg.push.attempts", description: "Push requests sent");
+    public static readonly Counter<long> PushFailures = Meter.CreateCounter<long>("halfmsg.push.failures", description: "Push requests that failed (non-2xx, timeout, connection error)");
+    public static readonly Counter<long> Checks = Meter.CreateCounter<long>("halfmsg.checks", description: "Check-back requests sent");
+}

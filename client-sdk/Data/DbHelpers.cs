@@ -1,0 +1,55 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace HalfMsgBroker.Client;
+
+internal static partial class DbHelpers
+{
+    [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_.]{0,127}$")]
+    private static partial Regex IdentifierPattern();
+
+    public static string CheckIdentifier(string name, string paramName)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name, paramName);
+        if (!IdentifierPattern().IsMatch(name))
+        {
+            throw new ArgumentException($"'{name}' is not a plain SQL identifier ([A-Za-z_][A-Za-z0-9_.]*).", paramName);
+        }
+
+        return name;
+    }
+
+    public static DbCommand Command(DbConnection connection, DbTransaction? transaction, string sql, int? timeoutSeconds, string prefix, params (string Name, object Value)[] parameters)
+    {
+        var command = connection.CreateCommand();
+#pragma warning disable CA2100 // table names are validated identifiers; values are parameters
+        command.CommandText = sql;
+#pragma warning restore CA2100
+        command.Transaction = transaction;
+        if (timeoutSeconds is { } timeout)
+        {
+            command.CommandTimeout = timeout;
+        }
+
+        foreach (var (name, value) in parameters)
+        {
+            var parameter = command.CreateParameter();
+            parameter.ParameterName = prefix + name;
+            parameter.Value = value;
+            command.Parameters.Add(parameter);
+        }
+
+        return command;
+    }
+
+    public static string Now(TimeProvider time) => time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
+
+    public static async Task EnsureOpenAsync(DbConnection connection, CancellationToken cancellationToken)
+    {
+        if (connection.State != System.Data.ConnectionState.Open)
+        {
+            await connection.OpenAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+}

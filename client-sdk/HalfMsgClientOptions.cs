@@ -1,0 +1,48 @@
+using System.Text.Json;
+
+namespace HalfMsgBroker.Client;
+
+/// <summary>
+/// Settings of the HalfMsgBroker client and of the endpoints it maps. Configure with
+/// <c>services.AddHalfMsgClient(o =&gt; o.BaseAddress = new Uri("http://broker:8080"))</c>.
+/// </summary>
+public sealed record HalfMsgClientOptions
+{
+    /// <summary>The broker's base address, e.g. <c>http://broker:8080</c>. Required.</summary>
+    public Uri? BaseAddress { get; set; }
+
+    /// <summary>
+    /// Secrets accepted on signed check-back and push calls (the broker's <c>Broker:Signing:Secret</c>;
+    /// list the old and the new one while rotating). Empty: signatures are not checked.
+    /// </summary>
+    public IList<string> SigningSecrets { get; set; } = [];
+
+    /// <summary>
+    /// Reject check-back and push calls that carry no signature. Defaults to true whenever
+    /// <see cref="SigningSecrets"/> is not empty.
+    /// </summary>
+    public bool? RequireSignature { get; set; }
+
+    /// <summary>How far a signature's timestamp may be from now (default 5 minutes).</summary>
+    public TimeSpan SignatureTolerance { get; set; } = HalfMsgSignature.DefaultTolerance;
+
+    /// <summary>
+    /// Timeout of one HTTP attempt. Must exceed the longest long-poll wait (30 s); default 45 s.
+    /// </summary>
+    public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(45);
+
+    /// <summary>Timeout of one call including its retries (default 2 minutes).</summary>
+    public TimeSpan TotalTimeout { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>Retries of a retry-safe call after a transient failure (default 3; 0 disables).</summary>
+    public int MaxRetryAttempts { get; set; } = 3;
+
+    /// <summary>Base delay between retries (exponential with jitter; default 200 ms).</summary>
+    public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>Options used to turn typed message bodies into JSON and back (default: web defaults, camelCase).</summary>
+    public JsonSerializerOptions JsonSerializerOptions { get; set; } = new(JsonSerializerDefaults.Web);
+
+    /// <summary>Whether check-back and push calls must be signed.</summary>
+    internal bool SignatureRequired => RequireSignature ?? SigningSecrets.Count > 0;
+}

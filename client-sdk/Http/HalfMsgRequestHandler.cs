@@ -1,0 +1,93 @@
+using System.Net.Http.Headers;
+using System.Text.Json.Nodes;
+
+namespace HalfMsgBroker.Client.Http;
+
+/// <summary>
+/// Outermost handler of the broker client. It makes every call that can be retried safely
+/// retry-safe and marks it so: a plain send gets an <c>Idempotency-Key</c> when it has none,
+/// a half message a <c>transactionId</c> when it has none. Receive, ack, nack,
+/// change-invisibility and redrive stay unmarked, so the resilience pipeline never repeats them.
+/// </summary>
+internal sealed class HalfMsgRequestHandler : DelegatingHandler
+{
+    /// <summary>Request option that tells the retry strategy the call may be repeated.</summary>
+    public static readonly HttpRequestOptionsKey<bool> RetrySafe = new("HalfMsgBroker.RetrySafe");
+
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var path = request.RequestUri?.AbsolutePath ?? string.Empty;
+        var safe = false;
+        if (request.Method == HttpMethod.Get || request.Method == HttpMethod.Put || request.Method == HttpMethod.Delete)
+        {
+            safe = true;
+        }
+        else if (request.Method == HttpMethod.Post)
+        {
+            if (path.StartsWith("/v1/topics/", StringComparison.Ordinal) && path.EndsWith("/messages", StringComparison.Ordinal)
+                && !path.EndsWith("/half-messages", StringComparison.Ordinal))
+            {
+                if (!request.Headers.Contains(HalfMsgHeaders.IdempotencyKey))
+                {
+                    request.Headers.TryAddWithoutValidation(HalfMsgHeaders.IdempotencyKey, Guid.NewGuid().ToString("N"));
+                }
+
+                safe = true;
+            }
+            else if (path.StartsWith("/v1/topics/", StringComparison.Ordinal) && path.EndsWith("/half-messages", StringComparison.Ordinal))
+            {
+                await EnsureTransactionIdAsync(request, cancellationToken).ConfigureAwait(false);
+                safe = true;
+            }
+            else if (path.StartsWith("/v1/transactions/", StringComparison.Ordinal)
+                && (path.EndsWith("/commit", StringComparison.Ordinal) || path.EndsWith("/rollback", StringComparison.Ordinal)))
+            {
+                safe = true;
+            }
+        }
+
+        if (safe && request.Content is not null)
+        {
+            // a retry sends the same request again: make its body replayable
+            await request.Content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        request.Options.Set(RetrySafe, safe);
+        return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task EnsureTransactionIdAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (request.Content is null)
+        {
+            return;
+        }
+
+        var bytes = await request.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(bytes);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return; // let the broker answer malformed-json
+        }
+
+        if (node is not JsonObject obj)
+        {
+            return;
+        }
+
+        if (obj["transactionId"] is JsonValue value && value.TryGetValue<string>(out var existing) && !string.IsNullOrEmpty(existing))
+        {
+            return;
+        }
+
+        obj["transactionId"] = TransactionIds.New();
+        var content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes(obj.ToJsonString()));
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        request.Content.Dispose();
+        request.Content = content;
+    }
+}

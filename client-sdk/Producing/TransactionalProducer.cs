@@ -1,0 +1,140 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace HalfMsgBroker.Client;
+
+/// <summary>What the local-transaction delegate of <see cref="TransactionalProducer"/> is given.</summary>
+/// <param name="TransactionId">The transaction id: record it in the local transaction (see <see cref="DbTransactionLog"/>).</param>
+/// <param name="MessageId">The half message's id.</param>
+/// <param name="Topic">The topic.</param>
+/// <param name="ProducerGroup">The producer group.</param>
+public sealed record LocalTransactionContext(string TransactionId, string MessageId, string Topic, string ProducerGroup);
+
+/// <summary>Outcome of <see cref="TransactionalProducer.SendInTransactionAsync{T}"/>.</summary>
+/// <param name="TransactionId">The transaction id.</param>
+/// <param name="MessageId">The half message's id.</param>
+/// <param name="LocalState">What the local transaction returned.</param>
+/// <param name="Ended">
+/// True when the broker confirmed the commit or rollback. False for <see cref="LocalTransactionState.Unknown"/>,
+/// or when the end call failed: the check-back then resolves the transaction.
+/// </param>
+public sealed record TransactionSendResult(string TransactionId, string MessageId, LocalTransactionState LocalState, bool Ended);
+
+/// <summary>
+/// The local transaction of a transactional send: does the local work and says how it ended.
+/// </summary>
+/// <param name="context">The transaction and half-message ids.</param>
+/// <param name="cancellationToken">Cancels the work.</param>
+/// <returns>Commit, rollback, or unknown (leave it to the check-back).</returns>
+public delegate Task<LocalTransactionState> LocalTransaction(LocalTransactionContext context, CancellationToken cancellationToken);
+
+/// <summary>
+/// RocketMQ's <c>sendMessageInTransaction</c> over HTTP: sends a half message, runs the local
+/// transaction, then commits on <see cref="LocalTransactionState.Commit"/>, rolls back on
+/// <see cref="LocalTransactionState.Rollback"/>, and leaves the outcome to the broker's check-back
+/// (your <see cref="ITransactionChecker"/>) on <see cref="LocalTransactionState.Unknown"/>, when the
+/// delegate throws, or when the process dies in between.
+/// </summary>
+public sealed class TransactionalProducer
+{
+    private readonly HalfMsgClient _client;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates a producer for one producer group.</summary>
+    /// <param name="client">The broker client.</param>
+    /// <param name="producerGroup">The producer group whose check URL resolves its transactions.</param>
+    /// <param name="logger">Logger; null for none.</param>
+    public TransactionalProducer(HalfMsgClient client, string producerGroup, ILogger<TransactionalProducer>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentException.ThrowIfNullOrEmpty(producerGroup);
+        _client = client;
+        ProducerGroup = producerGroup;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+    }
+
+    /// <summary>The producer group.</summary>
+    public string ProducerGroup { get; }
+
+    /// <summary>Sends <paramref name="body"/> as a transactional message bound to <paramref name="localTransaction"/>.</summary>
+    /// <typeparam name="T">The body type.</typeparam>
+    /// <param name="topic">The topic.</param>
+    /// <param name="body">The message body.</param>
+    /// <param name="localTransaction">The local work; runs only after the half message is stored.</param>
+    /// <param name="options">Transaction id (generated when null), tag, keys, check immunity.</param>
+    /// <param name="cancellationToken">Cancels the send and the local work.</param>
+    /// <returns>The ids and the outcome.</returns>
+    /// <exception cref="HalfMsgException">The half message could not be stored; the local transaction did not run.</exception>
+    /// <remarks>An exception from <paramref name="localTransaction"/> propagates after the half message was left to the check-back.</remarks>
+    public async Task<TransactionSendResult> SendInTransactionAsync<T>(
+        string topic,
+        T body,
+        LocalTransaction localTransaction,
+        HalfMessageOptions? options = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ArgumentNullException.ThrowIfNull(localTransaction);
+        options ??= HalfMessageOptions.Default;
+        if (options.TransactionId is null)
+        {
+            options = options with { TransactionId = TransactionIds.New() };
+        }
+
+        var half = await _client.SendHalfAsync(topic, ProducerGroup, body, options, cancellationToken).ConfigureAwait(false);
+        var context = new LocalTransactionContext(half.TransactionId, half.MessageId, topic, ProducerGroup);
+
+        LocalTransactionState state;
+        try
+        {
+            state = await localTransaction(context, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // RocketMQ: an exception is UNKNOW. The local transaction may or may not have committed
+            // (e.g. a lost commit acknowledgement), so only the check-back can tell.
+            _logger.LogWarning(ex, "Local transaction {TransactionId} threw; its half message is left to the check-back", half.TransactionId);
+            throw;
+        }
+
+        if (state == LocalTransactionState.Unknown)
+        {
+            _logger.LogInformation("Local transaction {TransactionId} returned unknown; left to the check-back", half.TransactionId);
+            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: false);
+        }
+
+        try
+        {
+            // Not cancelled by the caller's token: the local outcome is final, tell the broker.
+            if (state == LocalTransactionState.Commit)
+            {
+                await _client.CommitAsync(half.TransactionId, CancellationToken.None).ConfigureAwait(false);
+            }
+            else
+            {
+                await _client.RollbackAsync(half.TransactionId, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: true);
+        }
+        catch (Exception ex) when (ex is HalfMsgException or HttpRequestException or Polly.Timeout.TimeoutRejectedException or TaskCanceledException)
+        {
+            _logger.LogWarning(ex, "Ending transaction {TransactionId} ({State}) failed; the check-back will resolve it", half.TransactionId, state);
+            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: false);
+        }
+    }
+}
+
+/// <summary>
+/// Answers the broker's check-back for a transaction that was neither committed nor rolled back in time.
+/// Implement it by looking in your own database (see <see cref="DbTransactionLog"/>) and map it with
+/// <c>app.MapHalfMsgCheck("/halfmsg/check")</c>.
+/// </summary>
+public interface ITransactionChecker
+{
+    /// <summary>Says whether the local transaction of <paramref name="request"/> committed.</summary>
+    /// <param name="request">The half message being checked.</param>
+    /// <param name="cancellationToken">Cancelled when the broker gives up on the call.</param>
+    /// <returns>Commit, rollback, or unknown (ask again later).</returns>
+    Task<LocalTransactionState> CheckAsync(TransactionCheckRequest request, CancellationToken cancellationToken = default);
+}

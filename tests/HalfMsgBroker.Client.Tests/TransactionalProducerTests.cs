@@ -1,0 +1,248 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Data.Sqlite;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace HalfMsgBroker.Client.Tests;
+
+[Collection(BrokerCollection.Name)]
+public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposable
+{
+    private readonly OrderDb _db = new();
+    private readonly string _topic = Names.Unique("orders");
+    private readonly string _group = Names.Unique("order-service");
+    private readonly string _consumer = Names.Unique("inventory");
+
+    public void Dispose() => _db.Dispose();
+
+    private async Task<TestApp> StartProducerAppAsync(Action<WebApplication>? mapCheck = null)
+    {
+        var app = await TestApp.StartAsync(
+            broker.BaseAddress,
+            b =>
+            {
+                b.Services.AddSingleton(_db);
+                b.AddTransactionalProducer(_group, TestApp.UrlOf("/halfmsg/check")).AddTransactionChecker<LogChecker>();
+            },
+            a =>
+            {
+                if (mapCheck is null)
+                {
+                    a.MapHalfMsgCheck("/halfmsg/check");
+                }
+                else
+                {
+                    mapCheck(a);
+                }
+            });
+        // the hosted service registers the group and its check URL at start-up
+        await Eventually.UntilAsync(
+            async () =>
+            {
+                try
+                {
+                    return (await broker.Api.GetProducerGroupAsync(_group)).CheckUrl;
+                }
+                catch (HalfMsgException ex) when (ex.Status == 404)
+                {
+                    return null;
+                }
+            },
+            url => url == app.Url("/halfmsg/check"),
+            "producer group registration");
+        return app;
+    }
+
+    private Task SubscribeAsync() => broker.Api.PutSubscriptionAsync(_consumer, _topic, new SubscriptionRequest());
+
+    private Task<TransactionInfo> WaitForEndAsync(string transactionId) =>
+        Eventually.UntilAsync(() => broker.Api.GetTransactionAsync(transactionId), t => t.State != MessageState.Prepared, "transaction " + transactionId + " to end");
+
+    private async Task<IReadOnlyList<ReceivedMessage>> ReceiveAsync(TimeSpan wait) =>
+        await broker.Client.ReceiveAsync(_consumer, _topic, new ReceiveOptions { WaitTime = wait, InvisibleFor = TimeSpan.FromSeconds(30) });
+
+    [Fact]
+    public async Task Commit_outcome_commits_the_message_and_delivers_it()
+    {
+        await SubscribeAsync();
+        await using var app = await StartProducerAppAsync();
+        var producer = app.Services.GetRequiredService<TransactionalProducer>();
+
+        var result = await producer.SendInTransactionAsync(_topic, new Order("o-1", 3), async (tx, _) =>
+        {
+            await _db.PlaceOrderAsync("o-1", tx.TransactionId);
+            return LocalTransactionState.Commit;
+        }, new HalfMessageOptions { Tag = "created", Keys = ["o-1"] });
+
+        Assert.True(result.Ended);
+        Assert.Equal(LocalTransactionState.Commit, result.LocalState);
+        var info = await broker.Api.GetTransactionAsync(result.TransactionId);
+        Assert.Equal(MessageState.Committed, info.State);
+        Assert.Equal(TransactionResolver.Producer, info.ResolvedBy);
+        Assert.Equal(_group, info.ProducerGroup);
+
+        var messages = await ReceiveAsync(TimeSpan.FromSeconds(5));
+        var message = Assert.Single(messages);
+        Assert.Equal(result.MessageId, message.MessageId);
+        Assert.Equal(new Order("o-1", 3), message.GetBody<Order>());
+        Assert.Equal("created", message.Tag);
+        Assert.True(await message.AckAsync());
+    }
+
+    [Fact]
+    public async Task Rollback_outcome_rolls_back_and_nothing_is_delivered()
+    {
+        await SubscribeAsync();
+        await using var app = await StartProducerAppAsync();
+        var producer = app.Services.GetRequiredService<TransactionalProducer>();
+
+        var result = await producer.SendInTransactionAsync(_topic, new Order("o-2", 1), (_, _) => Task.FromResult(LocalTransactionState.Rollback));
+
+        Assert.True(result.Ended);
+        var info = await broker.Api.GetTransactionAsync(result.TransactionId);
+        Assert.Equal(MessageState.RolledBack, info.State);
+        Assert.Equal(TransactionResolver.Producer, info.ResolvedBy);
+        Assert.Empty(await ReceiveAsync(TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
+    public async Task Throw_after_the_local_commit_is_resolved_to_commit_by_the_check_back()
+    {
+        await SubscribeAsync();
+        await using var app = await StartProducerAppAsync();
+        var producer = app.Services.GetRequiredService<TransactionalProducer>();
+        string? transactionId = null;
+
+        await Assert.ThrowsAsync<TimeoutException>(() => producer.SendInTransactionAsync(_topic, new Order("o-3", 1), async (tx, _) =>
+        {
+            transactionId = tx.TransactionId;
+            await _db.PlaceOrderAsync("o-3", tx.TransactionId); // committed locally …
+            throw new TimeoutException("… but the acknowledgement got lost");
+        }));
+
+        Assert.NotNull(transactionId);
+        var info = await WaitForEndAsync(transactionId);
+        Assert.Equal(MessageState.Committed, info.State);
+        Assert.Equal(TransactionResolver.Check, info.ResolvedBy);
+        Assert.True(info.CheckCount >= 1);
+        Assert.Contains(_db.CheckAnswers, a => a.TransactionId == transactionId && a.State == LocalTransactionState.Commit);
+        var message = Assert.Single(await ReceiveAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal("o-3", message.GetBody<Order>().OrderId);
+    }
+
+    [Fact]
+    public async Task Throw_before_the_local_commit_is_resolved_to_rollback_by_the_check_back()
+    {
+        await SubscribeAsync();
+        await using var app = await StartProducerAppAsync();
+        var producer = app.Services.GetRequiredService<TransactionalProducer>();
+        string? transactionId = null;
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => producer.SendInTransactionAsync(_topic, new Order("o-4", 1), (tx, _) =>
+        {
+            transactionId = tx.TransactionId;
+            throw new InvalidOperationException("database down");
+        }));
+
+        var info = await WaitForEndAsync(transactionId!);
+        Assert.Equal(MessageState.RolledBack, info.State);
+        Assert.Equal(TransactionResolver.Check, info.ResolvedBy);
+        Assert.Empty(await ReceiveAsync(TimeSpan.FromSeconds(1)));
+    }
+
+    [Fact]
+    public async Task Crash_between_half_message_and_commit_is_resolved_by_the_checker_of_the_restarted_app()
+    {
+        await SubscribeAsync();
+        string committedTx;
+        string lostTx;
+        await using (var first = await StartProducerAppAsync(a => a.MapHalfMsgCheck("/halfmsg/check", (_, _, _) => Task.FromResult(LocalTransactionState.Unknown))))
+        {
+            var client = first.Services.GetRequiredService<HalfMsgClient>();
+            var half = await client.SendHalfAsync(_topic, _group, new Order("o-5", 1));
+            await _db.PlaceOrderAsync("o-5", half.TransactionId);
+            committedTx = half.TransactionId;
+            lostTx = (await client.SendHalfAsync(_topic, _group, new Order("o-6", 1))).TransactionId; // died before its local commit
+            // the process dies here: no commit, no rollback
+        }
+
+        Assert.Equal(MessageState.Prepared, (await broker.Api.GetTransactionAsync(committedTx)).State);
+        await using var restarted = await StartProducerAppAsync();
+
+        var committed = await WaitForEndAsync(committedTx);
+        var lost = await WaitForEndAsync(lostTx);
+        Assert.Equal(MessageState.Committed, committed.State);
+        Assert.Equal(TransactionResolver.Check, committed.ResolvedBy);
+        Assert.Equal(MessageState.RolledBack, lost.State);
+        Assert.Equal(TransactionResolver.Check, lost.ResolvedBy);
+        var message = Assert.Single(await ReceiveAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal("o-5", message.GetBody<Order>().OrderId);
+    }
+
+    /// <summary>
+    /// The race the transaction log closes: the check arrives while the local transaction is open but has
+    /// written nothing yet. The checker marks it rolled back; the local transaction then fails on its insert.
+    /// </summary>
+    [Fact]
+    public async Task Check_arriving_while_the_local_transaction_is_open_rolls_back_and_the_local_transaction_fails()
+    {
+        await SubscribeAsync();
+        var answered = new TaskCompletionSource<LocalTransactionState>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var app = await StartProducerAppAsync(a => a.MapHalfMsgCheck("/halfmsg/check", async (request, services, ct) =>
+        {
+            var state = await new LogChecker(_db).CheckAsync(request, ct);
+            answered.TrySetResult(state);
+            return state;
+        }));
+        var producer = app.Services.GetRequiredService<TransactionalProducer>();
+        string? transactionId = null;
+
+        await Assert.ThrowsAsync<SqliteException>(() => producer.SendInTransactionAsync(_topic, new Order("o-7", 1), async (tx, _) =>
+        {
+            transactionId = tx.TransactionId;
+            await using var connection = _db.Open();
+            await using var transaction = connection.BeginTransaction(deferred: true);
+            // slow local transaction: the broker's check-back arrives meanwhile
+            Assert.Equal(LocalTransactionState.Rollback, await answered.Task.WaitAsync(TimeSpan.FromSeconds(15)));
+            await OrderDb.InsertOrderAsync(transaction, "o-7", tx.TransactionId);
+            await _db.Log.RecordCommitAsync(transaction, tx.TransactionId); // unique key: the marker is there
+            await transaction.CommitAsync();
+            return LocalTransactionState.Commit;
+        }));
+
+        var info = await WaitForEndAsync(transactionId!);
+        Assert.Equal(MessageState.RolledBack, info.State);
+        Assert.Equal(TransactionResolver.Check, info.ResolvedBy);
+        Assert.Equal(0, _db.Count("orders", "o-7")); // the order did not commit after the broker rolled back
+        Assert.Empty(await ReceiveAsync(TimeSpan.FromSeconds(1)));
+    }
+
+    /// <summary>
+    /// The other side of the race: the local transaction recorded itself first and holds its lock across a check;
+    /// the checker cannot decide and answers unknown (not rollback), and the transaction commits afterwards.
+    /// </summary>
+    [Fact]
+    public async Task Check_blocked_by_an_open_local_transaction_answers_unknown_and_the_commit_still_wins()
+    {
+        await SubscribeAsync();
+        await using var app = await StartProducerAppAsync();
+        var producer = app.Services.GetRequiredService<TransactionalProducer>();
+
+        var result = await producer.SendInTransactionAsync(_topic, new Order("o-8", 1), async (tx, _) =>
+        {
+            await using var connection = _db.Open();
+            await using var transaction = connection.BeginTransaction(); // immediate: holds the write lock
+            await _db.Log.RecordCommitAsync(transaction, tx.TransactionId);
+            await OrderDb.InsertOrderAsync(transaction, "o-8", tx.TransactionId);
+            await Eventually.UntilAsync(() => _db.CheckAnswers.Any(a => a.TransactionId == tx.TransactionId), "a check while the local transaction is open");
+            await transaction.CommitAsync();
+            return LocalTransactionState.Commit;
+        });
+
+        Assert.True(result.Ended);
+        Assert.All(_db.CheckAnswers.Where(a => a.TransactionId == result.TransactionId), a => Assert.Equal(LocalTransactionState.Unknown, a.State));
+        var info = await broker.Api.GetTransactionAsync(result.TransactionId);
+        Assert.Equal(MessageState.Committed, info.State);
+        Assert.Equal(TransactionResolver.Producer, info.ResolvedBy);
+        Assert.Equal(1, _db.Count("orders", "o-8"));
+    }
+}
