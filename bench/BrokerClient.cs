@@ -1,0 +1,144 @@
+using System.Buffers;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+
+namespace HalfMsgBroker.Bench;
+
+/// <summary>The HTTP API v1 calls the workloads make, with request bodies written straight to UTF-8
+/// so the generator spends as little CPU as it can on the shared machine.</summary>
+internal sealed class BrokerClient : IDisposable
+{
+    private static readonly MediaTypeHeaderValue Json = new("application/json");
+    private readonly HttpClient _http;
+    private readonly string _pad;
+
+    public BrokerClient(Uri baseUri, int payloadBytes, int connections = 256)
+    {
+        var handler = new SocketsHttpHandler
+        {
+            MaxConnectionsPerServer = connections,
+            PooledConnectionLifetime = Timeout.InfiniteTimeSpan,
+            PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5),
+            UseCookies = false,
+            UseProxy = false,
+            AutomaticDecompression = DecompressionMethods.None,
+            ConnectTimeout = TimeSpan.FromSeconds(10),
+        };
+        _http = new HttpClient(handler) { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(60) };
+        _pad = new string('x', Math.Max(0, payloadBytes - 40));
+    }
+
+    public HttpClient Http => _http;
+
+    private static ByteArrayContent Content(byte[] body)
+    {
+        var c = new ByteArrayContent(body);
+        c.Headers.ContentType = Json;
+        return c;
+    }
+
+    private async Task<HttpStatusCode> PostAsync(string path, byte[] body, CancellationToken ct)
+    {
+        using var content = Content(body);
+        using var r = await _http.PostAsync(path, content, ct);
+        await r.Content.LoadIntoBufferAsync(ct);
+        return r.StatusCode;
+    }
+
+    private static byte[] Write(Action<Utf8JsonWriter> write)
+    {
+        var buffer = new ArrayBufferWriter<byte>(512);
+        using (var w = new Utf8JsonWriter(buffer)) write(w);
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    private void WriteBody(Utf8JsonWriter w, long k)
+    {
+        w.WriteStartObject("body");
+        w.WriteNumber("k", k);
+        w.WriteString("pad", _pad);
+        w.WriteEndObject();
+    }
+
+    public Task<HttpStatusCode> SendHalfAsync(string topic, string group, string txId, long k, int? immunitySeconds, CancellationToken ct)
+    {
+        var body = Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("producerGroup", group);
+            w.WriteString("transactionId", txId);
+            w.WriteString("tag", "bench");
+            WriteBody(w, k);
+            if (immunitySeconds is { } s) w.WriteNumber("checkImmunitySeconds", s);
+            w.WriteEndObject();
+        });
+        return PostAsync($"v1/topics/{topic}/half-messages", body, ct);
+    }
+
+    public Task<HttpStatusCode> CommitAsync(string txId, CancellationToken ct) =>
+        PostAsync($"v1/transactions/{txId}/commit", [], ct);
+
+    public Task<HttpStatusCode> SendPlainAsync(string topic, long k, CancellationToken ct)
+    {
+        var body = Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteString("tag", "bench");
+            WriteBody(w, k);
+            w.WriteEndObject();
+        });
+        return PostAsync($"v1/topics/{topic}/messages", body, ct);
+    }
+
+    /// <summary>One long-poll receive: the messages' (k, receiptHandle) pairs.</summary>
+    public async Task<(HttpStatusCode Status, List<(long K, string Handle)> Messages)> ReceiveAsync(
+        string group, string topic, int max, int waitSeconds, CancellationToken ct)
+    {
+        var body = Encoding.UTF8.GetBytes($"{{\"maxMessages\":{max},\"waitSeconds\":{waitSeconds},\"invisibleSeconds\":120}}");
+        using var content = Content(body);
+        using var r = await _http.PostAsync($"v1/consumer-groups/{group}/topics/{topic}/receive", content, ct);
+        var bytes = await r.Content.ReadAsByteArrayAsync(ct);
+        var list = new List<(long, string)>();
+        if (r.StatusCode != HttpStatusCode.OK) return (r.StatusCode, list);
+        using var doc = JsonDocument.Parse(bytes);
+        if (doc.RootElement.TryGetProperty("messages", out var msgs))
+        {
+            foreach (var m in msgs.EnumerateArray())
+            {
+                var k = m.TryGetProperty("body", out var b) && b.ValueKind == JsonValueKind.Object && b.TryGetProperty("k", out var kv)
+                    ? kv.GetInt64() : -1;
+                list.Add((k, m.GetProperty("receiptHandle").GetString() ?? ""));
+            }
+        }
+        return (r.StatusCode, list);
+    }
+
+    public Task<HttpStatusCode> AckAsync(string group, IEnumerable<string> handles, CancellationToken ct)
+    {
+        var body = Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("receiptHandles");
+            foreach (var h in handles) w.WriteStringValue(h);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+        return PostAsync($"v1/consumer-groups/{group}/ack", body, ct);
+    }
+
+    public async Task PutJsonAsync(string path, string json, CancellationToken ct = default)
+    {
+        using var content = Content(Encoding.UTF8.GetBytes(json));
+        using var r = await _http.PutAsync(path, content, ct);
+        var text = await r.Content.ReadAsStringAsync(ct);
+        if (!r.IsSuccessStatusCode)
+            throw new InvalidOperationException($"PUT {path} answered {(int)r.StatusCode}: {text}");
+    }
+
+    public async Task<string> GetStringAsync(string path, CancellationToken ct = default) =>
+        await _http.GetStringAsync(path, ct);
+
+    public void Dispose() => _http.Dispose();
+}

@@ -1,0 +1,134 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace HalfMsgBroker.Bench;
+
+/// <summary>One broker process started by the generator on loopback, on a data path of its own.
+/// It is stopped by its PID (SIGTERM, then SIGKILL) and never by name.</summary>
+internal sealed class BrokerHost : IAsyncDisposable
+{
+    private readonly string _dll;
+    private readonly string[] _extraArgs;
+    private Process? _process;
+    private int _externalPid;
+
+    public string DataPath { get; }
+    public string LogPath { get; }
+    public int Port { get; private set; }
+    public int Pid => _externalPid != 0 ? _externalPid : _process is { HasExited: false } p ? p.Id : 0;
+    public Uri BaseUri => new($"http://127.0.0.1:{Port}/");
+
+    /// <summary>Milliseconds from process start to the first 200 of /health/ready.</summary>
+    public double ReadyMs { get; private set; }
+
+    private BrokerHost(string dll, string dataPath, string logPath, string[] extraArgs)
+    {
+        _dll = dll;
+        DataPath = dataPath;
+        LogPath = logPath;
+        _extraArgs = extraArgs;
+    }
+
+    public static async Task<BrokerHost> StartAsync(Settings s, string name, string mode, params string[] extraArgs)
+    {
+        if (s.ExternalBrokerUrl is { } url)
+        {
+            return new BrokerHost("", "", "", []) { Port = url.Port, _externalPid = s.ExternalBrokerPid };
+        }
+        if (s.BrokerDll is null) throw new InvalidOperationException("--broker-dll is required for broker workloads");
+        var dir = Path.Combine(s.WorkDir, name);
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        Directory.CreateDirectory(dir);
+        var args = new List<string> { $"--Broker:Storage:Durability={mode}" };
+        args.AddRange(extraArgs);
+        args.AddRange(s.BrokerArgs);
+        var host = new BrokerHost(s.BrokerDll, Path.Combine(dir, "data"), Path.Combine(s.WorkDir, name + ".log"), [.. args]);
+        await host.StartProcessAsync();
+        return host;
+    }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    public async Task StartProcessAsync(TimeSpan? readyTimeout = null)
+    {
+        if (Port == 0) Port = FreePort(); // a restart keeps the port, so clients keep working
+        // Go through sh only to send the broker's console log to a file; `exec` keeps the PID.
+        var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
+        var cmd = $"exec dotnet '{_dll}' --urls http://127.0.0.1:{Port} '--Broker:DataPath={DataPath}' "
+                  + string.Join(' ', _extraArgs.Select(a => $"'{a}'")) + $" >> '{LogPath}' 2>&1";
+        psi.ArgumentList.Add("-c");
+        psi.ArgumentList.Add(cmd);
+        var started = Stopwatch.GetTimestamp();
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the broker");
+        await File.AppendAllTextAsync(LogPath, $"# bench: started pid {_process.Id}: {cmd}\n");
+        // run.sh's EXIT trap stops whatever is listed here (by PID) if the generator dies first.
+        var pidFile = Environment.GetEnvironmentVariable("BENCH_PID_FILE");
+        if (!string.IsNullOrEmpty(pidFile)) await File.AppendAllTextAsync(pidFile, $"{_process.Id}\n");
+
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = started + (long)((readyTimeout ?? TimeSpan.FromSeconds(90)).TotalSeconds * Stopwatch.Frequency);
+        var notFound = 0;
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            if (_process.HasExited)
+                throw new InvalidOperationException($"broker exited with {_process.ExitCode}; see {LogPath}");
+            try
+            {
+                using var r = await http.GetAsync(new Uri(BaseUri, "health/ready"));
+                if (r.StatusCode == HttpStatusCode.OK)
+                {
+                    ReadyMs = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                    return;
+                }
+                if (r.StatusCode == HttpStatusCode.NotFound && ++notFound > 250)
+                {
+                    await StopAsync(TimeSpan.FromSeconds(5));
+                    throw new InvalidOperationException("this broker build has no /health/ready");
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+            catch (TaskCanceledException)
+            {
+            }
+            await Task.Delay(20);
+        }
+        await StopAsync(TimeSpan.FromSeconds(5));
+        throw new TimeoutException($"broker not ready within the timeout; see {LogPath}");
+    }
+
+    /// <summary>Graceful stop: SIGTERM, wait, then SIGKILL. Returns the milliseconds it took.</summary>
+    public async Task<double> StopAsync(TimeSpan? grace = null)
+    {
+        if (_externalPid != 0) return 0;
+        if (_process is null || _process.HasExited) return 0;
+        var t = Stopwatch.GetTimestamp();
+        Proc.Signal(_process.Id, Proc.SigTerm);
+        using var cts = new CancellationTokenSource(grace ?? TimeSpan.FromSeconds(20));
+        try
+        {
+            await _process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            Proc.Signal(_process.Id, Proc.SigKill);
+            await _process.WaitForExitAsync();
+        }
+        return Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(TimeSpan.FromSeconds(10));
+        _process?.Dispose();
+    }
+}

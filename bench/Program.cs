@@ -1,0 +1,96 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using HalfMsgBroker.Bench;
+
+var s = Settings.Parse(args);
+if (s.AnalyzeTrace is not null) return TraceSummary.Print(s.AnalyzeTrace);
+Directory.CreateDirectory(s.WorkDir);
+var clock = Stopwatch.StartNew();
+void Log(string m) => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}");
+
+ThreadPool.GetMinThreads(out var minWorker, out var minIo);
+ThreadPool.SetMinThreads(Math.Max(minWorker, 64), minIo);
+
+var loadStart = Proc.LoadAverage();
+var rows = new List<Row>();
+var broker = new BrokerWorkloads(s, Log);
+var rabbit = new RabbitWorkloads(s, Log);
+var haveBroker = s.ExternalBrokerUrl is not null || (s.BrokerDll is not null && File.Exists(s.BrokerDll));
+var haveRabbit = s.RabbitPort > 0;
+
+async Task Run(string workload, string system, string mode, Func<Task<Row>> f)
+{
+    try
+    {
+        var row = await f();
+        rows.Add(row);
+        Log($"  {row.Workload} / {row.System} / {row.Mode}: {row.PerSecond:F0} msg/s, p50 {row.P50Ms:F1} ms, p99 {row.P99Ms:F1} ms, CPU {row.CpuSecondsPer1k:F3} s/1k");
+    }
+    catch (Exception e)
+    {
+        Log($"  {workload} [{system} {mode}] failed: {e}");
+        rows.Add(Row.NotRun(workload, system, mode, "failed: " + e.GetType().Name + ": " + e.Message.ReplaceLineEndings(" ")));
+    }
+}
+
+async Task RunMany(string workload, string system, string mode, Func<Task<List<Row>>> f)
+{
+    try
+    {
+        foreach (var row in await f())
+        {
+            rows.Add(row);
+            Log($"  {row.Workload}: {row.Messages} msgs, {row.PerSecond:F0}/s, {row.Notes}");
+        }
+    }
+    catch (Exception e)
+    {
+        Log($"  {workload} failed: {e}");
+        rows.Add(Row.NotRun(workload, system, mode, "failed: " + e.GetType().Name + ": " + e.Message.ReplaceLineEndings(" ")));
+    }
+}
+
+if (haveRabbit && s.Workloads.Contains(1)) await Run("1 e2e transactional", "RabbitMQ", "", rabbit.EndToEndAsync);
+if (haveRabbit && s.Workloads.Contains(2)) await Run("2 plain sends", "RabbitMQ", "", rabbit.PublishOnlyAsync);
+if (haveBroker && (s.Workloads.Contains(1) || s.Workloads.Contains(2) || s.Workloads.Contains(3)))
+{
+    foreach (var m in s.Modes) await RunMany("1-3", "HalfMsgBroker", m, () => broker.RunModeAsync(m, s.Workloads));
+}
+if (haveBroker && s.Workloads.Contains(4)) await RunMany("4 check-back", "HalfMsgBroker", "Process", broker.CheckBackAsync);
+if (haveBroker && s.Workloads.Contains(5)) await Run("5 restart", "HalfMsgBroker", "Process", broker.RestartAsync);
+
+var ratio = "n/a";
+var hm = rows.FirstOrDefault(r => r.Workload.StartsWith('1') && r.System == "HalfMsgBroker" && r.Mode == "Process");
+var rq = rows.FirstOrDefault(r => r.Workload.StartsWith('1') && r.System.StartsWith("RabbitMQ", StringComparison.Ordinal));
+if (hm is not null && rq is not null && rq.PerSecond > 0 && !double.IsNaN(hm.PerSecond))
+    ratio = (hm.PerSecond / rq.PerSecond).ToString("F2", CultureInfo.InvariantCulture);
+
+// Group the table by workload (RabbitMQ first within one), whatever order the rows ran in.
+rows = [.. rows.Select((r, i) => (r, i)).OrderBy(x => x.r.Workload[0]).ThenBy(x => x.r.System.StartsWith("RabbitMQ", StringComparison.Ordinal) ? 0 : 1).ThenBy(x => x.i).Select(x => x.r)];
+var md = new StringBuilder();
+var kind = s.Quick ? "quick" : "full";
+md.AppendLine(CultureInfo.InvariantCulture, $"# HalfMsgBroker vs RabbitMQ — {kind} run, {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC");
+md.AppendLine();
+md.AppendLine(CultureInfo.InvariantCulture, $"- Machine: {Report.MachineLine()}");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Command: `{(string.IsNullOrEmpty(s.Command) ? "dotnet HalfMsgBroker.Bench.dll " + string.Join(' ', args) : s.Command)}`");
+if (s.BrokerArgs.Count > 0) md.AppendLine(CultureInfo.InvariantCulture, $"- Extra broker arguments: `{string.Join(' ', s.BrokerArgs)}`");
+if (!string.IsNullOrEmpty(s.BrokerCommit)) md.AppendLine(CultureInfo.InvariantCulture, $"- Broker: {s.BrokerCommit}");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Load: P={s.Producers} producers, C={s.Consumers} consumers, batch/prefetch {s.BatchSize}, body ≈{s.PayloadBytes} B; {s.Measure.TotalSeconds:F0} s measured per row after a warm-up: a cold broker process until its CPU per message settles ({s.Warmup.TotalSeconds:F0}–{s.MaxWarmup.TotalSeconds:F0} s), a warm one and RabbitMQ {s.ShortWarmup.TotalSeconds:F0} s; workloads 1–3 of one durability mode share one broker process, run in that order; check-back N={s.CheckBackCount}; restart N={s.RestartCount}");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Load average at start {loadStart}, at end {Proc.LoadAverage()} (the machine is shared: see `others` in the notes — cores busy with processes other than the measured server and the generator)");
+md.AppendLine(CultureInfo.InvariantCulture, $"- Total time {clock.Elapsed.TotalSeconds:F0} s");
+md.AppendLine();
+md.Append(Report.Table(rows));
+md.AppendLine();
+md.AppendLine("CPU s/1k msgs is the measured server's own CPU (utime+stime from /proc/PID/stat: the broker's dotnet process, or RabbitMQ's beam.smp) during the measured window divided by thousands of messages completed in it; RSS is VmRSS at the end of the window. Workload 4 (all due): msgs = distinct transactions checked, msg/s = checks/s. Mode `Process` is the broker's default durability (a 2xx means the write reached the OS); `Fsync` fsyncs each group commit.");
+md.AppendLine();
+md.AppendLine(CultureInfo.InvariantCulture, $"e2e ratio halfmsg/rabbitmq: {ratio}");
+var text = md.ToString();
+Console.WriteLine(text);
+if (!string.IsNullOrEmpty(s.Out))
+{
+    Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(s.Out))!);
+    await File.WriteAllTextAsync(s.Out, text);
+    Log($"written {s.Out}");
+}
+return 0;

@@ -1,0 +1,195 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Globalization;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+using RabbitMQ.Client.Exceptions;
+
+namespace HalfMsgBroker.Bench;
+
+/// <summary>The RabbitMQ baseline: a durable classic queue, persistent messages, publisher confirms
+/// awaited one by one per producer (each producer its own connection and channel, like each HTTP
+/// producer), and C consumers with manual acks and a prefetch of the pull batch size.</summary>
+internal sealed class RabbitWorkloads(Settings s, Action<string> log)
+{
+    private const string Mode = "durable queue, persistent, confirms";
+    private readonly string _run = DateTime.UtcNow.ToString("HHmmss", CultureInfo.InvariantCulture);
+
+    private string SystemName => string.IsNullOrEmpty(s.RabbitVersion) ? "RabbitMQ" : $"RabbitMQ {s.RabbitVersion}";
+
+    private ConnectionFactory Factory(string name) => new()
+    {
+        HostName = "127.0.0.1",
+        Port = s.RabbitPort,
+        UserName = "guest",
+        Password = "guest",
+        ClientProvidedName = name,
+        AutomaticRecoveryEnabled = false,
+        ConsumerDispatchConcurrency = 1,
+    };
+
+    private byte[] Body(long k)
+    {
+        // Same size as the broker's JSON body: k, then padding.
+        var b = new byte[Math.Max(16, s.PayloadBytes)];
+        BinaryPrimitives.WriteInt64LittleEndian(b, k);
+        b.AsSpan(8).Fill((byte)'x');
+        return b;
+    }
+
+    private async Task DeclareAsync(string queue)
+    {
+        await using var c = await Factory("bench-setup").CreateConnectionAsync();
+        await using var ch = await c.CreateChannelAsync();
+        await ch.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false);
+        await ch.QueuePurgeAsync(queue);
+    }
+
+    private async Task DeleteAsync(string queue)
+    {
+        try
+        {
+            await using var c = await Factory("bench-cleanup").CreateConnectionAsync();
+            await using var ch = await c.CreateChannelAsync();
+            await ch.QueueDeleteAsync(queue);
+        }
+        catch (Exception e)
+        {
+            log($"  could not delete queue {queue}: {e.Message}");
+        }
+    }
+
+    private async Task ProducerAsync(string queue, Tracker tracker, Recorder send, Func<bool> stop, CancellationToken hard)
+    {
+        var part = send.NewPart();
+        await using var conn = await Factory("bench-producer").CreateConnectionAsync(hard);
+        await using var ch = await conn.CreateChannelAsync(
+            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), hard);
+        var props = new BasicProperties { Persistent = true };
+        while (!stop() && !hard.IsCancellationRequested)
+        {
+            var k = tracker.Next();
+            if (k < 0) break;
+            var body = Body(k);
+            var t0 = Stopwatch.GetTimestamp();
+            tracker.Release(k, t0); // latency runs from "publish sent"
+            try
+            {
+                // With confirmation tracking the call completes when the broker confirms the message.
+                await ch.BasicPublishAsync("", queue, mandatory: true, props, body, hard);
+                send.Complete(part, t0, Stopwatch.GetTimestamp());
+            }
+            catch (OperationCanceledException) when (hard.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (PublishException)
+            {
+                send.Error();
+            }
+        }
+    }
+
+    private async Task<(IConnection, IChannel)> ConsumerAsync(string queue, Tracker tracker, Recorder e2e)
+    {
+        var part = e2e.NewPart();
+        var conn = await Factory("bench-consumer").CreateConnectionAsync();
+        var ch = await conn.CreateChannelAsync();
+        await ch.BasicQosAsync(0, (ushort)s.BatchSize, false);
+        var consumer = new AsyncEventingBasicConsumer(ch);
+        consumer.ReceivedAsync += async (_, ea) =>
+        {
+            var now = Stopwatch.GetTimestamp();
+            var k = ea.Body.Length >= 8 ? BinaryPrimitives.ReadInt64LittleEndian(ea.Body.Span) : -1;
+            var t0 = tracker.Receive(k, out var first);
+            if (first) e2e.Complete(part, t0, now);
+            await ch.BasicAckAsync(ea.DeliveryTag, multiple: false);
+        };
+        await ch.BasicConsumeAsync(queue, autoAck: false, consumer);
+        return (conn, ch);
+    }
+
+    private async Task<(CpuDelta Cpu, double Rss)> MeasureAsync(params Recorder[] recorders)
+    {
+        await Task.Delay(s.ShortWarmup);
+        var a = CpuSnapshot.Take(s.RabbitPid);
+        foreach (var r in recorders) r.Recording = true;
+        await Task.Delay(s.Measure);
+        foreach (var r in recorders) r.Recording = false;
+        var b = CpuSnapshot.Take(s.RabbitPid);
+        return (CpuDelta.Between(a, b), Proc.RssMiB(s.RabbitPid));
+    }
+
+    private static string Noise(CpuDelta c) =>
+        string.Create(CultureInfo.InvariantCulture, $"gen CPU {c.SelfSeconds:F1}s, others {c.OtherCores:F2} cores");
+
+    public async Task<Row> EndToEndAsync()
+    {
+        const string name = "1 e2e transactional";
+        log($"workload {name} [RabbitMQ]");
+        var queue = $"bench-w1-{_run}";
+        await DeclareAsync(queue);
+        var tracker = new Tracker(s.MaxMessagesPerWorkload);
+        var e2e = new Recorder();
+        var send = new Recorder();
+        var consumers = new List<(IConnection C, IChannel Ch)>();
+        try
+        {
+            for (var i = 0; i < s.Consumers; i++) consumers.Add(await ConsumerAsync(queue, tracker, e2e));
+            var stop = false;
+            using var hard = new CancellationTokenSource(s.ShortWarmup + s.Measure + TimeSpan.FromSeconds(60));
+            var producers = Enumerable.Range(0, s.Producers)
+                .Select(_ => Task.Run(() => ProducerAsync(queue, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
+                .ToArray();
+            var (cpu, rss) = await MeasureAsync(e2e, send);
+            Volatile.Write(ref stop, true);
+            await Task.WhenAll(producers);
+            var drained = await tracker.WaitAllReceivedAsync(s.Drain);
+            var h = e2e.Merged();
+            var sh = send.Merged();
+            var notes = string.Create(CultureInfo.InvariantCulture,
+                $"publish→confirm p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; published {tracker.Released}, received {tracker.ReceivedUnique}"
+                + $"{(drained ? "" : " (NOT all received within the drain)")}, dup {tracker.Duplicates}, errors {send.Errors}; beam.smp; {Noise(cpu)}");
+            return new Row(name, SystemName, Mode, e2e.Count, e2e.Count / cpu.WallSeconds, h.Ms(50), h.Ms(99), h.MaxMs(),
+                e2e.Count > 0 ? cpu.TargetSeconds / (e2e.Count / 1000.0) : double.NaN, rss, notes);
+        }
+        finally
+        {
+            foreach (var (c, ch) in consumers)
+            {
+                await ch.DisposeAsync();
+                await c.DisposeAsync();
+            }
+            await DeleteAsync(queue);
+        }
+    }
+
+    public async Task<Row> PublishOnlyAsync()
+    {
+        const string name = "2 plain sends";
+        log($"workload {name} [RabbitMQ]");
+        var queue = $"bench-w2-{_run}";
+        await DeclareAsync(queue);
+        try
+        {
+            var tracker = new Tracker(s.MaxMessagesPerWorkload);
+            var send = new Recorder();
+            var stop = false;
+            using var hard = new CancellationTokenSource(s.ShortWarmup + s.Measure + TimeSpan.FromSeconds(60));
+            var producers = Enumerable.Range(0, s.Producers)
+                .Select(_ => Task.Run(() => ProducerAsync(queue, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
+                .ToArray();
+            var (cpu, rss) = await MeasureAsync(send);
+            Volatile.Write(ref stop, true);
+            await Task.WhenAll(producers);
+            var h = send.Merged();
+            return new Row(name, SystemName, Mode, send.Count, send.Count / cpu.WallSeconds, h.Ms(50), h.Ms(99), h.MaxMs(),
+                send.Count > 0 ? cpu.TargetSeconds / (send.Count / 1000.0) : double.NaN, rss,
+                string.Create(CultureInfo.InvariantCulture, $"latency = publish → confirm; errors {send.Errors}; beam.smp; {Noise(cpu)}"));
+        }
+        finally
+        {
+            await DeleteAsync(queue);
+        }
+    }
+}

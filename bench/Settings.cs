@@ -1,0 +1,92 @@
+namespace HalfMsgBroker.Bench;
+
+/// <summary>Everything a run is parameterised by. Quick and full differ only in sizes and durations.</summary>
+internal sealed class Settings
+{
+    public bool Quick { get; set; }
+    public string? BrokerDll { get; set; }
+
+    /// <summary>Profiling mode: drive a broker someone else started (no process management, one data path for every row).</summary>
+    public Uri? ExternalBrokerUrl { get; set; }
+    public int ExternalBrokerPid { get; set; }
+    public string? AnalyzeTrace { get; set; }
+
+    /// <summary>Extra arguments for every broker the generator starts (experiments, e.g. a log level).</summary>
+    public List<string> BrokerArgs { get; } = [];
+    public string WorkDir { get; set; } = Path.Combine(Path.GetTempPath(), "halfmsg-bench");
+    public int RabbitPort { get; set; }
+    public int RabbitPid { get; set; }
+    public string RabbitVersion { get; set; } = "";
+    public string Out { get; set; } = "";
+    public string Command { get; set; } = "";
+    public string BrokerCommit { get; set; } = "";
+    public HashSet<int> Workloads { get; set; } = [1, 2, 3, 4, 5];
+    public List<string> Modes { get; set; } = ["Process", "Fsync"];
+
+    public int Producers { get; set; } = 16;
+    public int Consumers { get; set; } = 4;
+    public int BatchSize { get; set; } = 32;
+    public int PayloadBytes { get; set; } = 200;
+
+    /// <summary>Each row's broker is a fresh process: on this 2-core machine the JIT's tiering takes
+    /// 30–40 s to settle under load (see results/profile-*.md), so the warm-up is not short.</summary>
+    public TimeSpan Warmup { get; set; }
+    public TimeSpan MaxWarmup => Quick ? TimeSpan.FromSeconds(25) : TimeSpan.FromSeconds(45);
+
+    /// <summary>Warm-up of a row on a process that is already warm (and of RabbitMQ's rows).</summary>
+    public TimeSpan ShortWarmup => Quick ? TimeSpan.FromSeconds(3) : TimeSpan.FromSeconds(5);
+    public TimeSpan Measure { get; set; }
+    public TimeSpan Drain => TimeSpan.FromSeconds(10);
+
+    /// <summary>Hard cap on messages per timed workload: the run is bounded in count as well as time.</summary>
+    public int MaxMessagesPerWorkload => Quick ? 400_000 : 2_000_000;
+
+    public int CheckBackCount { get; set; }
+    public TimeSpan CheckIdleWindow => Quick ? TimeSpan.FromSeconds(5) : TimeSpan.FromSeconds(10);
+    public TimeSpan CheckSendBudget => Quick ? TimeSpan.FromSeconds(30) : TimeSpan.FromSeconds(120);
+    public TimeSpan CheckDrainBudget => Quick ? TimeSpan.FromSeconds(45) : TimeSpan.FromSeconds(150);
+
+    public int RestartCount { get; set; }
+    public TimeSpan RestartLoadBudget => Quick ? TimeSpan.FromSeconds(60) : TimeSpan.FromSeconds(300);
+
+    public static Settings Parse(string[] args)
+    {
+        var s = new Settings();
+        int? measure = null, warmup = null, checkCount = null, restartCount = null;
+        for (var i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "--quick": s.Quick = true; break;
+                case "--broker-dll": s.BrokerDll = Next(); break;
+                case "--work-dir": s.WorkDir = Next(); break;
+                case "--broker-url": s.ExternalBrokerUrl = new Uri(Next().TrimEnd('/') + "/"); break;
+                case "--broker-pid": s.ExternalBrokerPid = int.Parse(Next()); break;
+                case "--analyze-trace": s.AnalyzeTrace = Next(); break;
+                case "--broker-arg": s.BrokerArgs.Add(Next()); break;
+                case "--rabbit-port": s.RabbitPort = int.Parse(Next()); break;
+                case "--rabbit-pid": s.RabbitPid = int.Parse(Next()); break;
+                case "--rabbit-version": s.RabbitVersion = Next(); break;
+                case "--out": s.Out = Next(); break;
+                case "--command": s.Command = Next(); break;
+                case "--broker-commit": s.BrokerCommit = Next(); break;
+                case "--workloads": s.Workloads = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)]; break;
+                case "--modes": s.Modes = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries)]; break;
+                case "--producers": s.Producers = int.Parse(Next()); break;
+                case "--consumers": s.Consumers = int.Parse(Next()); break;
+                case "--batch": s.BatchSize = int.Parse(Next()); break;
+                case "--measure-seconds": measure = int.Parse(Next()); break;
+                case "--warmup-seconds": warmup = int.Parse(Next()); break;
+                case "--check-count": checkCount = int.Parse(Next()); break;
+                case "--restart-count": restartCount = int.Parse(Next()); break;
+                default: throw new ArgumentException($"unknown argument {args[i]}");
+            }
+        }
+        s.Measure = TimeSpan.FromSeconds(measure ?? (s.Quick ? 10 : 30));
+        s.Warmup = TimeSpan.FromSeconds(warmup ?? (s.Quick ? 15 : 20));
+        s.CheckBackCount = checkCount ?? (s.Quick ? 10_000 : 100_000);
+        s.RestartCount = restartCount ?? (s.Quick ? 100_000 : 1_000_000);
+        return s;
+    }
+}
