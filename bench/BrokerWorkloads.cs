@@ -78,8 +78,18 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         Recorder send, Func<bool> stop, CancellationToken hard)
     {
         var part = send.NewPart();
+        // With --rate each producer paces itself to rate / P messages per second, on a fixed schedule
+        // (a late message does not shift the next one), so latency is measured at that offered load.
+        var interval = s.Rate > 0 ? TimeSpan.FromSeconds(s.Producers / (double)s.Rate) : TimeSpan.Zero;
+        var next = Stopwatch.GetTimestamp();
         while (!stop() && !hard.IsCancellationRequested)
         {
+            if (interval > TimeSpan.Zero)
+            {
+                next += (long)(interval.TotalSeconds * Stopwatch.Frequency);
+                var ahead = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), next);
+                if (ahead > TimeSpan.Zero) await Task.Delay(ahead, hard);
+            }
             var k = tracker.Next();
             if (k < 0) break;
             try
@@ -182,7 +192,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
     /// producers, latency from commit sent to message received.</summary>
     public async Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push)
     {
-        var name = push ? "3 push e2e" : "1 e2e transactional";
+        var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "");
         var topic = push ? "bench-w3" : "bench-w1";
         log($"workload {name} [{mode}]");
         using var client = new BrokerClient(broker.BaseUri, s.PayloadBytes);
@@ -229,7 +239,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
                 .Select(_ => Task.Run(() => ConsumerLoopAsync(client, ConsumerGroup, topic, s.BatchSize, tracker, e2e, () => Volatile.Read(ref stopConsumers), hard.Token)))
                 .ToArray();
             var producers = Enumerable.Range(0, s.Producers)
-                .Select(_ => Task.Run(() => ProducerLoopAsync(client, topic, true, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
+                .Select(_ => Task.Run(() => ProducerLoopAsync(client, topic, !s.PlainSends, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
                 .ToArray();
             Interlocked.Exchange(ref _receiveCalls, 0);
             Interlocked.Exchange(ref _receivedInCalls, 0);

@@ -24,6 +24,12 @@ internal sealed class Settings
     public List<string> Modes { get; set; } = ["Process", "Fsync"];
 
     public int Producers { get; set; } = 16;
+
+    /// <summary>Target messages per second across all producers (0: as fast as they go).</summary>
+    public int Rate { get; set; }
+
+    /// <summary>Workloads 1 and 3 with plain sends instead of half → commit: the consuming side's capacity.</summary>
+    public bool PlainSends { get; set; }
     public int Consumers { get; set; } = 4;
     public int BatchSize { get; set; } = 32;
     public int PayloadBytes { get; set; } = 200;
@@ -74,6 +80,8 @@ internal sealed class Settings
                 case "--workloads": s.Workloads = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)]; break;
                 case "--modes": s.Modes = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries)]; break;
                 case "--producers": s.Producers = int.Parse(Next()); break;
+                case "--rate": s.Rate = int.Parse(Next()); break;
+                case "--plain-sends": s.PlainSends = true; break;
                 case "--consumers": s.Consumers = int.Parse(Next()); break;
                 case "--batch": s.BatchSize = int.Parse(Next()); break;
                 case "--measure-seconds": measure = int.Parse(Next()); break;
