@@ -45,6 +45,17 @@ internal static partial class DbHelpers
 
     public static string Now(TimeProvider time) => time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
 
+    /// <summary>Runs one statement outside any transaction (table creation).</summary>
+    public static async Task ExecuteDdlAsync(DbConnection connection, string sql, string prefix, CancellationToken cancellationToken)
+    {
+        await EnsureOpenAsync(connection, cancellationToken).ConfigureAwait(false);
+        var command = Command(connection, null, sql, null, prefix);
+        await using (command.ConfigureAwait(false))
+        {
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     public static async Task EnsureOpenAsync(DbConnection connection, CancellationToken cancellationToken)
     {
         if (connection.State != System.Data.ConnectionState.Open)

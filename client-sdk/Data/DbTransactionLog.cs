@@ -54,12 +54,7 @@ public sealed class DbTransactionLog
     public async Task EnsureCreatedAsync(DbConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        await DbHelpers.EnsureOpenAsync(connection, cancellationToken).ConfigureAwait(false);
-        var command = DbHelpers.Command(connection, null, CreateTableSql, null, ParameterPrefix);
-        await using (command.ConfigureAwait(false))
-        {
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-        }
+        await DbHelpers.ExecuteDdlAsync(connection, CreateTableSql, ParameterPrefix, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
