@@ -40,9 +40,13 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
 {
     protected override SendResult Run(WriteContext ctx)
     {
-        var existing = half
-            ? ctx.Messages.FindByTransactionId(input.TransactionId!)
-            : input.IdempotencyKey is { } key ? ctx.Store.FindByIdempotencyKey(input.Topic, key) : null;
+        // In a batch, a new transactionId or Idempotency-Key (the common case) is not looked up: the
+        // unique index refuses a duplicate, the batch is retried carefully, and this lookup finds it.
+        var existing = !ctx.Careful
+            ? (half ? ctx.Messages.FindCachedByTransactionId(input.TransactionId!) : null)
+            : half
+                ? ctx.Messages.FindByTransactionId(input.TransactionId!)
+                : input.IdempotencyKey is { } key ? ctx.Store.FindByIdempotencyKey(input.Topic, key) : null;
         if (existing is not null)
         {
             var same = existing.Topic == input.Topic && existing.Body.AsSpan().SequenceEqual(input.Body);

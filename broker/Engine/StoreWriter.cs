@@ -92,19 +92,21 @@ internal sealed class StoreWriter : IDisposable
             while (batch.Count < _maxBatch && reader.TryRead(out var next)) batch.Add(next);
             try
             {
-                CommitBatch(batch);
+                CommitBatch(batch, careful: false);
             }
             catch (Exception e)
             {
                 // The rolled-back batch may have left mutated messages in the cache.
                 _context.Messages.Clear();
-                // One bad command must not fail its neighbours: retry each on its own.
-                _logger.LogWarning(e, "Group commit of {Count} changes failed; retrying them one by one", batch.Count);
+                // One bad command must not fail its neighbours: retry each on its own, carefully.
+                // A duplicate transactionId or Idempotency-Key (a producer's retry) lands here by design.
+                if (LiteDbMessageStore.IsDuplicateKey(e)) _logger.LogDebug("A replayed send rolled back its batch; retrying {Count} changes one by one", batch.Count);
+                else _logger.LogWarning(e, "Group commit of {Count} changes failed; retrying them one by one", batch.Count);
                 foreach (var command in batch)
                 {
                     try
                     {
-                        CommitBatch([command]);
+                        CommitBatch([command], careful: true);
                     }
                     catch (Exception single)
                     {
@@ -118,10 +120,10 @@ internal sealed class StoreWriter : IDisposable
         }
     }
 
-    private void CommitBatch(List<StoreCommand> batch)
+    private void CommitBatch(List<StoreCommand> batch, bool careful)
     {
         var started = _time.GetTimestamp();
-        _context.Begin(_time.GetUtcNow().ToUnixTimeMilliseconds());
+        _context.Begin(_time.GetUtcNow().ToUnixTimeMilliseconds(), careful);
         _store.RunBatch(() =>
         {
             foreach (var command in batch) command.Execute(_context);

@@ -19,6 +19,12 @@ internal sealed class WriteContext(IMessageStore store, BrokerOptions options, D
     public DeliveryRegistry Deliveries { get; } = deliveries;
     public CheckSchedule Checks { get; } = checks;
 
+    /// <summary>
+    /// True when commands run one by one after their batch failed. A send then looks for an existing
+    /// message first; in a batch it just inserts and lets the unique index catch the rare duplicate.
+    /// </summary>
+    public bool Careful { get; private set; }
+
     /// <summary>The batch's clock: every command in one group commit sees the same "now".</summary>
     public long Now { get; private set; }
 
@@ -28,9 +34,10 @@ internal sealed class WriteContext(IMessageStore store, BrokerOptions options, D
     public void CountMessage(string topic, long delta) =>
         _topicDeltas[topic] = _topicDeltas.GetValueOrDefault(topic) + delta;
 
-    internal void Begin(long now)
+    internal void Begin(long now, bool careful)
     {
         Now = now;
+        Careful = careful;
         _effects.Clear();
         _topicDeltas.Clear();
     }

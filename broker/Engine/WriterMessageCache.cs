@@ -25,6 +25,10 @@ internal sealed class WriterMessageCache(IMessageStore store, int capacity)
         return stored;
     }
 
+    /// <summary>Only what is cached: no storage read.</summary>
+    public StoredMessage? FindCachedByTransactionId(string transactionId) =>
+        _byTransaction.TryGetValue(transactionId, out var id) ? _byId.GetValueOrDefault(id) : null;
+
     public StoredMessage? FindByTransactionId(string transactionId)
     {
         if (_byTransaction.TryGetValue(transactionId, out var id) && _byId.TryGetValue(id, out var cached)) return cached;

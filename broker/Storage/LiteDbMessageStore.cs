@@ -35,8 +35,9 @@ public sealed class LiteDbMessageStore : IMessageStore
         _topics = _db.GetCollection("topics");
         _meta = _db.GetCollection("meta");
 
-        // Two secondary indexes carry every lookup: q (due-time queues) and lk (multi-key lookups).
+        // Three secondary indexes carry every lookup: q (due-time queues), u (unique keys) and lk (multi-key lookups).
         _messages.EnsureIndex(MessageCodec.QueueField, "$." + MessageCodec.QueueField);
+        _messages.EnsureIndex(MessageCodec.UniqueField, "$." + MessageCodec.UniqueField, unique: true);
         _messages.EnsureIndex(MessageCodec.LookupField, "$." + MessageCodec.LookupField + "[*]");
 
         if (durability == Durability.Fsync) _sync = new LogFileSync(file);
@@ -66,10 +67,12 @@ public sealed class LiteDbMessageStore : IMessageStore
     }
 
     public StoredMessage? FindByTransactionId(string transactionId) =>
-        FindOneByLookup(MessageCodec.TransactionKey(transactionId));
+        FindByUniqueKey(MessageCodec.TransactionKey(transactionId));
 
     public StoredMessage? FindByIdempotencyKey(string topic, string key) =>
-        FindOneByLookup(MessageCodec.IdempotencyKey(topic, key));
+        FindByUniqueKey(MessageCodec.IdempotencyKey(topic, key));
+
+    public static bool IsDuplicateKey(Exception e) => e is LiteException { ErrorCode: LiteException.INDEX_DUPLICATE_KEY };
 
     public void Insert(StoredMessage message) => _messages.Insert(MessageCodec.ToBson(message));
 
@@ -189,6 +192,9 @@ public sealed class LiteDbMessageStore : IMessageStore
     internal string ExplainLookup(string key) =>
         _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", new BsonValue(key))).GetPlan().ToString();
 
+    internal string ExplainUnique(string key) =>
+        _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.UniqueField + " = @0", new BsonValue(key))).GetPlan().ToString();
+
     internal string ExplainDueChecks(long now) =>
         _messages.Query().Where(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now))).GetPlan().ToString();
 
@@ -198,7 +204,16 @@ public sealed class LiteDbMessageStore : IMessageStore
         _db.Dispose();
     }
 
-    private StoredMessage? FindOneByLookup(string key) => FindByLookup(key).FirstOrDefault();
+    private StoredMessage? FindByUniqueKey(string key)
+    {
+        var expression = t_unique ??= BsonExpression.Create("$." + MessageCodec.UniqueField + " = @0", BsonValue.Null);
+        expression.Parameters["0"] = key;
+        var doc = _messages.Find(expression).FirstOrDefault();
+        return doc is null ? null : MessageCodec.FromBson(doc);
+    }
+
+    [ThreadStatic]
+    private static BsonExpression? t_unique;
 
     private IEnumerable<StoredMessage> FindByLookup(string key) =>
         _messages.Find(LookupExpression(key)).Select(MessageCodec.FromBson);

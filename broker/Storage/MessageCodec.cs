@@ -6,13 +6,15 @@ namespace HalfMsgBroker.Storage;
 
 /// <summary>
 /// Hand-written BSON mapping (LiteDB's mapper is reflective and maps records unreliably). Short
-/// field names keep documents small. Two derived fields drive the indexes:
-/// <c>q</c>, the message's place in a due-time queue, and <c>lk</c>, its lookup keys.
+/// field names keep documents small. Three derived fields drive the indexes:
+/// <c>q</c>, the message's place in a due-time queue; <c>u</c>, what must be unique (transactionId or
+/// Idempotency-Key); and <c>lk</c>, its other lookup keys (message keys, dead-letter groups).
 /// </summary>
 internal static class MessageCodec
 {
     public const string QueueField = "q";
     public const string LookupField = "lk";
+    public const string UniqueField = "u";
 
     public const string CheckPrefix = "c:";
     public const string PurgePrefix = "p:";
@@ -64,6 +66,7 @@ internal static class MessageCodec
 
         var queue = QueueKeyOf(m);
         if (queue is not null) doc[QueueField] = queue;
+        doc[UniqueField] = UniqueKeyOf(m);
         var lookups = LookupKeysOf(m);
         if (lookups.Count > 0) doc[LookupField] = lookups;
         return doc;
@@ -130,11 +133,19 @@ internal static class MessageCodec
         return m.PurgeAt != 0 ? PurgeKey(m.PurgeAt) : null;
     }
 
+    /// <summary>
+    /// What must be unique across the broker: the transactionId of a half message, the topic-scoped
+    /// Idempotency-Key of a keyed send, or else the message id itself. A unique index on it lets the
+    /// writer insert without looking first; a duplicate fails the insert instead.
+    /// </summary>
+    public static string UniqueKeyOf(StoredMessage m) =>
+        m.TransactionId is { } tx ? TransactionKey(tx)
+        : m.IdempotencyKey is { } key ? IdempotencyKey(m.Topic, key)
+        : "m:" + m.Id.ToString("N");
+
     private static BsonArray LookupKeysOf(StoredMessage m)
     {
         var keys = new BsonArray();
-        if (m.TransactionId is not null) keys.Add(TransactionKey(m.TransactionId));
-        if (m.IdempotencyKey is not null) keys.Add(IdempotencyKey(m.Topic, m.IdempotencyKey));
         foreach (var key in m.Keys) keys.Add(MessageKey(key));
         foreach (var d in m.Deliveries)
         {

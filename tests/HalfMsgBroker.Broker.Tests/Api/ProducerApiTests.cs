@@ -49,6 +49,34 @@ public sealed class ProducerApiTests(BrokerFixture broker) : IClassFixture<Broke
     }
 
     [Fact]
+    public async Task Concurrent_retries_store_one_message_and_spare_their_neighbours()
+    {
+        // Duplicates landing in one group commit make the batch roll back and run again one by one;
+        // the unrelated sends in that batch must still be stored exactly once.
+        var topic = Unique("race");
+        var tx = Unique("tx");
+        var key = Unique("key");
+        var halves = Enumerable.Range(0, 12).Select(_ => _c.Post($"/v1/topics/{topic}/half-messages",
+            new { producerGroup = "order-service", transactionId = tx, body = new { orderId = 1 } }));
+        var keyed = Enumerable.Range(0, 12).Select(_ => _c.Post($"/v1/topics/{topic}/messages", new { body = new { n = 1 } },
+            new Dictionary<string, string> { ["Idempotency-Key"] = key }));
+        var innocent = Enumerable.Range(0, 12).Select(i => _c.Post($"/v1/topics/{topic}/messages", new { body = new { i } }));
+        var answers = await Task.WhenAll(halves.Concat(keyed).Concat(innocent));
+
+        var halfAnswers = answers.Take(12).ToList();
+        Assert.Single(halfAnswers, a => a.Status == HttpStatusCode.Created);
+        Assert.All(halfAnswers, a => Assert.True(a.Status is HttpStatusCode.Created or HttpStatusCode.OK, a.ToString()));
+        Assert.Single(halfAnswers.Select(a => a.Json.Str("messageId")).Distinct());
+        var keyedAnswers = answers.Skip(12).Take(12).ToList();
+        Assert.Single(keyedAnswers, a => a.Status == HttpStatusCode.Created);
+        Assert.Single(keyedAnswers.Select(a => a.Json.Str("messageId")).Distinct());
+        Assert.All(answers.Skip(24), a => Assert.Equal(HttpStatusCode.Created, a.Status));
+
+        var topics = (await _c.Get("/v1/topics")).Json["topics"]!.AsArray();
+        Assert.Equal(14, topics.Single(t => t.Str("topic") == topic)!.Int("messageCount"));
+    }
+
+    [Fact]
     public async Task The_broker_makes_a_transaction_id_when_none_is_given()
     {
         var answer = await _c.Post($"/v1/topics/{Unique("t")}/half-messages", new { producerGroup = "g", body = "text body" });

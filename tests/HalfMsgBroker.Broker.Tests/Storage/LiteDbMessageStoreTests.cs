@@ -69,13 +69,34 @@ public sealed class LiteDbMessageStoreTests : IDisposable
     }
 
     [Fact]
-    public void Lookups_by_transaction_id_use_the_multi_key_index()
+    public void Lookups_use_indexes_not_scans()
     {
         using var store = new LiteDbMessageStore(_path, Durability.Process);
-        store.RunBatch(() => store.Insert(Half("tx-9", 1)));
-        var plan = store.ExplainLookup("x:tx-9");
-        Assert.Contains("\"lk\"", plan, StringComparison.Ordinal);
-        Assert.DoesNotContain("FULL", plan.ToUpperInvariant(), StringComparison.Ordinal);
+        store.RunBatch(() => store.Insert(Half("tx-9", 1, "order-9")));
+        var unique = store.ExplainUnique("x:tx-9");
+        Assert.Contains("\"u\"", unique, StringComparison.Ordinal);
+        Assert.DoesNotContain("FULL", unique.ToUpperInvariant(), StringComparison.Ordinal);
+        var byKey = store.ExplainLookup("k:order-9");
+        Assert.Contains("\"lk\"", byKey, StringComparison.Ordinal);
+        Assert.DoesNotContain("FULL", byKey.ToUpperInvariant(), StringComparison.Ordinal);
+        Assert.Equal("tx-9", store.FindByTransactionId("tx-9")!.TransactionId);
+    }
+
+    [Fact]
+    public void The_unique_index_refuses_a_second_message_with_the_same_transaction_id_and_rolls_the_batch_back()
+    {
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        store.RunBatch(() => store.Insert(Half("tx-dup", 1)));
+        var innocent = Half("tx-innocent", 1);
+        var e = Assert.ThrowsAny<Exception>(() => store.RunBatch(() =>
+        {
+            store.Insert(innocent);
+            store.Insert(Half("tx-dup", 1));
+        }));
+        Assert.True(LiteDbMessageStore.IsDuplicateKey(e), e.ToString());
+        Assert.Null(store.FindByTransactionId("tx-innocent"));
+        store.RunBatch(() => store.Insert(innocent));
+        Assert.NotNull(store.FindByTransactionId("tx-innocent"));
     }
 
     [Fact]
