@@ -24,7 +24,11 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
     private TaskCompletionSource? _readySignal;
     private int _inFlight;
     private int _waiting;
+    private int _receivers;
     private bool _closed;
+
+    /// <summary>How many long polls (or push dispatchers) are waiting on this queue right now.</summary>
+    public int WaitingReceivers => Volatile.Read(ref _receivers);
 
     public Subscription Subscription { get; set; } = subscription;
     public string Group => Subscription.Group;
@@ -99,9 +103,17 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         // An idle long poll ends often; ending it with a timer instead of a TimeoutException keeps it cheap.
         using var timer = new CancellationTokenSource(timeout, time);
         using var timeoutOrCancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timer.Token);
-        var woken = await Task.WhenAny(signal, Task.Delay(Timeout.InfiniteTimeSpan, timeoutOrCancel.Token)) == signal;
-        cancellationToken.ThrowIfCancellationRequested();
-        return woken;
+        Interlocked.Increment(ref _receivers);
+        try
+        {
+            var woken = await Task.WhenAny(signal, Task.Delay(Timeout.InfiniteTimeSpan, timeoutOrCancel.Token)) == signal;
+            cancellationToken.ThrowIfCancellationRequested();
+            return woken;
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _receivers);
+        }
     }
 
     public SettleOutcome Ack(Guid messageId, ulong nonce, out int attempts)

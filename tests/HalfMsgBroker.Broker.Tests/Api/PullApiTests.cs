@@ -49,7 +49,8 @@ public sealed class PullApiTests(BrokerFixture broker) : IClassFixture<BrokerFix
         await _c.Subscribe(group, topic);
         await _c.SendHalf(topic, tx);
         var waiting = _c.Receive(group, topic, wait: 20);
-        await Task.Delay(100); // let the receive start waiting; the assertion does not depend on it
+        var queue = ((HalfMsgBroker.Delivery.DeliveryRegistry)broker.Factory.Services.GetService(typeof(HalfMsgBroker.Delivery.DeliveryRegistry))!).Find(group, topic)!;
+        await Eventually.Until(() => queue.WaitingReceivers == 1, "the receive waiting in its long poll");
         await _c.Post($"/v1/transactions/{tx}/commit");
         var received = await waiting.WaitAsync(TimeSpan.FromSeconds(15));
         Assert.Single(received);
