@@ -121,16 +121,17 @@ internal static class PullApi
         var stale = new List<string>();
         for (var i = 0; i < given.Length; i++)
         {
-            var done = false;
-            foreach (var queue in queues)
+            var (messageId, nonce) = parsed[i];
+            var attempts = 0;
+            if (Settle(queues, q => q.Ack(messageId, nonce, out attempts)) is { } queue)
             {
-                if (queue.Ack(parsed[i].Id, parsed[i].Nonce, out var attempts) != SettleOutcome.Done) continue;
-                acks.Add(new AckItem(parsed[i].Id, group, attempts));
+                acks.Add(new AckItem(messageId, group, attempts));
                 settled.Add(queue);
-                done = true;
-                break;
             }
-            if (!done) stale.Add(given[i]);
+            else
+            {
+                stale.Add(given[i]);
+            }
         }
 
         if (acks.Count > 0)
@@ -164,23 +165,19 @@ internal static class PullApi
         if (!handles.TryRead(dto.ReceiptHandle!, group, out var id, out var nonce)) return InvalidHandle(group, null);
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        foreach (var queue in registry.QueuesOf(group))
+        long retryAt = retryAfter switch
         {
-            var backoff = options.Value.Delivery.BackoffFor(queue.Peek(id)?.Attempts ?? 1);
-            long retryAt = retryAfter switch
-            {
-                null => 0, // the next backoff level
-                0 => now, // straight back to the group
-                var seconds => now + seconds.Value * 1000L,
-            };
-            var outcome = queue.Nack(id, nonce, retryAt, backoff, now, out var state, out var nextAttemptAt);
-            if (outcome == SettleOutcome.Done)
-            {
-                return TypedResults.Json(new NackResponse(dto.ReceiptHandle!, StateNames.Of(state), Times.ToUtcOrNull(nextAttemptAt)),
-                    BrokerJsonContext.Default.NackResponse);
-            }
-        }
-        return StaleHandle();
+            null => 0, // the next backoff level
+            0 => now, // straight back to the group
+            var seconds => now + seconds.Value * 1000L,
+        };
+        var (state, nextAttemptAt) = (DeliveryState.InFlight, 0L);
+        var nacked = Settle(registry.QueuesOf(group), queue =>
+            queue.Nack(id, nonce, retryAt, options.Value.Delivery.BackoffFor(queue.Peek(id)?.Attempts ?? 1), now, out state, out nextAttemptAt));
+        return nacked is null
+            ? StaleHandle()
+            : TypedResults.Json(new NackResponse(dto.ReceiptHandle!, StateNames.Of(state), Times.ToUtcOrNull(nextAttemptAt)),
+                BrokerJsonContext.Default.NackResponse);
     }
 
     private static async Task<IResult> ChangeInvisibilityAsync(
@@ -199,15 +196,23 @@ internal static class PullApi
         if (!handles.TryRead(dto.ReceiptHandle!, group, out var id, out var nonce)) return InvalidHandle(group, null);
 
         var visibleAt = time.GetUtcNow().ToUnixTimeMilliseconds() + seconds * 1000L;
-        foreach (var queue in registry.QueuesOf(group))
+        return Settle(registry.QueuesOf(group), queue => queue.ChangeInvisibility(id, nonce, visibleAt)) is null
+            ? StaleHandle()
+            : TypedResults.Json(new ChangeInvisibilityResponse(dto.ReceiptHandle!, Times.ToUtc(visibleAt)),
+                BrokerJsonContext.Default.ChangeInvisibilityResponse);
+    }
+
+    /// <summary>
+    /// A receipt handle names a message, not a topic: the one queue of the group that holds it in
+    /// flight settles it. Returns that queue, or null when none did (the handle is stale).
+    /// </summary>
+    private static SubscriptionQueue? Settle(IEnumerable<SubscriptionQueue> queues, Func<SubscriptionQueue, SettleOutcome> settle)
+    {
+        foreach (var queue in queues)
         {
-            if (queue.ChangeInvisibility(id, nonce, visibleAt) == SettleOutcome.Done)
-            {
-                return TypedResults.Json(new ChangeInvisibilityResponse(dto.ReceiptHandle!, Times.ToUtc(visibleAt)),
-                    BrokerJsonContext.Default.ChangeInvisibilityResponse);
-            }
+            if (settle(queue) == SettleOutcome.Done) return queue;
         }
-        return StaleHandle();
+        return null;
     }
 
     private static IResult InvalidHandle(string group, int? index) => Problems.Of(400, "invalid-receipt-handle", "Invalid receipt handle",
