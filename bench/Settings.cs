@@ -11,6 +11,13 @@ internal sealed class Settings
     public int ExternalBrokerPid { get; set; }
     public string? AnalyzeTrace { get; set; }
 
+    /// <summary>Messages per group commit for the storage-floor measurement (0: not that mode).</summary>
+    public int StorageFloorBatch { get; set; }
+    public int StorageFloorMessages { get; set; } = 100_000;
+    public int StorageFloorCheckpoint { get; set; } = 1000;
+    public int StorageFloorOps { get; set; } = 3;
+    public bool StorageFloorTopicCounts { get; set; }
+
     /// <summary>Extra arguments for every broker the generator starts (experiments, e.g. a log level).</summary>
     public List<string> BrokerArgs { get; } = [];
     public string WorkDir { get; set; } = Path.Combine(Path.GetTempPath(), "halfmsg-bench");
@@ -70,6 +77,11 @@ internal sealed class Settings
                 case "--broker-url": s.ExternalBrokerUrl = new Uri(Next().TrimEnd('/') + "/"); break;
                 case "--broker-pid": s.ExternalBrokerPid = int.Parse(Next()); break;
                 case "--analyze-trace": s.AnalyzeTrace = Next(); break;
+                case "--storage-floor": s.StorageFloorBatch = int.Parse(Next()); break;
+                case "--floor-messages": s.StorageFloorMessages = int.Parse(Next()); break;
+                case "--floor-checkpoint": s.StorageFloorCheckpoint = int.Parse(Next()); break;
+                case "--floor-ops": s.StorageFloorOps = int.Parse(Next()); break;
+                case "--floor-topic-counts": s.StorageFloorTopicCounts = true; break;
                 case "--broker-arg": s.BrokerArgs.Add(Next()); break;
                 case "--rabbit-port": s.RabbitPort = int.Parse(Next()); break;
                 case "--rabbit-pid": s.RabbitPid = int.Parse(Next()); break;

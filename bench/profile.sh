@@ -49,7 +49,7 @@ sleep 8
 cpu0="$(awk '{print $14+$15}' /proc/$broker_pid/stat)"
 log "dotnet-counters 15 s"
 dotnet-counters collect -p "$broker_pid" --duration 00:00:00:15 --format csv -o "$out/counters.csv" \
-  --counters System.Runtime,Microsoft.AspNetCore.Hosting,Microsoft.AspNetCore.Server.Kestrel >/dev/null 2>&1 || log "dotnet-counters failed"
+  --counters System.Runtime,Microsoft.AspNetCore.Hosting,Microsoft.AspNetCore.Server.Kestrel,HalfMsgBroker >/dev/null 2>&1 || log "dotnet-counters failed"
 log "perf record 15 s"
 perf record -F 999 -g -p "$broker_pid" -o "$work/perf.data" -- sleep 15 >/dev/null 2>&1 || log "perf record failed"
 log "dotnet-trace gc-verbose + contention + exceptions + JIT 10 s"

@@ -24,6 +24,8 @@ internal sealed class StoreWriter : IDisposable
     private readonly ILogger<StoreWriter> _logger;
     private readonly WriteContext _context;
     private readonly int _maxBatch;
+    private readonly int _fillTo;
+    private readonly int _yields;
     private readonly Thread _thread;
 
     public StoreWriter(IMessageStore store, DeliveryRegistry deliveries, CheckSchedule checks, IOptions<BrokerOptions> options, TimeProvider time, ILogger<StoreWriter> logger)
@@ -33,6 +35,8 @@ internal sealed class StoreWriter : IDisposable
         _logger = logger;
         _context = new WriteContext(store, options.Value, deliveries, checks);
         _maxBatch = Math.Max(1, options.Value.Storage.MaxBatchSize);
+        _fillTo = options.Value.Storage.FillBatchTo;
+        _yields = Math.Max(0, options.Value.Storage.FillYields);
         _thread = new Thread(Loop) { IsBackground = true, Name = "halfmsg-store-writer" };
         _thread.Start();
     }
@@ -90,6 +94,13 @@ internal sealed class StoreWriter : IDisposable
 
             batch.Add(first);
             while (batch.Count < _maxBatch && reader.TryRead(out var next)) batch.Add(next);
+            // A fuller batch costs less per change (LiteDB's commit is mostly a fixed cost): if request threads
+            // are waiting for a core, let them run and hand in their changes first. Idle, Yield returns at once.
+            for (var y = 0; y < _yields && batch.Count < _fillTo; y++)
+            {
+                if (!Thread.Yield()) break;
+                while (batch.Count < _maxBatch && reader.TryRead(out var next)) batch.Add(next);
+            }
             try
             {
                 CommitBatch(batch, careful: false);

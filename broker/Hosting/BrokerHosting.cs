@@ -41,7 +41,7 @@ public static class BrokerHosting
         {
             var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
             var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);
-            return new LiteDbMessageStore(path, o.Storage.Durability);
+            return new LiteDbMessageStore(path, o.Storage.Durability, o.Storage.CheckpointPages);
         });
         services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IMessageStore>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();

@@ -39,6 +39,9 @@ public static class TransactionLifecycle
         m.State = target;
         m.ResolvedBy = by;
         m.ResolvedAt = now;
+        // Leaving the message where the check queue filed it saves the commit an index move (a third
+        // of the index work per message); the ack that finishes it moves it once, to the purge queue.
+        m.FiledCheckAt = commit ? m.NextCheckAt : 0;
         m.NextCheckAt = 0;
         return EndOutcome.Applied;
     }
@@ -49,6 +52,14 @@ public static class TransactionLifecycle
         m.CheckCount++;
         m.LastCheckAt = now;
         m.NextCheckAt = now + (long)interval.TotalMilliseconds;
+    }
+
+    /// <summary>A committed message still filed under a check time that has come: it moves to the open queue.</summary>
+    public static bool Refile(StoredMessage m, long now)
+    {
+        if (m.State == MessageState.Prepared || m.FiledCheckAt == 0 || m.FiledCheckAt > now) return false;
+        m.FiledCheckAt = 0;
+        return true;
     }
 
     public static bool IsExhausted(StoredMessage m, int maxChecks) => m.CheckCount >= maxChecks;

@@ -24,11 +24,12 @@ public sealed class LiteDbMessageStore : IMessageStore
     // Written only by the writer thread (inside RunBatch); dropped when a batch rolls back.
     private readonly Dictionary<string, long> _topicCounts = new(StringComparer.Ordinal);
 
-    public LiteDbMessageStore(string dataPath, Durability durability)
+    public LiteDbMessageStore(string dataPath, Durability durability, int checkpointPages = 10_000)
     {
         Directory.CreateDirectory(dataPath);
         var file = Path.Combine(dataPath, FileName);
         _db = new LiteDatabase(new ConnectionString { Filename = file, Connection = ConnectionType.Direct });
+        _db.CheckpointSize = checkpointPages;
         _messages = _db.GetCollection("messages", BsonAutoId.Guid);
         _producerGroups = _db.GetCollection("producerGroups");
         _subscriptions = _db.GetCollection("subscriptions");
@@ -144,15 +145,26 @@ public sealed class LiteDbMessageStore : IMessageStore
     {
         var doc = _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(MaxTime)), 0, 1)
             .FirstOrDefault();
-        return doc is null ? null : MessageCodec.FromBson(doc).NextCheckAt;
+        if (doc is null) return null;
+        var m = MessageCodec.FromBson(doc);
+        return m.State == MessageState.Prepared ? m.NextCheckAt : m.FiledCheckAt;
     }
 
     public IReadOnlyList<Guid> DuePurges(long now, int limit) =>
         _messages.Find(QueueRange(MessageCodec.PurgeKey(0), MessageCodec.PurgeKey(now)), 0, limit)
             .Select(doc => doc["_id"].AsGuid).ToList();
 
-    public IEnumerable<StoredMessage> OpenMessages() =>
-        _messages.Find(Query.EQ(MessageCodec.QueueField, MessageCodec.Open)).Select(MessageCodec.FromBson);
+    public IEnumerable<StoredMessage> OpenMessages()
+    {
+        foreach (var doc in _messages.Find(Query.EQ(MessageCodec.QueueField, MessageCodec.Open))) yield return MessageCodec.FromBson(doc);
+
+        // Committed messages still filed under their old check time (see StoredMessage.FiledCheckAt).
+        var committed = (int)MessageState.Committed;
+        foreach (var doc in _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(MaxTime))))
+        {
+            if (doc["s"].AsInt32 == committed) yield return MessageCodec.FromBson(doc);
+        }
+    }
 
     public IReadOnlyList<StoredMessage> FindByKey(string key, int limit) => FindByLookup(MessageCodec.MessageKey(key))
         .OrderBy(m => m.Id).Take(limit).ToList();

@@ -57,6 +57,7 @@ internal static class MessageCodec
         if (m.ResolvedBy != ResolvedBy.None) doc["rb"] = (int)m.ResolvedBy;
         if (m.ResolvedAt != 0) doc["ra"] = m.ResolvedAt;
         if (m.PurgeAt != 0) doc["pa"] = m.PurgeAt;
+        if (m.FiledCheckAt != 0) doc["fc"] = m.FiledCheckAt;
         if (m.Deliveries.Count > 0)
         {
             var deliveries = new BsonArray();
@@ -98,6 +99,7 @@ internal static class MessageCodec
             ResolvedBy = doc.TryGetValue("rb", out var rb) ? (ResolvedBy)rb.AsInt32 : ResolvedBy.None,
             ResolvedAt = Int64OrZero(doc, "ra"),
             PurgeAt = Int64OrZero(doc, "pa"),
+            FiledCheckAt = Int64OrZero(doc, "fc"),
         };
         if (doc.TryGetValue("d", out var deliveries))
         {
@@ -125,11 +127,14 @@ internal static class MessageCodec
         DeadLetteredAt = Int64OrZero(doc, "dl"),
     };
 
-    /// <summary>A message waits in at most one due-time queue: for its check, for delivery, or for purge.</summary>
+    /// <summary>
+    /// A message waits in at most one due-time queue: for its check, for delivery, or for purge. A
+    /// committed message with deliveries to make may still sit under its old check time.
+    /// </summary>
     private static string? QueueKeyOf(StoredMessage m)
     {
         if (m.State == MessageState.Prepared) return CheckKey(m.NextCheckAt);
-        if (DeliveryLifecycle.HasOpenDeliveries(m)) return Open;
+        if (DeliveryLifecycle.HasOpenDeliveries(m)) return m.FiledCheckAt != 0 ? CheckKey(m.FiledCheckAt) : Open;
         return m.PurgeAt != 0 ? PurgeKey(m.PurgeAt) : null;
     }
 

@@ -38,6 +38,13 @@ public sealed class StoredMessage
     public ResolvedBy ResolvedBy { get; set; }
     public long ResolvedAt { get; set; }
 
+    /// <summary>
+    /// The check time a committed message was filed under while it was prepared. It stays filed there
+    /// until a delivery change rewrites it anyway, so a commit moves no index entry; if that time comes
+    /// first, check-back re-files it as open (see <see cref="TransactionLifecycle.End"/>).
+    /// </summary>
+    public long FiledCheckAt { get; set; }
+
     public List<StoredDelivery> Deliveries { get; init; } = [];
 
     /// <summary>Set when nothing is left to do for the message; retention deletes it then.</summary>

@@ -166,4 +166,26 @@ public sealed class CheckBackTests(BrokerFixture broker) : IClassFixture<BrokerF
         Assert.Equal("committed", resolved.Str("state"));
         Assert.True(Assert.Single(checker.Requests).At - sentAt >= TimeSpan.FromSeconds(0.9), "checked before checkImmunitySeconds");
     }
+
+    [Fact]
+    public async Task A_committed_message_still_waiting_for_its_consumer_is_not_checked_when_its_old_check_time_comes()
+    {
+        await using var checker = await TestReceiver.Answering(200, "{\"state\":\"rollback\"}");
+        var group = await ProducerGroup(checker);
+        var (topic, consumer, tx) = (Unique("t"), Unique("g"), Unique("tx"));
+        await _c.Subscribe(consumer, topic);
+        var id = await _c.SendHalf(topic, tx, group: group);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await _c.Post($"/v1/transactions/{tx}/commit")).Status);
+
+        // The commit left it filed under its check time (200 ms); check-back must re-file it as open, not call the producer.
+        var store = (HalfMsgBroker.Storage.IMessageStore)broker.Factory.Services.GetService(typeof(HalfMsgBroker.Storage.IMessageStore))!;
+        await Eventually.Until(() => store.OpenMessages().Any(m => m.Id.ToString() == id && m.FiledCheckAt == 0), "the committed message re-filed as open");
+        Assert.Empty(checker.Requests);
+        Assert.Equal("committed", (await _c.Transaction(tx)).Str("state"));
+
+        var received = Assert.Single(await _c.Receive(consumer, topic));
+        Assert.Equal(id, received.Str("messageId"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await _c.Ack(consumer, received.Str("receiptHandle"))).Status);
+        Assert.Equal("acked", await _c.DeliveryState(id, consumer));
+    }
 }
