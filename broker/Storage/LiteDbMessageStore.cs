@@ -21,8 +21,7 @@ public sealed class LiteDbMessageStore : IMessageStore
     private readonly ILiteCollection<BsonDocument> _meta;
     private readonly LogFileSync? _sync;
 
-    // Written only by the writer thread (inside RunBatch); dropped when a batch rolls back.
-    private readonly Dictionary<string, long> _topicCounts = new(StringComparer.Ordinal);
+    private readonly TopicCounts _topicCounts;
 
     public LiteDbMessageStore(string dataPath, Durability durability, int checkpointPages = 10_000)
     {
@@ -41,6 +40,7 @@ public sealed class LiteDbMessageStore : IMessageStore
         _messages.EnsureIndex(MessageCodec.UniqueField, "$." + MessageCodec.UniqueField, unique: true);
         _messages.EnsureIndex(MessageCodec.LookupField, "$." + MessageCodec.LookupField + "[*]");
 
+        _topicCounts = new TopicCounts(_topics, _meta, _messages);
         if (durability == Durability.Fsync) _sync = new LogFileSync(file);
     }
 
@@ -55,9 +55,10 @@ public sealed class LiteDbMessageStore : IMessageStore
         catch
         {
             _db.Rollback();
-            _topicCounts.Clear();
+            _topicCounts.RolledBack();
             throw;
         }
+        _topicCounts.Committed();
         _sync?.Flush();
     }
 
@@ -75,23 +76,17 @@ public sealed class LiteDbMessageStore : IMessageStore
 
     public static bool IsDuplicateKey(Exception e) => e is LiteException { ErrorCode: LiteException.INDEX_DUPLICATE_KEY };
 
-    public void Insert(StoredMessage message) => _messages.Insert(MessageCodec.ToBson(message));
+    public void Insert(StoredMessage message)
+    {
+        _messages.Insert(MessageCodec.ToBson(message));
+        _topicCounts.Inserted(message.Id);
+    }
 
     public void Update(StoredMessage message) => _messages.Update(MessageCodec.ToBson(message));
 
     public void Delete(Guid id) => _messages.Delete(id);
 
-    public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas)
-    {
-        foreach (var (topic, delta) in deltas)
-        {
-            if (delta == 0) continue;
-            if (!_topicCounts.TryGetValue(topic, out var count)) count = _topics.FindById(topic)?["n"].AsInt64 ?? 0;
-            count = Math.Max(0, count + delta);
-            _topics.Upsert(new BsonDocument { ["_id"] = topic, ["n"] = count });
-            _topicCounts[topic] = count;
-        }
-    }
+    public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas) => _topicCounts.Add(deltas, Environment.TickCount64);
 
     public void SaveProducerGroup(ProducerGroup group) => _producerGroups.Upsert(new BsonDocument
     {
@@ -188,8 +183,7 @@ public sealed class LiteDbMessageStore : IMessageStore
             .ToList();
     }
 
-    public IReadOnlyList<TopicCount> TopicCounts() =>
-        _topics.FindAll().Select(doc => new TopicCount(doc["_id"].AsString, doc["n"].AsInt64)).OrderBy(t => t.Topic, StringComparer.Ordinal).ToList();
+    public IReadOnlyList<TopicCount> TopicCounts() => _topicCounts.All();
 
     public byte[] ReceiptKey()
     {
@@ -211,6 +205,14 @@ public sealed class LiteDbMessageStore : IMessageStore
         _messages.Query().Where(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now))).GetPlan().ToString();
 
     public void Dispose()
+    {
+        _topicCounts.Save();
+        _sync?.Dispose();
+        _db.Dispose();
+    }
+
+    /// <summary>Closes the file the way a crash would leave it: counts not yet due are not stored.</summary>
+    internal void DisposeAsIfCrashed()
     {
         _sync?.Dispose();
         _db.Dispose();

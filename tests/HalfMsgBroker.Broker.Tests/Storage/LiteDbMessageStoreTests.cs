@@ -160,6 +160,52 @@ public sealed class LiteDbMessageStoreTests : IDisposable
     }
 
     [Fact]
+    public void Topic_counts_not_yet_stored_are_recounted_after_a_crash_and_purges_are_never_lost()
+    {
+        var first = Half("count-1", 1);
+        var store = new LiteDbMessageStore(_path, Durability.Process);
+        store.RunBatch(() =>
+        {
+            store.Insert(first);
+            store.AddToTopicCounts(new Dictionary<string, long> { ["orders"] = 1 });
+        });
+        // Within a second of the last save: these counts live only in memory when the process dies.
+        store.RunBatch(() =>
+        {
+            store.Insert(Half("count-2", 1));
+            store.Insert(Half("count-3", 1));
+            store.AddToTopicCounts(new Dictionary<string, long> { ["orders"] = 2 });
+        });
+        Assert.Equal(3, Assert.Single(store.TopicCounts()).MessageCount);
+        store.DisposeAsIfCrashed();
+
+        store = new LiteDbMessageStore(_path, Durability.Process);
+        Assert.Equal(new TopicCount("orders", 3), Assert.Single(store.TopicCounts()));
+        store.RunBatch(() =>
+        {
+            store.Delete(first.Id);
+            store.AddToTopicCounts(new Dictionary<string, long> { ["orders"] = -1 });
+        });
+        store.DisposeAsIfCrashed();
+
+        using var reopened = new LiteDbMessageStore(_path, Durability.Process);
+        Assert.Equal(new TopicCount("orders", 2), Assert.Single(reopened.TopicCounts()));
+    }
+
+    [Fact]
+    public void Topic_counts_of_a_rolled_back_batch_are_not_kept()
+    {
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        Assert.Throws<InvalidOperationException>(() => store.RunBatch(() =>
+        {
+            store.Insert(Half("never", 1));
+            store.AddToTopicCounts(new Dictionary<string, long> { ["orders"] = 1 });
+            throw new InvalidOperationException("boom");
+        }));
+        Assert.Empty(store.TopicCounts());
+    }
+
+    [Fact]
     public void The_receipt_key_is_made_once_per_data_file()
     {
         byte[] first;
