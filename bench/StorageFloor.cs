@@ -79,7 +79,14 @@ internal static class StorageFloor
             var gc0 = GC.CollectionCount(0);
             var wall = Stopwatch.StartNew();
             var batches = messages / perBatch;
-            for (var i = 0; i < batches; i++) Step();
+            var slowest = TimeSpan.Zero;
+            for (var i = 0; i < batches; i++)
+            {
+                var started = Stopwatch.GetTimestamp();
+                Step();
+                var took = Stopwatch.GetElapsedTime(started);
+                if (took > slowest) slowest = took;
+            }
             wall.Stop();
             process.Refresh();
             var cpuUs = (process.TotalProcessorTime - cpu0).TotalMicroseconds / (batches * perBatch);
@@ -87,7 +94,7 @@ internal static class StorageFloor
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"storage floor: {perBatch} messages per batch ({perBatch * 3} document writes), {batches * perBatch} messages: " +
                 $"{cpuUs:F0} µs CPU per message (insert + commit + ack), {batches * perBatch / wall.Elapsed.TotalSeconds:F0} msg/s on one thread, " +
-                $"{allocKb:F0} KB allocated per message, {GC.CollectionCount(0) - gc0} gen0 GCs; checkpoint {checkpointPages} pages"));
+                $"{allocKb:F0} KB allocated per message, {GC.CollectionCount(0) - gc0} gen0 GCs; slowest batch {slowest.TotalMilliseconds:F0} ms; checkpoint every {checkpointPages} pages"));
             return 0;
         }
         finally

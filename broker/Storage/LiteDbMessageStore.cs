@@ -23,7 +23,7 @@ public sealed class LiteDbMessageStore : IMessageStore
 
     private readonly TopicCounts _topicCounts;
 
-    public LiteDbMessageStore(string dataPath, Durability durability, int checkpointPages = 10_000)
+    public LiteDbMessageStore(string dataPath, Durability durability, int checkpointPages = 1000)
     {
         Directory.CreateDirectory(dataPath);
         var file = Path.Combine(dataPath, FileName);
