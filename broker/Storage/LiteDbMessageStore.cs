@@ -206,7 +206,14 @@ public sealed class LiteDbMessageStore : IMessageStore
 
     public void Dispose()
     {
-        _topicCounts.Save();
+        try
+        {
+            _topicCounts.Save();
+        }
+        catch (LiteException)
+        {
+            // Nothing is lost: counts not stored are recounted above the watermark on the next open.
+        }
         _sync?.Dispose();
         _db.Dispose();
     }
