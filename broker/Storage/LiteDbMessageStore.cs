@@ -84,7 +84,11 @@ public sealed class LiteDbMessageStore : IMessageStore
 
     public void Update(StoredMessage message) => _messages.Update(MessageCodec.ToBson(message));
 
-    public void Delete(Guid id) => _messages.Delete(id);
+    public void Delete(Guid id)
+    {
+        _messages.Delete(id);
+        _topicCounts.Deleted();
+    }
 
     public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas) => _topicCounts.Add(deltas, Environment.TickCount64);
 

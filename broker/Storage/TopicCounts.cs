@@ -27,6 +27,7 @@ internal sealed class TopicCounts
     private Guid _watermark;
     private Guid _pendingWatermark;
     private bool _savedInBatch;
+    private bool _deletedInBatch;
     private long _savedAt;
 
     public TopicCounts(ILiteCollection<BsonDocument> topics, ILiteCollection<BsonDocument> meta, ILiteCollection<BsonDocument> messages)
@@ -59,17 +60,18 @@ internal sealed class TopicCounts
         if (id.CompareTo(_pendingWatermark) > 0) _pendingWatermark = id;
     }
 
+    /// <summary>Writer thread, inside a batch: a message was deleted, so this batch must store the counts.</summary>
+    public void Deleted() => _deletedInBatch = true;
+
     /// <summary>Writer thread, at the end of a batch: its changes per topic; stores the counts when due.</summary>
     public void Add(IReadOnlyDictionary<string, long> deltas, long nowTicks)
     {
-        var deleted = false;
         foreach (var (topic, delta) in deltas)
         {
-            if (delta == 0) continue;
-            _pending[topic] = _pending.GetValueOrDefault(topic) + delta;
-            deleted |= delta < 0;
+            if (delta != 0) _pending[topic] = _pending.GetValueOrDefault(topic) + delta;
         }
-        if (!deleted && TimeSpan.FromMilliseconds(nowTicks - _savedAt) < PersistEvery) return;
+        // A delete cannot be recounted from the id range, so a batch that deletes always stores the counts.
+        if (!_deletedInBatch && TimeSpan.FromMilliseconds(nowTicks - _savedAt) < PersistEvery) return;
 
         foreach (var topic in _unsaved.Concat(_pending.Keys).Distinct(StringComparer.Ordinal))
         {
@@ -121,6 +123,7 @@ internal sealed class TopicCounts
         _pending.Clear();
         _pendingWatermark = Guid.Empty;
         _savedInBatch = false;
+        _deletedInBatch = false;
     }
 
     private static Guid Max(Guid a, Guid b) => a.CompareTo(b) >= 0 ? a : b;
