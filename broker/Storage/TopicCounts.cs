@@ -64,14 +64,14 @@ internal sealed class TopicCounts
     public void Deleted() => _deletedInBatch = true;
 
     /// <summary>Writer thread, at the end of a batch: its changes per topic; stores the counts when due.</summary>
-    public void Add(IReadOnlyDictionary<string, long> deltas, long nowTicks)
+    public void Add(IReadOnlyDictionary<string, long> deltas, long nowMs)
     {
         foreach (var (topic, delta) in deltas)
         {
             if (delta != 0) _pending[topic] = _pending.GetValueOrDefault(topic) + delta;
         }
         // A delete cannot be recounted from the id range, so a batch that deletes always stores the counts.
-        if (!_deletedInBatch && TimeSpan.FromMilliseconds(nowTicks - _savedAt) < PersistEvery) return;
+        if (!_deletedInBatch && TimeSpan.FromMilliseconds(nowMs - _savedAt) < PersistEvery) return;
 
         foreach (var topic in _unsaved.Concat(_pending.Keys).Distinct(StringComparer.Ordinal))
         {
@@ -79,7 +79,7 @@ internal sealed class TopicCounts
         }
         _meta.Upsert(new BsonDocument { ["_id"] = WatermarkId, ["v"] = Max(_watermark, _pendingWatermark) });
         _savedInBatch = true;
-        _savedAt = nowTicks;
+        _savedAt = nowMs;
     }
 
     /// <summary>Writer thread, after the batch committed.</summary>
