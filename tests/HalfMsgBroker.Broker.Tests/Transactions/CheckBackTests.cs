@@ -174,10 +174,11 @@ public sealed class CheckBackTests(BrokerFixture broker) : IClassFixture<BrokerF
         var group = await ProducerGroup(checker);
         var (topic, consumer, tx) = (Unique("t"), Unique("g"), Unique("tx"));
         await _c.Subscribe(consumer, topic);
-        var id = await _c.SendHalf(topic, tx, group: group);
+        // Two seconds of immunity so a slow machine still commits before the first check is due.
+        var id = await _c.SendHalf(topic, tx, group: group, extra: new { checkImmunitySeconds = 2 });
         Assert.Equal(System.Net.HttpStatusCode.OK, (await _c.Post($"/v1/transactions/{tx}/commit")).Status);
 
-        // The commit left it filed under its check time (200 ms); check-back must re-file it as open, not call the producer.
+        // The commit left it filed under its check time; check-back must re-file it as open, not call the producer.
         var store = (HalfMsgBroker.Storage.IMessageStore)broker.Factory.Services.GetService(typeof(HalfMsgBroker.Storage.IMessageStore))!;
         await Eventually.Until(() => store.OpenMessages().Any(m => m.Id.ToString() == id && m.FiledCheckAt == 0), "the committed message re-filed as open");
         Assert.Empty(checker.Requests);
