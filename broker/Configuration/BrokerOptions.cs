@@ -107,6 +107,22 @@ public sealed class StorageOptions
     public int FillBatchTo { get; set; } = 16;
 
     public int FillYields { get; set; } = 4;
+
+    /// <summary>
+    /// How long journaled changes may wait before LiteDB receives them, coalesced, in one transaction.
+    /// Longer: more of a message's writes (half, commit, ack) fold into one insert; shorter: index
+    /// queries (lookups by key, dead-letter lists, due checks) wait less for LiteDB to catch up.
+    /// </summary>
+    public TimeSpan ApplyDelay { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Apply without waiting out <see cref="ApplyDelay"/> once this many documents changed.</summary>
+    public int ApplyBatchSize { get; set; } = 8192;
+
+    /// <summary>When LiteDB falls this many changed documents behind, group commits wait for it (bounds memory).</summary>
+    public int MaxUnappliedChanges { get; set; } = 200_000;
+
+    /// <summary>The journal starts a new file at this size; a file is deleted once LiteDB holds all of it.</summary>
+    public long JournalSegmentBytes { get; set; } = 64L * 1024 * 1024;
 }
 
 public sealed class SigningOptions

@@ -52,7 +52,7 @@ internal sealed class WriterMessageCache(IMessageStore store, int capacity)
 
     public void Delete(StoredMessage message)
     {
-        store.Delete(message.Id);
+        store.Delete(message);
         Forget(message);
     }
 

@@ -27,6 +27,8 @@ public static class BrokerHosting
                 "Broker:Transactions:CheckAfter must be >= 0 and CheckInterval > 0")
             .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")
             .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
+            .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),
+                "Broker:Storage:ApplyDelay must be between 0 and 10 seconds")
             .ValidateOnStart();
 
         // Per-request framework logs cost more than the request on a hot broker; configuration can still turn them on.
@@ -41,7 +43,12 @@ public static class BrokerHosting
         {
             var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
             var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);
-            return new LiteDbMessageStore(path, o.Storage.Durability, o.Storage.CheckpointPages);
+            var logger = sp.GetRequiredService<ILogger<JournaledMessageStore>>();
+            return new JournaledMessageStore(
+                new LiteDbMessageStore(path, o.Storage.Durability, o.Storage.CheckpointPages),
+                Path.Combine(path, "journal"),
+                o.Storage,
+                e => logger.LogError(e, "Applying journaled changes to LiteDB failed; retrying (the journal keeps them)"));
         });
         services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IMessageStore>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();

@@ -17,7 +17,7 @@ public interface IMessageStore : IDisposable
     StoredMessage? FindByIdempotencyKey(string topic, string key);
     void Insert(StoredMessage message);
     void Update(StoredMessage message);
-    void Delete(Guid id);
+    void Delete(StoredMessage message);
     void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas);
     void SaveProducerGroup(ProducerGroup group);
     void SaveSubscription(Subscription subscription);

@@ -74,7 +74,7 @@ public sealed class LiteDbMessageStore : IMessageStore
     public StoredMessage? FindByIdempotencyKey(string topic, string key) =>
         FindByUniqueKey(MessageCodec.IdempotencyKey(topic, key));
 
-    public static bool IsDuplicateKey(Exception e) => e is LiteException { ErrorCode: LiteException.INDEX_DUPLICATE_KEY };
+    public static bool IsDuplicateKey(Exception e) => e is DuplicateKeyException or LiteException { ErrorCode: LiteException.INDEX_DUPLICATE_KEY };
 
     public void Insert(StoredMessage message)
     {
@@ -84,28 +84,35 @@ public sealed class LiteDbMessageStore : IMessageStore
 
     public void Update(StoredMessage message) => _messages.Update(MessageCodec.ToBson(message));
 
-    public void Delete(Guid id)
+    public void Delete(StoredMessage message)
     {
-        _messages.Delete(id);
+        _messages.Delete(message.Id);
         _topicCounts.Deleted();
     }
 
     public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas) => _topicCounts.Add(deltas, Environment.TickCount64);
 
-    public void SaveProducerGroup(ProducerGroup group) => _producerGroups.Upsert(new BsonDocument
-    {
-        ["_id"] = group.Name,
-        ["u"] = group.CheckUrl is null ? BsonValue.Null : new BsonValue(group.CheckUrl),
-        ["to"] = group.CheckTimeoutMs,
-    });
+    public void SaveProducerGroup(ProducerGroup group) => _producerGroups.Upsert(ToBson(group));
 
     public ProducerGroup? GetProducerGroup(string name)
     {
         var doc = _producerGroups.FindById(name);
-        return doc is null ? null : new ProducerGroup(name, doc["u"].IsNull ? null : doc["u"].AsString, doc["to"].AsInt32);
+        return doc is null ? null : ProducerGroupFrom(doc);
     }
 
-    public void SaveSubscription(Subscription s)
+    internal static BsonDocument ToBson(ProducerGroup group) => new()
+    {
+        ["_id"] = group.Name,
+        ["u"] = group.CheckUrl is null ? BsonValue.Null : new BsonValue(group.CheckUrl),
+        ["to"] = group.CheckTimeoutMs,
+    };
+
+    internal static ProducerGroup ProducerGroupFrom(BsonDocument doc) =>
+        new(doc["_id"].AsString, doc["u"].IsNull ? null : doc["u"].AsString, doc["to"].AsInt32);
+
+    public void SaveSubscription(Subscription s) => _subscriptions.Upsert(ToBson(s));
+
+    internal static BsonDocument ToBson(Subscription s)
     {
         var doc = new BsonDocument
         {
@@ -122,19 +129,70 @@ public sealed class LiteDbMessageStore : IMessageStore
             doc["pu"] = s.Push.Url;
             doc["pt"] = s.Push.TimeoutMs;
         }
-        _subscriptions.Upsert(doc);
+        return doc;
     }
 
     public void DeleteSubscription(string group, string topic) => _subscriptions.Delete(SubscriptionId(group, topic));
 
-    public IReadOnlyList<Subscription> Subscriptions() => _subscriptions.FindAll().Select(doc => new Subscription(
+    /// <summary>
+    /// Applier thread: stores a set of journaled changes in one transaction, together with the last
+    /// journal frame they include. Deletes go first, so a unique key freed by one is free for an insert.
+    /// </summary>
+    internal void Apply(ChangeSet changes)
+    {
+        RunBatch(() =>
+        {
+            foreach (var (id, change) in changes.Messages)
+            {
+                if (change.Doc is null && change.InDb && _messages.Delete(id)) _topicCounts.Deleted();
+            }
+            foreach (var ((collection, id), doc) in changes.Documents)
+            {
+                var target = collection == DocumentCollection.ProducerGroups ? _producerGroups : _subscriptions;
+                if (doc is null) target.Delete(id);
+                else target.Upsert(doc);
+            }
+            foreach (var (id, change) in changes.Messages)
+            {
+                if (change.Doc is not { } doc || (change.InDb && _messages.Update(doc))) continue;
+                _messages.Insert(doc);
+                _topicCounts.Inserted(id);
+            }
+            _meta.Upsert(new BsonDocument { ["_id"] = JournalMarkId, ["v"] = changes.LastSeq });
+            _topicCounts.Add(changes.TopicDeltas, Environment.TickCount64);
+        });
+    }
+
+    /// <summary>The last journal frame LiteDB holds (0 for a new data file).</summary>
+    internal long AppliedJournalSeq() => _meta.FindById(JournalMarkId)?["v"].AsInt64 ?? 0;
+
+    /// <summary>Every stored transactionId and Idempotency-Key, read from the unique index alone.</summary>
+    internal IEnumerable<string> ProducerChosenKeys()
+    {
+        foreach (var prefix in new[] { "x:", "i:" })
+        {
+            foreach (var doc in _messages.Query().Where(Query.StartsWith(MessageCodec.UniqueField, prefix)).Select("$." + MessageCodec.UniqueField).ToEnumerable())
+            {
+                foreach (var (_, value) in doc) yield return value.AsString;
+            }
+        }
+    }
+
+    internal string ExplainProducerChosenKeys() =>
+        _messages.Query().Where(Query.StartsWith(MessageCodec.UniqueField, "x:")).Select("$." + MessageCodec.UniqueField).GetPlan().ToString();
+
+    private const string JournalMarkId = "journalApplied";
+
+    public IReadOnlyList<Subscription> Subscriptions() => _subscriptions.FindAll().Select(SubscriptionFrom).ToList();
+
+    internal static Subscription SubscriptionFrom(BsonDocument doc) => new(
         doc["g"].AsString,
         doc["t"].AsString,
         TagFilter.TryParse(doc["f"].AsString, out _) ?? TagFilter.All,
         doc.TryGetValue("pu", out var url) ? new PushTarget(url.AsString, doc["pt"].AsInt32) : null,
         doc["m"].AsInt32,
         (ExhaustedAction)doc["x"].AsInt32,
-        doc["c"].AsInt64)).ToList();
+        doc["c"].AsInt64);
 
     public IReadOnlyList<StoredMessage> DueChecks(long now, int limit) =>
         _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now)), 0, limit)
@@ -229,7 +287,7 @@ public sealed class LiteDbMessageStore : IMessageStore
         _db.Dispose();
     }
 
-    private StoredMessage? FindByUniqueKey(string key)
+    internal StoredMessage? FindByUniqueKey(string key)
     {
         var expression = t_unique ??= BsonExpression.Create("$." + MessageCodec.UniqueField + " = @0", BsonValue.Null);
         expression.Parameters["0"] = key;
@@ -269,5 +327,5 @@ public sealed class LiteDbMessageStore : IMessageStore
         return expression;
     }
 
-    private static string SubscriptionId(string group, string topic) => group + "\n" + topic;
+    internal static string SubscriptionId(string group, string topic) => group + "\n" + topic;
 }

@@ -143,6 +143,9 @@ internal static class MessageCodec
     /// Idempotency-Key of a keyed send, or else the message id itself. A unique index on it lets the
     /// writer insert without looking first; a duplicate fails the insert instead.
     /// </summary>
+    /// <summary>A transactionId or Idempotency-Key: a unique key a producer can send again (a message id cannot repeat).</summary>
+    public static bool IsProducerChosen(string uniqueKey) => uniqueKey.StartsWith("x:", StringComparison.Ordinal) || uniqueKey.StartsWith("i:", StringComparison.Ordinal);
+
     public static string UniqueKeyOf(StoredMessage m) =>
         m.TransactionId is { } tx ? TransactionKey(tx)
         : m.IdempotencyKey is { } key ? IdempotencyKey(m.Topic, key)

@@ -190,7 +190,7 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         // be stored with its batch (the id range above the watermark can recount inserts, not deletes).
         store.RunBatch(() =>
         {
-            store.Delete(first.Id);
+            store.Delete(first);
             store.Insert(Half("count-5", 1));
             store.AddToTopicCounts(new Dictionary<string, long> { ["orders"] = 0 });
         });

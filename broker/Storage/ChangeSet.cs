@@ -1,0 +1,114 @@
+using LiteDB;
+
+namespace HalfMsgBroker.Storage;
+
+/// <summary>The other documents the journal carries besides messages.</summary>
+internal enum DocumentCollection : byte
+{
+    ProducerGroups = 1,
+    Subscriptions = 2,
+}
+
+/// <summary>The newest unapplied version of one message: <see cref="Doc"/> null means deleted.</summary>
+internal sealed class MessageChange
+{
+    public BsonDocument? Doc { get; set; }
+
+    /// <summary>Whether LiteDB holds (or, once earlier changes are applied, will hold) the message: update, not insert.</summary>
+    public bool InDb { get; init; }
+
+    /// <summary>The message's unique key when it is a transactionId or Idempotency-Key (the ones checked for duplicates).</summary>
+    public string? UniqueKey { get; init; }
+}
+
+/// <summary>
+/// Changes coalesced per document: a message written three times (half, commit, ack) between two
+/// applies reaches LiteDB as one insert. The store keeps three of these: the writer's batch in
+/// progress, the changes journaled since the last apply, and the ones being applied now.
+/// </summary>
+internal sealed class ChangeSet
+{
+    public Dictionary<Guid, MessageChange> Messages { get; } = [];
+    public Dictionary<string, Guid> ByUniqueKey { get; } = new(StringComparer.Ordinal);
+    public Dictionary<(DocumentCollection Collection, string Id), BsonDocument?> Documents { get; } = [];
+    public Dictionary<string, long> TopicDeltas { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>The last journal frame these changes include.</summary>
+    public long LastSeq { get; set; }
+
+    public int Count => Messages.Count + Documents.Count;
+
+    public bool IsEmpty => Count == 0 && TopicDeltas.Count == 0;
+
+    public void PutMessage(Guid id, BsonDocument doc, bool inserted, string? uniqueKey)
+    {
+        if (Messages.TryGetValue(id, out var change))
+        {
+            change.Doc = doc;
+            return;
+        }
+        Messages[id] = new MessageChange { Doc = doc, InDb = !inserted, UniqueKey = uniqueKey };
+        if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
+    }
+
+    public void DeleteMessage(Guid id, string? uniqueKey)
+    {
+        if (Messages.TryGetValue(id, out var change))
+        {
+            if (change.InDb) change.Doc = null;
+            else Forget(id, change);
+            return;
+        }
+        Messages[id] = new MessageChange { Doc = null, InDb = true, UniqueKey = uniqueKey };
+        if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
+    }
+
+    public void AddTopicDelta(string topic, long delta) => TopicDeltas[topic] = TopicDeltas.GetValueOrDefault(topic) + delta;
+
+    /// <summary>Folds <paramref name="later"/> (changes made after these) into this set.</summary>
+    public void MergeFrom(ChangeSet later)
+    {
+        foreach (var (id, change) in later.Messages)
+        {
+            if (change.Doc is null) DeleteMessage(id, change.UniqueKey);
+            else if (Messages.TryGetValue(id, out var existing)) existing.Doc = change.Doc;
+            else
+            {
+                Messages[id] = new MessageChange { Doc = change.Doc, InDb = change.InDb, UniqueKey = change.UniqueKey };
+                if (change.UniqueKey is not null) ByUniqueKey[change.UniqueKey] = id;
+            }
+        }
+        foreach (var (key, doc) in later.Documents) Documents[key] = doc;
+        foreach (var (topic, delta) in later.TopicDeltas) AddTopicDelta(topic, delta);
+        LastSeq = later.LastSeq;
+    }
+
+    /// <summary>True when these changes decide what the message is: <paramref name="doc"/> is its newest version, or null if deleted.</summary>
+    public bool TryFind(Guid id, out BsonDocument? doc)
+    {
+        var found = Messages.TryGetValue(id, out var change);
+        doc = change?.Doc;
+        return found;
+    }
+
+    public bool TryFindUnique(string uniqueKey, out BsonDocument? doc)
+    {
+        doc = null;
+        return ByUniqueKey.TryGetValue(uniqueKey, out var id) && TryFind(id, out doc);
+    }
+
+    public void Clear()
+    {
+        Messages.Clear();
+        ByUniqueKey.Clear();
+        Documents.Clear();
+        TopicDeltas.Clear();
+        LastSeq = 0;
+    }
+
+    private void Forget(Guid id, MessageChange change)
+    {
+        Messages.Remove(id);
+        if (change.UniqueKey is { } key && ByUniqueKey.TryGetValue(key, out var owner) && owner == id) ByUniqueKey.Remove(key);
+    }
+}

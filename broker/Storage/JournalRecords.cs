@@ -1,0 +1,96 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using LiteDB;
+
+namespace HalfMsgBroker.Storage;
+
+/// <summary>
+/// The records inside one journal frame: kind (u8), collection (u8), length (u32), then a BSON
+/// document, the same document LiteDB will store. Reading a frame rebuilds the changes it made.
+/// </summary>
+internal static class JournalRecords
+{
+    private enum Kind : byte
+    {
+        PutMessage = 1,
+        DeleteMessage = 2,
+        PutDocument = 3,
+        DeleteDocument = 4,
+        TopicDeltas = 5,
+    }
+
+    private const int HeaderBytes = 6;
+
+    public static void PutMessage(IBufferWriter<byte> to, BsonDocument doc) => Write(to, Kind.PutMessage, 0, doc);
+
+    public static void DeleteMessage(IBufferWriter<byte> to, Guid id, string? uniqueKey)
+    {
+        var doc = new BsonDocument { ["_id"] = id };
+        if (uniqueKey is not null) doc[MessageCodec.UniqueField] = uniqueKey;
+        Write(to, Kind.DeleteMessage, 0, doc);
+    }
+
+    public static void PutDocument(IBufferWriter<byte> to, DocumentCollection collection, BsonDocument doc) =>
+        Write(to, Kind.PutDocument, collection, doc);
+
+    public static void DeleteDocument(IBufferWriter<byte> to, DocumentCollection collection, string id) =>
+        Write(to, Kind.DeleteDocument, collection, new BsonDocument { ["_id"] = id });
+
+    public static void TopicDeltas(IBufferWriter<byte> to, IReadOnlyDictionary<string, long> deltas)
+    {
+        var doc = new BsonDocument();
+        foreach (var (topic, delta) in deltas)
+        {
+            if (delta != 0) doc[topic] = delta;
+        }
+        if (doc.Count > 0) Write(to, Kind.TopicDeltas, 0, doc);
+    }
+
+    /// <summary>Replays one frame's records into <paramref name="into"/>. Nothing is known to be absent from LiteDB, so every put may update.</summary>
+    public static void Read(ReadOnlySpan<byte> payload, ChangeSet into)
+    {
+        while (payload.Length >= HeaderBytes)
+        {
+            var kind = (Kind)payload[0];
+            var collection = (DocumentCollection)payload[1];
+            var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(payload[2..]);
+            var doc = BsonSerializer.Deserialize(payload.Slice(HeaderBytes, length).ToArray());
+            payload = payload[(HeaderBytes + length)..];
+            switch (kind)
+            {
+                case Kind.PutMessage:
+                    into.PutMessage(doc["_id"].AsGuid, doc, inserted: false, TrackedKey(doc));
+                    break;
+                case Kind.DeleteMessage:
+                    into.DeleteMessage(doc["_id"].AsGuid, TrackedKey(doc));
+                    break;
+                case Kind.PutDocument:
+                    into.Documents[(collection, doc["_id"].AsString)] = doc;
+                    break;
+                case Kind.DeleteDocument:
+                    into.Documents[(collection, doc["_id"].AsString)] = null;
+                    break;
+                case Kind.TopicDeltas:
+                    foreach (var (topic, delta) in doc) into.AddTopicDelta(topic, delta.AsInt64);
+                    break;
+                default:
+                    throw new InvalidDataException($"Unknown journal record kind {(byte)kind}.");
+            }
+        }
+    }
+
+    /// <summary>The unique key when it is one a producer chose (transactionId, Idempotency-Key): only those can repeat.</summary>
+    public static string? TrackedKey(BsonDocument message) =>
+        message.TryGetValue(MessageCodec.UniqueField, out var u) && u.IsString && MessageCodec.IsProducerChosen(u.AsString) ? u.AsString : null;
+
+    private static void Write(IBufferWriter<byte> to, Kind kind, DocumentCollection collection, BsonDocument doc)
+    {
+        var bytes = BsonSerializer.Serialize(doc);
+        var span = to.GetSpan(HeaderBytes + bytes.Length);
+        span[0] = (byte)kind;
+        span[1] = (byte)collection;
+        BinaryPrimitives.WriteUInt32LittleEndian(span[2..], (uint)bytes.Length);
+        bytes.CopyTo(span[HeaderBytes..]);
+        to.Advance(HeaderBytes + bytes.Length);
+    }
+}

@@ -1,0 +1,448 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Hosting;
+using HalfMsgBroker.Lifecycle;
+using LiteDB;
+
+namespace HalfMsgBroker.Storage;
+
+/// <summary>
+/// The broker's store: LiteDB behind a journal. A group commit is durable once its frame is in the
+/// <see cref="Journal"/>; an applier thread then hands LiteDB what accumulated, coalesced per
+/// document, in one transaction every <c>Storage:ApplyDelay</c>. Under load most messages are
+/// half-sent, committed and acked between two applies and reach LiteDB as a single insert instead of
+/// three page-rewriting transactions. Reads see the unapplied changes first: lookups by id or unique
+/// key consult them directly; index queries (due times, keys, dead letters) wait until LiteDB holds
+/// everything journaled so far. After a crash, the frames LiteDB lacks are replayed on open.
+/// </summary>
+public sealed class JournaledMessageStore : IMessageStore
+{
+    private const int ReplayChunk = 10_000;
+
+    private readonly LiteDbMessageStore _db;
+    private readonly Journal _journal;
+    private readonly Action<Exception> _applyFailed;
+    private readonly int _applyDelayMs;
+    private readonly int _applyBatch;
+    private readonly int _maxUnapplied;
+
+    // Writer thread only: the batch in progress, its journal frame, and how many stored
+    // messages hold each transactionId/Idempotency-Key hash (a hash missing here is a key never used).
+    private readonly ChangeSet _staged = new();
+    private readonly ArrayBufferWriter<byte> _frame = new(64 * 1024);
+    private readonly Dictionary<int, int> _keyHashes = [];
+    private int _batchThread;
+
+    // Shared with the applier and readers, under _gate.
+    private readonly object _gate = new();
+    private ChangeSet _pending = new();
+    private ChangeSet? _applying;
+    private long _pendingSince;
+    private long _journaledSeq;
+    private long _appliedSeq;
+    private int _catchUps;
+    private bool _stopping;
+    private bool _crashed;
+
+    private readonly Thread _applier;
+
+    public JournaledMessageStore(LiteDbMessageStore db, string journalDirectory, StorageOptions options, Action<Exception> applyFailed)
+    {
+        _db = db;
+        _applyFailed = applyFailed;
+        _applyDelayMs = Math.Max(0, (int)options.ApplyDelay.TotalMilliseconds);
+        _applyBatch = Math.Max(1, options.ApplyBatchSize);
+        _maxUnapplied = Math.Max(_applyBatch, options.MaxUnappliedChanges);
+
+        var lastSeq = Replay(db, journalDirectory);
+        _journal = Journal.Start(journalDirectory, options.Durability, options.JournalSegmentBytes, lastSeq + 1);
+        _journaledSeq = _appliedSeq = lastSeq;
+        foreach (var key in db.ProducerChosenKeys()) CountKey(key, +1);
+
+        _applier = new Thread(ApplyLoop) { IsBackground = true, Name = "halfmsg-store-applier" };
+        _applier.Start();
+    }
+
+    /// <summary>Stores in LiteDB whatever the journal holds beyond what LiteDB recorded last.</summary>
+    private static long Replay(LiteDbMessageStore db, string journalDirectory)
+    {
+        var applied = db.AppliedJournalSeq();
+        var changes = new ChangeSet();
+        var last = applied;
+        foreach (var (seq, payload) in Journal.Unapplied(journalDirectory, applied))
+        {
+            JournalRecords.Read(payload, changes);
+            changes.LastSeq = last = seq;
+            if (changes.Count < ReplayChunk) continue;
+            db.Apply(changes);
+            changes.Clear();
+        }
+        if (last > applied)
+        {
+            changes.LastSeq = last;
+            db.Apply(changes);
+        }
+        return last;
+    }
+
+    private bool InBatch => _batchThread == Environment.CurrentManagedThreadId;
+
+    public void RunBatch(Action work)
+    {
+        _staged.Clear();
+        _frame.ResetWrittenCount();
+        _frame.Advance(Journal.HeaderBytes);
+        _batchThread = Environment.CurrentManagedThreadId;
+        try
+        {
+            work();
+        }
+        finally
+        {
+            _batchThread = 0;
+        }
+        if (_frame.WrittenCount == Journal.HeaderBytes) return; // read only
+
+        var seq = _journal.Append(MemoryMarshal.AsMemory(_frame.WrittenMemory).Span);
+        _staged.LastSeq = seq;
+        foreach (var change in _staged.Messages.Values)
+        {
+            if (change.UniqueKey is not { } key) continue;
+            if (change.Doc is null) CountKey(key, -1);
+            else if (!change.InDb) CountKey(key, +1);
+        }
+        Publish(_staged);
+    }
+
+    private void Publish(ChangeSet batch)
+    {
+        lock (_gate)
+        {
+            // LiteDB falling behind must not grow memory without bound: the writer waits (its frame is already durable).
+            while (_pending.Count >= _maxUnapplied && !_stopping && !_crashed) Monitor.Wait(_gate, 100);
+            var wasEmpty = _pending.IsEmpty;
+            _pending.MergeFrom(batch);
+            _journaledSeq = batch.LastSeq;
+            if (wasEmpty) _pendingSince = Environment.TickCount64;
+            if (wasEmpty || _pending.Count >= _applyBatch) Monitor.PulseAll(_gate);
+        }
+    }
+
+    public StoredMessage? Find(Guid id) =>
+        TryUnapplied(id, out var doc) ? (doc is null ? null : MessageCodec.FromBson(doc)) : _db.Find(id);
+
+    public StoredMessage? FindByTransactionId(string transactionId) => FindUnique(MessageCodec.TransactionKey(transactionId));
+
+    public StoredMessage? FindByIdempotencyKey(string topic, string key) => FindUnique(MessageCodec.IdempotencyKey(topic, key));
+
+    public void Insert(StoredMessage message)
+    {
+        var doc = MessageCodec.ToBson(message);
+        var key = JournalRecords.TrackedKey(doc);
+        // LiteDB's unique index sees the insert only at the next apply, too late to refuse it: check here.
+        if (key is not null && IsTaken(key)) throw new DuplicateKeyException(key);
+        _staged.PutMessage(message.Id, doc, inserted: true, key);
+        JournalRecords.PutMessage(_frame, doc);
+    }
+
+    public void Update(StoredMessage message)
+    {
+        var doc = MessageCodec.ToBson(message);
+        _staged.PutMessage(message.Id, doc, inserted: false, JournalRecords.TrackedKey(doc));
+        JournalRecords.PutMessage(_frame, doc);
+    }
+
+    public void Delete(StoredMessage message)
+    {
+        var key = MessageCodec.UniqueKeyOf(message);
+        var tracked = MessageCodec.IsProducerChosen(key) ? key : null;
+        _staged.DeleteMessage(message.Id, tracked);
+        JournalRecords.DeleteMessage(_frame, message.Id, tracked);
+    }
+
+    public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas)
+    {
+        var any = false;
+        foreach (var (topic, delta) in deltas)
+        {
+            if (delta == 0) continue;
+            _staged.AddTopicDelta(topic, delta);
+            any = true;
+        }
+        if (any) JournalRecords.TopicDeltas(_frame, deltas);
+    }
+
+    public void SaveProducerGroup(ProducerGroup group) =>
+        PutDocument(DocumentCollection.ProducerGroups, group.Name, LiteDbMessageStore.ToBson(group));
+
+    public void SaveSubscription(Subscription subscription) => PutDocument(
+        DocumentCollection.Subscriptions, LiteDbMessageStore.SubscriptionId(subscription.Group, subscription.Topic), LiteDbMessageStore.ToBson(subscription));
+
+    public void DeleteSubscription(string group, string topic)
+    {
+        var id = LiteDbMessageStore.SubscriptionId(group, topic);
+        _staged.Documents[(DocumentCollection.Subscriptions, id)] = null;
+        JournalRecords.DeleteDocument(_frame, DocumentCollection.Subscriptions, id);
+    }
+
+    public ProducerGroup? GetProducerGroup(string name) =>
+        TryUnappliedDocument((DocumentCollection.ProducerGroups, name), out var doc)
+            ? doc is null ? null : LiteDbMessageStore.ProducerGroupFrom(doc)
+            : _db.GetProducerGroup(name);
+
+    public IReadOnlyList<Subscription> Subscriptions()
+    {
+        CatchUp();
+        return _db.Subscriptions();
+    }
+
+    public IReadOnlyList<StoredMessage> DueChecks(long now, int limit)
+    {
+        CatchUp();
+        return _db.DueChecks(now, limit);
+    }
+
+    public long? EarliestCheckDue()
+    {
+        CatchUp();
+        return _db.EarliestCheckDue();
+    }
+
+    public IReadOnlyList<Guid> DuePurges(long now, int limit)
+    {
+        CatchUp();
+        return _db.DuePurges(now, limit);
+    }
+
+    public IEnumerable<StoredMessage> OpenMessages()
+    {
+        CatchUp();
+        return _db.OpenMessages();
+    }
+
+    public IReadOnlyList<StoredMessage> FindByKey(string key, int limit)
+    {
+        CatchUp();
+        return _db.FindByKey(key, limit);
+    }
+
+    public IReadOnlyList<StoredMessage> DeadLetters(string group)
+    {
+        CatchUp();
+        return _db.DeadLetters(group);
+    }
+
+    public IReadOnlyList<StoredMessage> Transactions(MessageState? state, Guid? after, int limit, Func<StoredMessage, bool> filter)
+    {
+        CatchUp();
+        return _db.Transactions(state, after, limit, filter);
+    }
+
+    public IReadOnlyList<TopicCount> TopicCounts()
+    {
+        CatchUp();
+        return _db.TopicCounts();
+    }
+
+    public byte[] ReceiptKey() => _db.ReceiptKey();
+
+    public void Dispose()
+    {
+        bool allApplied;
+        lock (_gate)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
+        }
+        _applier.Join(TimeSpan.FromSeconds(30));
+        lock (_gate) allApplied = _appliedSeq == _journaledSeq && _applying is null;
+        _journal.Close(allApplied);
+        _db.Dispose();
+    }
+
+    /// <summary>Closes the files the way a crash would leave them: journaled changes LiteDB does not hold yet stay unapplied.</summary>
+    internal void DisposeAsIfCrashed()
+    {
+        lock (_gate)
+        {
+            _crashed = true;
+            Monitor.PulseAll(_gate);
+        }
+        _applier.Join(TimeSpan.FromSeconds(30));
+        _journal.Dispose();
+        _db.DisposeAsIfCrashed();
+    }
+
+    /// <summary>How many journaled changes LiteDB does not hold yet (tests and diagnostics).</summary>
+    internal int UnappliedCount
+    {
+        get
+        {
+            lock (_gate) return _pending.Count + (_applying?.Count ?? 0);
+        }
+    }
+
+    private void ApplyLoop()
+    {
+        var spare = new ChangeSet();
+        while (true)
+        {
+            ChangeSet batch;
+            lock (_gate)
+            {
+                while (true)
+                {
+                    if (_crashed) return;
+                    if (_pending.IsEmpty)
+                    {
+                        if (_stopping) return;
+                        Monitor.Wait(_gate);
+                        continue;
+                    }
+                    var waited = Environment.TickCount64 - _pendingSince;
+                    if (_stopping || _catchUps > 0 || _pending.Count >= _applyBatch || waited >= _applyDelayMs) break;
+                    Monitor.Wait(_gate, (int)(_applyDelayMs - waited));
+                }
+                batch = _pending;
+                _pending = spare;
+                _applying = batch;
+            }
+
+            if (!ApplyUntilStored(batch)) return;
+            lock (_gate)
+            {
+                _applying = null;
+                _appliedSeq = batch.LastSeq;
+                Monitor.PulseAll(_gate);
+            }
+            _journal.Release(batch.LastSeq);
+            batch.Clear();
+            spare = batch;
+        }
+    }
+
+    /// <returns>False when the store closed first (the journal keeps the changes for the next start).</returns>
+    private bool ApplyUntilStored(ChangeSet batch)
+    {
+        while (true)
+        {
+            try
+            {
+                var started = Stopwatch.GetTimestamp();
+                _db.Apply(batch);
+                BrokerMetrics.StoreApplyDocuments.Record(batch.Count);
+                BrokerMetrics.StoreApplyMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                return true;
+            }
+            catch (Exception e)
+            {
+                // Nothing is lost while LiteDB refuses (a full disk, say): the journal holds every change. Retry.
+                _applyFailed(e);
+                lock (_gate)
+                {
+                    if (_crashed || _stopping) return false;
+                    Monitor.Wait(_gate, 1000);
+                }
+            }
+        }
+    }
+
+    /// <summary>Waits until LiteDB holds everything journaled so far, so an index query sees it.</summary>
+    private void CatchUp()
+    {
+        if (Thread.CurrentThread == _applier) return;
+        lock (_gate)
+        {
+            var target = _journaledSeq;
+            if (_appliedSeq >= target) return;
+            _catchUps++;
+            Monitor.PulseAll(_gate);
+            try
+            {
+                var deadline = Environment.TickCount64 + 30_000;
+                while (_appliedSeq < target)
+                {
+                    var left = deadline - Environment.TickCount64;
+                    if (left <= 0 || _crashed || _stopping)
+                    {
+                        throw new TimeoutException("LiteDB has not taken the journaled changes for 30 s; the broker log says why.");
+                    }
+                    Monitor.Wait(_gate, (int)left);
+                }
+            }
+            finally
+            {
+                _catchUps--;
+            }
+        }
+    }
+
+    private bool TryUnapplied(Guid id, out BsonDocument? doc)
+    {
+        if (InBatch && _staged.TryFind(id, out doc)) return true;
+        lock (_gate)
+        {
+            if (_pending.TryFind(id, out doc)) return true;
+            if (_applying is { } applying && applying.TryFind(id, out doc)) return true;
+        }
+        doc = null;
+        return false;
+    }
+
+    private StoredMessage? FindUnique(string key)
+    {
+        if (InBatch && _staged.TryFindUnique(key, out var staged)) return staged is null ? null : MessageCodec.FromBson(staged);
+        return TryUnappliedUnique(key, out var doc) ? (doc is null ? null : MessageCodec.FromBson(doc)) : _db.FindByUniqueKey(key);
+    }
+
+    private bool TryUnappliedUnique(string key, out BsonDocument? doc)
+    {
+        lock (_gate)
+        {
+            if (_pending.TryFindUnique(key, out doc)) return true;
+            if (_applying is { } applying && applying.TryFindUnique(key, out doc)) return true;
+        }
+        doc = null;
+        return false;
+    }
+
+    /// <summary>Writer thread: whether a stored (or staged) message already holds the key.</summary>
+    private bool IsTaken(string key)
+    {
+        if (_staged.TryFindUnique(key, out var staged)) return staged is not null;
+        // Nearly every key is new, and its hash is not counted: no lookup at all.
+        if (!_keyHashes.ContainsKey(key.GetHashCode(StringComparison.Ordinal))) return false;
+        return TryUnappliedUnique(key, out var doc) ? doc is not null : _db.FindByUniqueKey(key) is not null;
+    }
+
+    private void CountKey(string key, int delta)
+    {
+        var hash = key.GetHashCode(StringComparison.Ordinal);
+        var count = _keyHashes.GetValueOrDefault(hash) + delta;
+        if (count > 0) _keyHashes[hash] = count;
+        else _keyHashes.Remove(hash);
+    }
+
+    private void PutDocument(DocumentCollection collection, string id, BsonDocument doc)
+    {
+        _staged.Documents[(collection, id)] = doc;
+        JournalRecords.PutDocument(_frame, collection, doc);
+    }
+
+    private bool TryUnappliedDocument((DocumentCollection, string) key, out BsonDocument? doc)
+    {
+        if (InBatch && _staged.Documents.TryGetValue(key, out doc)) return true;
+        lock (_gate)
+        {
+            if (_pending.Documents.TryGetValue(key, out doc)) return true;
+            if (_applying is { } applying && applying.Documents.TryGetValue(key, out doc)) return true;
+        }
+        doc = null;
+        return false;
+    }
+}
+
+/// <summary>A transactionId or Idempotency-Key that a stored message already holds.</summary>
+public sealed class DuplicateKeyException(string key) : Exception($"A stored message already holds the unique key '{key}'.");
