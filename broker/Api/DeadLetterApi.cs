@@ -40,7 +40,8 @@ internal static class DeadLetterApi
         return TypedResults.Json(new DeadLetterList(views), BrokerJsonContext.Default.DeadLetterList);
     }
 
-    private static async Task<IResult> RedriveAsync(string group, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, CancellationToken ct)
+    private static async Task<IResult> RedriveAsync(
+        string group, HttpRequest request, StoreWriter writer, IMessageStore store, IOptions<BrokerOptions> options, CancellationToken ct)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.RedriveRequest, options.Value.MaxMessageBytes, true, ct);
@@ -56,6 +57,8 @@ internal static class DeadLetterApi
                 ids.Add(id);
             }
         }
+        // "All" means the dead letters there are now; the writer re-checks each, so one redriven meanwhile is skipped.
+        ids ??= [.. store.DeadLetters(group).Select(m => m.Id)];
         var redriven = await writer.Submit(new RedriveDeadLetters(group, ids), ct);
         return TypedResults.Json(new RedriveResponse(redriven), BrokerJsonContext.Default.RedriveResponse);
     }
@@ -64,17 +67,18 @@ internal static class DeadLetterApi
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (!Guid.TryParse(messageId, out var id)) return Problems.InvalidField("messageId", "must be a messageId");
-        var deleted = await writer.Submit(new DeleteDeadLetters(group, id, null), ct);
+        var deleted = await writer.Submit(new DeleteDeadLetters(group, [id]), ct);
         return deleted > 0
             ? TypedResults.NoContent()
             : Problems.NotFound("dead-letter-not-found", $"Consumer group '{group}' has no dead letter for message {messageId}.");
     }
 
-    private static async Task<IResult> DeleteAllAsync(string group, StoreWriter writer, CancellationToken ct, string? topic = null)
+    private static async Task<IResult> DeleteAllAsync(string group, StoreWriter writer, IMessageStore store, CancellationToken ct, string? topic = null)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
-        var deleted = await writer.Submit(new DeleteDeadLetters(group, null, topic), ct);
+        var ids = store.DeadLetters(group).Where(m => topic is null || m.Topic == topic).Select(m => m.Id).ToList();
+        var deleted = await writer.Submit(new DeleteDeadLetters(group, ids), ct);
         return TypedResults.Json(new DeleteResponse(deleted), BrokerJsonContext.Default.DeleteResponse);
     }
 }

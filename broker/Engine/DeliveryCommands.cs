@@ -68,13 +68,13 @@ internal sealed class DropDeliveries(string group, IReadOnlyList<Guid> ids) : St
     }
 }
 
-/// <summary>Puts dead letters back for delivery with a fresh attempt count.</summary>
-internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid>? ids) : DeliveryChange<int>
+/// <summary>Puts dead letters back for delivery with a fresh attempt count (ids that are no dead letter of the group are skipped).</summary>
+internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid> ids) : DeliveryChange<int>
 {
     protected override int Run(WriteContext ctx)
     {
         var redriven = 0;
-        foreach (var id in ids ?? ctx.Store.DeadLetters(group).Select(m => m.Id).ToList())
+        foreach (var id in ids)
         {
             if (Changed(ctx, id, group, DeliveryLifecycle.Redrive) is not { } message) continue;
             redriven++;
@@ -85,14 +85,10 @@ internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid>? ids)
     }
 }
 
-/// <summary>Deletes dead letters for good: one by id, or all of a group's (optionally of one topic).</summary>
-internal sealed class DeleteDeadLetters(string group, Guid? id, string? topic) : DeliveryChange<int>
+/// <summary>Deletes dead letters for good (ids that are no dead letter of the group are skipped).</summary>
+internal sealed class DeleteDeadLetters(string group, IReadOnlyList<Guid> ids) : DeliveryChange<int>
 {
-    protected override int Run(WriteContext ctx)
-    {
-        var ids = id is { } one ? [one] : ctx.Store.DeadLetters(group).Where(m => topic is null || m.Topic == topic).Select(m => m.Id).ToList();
-        return ids.Count(each => Change(ctx, each, group, DeliveryLifecycle.DeleteDeadLetter));
-    }
+    protected override int Run(WriteContext ctx) => ids.Count(each => Change(ctx, each, group, DeliveryLifecycle.DeleteDeadLetter));
 }
 
 /// <summary>Retention: deletes finished messages whose time ran out.</summary>

@@ -51,15 +51,19 @@ internal sealed class ChangeSet
         if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
     }
 
-    public void DeleteMessage(Guid id, string? uniqueKey)
+    /// <summary>
+    /// A deleted message stays as a tombstone even when LiteDB never saw it (applying skips those):
+    /// its unique key must keep answering "deleted", or a lookup could fall through to an older,
+    /// deleted holder of the same key that LiteDB still has.
+    /// </summary>
+    public void DeleteMessage(Guid id, string? uniqueKey, bool inDb = true)
     {
         if (Messages.TryGetValue(id, out var change))
         {
-            if (change.InDb) change.Doc = null;
-            else Forget(id, change);
+            change.Doc = null;
             return;
         }
-        Messages[id] = new MessageChange { Doc = null, InDb = true, UniqueKey = uniqueKey };
+        Messages[id] = new MessageChange { Doc = null, InDb = inDb, UniqueKey = uniqueKey };
         if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
     }
 
@@ -70,7 +74,7 @@ internal sealed class ChangeSet
     {
         foreach (var (id, change) in later.Messages)
         {
-            if (change.Doc is null) DeleteMessage(id, change.UniqueKey);
+            if (change.Doc is null) DeleteMessage(id, change.UniqueKey, change.InDb);
             else if (Messages.TryGetValue(id, out var existing)) existing.Doc = change.Doc;
             else
             {
@@ -104,11 +108,5 @@ internal sealed class ChangeSet
         Documents.Clear();
         TopicDeltas.Clear();
         LastSeq = 0;
-    }
-
-    private void Forget(Guid id, MessageChange change)
-    {
-        Messages.Remove(id);
-        if (change.UniqueKey is { } key && ByUniqueKey.TryGetValue(key, out var owner) && owner == id) ByUniqueKey.Remove(key);
     }
 }

@@ -5,7 +5,9 @@ namespace HalfMsgBroker.Storage;
 /// <summary>
 /// The storage port. Write methods are called only by the single writer thread, inside
 /// <see cref="RunBatch"/>, and see the batch's own earlier writes. Read methods may be called
-/// from any thread and see committed data.
+/// from any thread and see committed data; inside a batch only the lookups by id or unique key
+/// (<see cref="Find"/>, <see cref="FindByTransactionId"/>, <see cref="FindByIdempotencyKey"/>,
+/// <see cref="GetProducerGroup"/>) may be used.
 /// </summary>
 public interface IMessageStore : IDisposable
 {

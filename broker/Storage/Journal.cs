@@ -40,16 +40,30 @@ internal sealed class Journal : IDisposable
         _segmentBytes = Math.Max(1 << 20, segmentBytes);
     }
 
-    /// <summary>Every intact frame after <paramref name="appliedSeq"/>, oldest first: what LiteDB does not hold yet.</summary>
+    /// <summary>
+    /// Every intact frame after <paramref name="appliedSeq"/>, oldest first: what LiteDB does not hold yet.
+    /// Reading stops for good at the first frame that is cut short, fails its checksum or breaks the
+    /// sequence: what follows a gap cannot be applied without what the gap held.
+    /// </summary>
     public static IEnumerable<(long Seq, byte[] Payload)> Unapplied(string directory, long appliedSeq)
     {
         if (!Directory.Exists(directory)) yield break;
+        long? previous = null;
         foreach (var path in Segments(directory))
         {
-            foreach (var frame in ReadFrames(path))
+            var complete = false;
+            foreach (var (seq, payload, last) in ReadFrames(path))
             {
-                if (frame.Seq > appliedSeq) yield return frame;
+                if (last)
+                {
+                    complete = true;
+                    break;
+                }
+                if (previous is { } p && seq != p + 1) yield break;
+                previous = seq;
+                if (seq > appliedSeq) yield return (seq, payload);
             }
+            if (!complete) yield break;
         }
     }
 
@@ -104,7 +118,7 @@ internal sealed class Journal : IDisposable
             throw;
         }
         _nextSeq = seq + 1;
-        if (file.Position >= _segmentBytes) RollSegment(seq);
+        if (file.Position >= _segmentBytes) TryRollSegment(seq);
         return seq;
     }
 
@@ -136,19 +150,41 @@ internal sealed class Journal : IDisposable
 
     public void Dispose() => Close(allApplied: false);
 
-    private void RollSegment(long lastSeq)
+    /// <summary>
+    /// The frame is durable already, so nothing here may fail the append: if the next segment cannot be
+    /// made now, frames keep going to the current one and the roll is tried again after the next frame.
+    /// </summary>
+    private void TryRollSegment(long lastSeq)
     {
-        _current!.Dispose();
-        lock (_segmentsLock) _closed.Enqueue((_currentPath!, lastSeq));
-        OpenSegment();
+        var previous = (_current!, _currentPath!);
+        try
+        {
+            OpenSegment();
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            (_current, _currentPath) = previous;
+            return;
+        }
+        previous.Item1.Dispose();
+        lock (_segmentsLock) _closed.Enqueue((previous.Item2, lastSeq));
     }
 
     private void OpenSegment()
     {
-        _currentPath = Path.Combine(_directory, Prefix + _nextSeq.ToString("D19", CultureInfo.InvariantCulture) + Extension);
+        var path = Path.Combine(_directory, Prefix + _nextSeq.ToString("D19", CultureInfo.InvariantCulture) + Extension);
         // No buffering: each frame is one write system call, in the OS cache when Append returns.
-        _current = new FileStream(_currentPath, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0);
-        if (_fsync) SyncDirectory();
+        var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        try
+        {
+            if (_fsync) SyncDirectory();
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+        (_current, _currentPath) = (file, path);
     }
 
     private void SyncDirectory()
@@ -183,7 +219,8 @@ internal sealed class Journal : IDisposable
     private static List<string> Segments(string directory) =>
         [.. Directory.GetFiles(directory, Prefix + "*" + Extension).Order(StringComparer.Ordinal)];
 
-    internal static IEnumerable<(long Seq, byte[] Payload)> ReadFrames(string path)
+    /// <summary>The segment's intact frames, then an end marker (Last) only if the whole file was intact.</summary>
+    private static IEnumerable<(long Seq, byte[] Payload, bool Last)> ReadFrames(string path)
     {
         var bytes = File.ReadAllBytes(path);
         var at = 0;
@@ -193,9 +230,10 @@ internal sealed class Journal : IDisposable
             if (length > bytes.Length - at - HeaderBytes) yield break;
             var body = bytes.AsSpan(at + 8, 8 + (int)length);
             if (BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at + 4)) != Checksum(body)) yield break;
-            yield return (BinaryPrimitives.ReadInt64LittleEndian(body), body[8..].ToArray());
+            yield return (BinaryPrimitives.ReadInt64LittleEndian(body), body[8..].ToArray(), false);
             at += HeaderBytes + (int)length;
         }
+        if (at == bytes.Length) yield return (0, [], true);
     }
 
     private static uint Checksum(ReadOnlySpan<byte> data)

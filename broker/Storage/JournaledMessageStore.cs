@@ -37,6 +37,8 @@ public sealed class JournaledMessageStore : IMessageStore
 
     // Shared with the applier and readers, under _gate.
     private readonly object _gate = new();
+    private readonly object _writeLock = new();
+    private bool _closing;
     private ChangeSet _pending = new();
     private ChangeSet? _applying;
     private long _pendingSince;
@@ -76,13 +78,13 @@ public sealed class JournaledMessageStore : IMessageStore
             JournalRecords.Read(payload, changes);
             changes.LastSeq = last = seq;
             if (changes.Count < ReplayChunk) continue;
-            db.Apply(changes);
+            db.Apply(changes, updateFirst: true);
             changes.Clear();
         }
         if (last > applied)
         {
             changes.LastSeq = last;
-            db.Apply(changes);
+            db.Apply(changes, updateFirst: true);
         }
         return last;
     }
@@ -90,6 +92,16 @@ public sealed class JournaledMessageStore : IMessageStore
     private bool InBatch => _batchThread == Environment.CurrentManagedThreadId;
 
     public void RunBatch(Action work)
+    {
+        // Uncontended (one writer); it only lets Dispose wait out a batch still in flight.
+        lock (_writeLock)
+        {
+            ObjectDisposedException.ThrowIf(_closing, this);
+            RunBatchLocked(work);
+        }
+    }
+
+    private void RunBatchLocked(Action work)
     {
         _staged.Clear();
         _frame.ResetWrittenCount();
@@ -110,7 +122,8 @@ public sealed class JournaledMessageStore : IMessageStore
         foreach (var change in _staged.Messages.Values)
         {
             if (change.UniqueKey is not { } key) continue;
-            if (change.Doc is null) CountKey(key, -1);
+            // InDb false: inserted by this batch (counted now) or inserted and deleted in it (never counted).
+            if (change.Doc is null) CountKey(key, change.InDb ? -1 : 0);
             else if (!change.InDb) CountKey(key, +1);
         }
         Publish(_staged);
@@ -256,6 +269,8 @@ public sealed class JournaledMessageStore : IMessageStore
             _stopping = true;
             Monitor.PulseAll(_gate);
         }
+        // No frame may be appended once the journal is judged fully applied (it is then deleted).
+        lock (_writeLock) _closing = true;
         _applier.Join(TimeSpan.FromSeconds(30));
         lock (_gate) allApplied = _appliedSeq == _journaledSeq && _applying is null;
         _journal.Close(allApplied);
@@ -270,6 +285,7 @@ public sealed class JournaledMessageStore : IMessageStore
             _crashed = true;
             Monitor.PulseAll(_gate);
         }
+        lock (_writeLock) _closing = true;
         _applier.Join(TimeSpan.FromSeconds(30));
         _journal.Dispose();
         _db.DisposeAsIfCrashed();
@@ -326,19 +342,25 @@ public sealed class JournaledMessageStore : IMessageStore
     /// <returns>False when the store closed first (the journal keeps the changes for the next start).</returns>
     private bool ApplyUntilStored(ChangeSet batch)
     {
+        var retry = false;
         while (true)
         {
             try
             {
+                // A failure after LiteDB's commit (its checkpoint, the fsync) leaves the changes stored:
+                // applying them again would insert twice. Any retry checks, and then updates before inserting.
+                if (retry && _db.AppliedJournalSeq() >= batch.LastSeq) return true;
                 var started = Stopwatch.GetTimestamp();
-                _db.Apply(batch);
+                _db.Apply(batch, updateFirst: retry);
                 BrokerMetrics.StoreApplyDocuments.Record(batch.Count);
                 BrokerMetrics.StoreApplyMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 return true;
             }
             catch (Exception e)
             {
-                // Nothing is lost while LiteDB refuses (a full disk, say): the journal holds every change. Retry.
+                // Nothing is lost while LiteDB refuses: the journal holds every change. LiteDB closes itself on
+                // an I/O error, so retrying may not help; a restart replays the journal into a reopened file.
+                retry = true;
                 _applyFailed(e);
                 lock (_gate)
                 {
@@ -353,6 +375,8 @@ public sealed class JournaledMessageStore : IMessageStore
     private void CatchUp()
     {
         if (Thread.CurrentThread == _applier) return;
+        // LiteDB cannot hold the batch's own changes yet, and the writer would stall behind the applier.
+        if (InBatch) throw new InvalidOperationException("Index queries run outside a batch: inside one they would miss its own changes.");
         lock (_gate)
         {
             var target = _journaledSeq;

@@ -137,8 +137,10 @@ public sealed class LiteDbMessageStore : IMessageStore
     /// <summary>
     /// Applier thread: stores a set of journaled changes in one transaction, together with the last
     /// journal frame they include. Deletes go first, so a unique key freed by one is free for an insert.
+    /// <paramref name="updateFirst"/>: LiteDB may hold some of them already (a replay, a retry), so every
+    /// new message is updated, or inserted if that finds nothing.
     /// </summary>
-    internal void Apply(ChangeSet changes)
+    internal void Apply(ChangeSet changes, bool updateFirst = false)
     {
         RunBatch(() =>
         {
@@ -154,7 +156,7 @@ public sealed class LiteDbMessageStore : IMessageStore
             }
             foreach (var (id, change) in changes.Messages)
             {
-                if (change.Doc is not { } doc || (change.InDb && _messages.Update(doc))) continue;
+                if (change.Doc is not { } doc || ((change.InDb || updateFirst) && _messages.Update(doc))) continue;
                 _messages.Insert(doc);
                 _topicCounts.Inserted(id);
             }

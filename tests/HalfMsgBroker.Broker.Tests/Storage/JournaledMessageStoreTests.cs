@@ -149,6 +149,58 @@ public sealed class JournaledMessageStoreTests : IDisposable
         Assert.Null(reopened.Find(first.Id));
     }
 
+    [Fact]
+    public void A_key_reused_and_deleted_again_before_an_apply_still_reads_as_deleted()
+    {
+        using var store = Open(Never);
+        var first = Half("tx-reused");
+        store.RunBatch(() => store.Insert(first));
+        store.DuePurges(0, 1); // LiteDB holds the first holder
+        var second = Half("tx-reused");
+        store.RunBatch(() => store.Delete(first));
+        store.RunBatch(() => store.Insert(second));
+        store.RunBatch(() => store.Delete(second));
+
+        // LiteDB still has the first holder until the apply: the lookup must not fall through to it.
+        Assert.Null(store.FindByTransactionId("tx-reused"));
+        store.DuePurges(0, 1);
+        Assert.Null(store.FindByTransactionId("tx-reused"));
+        Assert.Null(store.Find(first.Id));
+        store.RunBatch(() => store.Insert(Half("tx-reused")));
+    }
+
+    [Fact]
+    public void A_corrupt_frame_ends_the_replay_there_rather_than_skip_a_gap()
+    {
+        var store = Open(Never);
+        var ids = new List<Guid>();
+        foreach (var tx in new[] { "tx-a", "tx-b", "tx-c" })
+        {
+            var m = Half(tx);
+            ids.Add(m.Id);
+            store.RunBatch(() => store.Insert(m));
+        }
+        store.DisposeAsIfCrashed();
+        var segment = Assert.Single(Directory.GetFiles(JournalPath));
+        var bytes = File.ReadAllBytes(segment);
+        var firstFrame = 16 + BitConverter.ToInt32(bytes, 0);
+        bytes[firstFrame + 40] ^= 0xFF; // inside the second frame
+        File.WriteAllBytes(segment, bytes);
+
+        using var reopened = Open(Never);
+        Assert.NotNull(reopened.Find(ids[0]));
+        Assert.Null(reopened.Find(ids[1]));
+        Assert.Null(reopened.Find(ids[2]));
+    }
+
+    [Fact]
+    public void Index_queries_are_refused_inside_a_batch()
+    {
+        using var store = Open(Never);
+        var e = Assert.Throws<InvalidOperationException>(() => store.RunBatch(() => store.DeadLetters("inventory")));
+        Assert.Contains("outside a batch", e.Message, StringComparison.Ordinal);
+    }
+
     private static void AssertRefused(JournaledMessageStore store, Func<StoredMessage> duplicate, bool alsoInsertFirst = false)
     {
         var before = store.UnappliedCount;
