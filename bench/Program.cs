@@ -5,7 +5,7 @@ using HalfMsgBroker.Bench;
 
 var s = Settings.Parse(args);
 if (s.AnalyzeTrace is not null) return TraceSummary.Print(s.AnalyzeTrace);
-if (s.StorageFloorBatch > 0) return StorageFloor.Run(s.StorageFloorBatch, s.StorageFloorMessages, s.StorageFloorCheckpoint, s.StorageFloorOps, s.StorageFloorTopicCounts);
+if (s.StorageFloorBatch > 0) return StorageFloor.Run(s.StorageFloorBatch, s.StorageFloorMessages, s.StorageFloorCheckpoint, s.StorageFloorOps, s.StorageFloorTopicCounts, s.StorageFloorJournal);
 Directory.CreateDirectory(s.WorkDir);
 var clock = Stopwatch.StartNew();
 void Log(string m) => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}");

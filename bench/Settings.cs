@@ -18,6 +18,9 @@ internal sealed class Settings
     public int StorageFloorOps { get; set; } = 3;
     public bool StorageFloorTopicCounts { get; set; }
 
+    /// <summary>Drive the broker's journaled store (journal + applier) instead of LiteDB alone.</summary>
+    public bool StorageFloorJournal { get; set; }
+
     /// <summary>Extra arguments for every broker the generator starts (experiments, e.g. a log level).</summary>
     public List<string> BrokerArgs { get; } = [];
     public string WorkDir { get; set; } = Path.Combine(Path.GetTempPath(), "halfmsg-bench");
@@ -82,6 +85,7 @@ internal sealed class Settings
                 case "--floor-checkpoint": s.StorageFloorCheckpoint = int.Parse(Next()); break;
                 case "--floor-ops": s.StorageFloorOps = int.Parse(Next()); break;
                 case "--floor-topic-counts": s.StorageFloorTopicCounts = true; break;
+                case "--floor-journal": s.StorageFloorJournal = true; break;
                 case "--broker-arg": s.BrokerArgs.Add(Next()); break;
                 case "--rabbit-port": s.RabbitPort = int.Parse(Next()); break;
                 case "--rabbit-pid": s.RabbitPid = int.Parse(Next()); break;

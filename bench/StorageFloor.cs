@@ -11,10 +11,12 @@ namespace HalfMsgBroker.Bench;
 /// HTTP, no channel and no other thread. One thread replays the writer's steady state: each group
 /// commit inserts <c>k</c> half messages, commits the <c>k</c> of the previous batch and acks the
 /// <c>k</c> before those, i.e. the same documents and index changes the broker writes under workload 1.
+/// With <c>journal</c> it drives the broker's own store (the journal, and LiteDB fed by the applier
+/// thread, whose CPU counts too: the run ends once LiteDB holds everything).
 /// </summary>
 internal static class StorageFloor
 {
-    public static int Run(int perBatch, int messages, int checkpointPages, int ops = 3, bool topicCounts = false)
+    public static int Run(int perBatch, int messages, int checkpointPages, int ops = 3, bool topicCounts = false, bool journal = false)
     {
         var dir = Path.Combine(Path.GetTempPath(), "halfmsg-floor-" + Guid.NewGuid().ToString("N"));
         var subscription = new Subscription("bench-consumers", "bench", TagFilter.All, null, 16, ExhaustedAction.DeadLetter, 0);
@@ -22,7 +24,10 @@ internal static class StorageFloor
         var body = System.Text.Encoding.UTF8.GetBytes("{\"k\":1,\"pad\":\"" + new string('x', 160) + "\"}");
         try
         {
-            using var store = new LiteDbMessageStore(dir, Durability.Process, checkpointPages);
+            var db = new LiteDbMessageStore(dir, Durability.Process, checkpointPages);
+            using IMessageStore store = journal
+                ? new JournaledMessageStore(db, Path.Combine(dir, "journal"), new StorageOptions(), e => Console.Error.WriteLine(e))
+                : db;
             var halves = new Queue<StoredMessage>();
             var committed = new Queue<StoredMessage>();
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -87,12 +92,13 @@ internal static class StorageFloor
                 var took = Stopwatch.GetElapsedTime(started);
                 if (took > slowest) slowest = took;
             }
+            if (journal) store.DuePurges(0, 1); // waits until LiteDB holds every journaled change
             wall.Stop();
             process.Refresh();
             var cpuUs = (process.TotalProcessorTime - cpu0).TotalMicroseconds / (batches * perBatch);
             var allocKb = (GC.GetTotalAllocatedBytes() - alloc0) / 1024.0 / (batches * perBatch);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"storage floor: {perBatch} messages per batch ({perBatch * 3} document writes), {batches * perBatch} messages: " +
+                $"storage floor{(journal ? " (journal + applier)" : "")}: {perBatch} messages per batch ({perBatch * 3} document writes), {batches * perBatch} messages: " +
                 $"{cpuUs:F0} µs CPU per message (insert + commit + ack), {batches * perBatch / wall.Elapsed.TotalSeconds:F0} msg/s on one thread, " +
                 $"{allocKb:F0} KB allocated per message, {GC.CollectionCount(0) - gc0} gen0 GCs; slowest batch {slowest.TotalMilliseconds:F0} ms; checkpoint every {checkpointPages} pages"));
             return 0;
