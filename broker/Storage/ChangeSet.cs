@@ -9,10 +9,10 @@ internal enum DocumentCollection : byte
     Subscriptions = 2,
 }
 
-/// <summary>The newest unapplied version of one message: <see cref="Doc"/> null means deleted.</summary>
+/// <summary>The newest unapplied version of one message (a snapshot nobody changes): <see cref="Message"/> null means deleted.</summary>
 internal sealed class MessageChange
 {
-    public BsonDocument? Doc { get; set; }
+    public StoredMessage? Message { get; set; }
 
     /// <summary>Whether LiteDB holds (or, once earlier changes are applied, will hold) the message: update, not insert.</summary>
     public bool InDb { get; init; }
@@ -40,14 +40,15 @@ internal sealed class ChangeSet
 
     public bool IsEmpty => Count == 0 && TopicDeltas.Count == 0;
 
-    public void PutMessage(Guid id, BsonDocument doc, bool inserted, string? uniqueKey)
+    public void PutMessage(StoredMessage snapshot, bool inserted, string? uniqueKey)
     {
+        var id = snapshot.Id;
         if (Messages.TryGetValue(id, out var change))
         {
-            change.Doc = doc;
+            change.Message = snapshot;
             return;
         }
-        Messages[id] = new MessageChange { Doc = doc, InDb = !inserted, UniqueKey = uniqueKey };
+        Messages[id] = new MessageChange { Message = snapshot, InDb = !inserted, UniqueKey = uniqueKey };
         if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
     }
 
@@ -60,10 +61,10 @@ internal sealed class ChangeSet
     {
         if (Messages.TryGetValue(id, out var change))
         {
-            change.Doc = null;
+            change.Message = null;
             return;
         }
-        Messages[id] = new MessageChange { Doc = null, InDb = inDb, UniqueKey = uniqueKey };
+        Messages[id] = new MessageChange { Message = null, InDb = inDb, UniqueKey = uniqueKey };
         if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
     }
 
@@ -74,11 +75,11 @@ internal sealed class ChangeSet
     {
         foreach (var (id, change) in later.Messages)
         {
-            if (change.Doc is null) DeleteMessage(id, change.UniqueKey, change.InDb);
-            else if (Messages.TryGetValue(id, out var existing)) existing.Doc = change.Doc;
+            if (change.Message is null) DeleteMessage(id, change.UniqueKey, change.InDb);
+            else if (Messages.TryGetValue(id, out var existing)) existing.Message = change.Message;
             else
             {
-                Messages[id] = new MessageChange { Doc = change.Doc, InDb = change.InDb, UniqueKey = change.UniqueKey };
+                Messages[id] = new MessageChange { Message = change.Message, InDb = change.InDb, UniqueKey = change.UniqueKey };
                 if (change.UniqueKey is not null) ByUniqueKey[change.UniqueKey] = id;
             }
         }
@@ -87,18 +88,18 @@ internal sealed class ChangeSet
         LastSeq = later.LastSeq;
     }
 
-    /// <summary>True when these changes decide what the message is: <paramref name="doc"/> is its newest version, or null if deleted.</summary>
-    public bool TryFind(Guid id, out BsonDocument? doc)
+    /// <summary>True when these changes decide what the message is: <paramref name="message"/> is its newest version, or null if deleted.</summary>
+    public bool TryFind(Guid id, out StoredMessage? message)
     {
         var found = Messages.TryGetValue(id, out var change);
-        doc = change?.Doc;
+        message = change?.Message;
         return found;
     }
 
-    public bool TryFindUnique(string uniqueKey, out BsonDocument? doc)
+    public bool TryFindUnique(string uniqueKey, out StoredMessage? message)
     {
-        doc = null;
-        return ByUniqueKey.TryGetValue(uniqueKey, out var id) && TryFind(id, out doc);
+        message = null;
+        return ByUniqueKey.TryGetValue(uniqueKey, out var id) && TryFind(id, out message);
     }
 
     public void Clear()

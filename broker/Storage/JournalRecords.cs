@@ -5,8 +5,9 @@ using LiteDB;
 namespace HalfMsgBroker.Storage;
 
 /// <summary>
-/// The records inside one journal frame: kind (u8), collection (u8), length (u32), then a BSON
-/// document, the same document LiteDB will store. Reading a frame rebuilds the changes it made.
+/// The records inside one journal frame: kind (u8), collection (u8), length (u32), then the record:
+/// a message in <see cref="MessageBinary"/>, anything else as the BSON document LiteDB will store.
+/// Reading a frame rebuilds the changes it made.
 /// </summary>
 internal static class JournalRecords
 {
@@ -21,7 +22,18 @@ internal static class JournalRecords
 
     private const int HeaderBytes = 6;
 
-    public static void PutMessage(IBufferWriter<byte> to, BsonDocument doc) => Write(to, Kind.PutMessage, 0, doc);
+    public static void PutMessage(ArrayBufferWriter<byte> to, StoredMessage message)
+    {
+        var header = to.GetSpan(HeaderBytes);
+        header[0] = (byte)Kind.PutMessage;
+        header[1] = 0;
+        to.Advance(HeaderBytes);
+        var start = to.WrittenCount;
+        MessageBinary.Write(to, message);
+        // The length goes in front once known; the header sits in the same buffer, before the record.
+        var length = to.WrittenCount - start;
+        BinaryPrimitives.WriteUInt32LittleEndian(System.Runtime.InteropServices.MemoryMarshal.AsMemory(to.WrittenMemory).Span[(start - 4)..], (uint)length);
+    }
 
     public static void DeleteMessage(IBufferWriter<byte> to, Guid id, string? uniqueKey)
     {
@@ -54,15 +66,19 @@ internal static class JournalRecords
             var kind = (Kind)payload[0];
             var collection = (DocumentCollection)payload[1];
             var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(payload[2..]);
-            var doc = BsonSerializer.Deserialize(payload.Slice(HeaderBytes, length).ToArray());
+            var record = payload.Slice(HeaderBytes, length);
             payload = payload[(HeaderBytes + length)..];
+            if (kind == Kind.PutMessage)
+            {
+                var message = MessageBinary.Read(record);
+                into.PutMessage(message, inserted: false, MessageCodec.ProducerChosenKeyOf(message));
+                continue;
+            }
+            var doc = BsonSerializer.Deserialize(record.ToArray());
             switch (kind)
             {
-                case Kind.PutMessage:
-                    into.PutMessage(doc["_id"].AsGuid, doc, inserted: false, TrackedKey(doc));
-                    break;
                 case Kind.DeleteMessage:
-                    into.DeleteMessage(doc["_id"].AsGuid, TrackedKey(doc));
+                    into.DeleteMessage(doc["_id"].AsGuid, doc.TryGetValue(MessageCodec.UniqueField, out var key) ? key.AsString : null);
                     break;
                 case Kind.PutDocument:
                     into.Documents[(collection, doc["_id"].AsString)] = doc;
@@ -78,10 +94,6 @@ internal static class JournalRecords
             }
         }
     }
-
-    /// <summary>The unique key when it is one a producer chose (transactionId, Idempotency-Key): only those can repeat.</summary>
-    public static string? TrackedKey(BsonDocument message) =>
-        message.TryGetValue(MessageCodec.UniqueField, out var u) && u.IsString && MessageCodec.IsProducerChosen(u.AsString) ? u.AsString : null;
 
     private static void Write(IBufferWriter<byte> to, Kind kind, DocumentCollection collection, BsonDocument doc)
     {

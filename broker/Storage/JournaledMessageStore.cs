@@ -123,7 +123,7 @@ public sealed class JournaledMessageStore : IMessageStore
         {
             if (change.UniqueKey is not { } key) continue;
             // InDb false: inserted by this batch (counted now) or inserted and deleted in it (never counted).
-            if (change.Doc is null) CountKey(key, change.InDb ? -1 : 0);
+            if (change.Message is null) CountKey(key, change.InDb ? -1 : 0);
             else if (!change.InDb) CountKey(key, +1);
         }
         Publish(_staged);
@@ -143,8 +143,9 @@ public sealed class JournaledMessageStore : IMessageStore
         }
     }
 
+    // Snapshots are shared with the applier: callers get their own copy, which they may change.
     public StoredMessage? Find(Guid id) =>
-        TryUnapplied(id, out var doc) ? (doc is null ? null : MessageCodec.FromBson(doc)) : _db.Find(id);
+        TryUnapplied(id, out var snapshot) ? snapshot?.Snapshot() : _db.Find(id);
 
     public StoredMessage? FindByTransactionId(string transactionId) => FindUnique(MessageCodec.TransactionKey(transactionId));
 
@@ -152,27 +153,24 @@ public sealed class JournaledMessageStore : IMessageStore
 
     public void Insert(StoredMessage message)
     {
-        var doc = MessageCodec.ToBson(message);
-        var key = JournalRecords.TrackedKey(doc);
+        var key = MessageCodec.ProducerChosenKeyOf(message);
         // LiteDB's unique index sees the insert only at the next apply, too late to refuse it: check here.
         if (key is not null && IsTaken(key)) throw new DuplicateKeyException(key);
-        _staged.PutMessage(message.Id, doc, inserted: true, key);
-        JournalRecords.PutMessage(_frame, doc);
+        _staged.PutMessage(message.Snapshot(), inserted: true, key);
+        JournalRecords.PutMessage(_frame, message);
     }
 
     public void Update(StoredMessage message)
     {
-        var doc = MessageCodec.ToBson(message);
-        _staged.PutMessage(message.Id, doc, inserted: false, JournalRecords.TrackedKey(doc));
-        JournalRecords.PutMessage(_frame, doc);
+        _staged.PutMessage(message.Snapshot(), inserted: false, MessageCodec.ProducerChosenKeyOf(message));
+        JournalRecords.PutMessage(_frame, message);
     }
 
     public void Delete(StoredMessage message)
     {
-        var key = MessageCodec.UniqueKeyOf(message);
-        var tracked = MessageCodec.IsProducerChosen(key) ? key : null;
-        _staged.DeleteMessage(message.Id, tracked);
-        JournalRecords.DeleteMessage(_frame, message.Id, tracked);
+        var key = MessageCodec.ProducerChosenKeyOf(message);
+        _staged.DeleteMessage(message.Id, key);
+        JournalRecords.DeleteMessage(_frame, message.Id, key);
     }
 
     public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas)
@@ -403,32 +401,32 @@ public sealed class JournaledMessageStore : IMessageStore
         }
     }
 
-    private bool TryUnapplied(Guid id, out BsonDocument? doc)
+    private bool TryUnapplied(Guid id, out StoredMessage? snapshot)
     {
-        if (InBatch && _staged.TryFind(id, out doc)) return true;
+        if (InBatch && _staged.TryFind(id, out snapshot)) return true;
         lock (_gate)
         {
-            if (_pending.TryFind(id, out doc)) return true;
-            if (_applying is { } applying && applying.TryFind(id, out doc)) return true;
+            if (_pending.TryFind(id, out snapshot)) return true;
+            if (_applying is { } applying && applying.TryFind(id, out snapshot)) return true;
         }
-        doc = null;
+        snapshot = null;
         return false;
     }
 
     private StoredMessage? FindUnique(string key)
     {
-        if (InBatch && _staged.TryFindUnique(key, out var staged)) return staged is null ? null : MessageCodec.FromBson(staged);
-        return TryUnappliedUnique(key, out var doc) ? (doc is null ? null : MessageCodec.FromBson(doc)) : _db.FindByUniqueKey(key);
+        if (InBatch && _staged.TryFindUnique(key, out var staged)) return staged?.Snapshot();
+        return TryUnappliedUnique(key, out var snapshot) ? snapshot?.Snapshot() : _db.FindByUniqueKey(key);
     }
 
-    private bool TryUnappliedUnique(string key, out BsonDocument? doc)
+    private bool TryUnappliedUnique(string key, out StoredMessage? snapshot)
     {
         lock (_gate)
         {
-            if (_pending.TryFindUnique(key, out doc)) return true;
-            if (_applying is { } applying && applying.TryFindUnique(key, out doc)) return true;
+            if (_pending.TryFindUnique(key, out snapshot)) return true;
+            if (_applying is { } applying && applying.TryFindUnique(key, out snapshot)) return true;
         }
-        doc = null;
+        snapshot = null;
         return false;
     }
 
@@ -438,7 +436,7 @@ public sealed class JournaledMessageStore : IMessageStore
         if (_staged.TryFindUnique(key, out var staged)) return staged is not null;
         // Nearly every key is new, and its hash is not counted: no lookup at all.
         if (!_keyHashes.ContainsKey(key.GetHashCode(StringComparison.Ordinal))) return false;
-        return TryUnappliedUnique(key, out var doc) ? doc is not null : _db.FindByUniqueKey(key) is not null;
+        return TryUnappliedUnique(key, out var holder) ? holder is not null : _db.FindByUniqueKey(key) is not null;
     }
 
     private void CountKey(string key, int delta)

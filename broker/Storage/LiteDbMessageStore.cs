@@ -146,7 +146,7 @@ public sealed class LiteDbMessageStore : IMessageStore
         {
             foreach (var (id, change) in changes.Messages)
             {
-                if (change.Doc is null && change.InDb && _messages.Delete(id)) _topicCounts.Deleted();
+                if (change.Message is null && change.InDb && _messages.Delete(id)) _topicCounts.Deleted();
             }
             foreach (var ((collection, id), doc) in changes.Documents)
             {
@@ -156,7 +156,9 @@ public sealed class LiteDbMessageStore : IMessageStore
             }
             foreach (var (id, change) in changes.Messages)
             {
-                if (change.Doc is not { } doc || ((change.InDb || updateFirst) && _messages.Update(doc))) continue;
+                if (change.Message is not { } message) continue;
+                var doc = MessageCodec.ToBson(message);
+                if ((change.InDb || updateFirst) && _messages.Update(doc)) continue;
                 _messages.Insert(doc);
                 _topicCounts.Inserted(id);
             }

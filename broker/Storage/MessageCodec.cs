@@ -143,13 +143,16 @@ internal static class MessageCodec
     /// Idempotency-Key of a keyed send, or else the message id itself. A unique index on it lets the
     /// writer insert without looking first; a duplicate fails the insert instead.
     /// </summary>
-    /// <summary>A transactionId or Idempotency-Key: a unique key a producer can send again (a message id cannot repeat).</summary>
-    public static bool IsProducerChosen(string uniqueKey) => uniqueKey.StartsWith("x:", StringComparison.Ordinal) || uniqueKey.StartsWith("i:", StringComparison.Ordinal);
+    public static string UniqueKeyOf(StoredMessage m) => ProducerChosenKeyOf(m) ?? "m:" + m.Id.ToString("N");
 
-    public static string UniqueKeyOf(StoredMessage m) =>
+    /// <summary>The unique key when a producer chose it (transactionId, Idempotency-Key), so it can be sent again; else null.</summary>
+    public static string? ProducerChosenKeyOf(StoredMessage m) =>
         m.TransactionId is { } tx ? TransactionKey(tx)
         : m.IdempotencyKey is { } key ? IdempotencyKey(m.Topic, key)
-        : "m:" + m.Id.ToString("N");
+        : null;
+
+    /// <summary>Whether a stored unique key is a transactionId or Idempotency-Key (a message id cannot repeat).</summary>
+    public static bool IsProducerChosen(string uniqueKey) => uniqueKey.StartsWith("x:", StringComparison.Ordinal) || uniqueKey.StartsWith("i:", StringComparison.Ordinal);
 
     private static BsonArray LookupKeysOf(StoredMessage m)
     {

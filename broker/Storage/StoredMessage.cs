@@ -45,10 +45,34 @@ public sealed class StoredMessage
     /// </summary>
     public long FiledCheckAt { get; set; }
 
-    public List<StoredDelivery> Deliveries { get; init; } = [];
+    public List<StoredDelivery> Deliveries { get; private set; } = [];
 
     /// <summary>Set when nothing is left to do for the message; retention deletes it then.</summary>
     public long PurgeAt { get; set; }
+
+    /// <summary>
+    /// A copy that later changes to this message do not reach (the writer keeps changing the messages
+    /// it caches). Topic, body, keys and properties are never changed after creation, so they are shared.
+    /// </summary>
+    public StoredMessage Snapshot()
+    {
+        var copy = (StoredMessage)MemberwiseClone();
+        var deliveries = new List<StoredDelivery>(Deliveries.Count);
+        foreach (var d in Deliveries)
+        {
+            deliveries.Add(new StoredDelivery
+            {
+                Group = d.Group,
+                State = d.State,
+                Attempts = d.Attempts,
+                LastError = d.LastError,
+                NextAttemptAt = d.NextAttemptAt,
+                DeadLetteredAt = d.DeadLetteredAt,
+            });
+        }
+        copy.Deliveries = deliveries;
+        return copy;
+    }
 
     public StoredDelivery? DeliveryFor(string group)
     {
