@@ -25,7 +25,7 @@ RUN dotnet publish broker/HalfMsgBroker.Broker.csproj \
 FROM mcr.microsoft.com/dotnet/aspnet:${DOTNET_VERSION} AS runtime
 WORKDIR /app
 
-# The LiteDB file lives in /data; create it owned by the image's non-root user
+# The LiteDB file and the journal live in /data; create it owned by the image's non-root user
 # ($APP_UID, "app", provided by the .NET base images) before declaring the volume.
 RUN mkdir -p /data && chown "$APP_UID" /data
 
