@@ -10,9 +10,9 @@ namespace HalfMsgBroker.Engine;
 
 /// <summary>
 /// The single writer: requests put commands on a channel; one dedicated thread drains up to
-/// <c>MaxBatchSize</c> of them, applies them in one LiteDB transaction (group commit), and only
-/// then completes each. No lock is held around request handling, and a LiteDB transaction never
-/// crosses threads.
+/// <c>MaxBatchSize</c> of them, runs them as one store batch (group commit: one journal append,
+/// see <see cref="JournaledMessageStore"/>), and only then completes each. No lock is held around
+/// request handling.
 /// </summary>
 internal sealed class StoreWriter : IDisposable
 {

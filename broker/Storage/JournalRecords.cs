@@ -13,11 +13,13 @@ internal static class JournalRecords
 {
     private enum Kind : byte
     {
-        PutMessage = 1,
+        /// <summary>A message as a BSON document (journals written before <see cref="PutMessageBinary"/>).</summary>
+        PutMessageBson = 1,
         DeleteMessage = 2,
         PutDocument = 3,
         DeleteDocument = 4,
         TopicDeltas = 5,
+        PutMessageBinary = 6,
     }
 
     private const int HeaderBytes = 6;
@@ -25,7 +27,7 @@ internal static class JournalRecords
     public static void PutMessage(ArrayBufferWriter<byte> to, StoredMessage message)
     {
         var header = to.GetSpan(HeaderBytes);
-        header[0] = (byte)Kind.PutMessage;
+        header[0] = (byte)Kind.PutMessageBinary;
         header[1] = 0;
         to.Advance(HeaderBytes);
         var start = to.WrittenCount;
@@ -68,7 +70,7 @@ internal static class JournalRecords
             var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(payload[2..]);
             var record = payload.Slice(HeaderBytes, length);
             payload = payload[(HeaderBytes + length)..];
-            if (kind == Kind.PutMessage)
+            if (kind == Kind.PutMessageBinary)
             {
                 var message = MessageBinary.Read(record);
                 into.PutMessage(message, inserted: false, MessageCodec.ProducerChosenKeyOf(message));
@@ -77,6 +79,10 @@ internal static class JournalRecords
             var doc = BsonSerializer.Deserialize(record.ToArray());
             switch (kind)
             {
+                case Kind.PutMessageBson:
+                    var old = MessageCodec.FromBson(doc);
+                    into.PutMessage(old, inserted: false, MessageCodec.ProducerChosenKeyOf(old));
+                    break;
                 case Kind.DeleteMessage:
                     into.DeleteMessage(doc["_id"].AsGuid, doc.TryGetValue(MessageCodec.UniqueField, out var key) ? key.AsString : null);
                     break;

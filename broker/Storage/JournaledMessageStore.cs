@@ -46,6 +46,7 @@ public sealed class JournaledMessageStore : IMessageStore
     private long _appliedSeq;
     private int _catchUps;
     private bool _stopping;
+    private bool _drained; // stopping, and no batch can publish any more
     private bool _crashed;
 
     private readonly Thread _applier;
@@ -58,10 +59,18 @@ public sealed class JournaledMessageStore : IMessageStore
         _applyBatch = Math.Max(1, options.ApplyBatchSize);
         _maxUnapplied = Math.Max(_applyBatch, options.MaxUnappliedChanges);
 
-        var lastSeq = Replay(db, journalDirectory);
-        _journal = Journal.Start(journalDirectory, options.Durability, options.JournalSegmentBytes, lastSeq + 1);
-        _journaledSeq = _appliedSeq = lastSeq;
-        foreach (var key in db.ProducerChosenKeys()) CountKey(key, +1);
+        try
+        {
+            var lastSeq = Replay(db, journalDirectory);
+            _journal = Journal.Start(journalDirectory, options.Durability, options.JournalSegmentBytes, lastSeq + 1);
+            _journaledSeq = _appliedSeq = lastSeq;
+            foreach (var key in db.ProducerChosenKeys()) CountKey(key, +1);
+        }
+        catch
+        {
+            db.Dispose();
+            throw;
+        }
 
         _applier = new Thread(ApplyLoop) { IsBackground = true, Name = "halfmsg-store-applier" };
         _applier.Start();
@@ -267,8 +276,14 @@ public sealed class JournaledMessageStore : IMessageStore
             _stopping = true;
             Monitor.PulseAll(_gate);
         }
-        // No frame may be appended once the journal is judged fully applied (it is then deleted).
+        // No frame may be appended once the journal is judged fully applied (it is then deleted), and
+        // the applier must outlive a batch still in flight so that one is applied too.
         lock (_writeLock) _closing = true;
+        lock (_gate)
+        {
+            _drained = true;
+            Monitor.PulseAll(_gate);
+        }
         _applier.Join(TimeSpan.FromSeconds(30));
         lock (_gate) allApplied = _appliedSeq == _journaledSeq && _applying is null;
         _journal.Close(allApplied);
@@ -287,6 +302,15 @@ public sealed class JournaledMessageStore : IMessageStore
         _applier.Join(TimeSpan.FromSeconds(30));
         _journal.Dispose();
         _db.DisposeAsIfCrashed();
+    }
+
+    /// <summary>Whether <see cref="Dispose"/> has begun (tests).</summary>
+    internal bool Stopping
+    {
+        get
+        {
+            lock (_gate) return _stopping;
+        }
     }
 
     /// <summary>How many journaled changes LiteDB does not hold yet (tests and diagnostics).</summary>
@@ -311,7 +335,7 @@ public sealed class JournaledMessageStore : IMessageStore
                     if (_crashed) return;
                     if (_pending.IsEmpty)
                     {
-                        if (_stopping) return;
+                        if (_drained) return;
                         Monitor.Wait(_gate);
                         continue;
                     }

@@ -7,7 +7,8 @@ namespace HalfMsgBroker.Storage;
 
 /// <summary>
 /// The embedded LiteDB store. LiteDB transactions belong to the OS thread, so every write runs on
-/// the single writer thread inside <see cref="RunBatch"/>; reads elsewhere see committed snapshots.
+/// one thread inside <see cref="RunBatch"/> (in the broker, the applier of
+/// <see cref="JournaledMessageStore"/>); reads elsewhere see committed snapshots.
 /// </summary>
 public sealed class LiteDbMessageStore : IMessageStore
 {
@@ -142,6 +143,12 @@ public sealed class LiteDbMessageStore : IMessageStore
     /// </summary>
     internal void Apply(ChangeSet changes, bool updateFirst = false)
     {
+        // Documents are built before the transaction, so LiteDB's locks are held only for the writes.
+        var documents = new List<(MessageChange Change, BsonDocument Doc)>(changes.Messages.Count);
+        foreach (var change in changes.Messages.Values)
+        {
+            if (change.Message is { } message) documents.Add((change, MessageCodec.ToBson(message)));
+        }
         RunBatch(() =>
         {
             foreach (var (id, change) in changes.Messages)
@@ -154,13 +161,11 @@ public sealed class LiteDbMessageStore : IMessageStore
                 if (doc is null) target.Delete(id);
                 else target.Upsert(doc);
             }
-            foreach (var (id, change) in changes.Messages)
+            foreach (var (change, doc) in documents)
             {
-                if (change.Message is not { } message) continue;
-                var doc = MessageCodec.ToBson(message);
                 if ((change.InDb || updateFirst) && _messages.Update(doc)) continue;
                 _messages.Insert(doc);
-                _topicCounts.Inserted(id);
+                _topicCounts.Inserted(change.Message!.Id);
             }
             _meta.Upsert(new BsonDocument { ["_id"] = JournalMarkId, ["v"] = changes.LastSeq });
             _topicCounts.Add(changes.TopicDeltas, Environment.TickCount64);

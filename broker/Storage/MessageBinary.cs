@@ -115,6 +115,7 @@ internal static class MessageBinary
                 DeadLetteredAt = r.Long(),
             });
         }
+        if (!r.AtEnd) throw new InvalidDataException("A journal message record is longer than the message it holds.");
         return m;
     }
 
@@ -168,6 +169,8 @@ internal static class MessageBinary
     private ref struct Reader(ReadOnlySpan<byte> data)
     {
         private ReadOnlySpan<byte> _data = data;
+
+        public readonly bool AtEnd => _data.IsEmpty;
 
         public byte Byte()
         {

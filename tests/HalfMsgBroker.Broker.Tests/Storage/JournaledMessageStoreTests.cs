@@ -201,6 +201,109 @@ public sealed class JournaledMessageStoreTests : IDisposable
         Assert.Contains("outside a batch", e.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Key_counts_stay_exact_through_deletes_and_reinserts_before_and_after_applies()
+    {
+        using var store = Open(Never);
+        var a = Half("t1");
+        store.RunBatch(() =>
+        {
+            store.Insert(a);
+            store.Delete(a);
+        });
+        store.RunBatch(() => store.Insert(Half("t1")));
+        Assert.Throws<DuplicateKeyException>(() => store.RunBatch(() => store.Insert(Half("t1"))));
+
+        var b = Half("t2");
+        store.RunBatch(() => store.Insert(b));
+        store.RunBatch(() => store.Delete(b));
+        var b2 = Half("t2");
+        store.RunBatch(() => store.Insert(b2));
+        Assert.Throws<DuplicateKeyException>(() => store.RunBatch(() => store.Insert(Half("t2"))));
+        store.DuePurges(0, 1);
+        Assert.Throws<DuplicateKeyException>(() => store.RunBatch(() => store.Insert(Half("t2"))));
+
+        var b3 = Half("t2");
+        store.RunBatch(() =>
+        {
+            store.Delete(b2);
+            store.Insert(b3);
+        });
+        Assert.Throws<DuplicateKeyException>(() => store.RunBatch(() => store.Insert(Half("t2"))));
+        store.DuePurges(0, 1);
+        Assert.Equal(b3.Id, store.FindByTransactionId("t2")?.Id);
+    }
+
+    [Fact]
+    public void Frames_of_several_megabytes_replay_whole()
+    {
+        var messages = Enumerable.Range(0, 50).Select(i => Half("tx-big-" + i, bodyBytes: 20_000 + i)).ToList();
+        foreach (var m in messages) m.Deliveries.Add(new StoredDelivery { Group = "g", LastError = new string('e', 70_000) });
+        var store = Open(Never);
+        store.RunBatch(() =>
+        {
+            foreach (var m in messages) store.Insert(m);
+        });
+        store.RunBatch(() =>
+        {
+            foreach (var m in messages)
+            {
+                m.CheckCount = 7;
+                store.Update(m);
+            }
+        });
+        store.DisposeAsIfCrashed();
+
+        using var reopened = Open(Never);
+        foreach (var m in messages)
+        {
+            var found = reopened.Find(m.Id);
+            Assert.NotNull(found);
+            Assert.Equal(7, found.CheckCount);
+            Assert.Equal(m.Body, found.Body);
+            Assert.Equal(70_000, Assert.Single(found.Deliveries).LastError!.Length);
+        }
+    }
+
+    [Fact]
+    public void A_journal_that_holds_messages_as_BSON_documents_still_replays()
+    {
+        // The first journal format (kind 1): a message as the BSON document LiteDB stores.
+        var message = Half("tx-bson");
+        var bson = LiteDB.BsonSerializer.Serialize(MessageCodec.ToBson(message));
+        var frame = new byte[Journal.HeaderBytes + 6 + bson.Length];
+        frame[Journal.HeaderBytes] = 1;
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(frame.AsSpan(Journal.HeaderBytes + 2), (uint)bson.Length);
+        bson.CopyTo(frame, Journal.HeaderBytes + 6);
+        new LiteDbMessageStore(_path, Durability.Process).Dispose();
+        using (var journal = Journal.Start(JournalPath, Durability.Process, 64L << 20, nextSeq: 1)) journal.Append(frame);
+
+        using var store = Open(Never);
+        Assert.Equal(message.Id, store.FindByTransactionId("tx-bson")?.Id);
+    }
+
+    [Fact]
+    public async Task A_batch_in_flight_when_the_store_closes_is_applied_before_it_closes()
+    {
+        var store = Open(Never);
+        var message = Half("tx-in-flight");
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var batch = Task.Run(() => store.RunBatch(() =>
+        {
+            // Hold the batch open until Dispose has begun, then write.
+            entered.SetResult();
+            Eventually.Until(() => store.Stopping, "Dispose begun").GetAwaiter().GetResult();
+            store.Insert(message);
+        }));
+        await entered.Task;
+        store.Dispose();
+        await batch;
+
+        Assert.Empty(Directory.GetFiles(JournalPath)); // applied, so nothing is left to replay
+        using var db = new LiteDbMessageStore(_path, Durability.Process);
+        Assert.Equal(message.Id, db.FindByTransactionId("tx-in-flight")?.Id);
+    }
+
     private static void AssertRefused(JournaledMessageStore store, Func<StoredMessage> duplicate, bool alsoInsertFirst = false)
     {
         var before = store.UnappliedCount;
