@@ -21,12 +21,14 @@ public sealed class LiteDbMessageStore : IMessageStore
     private readonly ILiteCollection<BsonDocument> _topics;
     private readonly ILiteCollection<BsonDocument> _meta;
     private readonly LogFileSync? _sync;
+    private readonly DataPathLock _lock;
 
     private readonly TopicCounts _topicCounts;
 
     public LiteDbMessageStore(string dataPath, Durability durability, int checkpointPages = 1000)
     {
         Directory.CreateDirectory(dataPath);
+        _lock = new DataPathLock(dataPath);
         var file = Path.Combine(dataPath, FileName);
         _db = new LiteDatabase(new ConnectionString { Filename = file, Connection = ConnectionType.Direct });
         _db.CheckpointSize = checkpointPages;
@@ -287,6 +289,7 @@ public sealed class LiteDbMessageStore : IMessageStore
         }
         _sync?.Dispose();
         _db.Dispose();
+        _lock.Dispose();
     }
 
     /// <summary>Closes the file the way a crash would leave it: counts not yet due are not stored.</summary>
@@ -294,6 +297,7 @@ public sealed class LiteDbMessageStore : IMessageStore
     {
         _sync?.Dispose();
         _db.Dispose();
+        _lock.Dispose();
     }
 
     internal StoredMessage? FindByUniqueKey(string key)

@@ -214,6 +214,17 @@ public sealed class LiteDbMessageStoreTests : IDisposable
     }
 
     [Fact]
+    public void A_second_store_on_the_same_data_folder_is_refused_until_the_first_closes()
+    {
+        var first = new LiteDbMessageStore(_path, Durability.Process);
+        var e = Assert.Throws<IOException>(() => new LiteDbMessageStore(_path, Durability.Process));
+        Assert.Contains("Another broker process is using the data folder", e.Message, StringComparison.Ordinal);
+        first.Dispose();
+        using var second = new LiteDbMessageStore(_path, Durability.Process);
+        Assert.Empty(second.Subscriptions());
+    }
+
+    [Fact]
     public void The_receipt_key_is_made_once_per_data_file()
     {
         byte[] first;
