@@ -35,10 +35,12 @@ public sealed class JournaledMessageStore : IMessageStore
     private readonly Dictionary<int, int> _keyHashes = [];
     private int _batchThread;
 
-    // Shared with the applier and readers, under _gate.
-    private readonly object _gate = new();
+    // Held for a whole batch; Dispose takes it to wait out a batch in flight.
     private readonly object _writeLock = new();
     private bool _closing;
+
+    // Shared with the applier and readers, under _gate.
+    private readonly object _gate = new();
     private ChangeSet _pending = new();
     private ChangeSet? _applying;
     private long _pendingSince;
