@@ -42,6 +42,7 @@ internal static class Problems
         405 => "method-not-allowed",
         413 => "message-too-large",
         415 => "unsupported-media-type",
+        503 => "storage-unavailable",
         >= 500 => "internal-error",
         _ => "http-" + status,
     };

@@ -121,6 +121,12 @@ public sealed class StorageOptions
     /// <summary>When LiteDB falls this many changed documents behind, group commits wait for it (bounds memory).</summary>
     public int MaxUnappliedChanges { get; set; } = 200_000;
 
+    /// <summary>
+    /// When LiteDB has refused the journaled changes this long, <c>/health/ready</c> fails, so an
+    /// orchestrator restarts the broker (which replays the journal into a reopened LiteDB).
+    /// </summary>
+    public TimeSpan UnreadyAfterApplyFailures { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The journal starts a new file at this size; a file is deleted once LiteDB holds all of it.</summary>
     public long JournalSegmentBytes { get; set; } = 64L * 1024 * 1024;
 }

@@ -77,7 +77,14 @@ public static class BrokerHosting
                 ctx.ProblemDetails.Extensions["code"] = code;
                 ctx.ProblemDetails.Type = Problems.TypeBase + code;
             }
-            if (status >= 500) ctx.ProblemDetails.Detail = "The broker hit an unexpected error; nothing was changed by this request. See the broker log.";
+            if (status == StatusCodes.Status503ServiceUnavailable)
+            {
+                ctx.ProblemDetails.Detail = "The broker's storage is not answering queries now; nothing was changed by this request. Retry shortly; the broker log says why.";
+            }
+            else if (status >= 500)
+            {
+                ctx.ProblemDetails.Detail = "The broker hit an unexpected error; nothing was changed by this request. See the broker log.";
+            }
             ctx.ProblemDetails.Extensions.Remove("exception");
         });
         services.AddHealthChecks().AddCheck<BrokerReadiness>("ready", tags: ["ready"]);
@@ -90,7 +97,12 @@ public static class BrokerHosting
     {
         app.UseExceptionHandler(new ExceptionHandlerOptions
         {
-            StatusCodeSelector = e => e is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError,
+            StatusCodeSelector = e => e switch
+            {
+                BadHttpRequestException bad => bad.StatusCode,
+                StoreUnavailableException => StatusCodes.Status503ServiceUnavailable,
+                _ => StatusCodes.Status500InternalServerError,
+            },
             SuppressDiagnosticsCallback = ctx => ctx.Exception is BadHttpRequestException,
         });
         app.UseStatusCodePages();

@@ -50,6 +50,7 @@ public sealed class JournaledMessageStore : IMessageStore
     private bool _stopping;
     private bool _drained; // stopping, and no batch can publish any more
     private bool _crashed;
+    private long _failingSince; // Environment.TickCount64 of the first failure of the current apply, 0 while applies succeed
 
     private readonly Thread _applier;
 
@@ -306,6 +307,22 @@ public sealed class JournaledMessageStore : IMessageStore
         _db.DisposeAsIfCrashed();
     }
 
+    /// <summary>How long LiteDB has been refusing the journaled changes (zero while applies succeed).</summary>
+    public TimeSpan ApplyFailingFor
+    {
+        get
+        {
+            var since = Volatile.Read(ref _failingSince);
+            return since == 0 ? TimeSpan.Zero : TimeSpan.FromMilliseconds(Environment.TickCount64 - since);
+        }
+    }
+
+    /// <summary>Tests: runs before (false) and after (true) each apply, so a test can make LiteDB fail on either side of its commit.</summary>
+    internal Action<bool>? ApplyFault { get; set; }
+
+    /// <summary>How long an index query waits for LiteDB to catch up before answering "unavailable".</summary>
+    internal TimeSpan CatchUpTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Whether <see cref="Dispose"/> has begun (tests).</summary>
     internal bool Stopping
     {
@@ -373,11 +390,16 @@ public sealed class JournaledMessageStore : IMessageStore
             {
                 // A failure after LiteDB's commit (its checkpoint, the fsync) leaves the changes stored:
                 // applying them again would insert twice. Any retry checks, and then updates before inserting.
-                if (retry && _db.AppliedJournalSeq() >= batch.LastSeq) return true;
-                var started = Stopwatch.GetTimestamp();
-                _db.Apply(batch, updateFirst: retry);
-                BrokerMetrics.StoreApplyDocuments.Record(batch.Count);
-                BrokerMetrics.StoreApplyMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                if (!retry || _db.AppliedJournalSeq() < batch.LastSeq)
+                {
+                    var started = Stopwatch.GetTimestamp();
+                    ApplyFault?.Invoke(false);
+                    _db.Apply(batch, updateFirst: retry);
+                    ApplyFault?.Invoke(true);
+                    BrokerMetrics.StoreApplyDocuments.Record(batch.Count);
+                    BrokerMetrics.StoreApplyMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                }
+                Volatile.Write(ref _failingSince, 0);
                 return true;
             }
             catch (Exception e)
@@ -385,6 +407,7 @@ public sealed class JournaledMessageStore : IMessageStore
                 // Nothing is lost while LiteDB refuses: the journal holds every change. LiteDB closes itself on
                 // an I/O error, so retrying may not help; a restart replays the journal into a reopened file.
                 retry = true;
+                if (Volatile.Read(ref _failingSince) == 0) Volatile.Write(ref _failingSince, Environment.TickCount64);
                 _applyFailed(e);
                 lock (_gate)
                 {
@@ -409,13 +432,13 @@ public sealed class JournaledMessageStore : IMessageStore
             Monitor.PulseAll(_gate);
             try
             {
-                var deadline = Environment.TickCount64 + 30_000;
+                var deadline = Environment.TickCount64 + (long)CatchUpTimeout.TotalMilliseconds;
                 while (_appliedSeq < target)
                 {
                     var left = deadline - Environment.TickCount64;
                     if (left <= 0 || _crashed || _stopping)
                     {
-                        throw new TimeoutException("LiteDB has not taken the journaled changes for 30 s; the broker log says why.");
+                        throw new StoreUnavailableException($"LiteDB has not taken the journaled changes within {CatchUpTimeout.TotalSeconds:F0} s; the broker log says why.");
                     }
                     Monitor.Wait(_gate, (int)left);
                 }
@@ -491,6 +514,9 @@ public sealed class JournaledMessageStore : IMessageStore
         return false;
     }
 }
+
+/// <summary>Storage cannot answer now (LiteDB is not taking the journaled changes); nothing was changed, retry later.</summary>
+public sealed class StoreUnavailableException(string message) : Exception(message);
 
 /// <summary>A transactionId or Idempotency-Key that a stored message already holds.</summary>
 public sealed class DuplicateKeyException(string key) : Exception($"A stored message already holds the unique key '{key}'.");

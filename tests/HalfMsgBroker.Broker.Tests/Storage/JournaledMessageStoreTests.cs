@@ -304,6 +304,61 @@ public sealed class JournaledMessageStoreTests : IDisposable
         Assert.Equal(message.Id, db.FindByTransactionId("tx-in-flight")?.Id);
     }
 
+    [Fact]
+    public async Task While_LiteDB_refuses_changes_commits_go_on_and_index_queries_answer_unavailable_then_all_is_applied()
+    {
+        using var store = Open(TimeSpan.FromMilliseconds(10));
+        store.CatchUpTimeout = TimeSpan.FromMilliseconds(300);
+        var failing = true;
+        store.ApplyFault = after =>
+        {
+            if (!after && Volatile.Read(ref failing)) throw new IOException("disk full (test)");
+        };
+        var message = Half("tx-refused", nextCheckAt: 50);
+        store.RunBatch(() => store.Insert(message)); // durable in the journal all the same
+
+        await Eventually.Until(() => store.ApplyFailingFor > TimeSpan.Zero, "apply failing");
+        Assert.Equal(message.Id, store.FindByTransactionId("tx-refused")?.Id);
+        Assert.Throws<StoreUnavailableException>(() => store.DueChecks(now: 60, limit: 10));
+
+        Volatile.Write(ref failing, false);
+        await Eventually.Until(() => store.UnappliedCount == 0, "applied after the fault cleared");
+        Assert.Equal(TimeSpan.Zero, store.ApplyFailingFor);
+        Assert.Equal(message.Id, Assert.Single(store.DueChecks(now: 60, limit: 10)).Id);
+        lock (_applyErrors)
+        {
+            Assert.All(_applyErrors, e => Assert.Equal("disk full (test)", e.Message));
+            _applyErrors.Clear();
+        }
+    }
+
+    [Fact]
+    public async Task An_apply_that_fails_after_LiteDB_committed_it_is_not_applied_twice()
+    {
+        using var store = Open(TimeSpan.FromMilliseconds(10));
+        var once = 1;
+        store.ApplyFault = after =>
+        {
+            if (after && Interlocked.Exchange(ref once, 0) == 1) throw new IOException("checkpoint failed (test)");
+        };
+        var message = Half("tx-committed-then-failed");
+        store.RunBatch(() =>
+        {
+            store.Insert(message);
+            store.AddToTopicCounts(new Dictionary<string, long> { ["orders"] = 1 });
+        });
+
+        await Eventually.Until(() => store.UnappliedCount == 0, "applied");
+        Assert.Equal(message.Id, store.FindByTransactionId("tx-committed-then-failed")?.Id);
+        Assert.Equal(new TopicCount("orders", 1), Assert.Single(store.TopicCounts())); // not counted twice
+        lock (_applyErrors)
+        {
+            // One failure; a retry that inserted again would have failed on the duplicate id, and kept failing.
+            Assert.Equal("checkpoint failed (test)", Assert.Single(_applyErrors).Message);
+            _applyErrors.Clear();
+        }
+    }
+
     private static void AssertRefused(JournaledMessageStore store, Func<StoredMessage> duplicate, bool alsoInsertFirst = false)
     {
         var before = store.UnappliedCount;
