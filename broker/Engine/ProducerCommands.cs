@@ -55,7 +55,7 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
 
         var message = new StoredMessage
         {
-            Id = Guid.CreateVersion7(DateTimeOffset.FromUnixTimeMilliseconds(ctx.Now)),
+            Id = ctx.Ids.Next(ctx.Now),
             Topic = input.Topic,
             Tag = input.Tag,
             Keys = input.Keys,

@@ -25,6 +25,9 @@ internal sealed class WriteContext(IMessageStore store, BrokerOptions options, D
     /// </summary>
     public bool Careful { get; private set; }
 
+    /// <summary>Time-ordered message ids, in order even within a millisecond.</summary>
+    public MessageIds Ids { get; } = new();
+
     /// <summary>The batch's clock: every command in one group commit sees the same "now".</summary>
     public long Now { get; private set; }
 
