@@ -48,8 +48,7 @@ internal sealed class ChangeSet
             change.Message = snapshot;
             return;
         }
-        Messages[id] = new MessageChange { Message = snapshot, InDb = !inserted, UniqueKey = uniqueKey };
-        if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
+        Add(id, snapshot, inDb: !inserted, uniqueKey);
     }
 
     /// <summary>
@@ -64,8 +63,7 @@ internal sealed class ChangeSet
             change.Message = null;
             return;
         }
-        Messages[id] = new MessageChange { Message = null, InDb = inDb, UniqueKey = uniqueKey };
-        if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
+        Add(id, null, inDb, uniqueKey);
     }
 
     public void AddTopicDelta(string topic, long delta) => TopicDeltas[topic] = TopicDeltas.GetValueOrDefault(topic) + delta;
@@ -75,13 +73,9 @@ internal sealed class ChangeSet
     {
         foreach (var (id, change) in later.Messages)
         {
-            if (change.Message is null) DeleteMessage(id, change.UniqueKey, change.InDb);
-            else if (Messages.TryGetValue(id, out var existing)) existing.Message = change.Message;
-            else
-            {
-                Messages[id] = new MessageChange { Message = change.Message, InDb = change.InDb, UniqueKey = change.UniqueKey };
-                if (change.UniqueKey is not null) ByUniqueKey[change.UniqueKey] = id;
-            }
+            // An entry already here keeps its InDb: it knows whether LiteDB will hold the message.
+            if (Messages.TryGetValue(id, out var existing)) existing.Message = change.Message;
+            else Add(id, change.Message, change.InDb, change.UniqueKey);
         }
         foreach (var (key, doc) in later.Documents) Documents[key] = doc;
         foreach (var (topic, delta) in later.TopicDeltas) AddTopicDelta(topic, delta);
@@ -100,6 +94,12 @@ internal sealed class ChangeSet
     {
         message = null;
         return ByUniqueKey.TryGetValue(uniqueKey, out var id) && TryFind(id, out message);
+    }
+
+    private void Add(Guid id, StoredMessage? message, bool inDb, string? uniqueKey)
+    {
+        Messages[id] = new MessageChange { Message = message, InDb = inDb, UniqueKey = uniqueKey };
+        if (uniqueKey is not null) ByUniqueKey[uniqueKey] = id;
     }
 
     public void Clear()

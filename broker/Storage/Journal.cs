@@ -80,9 +80,6 @@ internal sealed class Journal : IDisposable
         return journal;
     }
 
-    /// <summary>The sequence the next frame gets.</summary>
-    public long NextSeq => _nextSeq;
-
     /// <summary>
     /// Writer thread: appends one frame; when this returns, it survives a process crash (and with
     /// fsync, a power loss). The first <see cref="HeaderBytes"/> of <paramref name="frame"/> are

@@ -140,8 +140,8 @@ internal static class MessageCodec
 
     /// <summary>
     /// What must be unique across the broker: the transactionId of a half message, the topic-scoped
-    /// Idempotency-Key of a keyed send, or else the message id itself. A unique index on it lets the
-    /// writer insert without looking first; a duplicate fails the insert instead.
+    /// Idempotency-Key of a keyed send, or else the message id itself. The journal refuses a duplicate
+    /// before it is stored (JournaledMessageStore.IsTaken); LiteDB's unique index is the last check.
     /// </summary>
     public static string UniqueKeyOf(StoredMessage m) => ProducerChosenKeyOf(m) ?? "m:" + m.Id.ToString("N");
 
@@ -150,9 +150,6 @@ internal static class MessageCodec
         m.TransactionId is { } tx ? TransactionKey(tx)
         : m.IdempotencyKey is { } key ? IdempotencyKey(m.Topic, key)
         : null;
-
-    /// <summary>Whether a stored unique key is a transactionId or Idempotency-Key (a message id cannot repeat).</summary>
-    public static bool IsProducerChosen(string uniqueKey) => uniqueKey.StartsWith("x:", StringComparison.Ordinal) || uniqueKey.StartsWith("i:", StringComparison.Ordinal);
 
     private static BsonArray LookupKeysOf(StoredMessage m)
     {
