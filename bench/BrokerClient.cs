@@ -14,7 +14,9 @@ internal sealed class BrokerClient : IDisposable
     private readonly HttpClient _http;
     private readonly string _pad;
 
-    public BrokerClient(Uri baseUri, int payloadBytes, int connections = 256)
+    /// <param name="http1">HTTP/1.1, a connection per concurrent request; otherwise HTTP/2 with prior
+    /// knowledge (h2c), every request multiplexed over one connection.</param>
+    public BrokerClient(Uri baseUri, int payloadBytes, bool http1, int connections = 256)
     {
         var handler = new SocketsHttpHandler
         {
@@ -25,8 +27,14 @@ internal sealed class BrokerClient : IDisposable
             UseProxy = false,
             AutomaticDecompression = DecompressionMethods.None,
             ConnectTimeout = TimeSpan.FromSeconds(10),
+            EnableMultipleHttp2Connections = true,
         };
         _http = new HttpClient(handler) { BaseAddress = baseUri, Timeout = TimeSpan.FromSeconds(60) };
+        if (!http1)
+        {
+            _http.DefaultRequestVersion = HttpVersion.Version20;
+            _http.DefaultVersionPolicy = HttpVersionPolicy.RequestVersionExact;
+        }
         _pad = new string('x', Math.Max(0, payloadBytes - 40));
     }
 

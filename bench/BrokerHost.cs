@@ -4,7 +4,8 @@ using System.Net.Sockets;
 
 namespace HalfMsgBroker.Bench;
 
-/// <summary>One broker process started by the generator on loopback, on a data path of its own.
+/// <summary>One broker process started by the generator on loopback, on a data path of its own, with
+/// two Kestrel endpoints: HTTP/1.1 and HTTP/2 without TLS (h2c, as docs/deployment.md sets it up).
 /// It is stopped by its PID (SIGTERM, then SIGKILL) and never by name.</summary>
 internal sealed class BrokerHost : IAsyncDisposable
 {
@@ -16,8 +17,17 @@ internal sealed class BrokerHost : IAsyncDisposable
     public string DataPath { get; }
     public string LogPath { get; }
     public int Port { get; private set; }
+    public int H2cPort { get; private set; }
     public int Pid => _externalPid != 0 ? _externalPid : _process is { HasExited: false } p ? p.Id : 0;
+
+    /// <summary>The HTTP/1.1 endpoint.</summary>
     public Uri BaseUri => new($"http://127.0.0.1:{Port}/");
+
+    /// <summary>The h2c endpoint (HTTP/2 with prior knowledge).</summary>
+    public Uri H2cUri => new($"http://127.0.0.1:{H2cPort}/");
+
+    /// <summary>The endpoint a workload's client uses: h2c unless <c>http1</c>.</summary>
+    public Uri UriFor(bool http1) => http1 ? BaseUri : H2cUri;
 
     /// <summary>Milliseconds from process start to the first 200 of /health/ready.</summary>
     public double ReadyMs { get; private set; }
@@ -34,7 +44,12 @@ internal sealed class BrokerHost : IAsyncDisposable
     {
         if (s.ExternalBrokerUrl is { } url)
         {
-            return new BrokerHost("", "", "", []) { Port = url.Port, _externalPid = s.ExternalBrokerPid };
+            return new BrokerHost("", "", "", [])
+            {
+                Port = url.Port,
+                H2cPort = s.ExternalBrokerH2cUrl?.Port ?? url.Port,
+                _externalPid = s.ExternalBrokerPid,
+            };
         }
         if (s.BrokerDll is null) throw new InvalidOperationException("--broker-dll is required for broker workloads");
         var dir = Path.Combine(s.WorkDir, name);
@@ -59,10 +74,12 @@ internal sealed class BrokerHost : IAsyncDisposable
 
     public async Task StartProcessAsync(TimeSpan? readyTimeout = null)
     {
-        if (Port == 0) Port = FreePort(); // a restart keeps the port, so clients keep working
+        if (Port == 0) Port = FreePort(); // a restart keeps the ports, so clients keep working
+        if (H2cPort == 0) H2cPort = FreePort();
         // Go through sh only to send the broker's console log to a file; `exec` keeps the PID.
         var psi = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, RedirectStandardInput = true };
-        var cmd = $"exec dotnet '{_dll}' --urls http://127.0.0.1:{Port} '--Broker:DataPath={DataPath}' "
+        var cmd = $"exec dotnet '{_dll}' --Kestrel:Endpoints:Http:Url=http://127.0.0.1:{Port} "
+                  + $"--Kestrel:Endpoints:H2c:Url=http://127.0.0.1:{H2cPort} --Kestrel:Endpoints:H2c:Protocols=Http2 '--Broker:DataPath={DataPath}' "
                   + string.Join(' ', _extraArgs.Select(a => $"'{a}'")) + $" >> '{LogPath}' 2>&1";
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(cmd);

@@ -71,6 +71,8 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         return new Window { Cpu = CpuDelta.Between(a, b), RssMiB = Proc.RssMiB(pid), WarmupNote = note };
     }
 
+    private static string Transport(bool http1) => http1 ? "HTTP/1.1, a connection per worker" : "h2c, one multiplexed connection";
+
     private static string Noise(CpuDelta c) =>
         string.Create(CultureInfo.InvariantCulture, $"gen CPU {c.SelfSeconds:F1}s, others {c.OtherCores:F2} cores");
 
@@ -190,12 +192,13 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
 
     /// <summary>Workload 1 (pull consumers) and 3 (push to the in-process receiver): half → commit by P
     /// producers, latency from commit sent to message received.</summary>
-    public async Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push)
+    public async Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push, bool http1)
     {
-        var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "");
-        var topic = push ? "bench-w3" : "bench-w1";
+        var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "")
+                   + (http1 && !s.Http1 ? " (HTTP/1.1)" : "");
+        var topic = (push ? "bench-w3" : "bench-w1") + (http1 && !s.Http1 ? "-h1" : "");
         log($"workload {name} [{mode}]");
-        using var client = new BrokerClient(broker.BaseUri, s.PayloadBytes);
+        using var client = new BrokerClient(broker.UriFor(http1), s.PayloadBytes, http1);
         var tracker = new Tracker(s.MaxMessagesPerWorkload);
         var e2e = new Recorder();
         var send = new Recorder();
@@ -258,7 +261,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             var sh = send.Merged();
             var rate = e2e.Count / w.Cpu.WallSeconds;
             var notes = string.Create(CultureInfo.InvariantCulture,
-                $"{w.WarmupNote}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
+                $"{w.WarmupNote}{Transport(http1)}; half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
                 + $"{(drained ? "" : $" (NOT all received within {s.Drain.TotalSeconds:F0} s drain)")}, dup {tracker.Duplicates}, errors {send.Errors + e2e.Errors}; {Noise(w.Cpu)}");
             return new Row(name, System, mode, e2e.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
                 e2e.Count > 0 ? w.Cpu.TargetSeconds / (e2e.Count / 1000.0) : double.NaN, w.RssMiB, notes);
@@ -289,9 +292,14 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             }
             cold = false;
         }
-        if (workloads.Contains(1)) await Add("1 e2e transactional", () => EndToEndAsync(broker, cold, mode, push: false));
+        if (workloads.Contains(1)) await Add("1 e2e transactional", () => EndToEndAsync(broker, cold, mode, push: false, s.Http1));
+        // The full run also shows workload 1 over HTTP/1.1, for clients that cannot speak h2c.
+        if (workloads.Contains(1) && mode == "Process" && !s.Quick && !s.Http1)
+        {
+            await Add("1 e2e transactional (HTTP/1.1)", () => EndToEndAsync(broker, cold, mode, push: false, http1: true));
+        }
         if (workloads.Contains(2)) await Add("2 plain sends", () => PlainSendsAsync(broker, cold, mode));
-        if (workloads.Contains(3) && mode == "Process") await Add("3 push e2e", () => EndToEndAsync(broker, cold, mode, push: true));
+        if (workloads.Contains(3) && mode == "Process") await Add("3 push e2e", () => EndToEndAsync(broker, cold, mode, push: true, s.Http1));
         return rows;
     }
 
@@ -301,7 +309,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         const string name = "2 plain sends";
         log($"workload {name} [{mode}]");
         const string topic = "bench-w2";
-        using var client = new BrokerClient(broker.BaseUri, s.PayloadBytes);
+        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1);
         try
         {
             await SetUpAsync(client, topic);
@@ -323,7 +331,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         var h = send.Merged();
         var rate = send.Count / w.Cpu.WallSeconds;
         if (mode == "Process") PlainSendRate = rate;
-        var notes = string.Create(CultureInfo.InvariantCulture, $"{w.WarmupNote}latency = send → 201; errors {send.Errors}; {Noise(w.Cpu)}");
+        var notes = string.Create(CultureInfo.InvariantCulture, $"{w.WarmupNote}{Transport(s.Http1)}; latency = send → 201; errors {send.Errors}; {Noise(w.Cpu)}");
         return new Row(name, System, mode, send.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
             send.Count > 0 ? w.Cpu.TargetSeconds / (send.Count / 1000.0) : double.NaN, w.RssMiB, notes);
     }
@@ -365,7 +373,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             return Results.Json(new CheckAnswer("commit"), CheckAnswerContext.Default.CheckAnswer);
         }));
         await using var broker = await BrokerHost.StartAsync(s, "w4", mode);
-        using var client = new BrokerClient(broker.BaseUri, s.PayloadBytes);
+        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1);
         try
         {
             await SetUpAsync(client, topic, checkUrl: new Uri(checker.BaseUri, "check").ToString());
@@ -481,7 +489,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         log($"workload {name} [{mode}], loading up to {s.RestartCount} messages");
         const string topic = "bench-w5";
         await using var broker = await BrokerHost.StartAsync(s, "w5", mode);
-        using var client = new BrokerClient(broker.BaseUri, s.PayloadBytes);
+        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1);
         try
         {
             await SetUpAsync(client, topic);

@@ -8,10 +8,37 @@ using RabbitMQ.Client.Exceptions;
 namespace HalfMsgBroker.Bench;
 
 /// <summary>The RabbitMQ baseline: a durable classic queue, persistent messages, publisher confirms
-/// awaited one by one per producer (each producer its own connection and channel, like each HTTP
-/// producer), and C consumers with manual acks and a prefetch of the pull batch size.</summary>
+/// awaited one by one per producer (a channel each), and C consumers with manual acks and a prefetch
+/// of the pull batch size. Producers and consumers either each get a connection of their own (like
+/// HTTP/1.1 clients) or share one connection per side with a channel each (RabbitMQ's advice, and
+/// like one multiplexed h2c connection).</summary>
 internal sealed class RabbitWorkloads(Settings s, Action<string> log)
 {
+    /// <summary>One connection a side shares, opened on first use; null when each worker opens its own.</summary>
+    private sealed class Connections(Func<string, Task<IConnection>> open, bool shared) : IAsyncDisposable
+    {
+        private readonly Dictionary<string, Task<IConnection>> _shared = [];
+
+        public bool Shared => shared;
+
+        /// <summary>A connection for one worker; <c>owned</c> says whether the worker disposes it.</summary>
+        public async Task<(IConnection Connection, bool Owned)> ForAsync(string side)
+        {
+            if (!shared) return (await open(side), true);
+            Task<IConnection> task;
+            lock (_shared)
+            {
+                if (!_shared.TryGetValue(side, out task!)) _shared[side] = task = open(side);
+            }
+            return (await task, false);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (var c in _shared.Values) await (await c).DisposeAsync();
+        }
+    }
+
     private const string Mode = "durable queue, persistent, confirms";
     private readonly string _run = DateTime.UtcNow.ToString("HHmmss", CultureInfo.InvariantCulture);
 
@@ -59,10 +86,13 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
         }
     }
 
-    private async Task ProducerAsync(string queue, Tracker tracker, Recorder send, Func<bool> stop, CancellationToken hard)
+    private Connections NewConnections(bool shared) => new(name => Factory(name).CreateConnectionAsync(), shared);
+
+    private async Task ProducerAsync(Connections connections, string queue, Tracker tracker, Recorder send, Func<bool> stop, CancellationToken hard)
     {
         var part = send.NewPart();
-        await using var conn = await Factory("bench-producer").CreateConnectionAsync(hard);
+        var (conn, owned) = await connections.ForAsync("bench-producer");
+        await using var ownedConnection = owned ? conn : null;
         await using var ch = await conn.CreateChannelAsync(
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), hard);
         var props = new BasicProperties { Persistent = true };
@@ -90,10 +120,10 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
         }
     }
 
-    private async Task<(IConnection, IChannel)> ConsumerAsync(string queue, Tracker tracker, Recorder e2e)
+    private async Task<(IConnection? Owned, IChannel)> ConsumerAsync(Connections connections, string queue, Tracker tracker, Recorder e2e)
     {
         var part = e2e.NewPart();
-        var conn = await Factory("bench-consumer").CreateConnectionAsync();
+        var (conn, owned) = await connections.ForAsync("bench-consumer");
         var ch = await conn.CreateChannelAsync();
         await ch.BasicQosAsync(0, (ushort)s.BatchSize, false);
         var consumer = new AsyncEventingBasicConsumer(ch);
@@ -106,7 +136,7 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
             await ch.BasicAckAsync(ea.DeliveryTag, multiple: false);
         };
         await ch.BasicConsumeAsync(queue, autoAck: false, consumer);
-        return (conn, ch);
+        return (owned ? conn : null, ch);
     }
 
     private async Task<(CpuDelta Cpu, double Rss)> MeasureAsync(params Recorder[] recorders)
@@ -123,23 +153,26 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
     private static string Noise(CpuDelta c) =>
         string.Create(CultureInfo.InvariantCulture, $"gen CPU {c.SelfSeconds:F1}s, others {c.OtherCores:F2} cores");
 
-    public async Task<Row> EndToEndAsync()
+    private static string ModeOf(bool shared) => Mode + (shared ? "; shared connections" : "; a connection per worker");
+
+    public async Task<Row> EndToEndAsync(bool shared)
     {
         const string name = "1 e2e transactional";
-        log($"workload {name} [RabbitMQ]");
+        log($"workload {name} [RabbitMQ, {(shared ? "shared connections" : "a connection per worker")}]");
         var queue = $"bench-w1-{_run}";
         await DeclareAsync(queue);
         var tracker = new Tracker(s.MaxMessagesPerWorkload);
         var e2e = new Recorder();
         var send = new Recorder();
-        var consumers = new List<(IConnection C, IChannel Ch)>();
+        var consumers = new List<(IConnection? Owned, IChannel Ch)>();
+        await using var connections = NewConnections(shared);
         try
         {
-            for (var i = 0; i < s.Consumers; i++) consumers.Add(await ConsumerAsync(queue, tracker, e2e));
+            for (var i = 0; i < s.Consumers; i++) consumers.Add(await ConsumerAsync(connections, queue, tracker, e2e));
             var stop = false;
             using var hard = new CancellationTokenSource(s.ShortWarmup + s.Measure + TimeSpan.FromSeconds(60));
             var producers = Enumerable.Range(0, s.Producers)
-                .Select(_ => Task.Run(() => ProducerAsync(queue, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
+                .Select(_ => Task.Run(() => ProducerAsync(connections, queue, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
                 .ToArray();
             var (cpu, rss) = await MeasureAsync(e2e, send);
             Volatile.Write(ref stop, true);
@@ -150,26 +183,27 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
             var notes = string.Create(CultureInfo.InvariantCulture,
                 $"publish→confirm p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; published {tracker.Released}, received {tracker.ReceivedUnique}"
                 + $"{(drained ? "" : " (NOT all received within the drain)")}, dup {tracker.Duplicates}, errors {send.Errors}; beam.smp; {Noise(cpu)}");
-            return new Row(name, SystemName, Mode, e2e.Count, e2e.Count / cpu.WallSeconds, h.Ms(50), h.Ms(99), h.MaxMs(),
+            return new Row(name, SystemName, ModeOf(shared), e2e.Count, e2e.Count / cpu.WallSeconds, h.Ms(50), h.Ms(99), h.MaxMs(),
                 e2e.Count > 0 ? cpu.TargetSeconds / (e2e.Count / 1000.0) : double.NaN, rss, notes);
         }
         finally
         {
-            foreach (var (c, ch) in consumers)
+            foreach (var (owned, ch) in consumers)
             {
                 await ch.DisposeAsync();
-                await c.DisposeAsync();
+                if (owned is not null) await owned.DisposeAsync();
             }
             await DeleteAsync(queue);
         }
     }
 
-    public async Task<Row> PublishOnlyAsync()
+    public async Task<Row> PublishOnlyAsync(bool shared)
     {
         const string name = "2 plain sends";
-        log($"workload {name} [RabbitMQ]");
+        log($"workload {name} [RabbitMQ, {(shared ? "shared connections" : "a connection per worker")}]");
         var queue = $"bench-w2-{_run}";
         await DeclareAsync(queue);
+        await using var connections = NewConnections(shared);
         try
         {
             var tracker = new Tracker(s.MaxMessagesPerWorkload);
@@ -177,13 +211,13 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
             var stop = false;
             using var hard = new CancellationTokenSource(s.ShortWarmup + s.Measure + TimeSpan.FromSeconds(60));
             var producers = Enumerable.Range(0, s.Producers)
-                .Select(_ => Task.Run(() => ProducerAsync(queue, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
+                .Select(_ => Task.Run(() => ProducerAsync(connections, queue, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
                 .ToArray();
             var (cpu, rss) = await MeasureAsync(send);
             Volatile.Write(ref stop, true);
             await Task.WhenAll(producers);
             var h = send.Merged();
-            return new Row(name, SystemName, Mode, send.Count, send.Count / cpu.WallSeconds, h.Ms(50), h.Ms(99), h.MaxMs(),
+            return new Row(name, SystemName, ModeOf(shared), send.Count, send.Count / cpu.WallSeconds, h.Ms(50), h.Ms(99), h.MaxMs(),
                 send.Count > 0 ? cpu.TargetSeconds / (send.Count / 1000.0) : double.NaN, rss,
                 string.Create(CultureInfo.InvariantCulture, $"latency = publish → confirm; errors {send.Errors}; beam.smp; {Noise(cpu)}"));
         }

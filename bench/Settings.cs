@@ -8,6 +8,12 @@ internal sealed class Settings
 
     /// <summary>Profiling mode: drive a broker someone else started (no process management, one data path for every row).</summary>
     public Uri? ExternalBrokerUrl { get; set; }
+
+    /// <summary>An external broker's h2c endpoint; without it workloads use <see cref="ExternalBrokerUrl"/> over HTTP/1.1.</summary>
+    public Uri? ExternalBrokerH2cUrl { get; set; }
+
+    /// <summary>Every HalfMsgBroker workload over HTTP/1.1 instead of h2c.</summary>
+    public bool Http1 { get; set; }
     public int ExternalBrokerPid { get; set; }
     public string? AnalyzeTrace { get; set; }
 
@@ -78,6 +84,8 @@ internal sealed class Settings
                 case "--broker-dll": s.BrokerDll = Next(); break;
                 case "--work-dir": s.WorkDir = Next(); break;
                 case "--broker-url": s.ExternalBrokerUrl = new Uri(Next().TrimEnd('/') + "/"); break;
+                case "--broker-h2c-url": s.ExternalBrokerH2cUrl = new Uri(Next().TrimEnd('/') + "/"); break;
+                case "--http1": s.Http1 = true; break;
                 case "--broker-pid": s.ExternalBrokerPid = int.Parse(Next()); break;
                 case "--analyze-trace": s.AnalyzeTrace = Next(); break;
                 case "--storage-floor": s.StorageFloorBatch = int.Parse(Next()); break;
@@ -111,6 +119,7 @@ internal sealed class Settings
         s.Warmup = TimeSpan.FromSeconds(warmup ?? (s.Quick ? 15 : 20));
         s.CheckBackCount = checkCount ?? (s.Quick ? 10_000 : 100_000);
         s.RestartCount = restartCount ?? (s.Quick ? 100_000 : 1_000_000);
+        if (s.ExternalBrokerUrl is not null && s.ExternalBrokerH2cUrl is null) s.Http1 = true;
         return s;
     }
 }

@@ -35,14 +35,17 @@ log "building"
 dotnet publish "$root/broker/HalfMsgBroker.Broker.csproj" -c Release -o "$work/broker-bin" --nologo -v q >"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 dotnet publish "$here/HalfMsgBroker.Bench.csproj" -c Release -o "$work/bench-bin" --nologo -v q >>"$work/build.log" 2>&1 || { cat "$work/build.log"; exit 1; }
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
-DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 dotnet "$work/broker-bin/HalfMsgBroker.Broker.dll" --urls "http://127.0.0.1:$port" \
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+port="$(free_port)"; h2c_port="$(free_port)"
+# HTTP/1.1 and h2c endpoints, as bench/run.sh starts the broker; the load goes over h2c.
+DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 dotnet "$work/broker-bin/HalfMsgBroker.Broker.dll" \
+  "--Kestrel:Endpoints:Http:Url=http://127.0.0.1:$port" "--Kestrel:Endpoints:H2c:Url=http://127.0.0.1:$h2c_port" --Kestrel:Endpoints:H2c:Protocols=Http2 \
   "--Broker:DataPath=$work/data" "${extra[@]}" >"$work/broker.log" 2>&1 &
 broker_pid=$!
 for ((i = 0; i < 300; i++)); do curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break; sleep 0.2; done
 log "broker pid $broker_pid on $port; load for ${secs}s"
 
-dotnet "$work/bench-bin/HalfMsgBroker.Bench.dll" --broker-url "http://127.0.0.1:$port" --broker-pid "$broker_pid" \
+dotnet "$work/bench-bin/HalfMsgBroker.Bench.dll" --broker-url "http://127.0.0.1:$port" --broker-h2c-url "http://127.0.0.1:$h2c_port" --broker-pid "$broker_pid" \
   --workloads 1 --modes Process --measure-seconds "$secs" --out "$out/load.md" >"$work/gen.log" 2>&1 &
 gen_pid=$!
 sleep 8

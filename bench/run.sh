@@ -115,7 +115,7 @@ log "RabbitMQ ready (beam.smp pid $rabbit_pid)"
 
 # --- run -------------------------------------------------------------------------------------------
 commit="$(git -C "$root" log -1 --format='%h %s' 2>/dev/null || echo unknown)"
-out="$here/results/$(date -u +%Y-%m-%d)-$kind.md"
+out="${BENCH_OUT:-$here/results/$(date -u +%Y-%m-%d)-$kind.md}"
 mkdir -p "$here/results"
 BENCH_PID_FILE="$pidfile" dotnet "$work/bench-bin/HalfMsgBroker.Bench.dll" \
   --broker-dll "$work/broker-bin/HalfMsgBroker.Broker.dll" \

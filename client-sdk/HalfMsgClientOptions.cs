@@ -40,6 +40,15 @@ public sealed record HalfMsgClientOptions
     /// <summary>Base delay between retries (exponential with jitter; default 200 ms).</summary>
     public TimeSpan RetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>
+    /// Send every call over HTTP/2. With an <c>https</c> <see cref="BaseAddress"/> HTTP/2 is negotiated
+    /// during the TLS handshake and falls back to HTTP/1.1; with <c>http</c> it is HTTP/2 with prior
+    /// knowledge (h2c), which needs the broker's HTTP/2 endpoint (README, "HTTP/2"). Concurrent calls
+    /// then share one connection instead of opening one each, which costs the broker and this process
+    /// markedly less CPU per call under load. Default false (HTTP/1.1).
+    /// </summary>
+    public bool UseHttp2 { get; set; }
+
     /// <summary>Options used to turn typed message bodies into JSON and back (default: web defaults, camelCase).</summary>
     public JsonSerializerOptions JsonSerializerOptions { get; set; } = new(JsonSerializerDefaults.Web);
 

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
 
@@ -8,8 +9,10 @@ namespace HalfMsgBroker.Client.Http;
 /// retry-safe and marks it so: a plain send gets an <c>Idempotency-Key</c> when it has none,
 /// a half message a <c>transactionId</c> when it has none. Receive, ack, nack,
 /// change-invisibility and redrive stay unmarked, so the resilience pipeline never repeats them.
+/// It also sets the HTTP version (<see cref="HalfMsgClientOptions.UseHttp2"/>): Refit builds its own
+/// request messages, so the client's default version would not reach them.
 /// </summary>
-internal sealed class HalfMsgRequestHandler : DelegatingHandler
+internal sealed class HalfMsgRequestHandler(bool useHttp2) : DelegatingHandler
 {
     /// <summary>Request option that tells the retry strategy the call may be repeated.</summary>
     public static readonly HttpRequestOptionsKey<bool> RetrySafe = new("HalfMsgBroker.RetrySafe");
@@ -53,6 +56,15 @@ internal sealed class HalfMsgRequestHandler : DelegatingHandler
         }
 
         request.Options.Set(RetrySafe, safe);
+        if (useHttp2)
+        {
+            request.Version = HttpVersion.Version20;
+            // Over TLS, ALPN may fall back to HTTP/1.1; without TLS only prior knowledge (h2c) gives HTTP/2.
+            request.VersionPolicy = request.RequestUri?.Scheme == Uri.UriSchemeHttps
+                ? HttpVersionPolicy.RequestVersionOrLower
+                : HttpVersionPolicy.RequestVersionExact;
+        }
+
         return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
     }
 

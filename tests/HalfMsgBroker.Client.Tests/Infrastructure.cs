@@ -6,14 +6,25 @@ using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace HalfMsgBroker.Client.Tests;
 
 /// <summary>The broker under test, on a real Kestrel port, with short check and retry intervals.</summary>
-public sealed class BrokerFixture : IAsyncLifetime
+public class BrokerFixture : IAsyncLifetime
 {
+    private readonly bool _h2c;
+
+    public BrokerFixture()
+        : this(h2c: false)
+    {
+    }
+
+    /// <param name="h2c">Listen with HTTP/2 only (h2c, as the README's HTTP/2 endpoint) and give the client <c>UseHttp2</c>.</param>
+    protected BrokerFixture(bool h2c) => _h2c = h2c;
+
     /// <summary>The broker signs with both (rotation); apps in the tests know only the new one.</summary>
     public const string BrokerSecrets = "old-secret,new-secret";
     public const string AppSecret = "new-secret";
@@ -28,17 +39,26 @@ public sealed class BrokerFixture : IAsyncLifetime
 
     public IHalfMsgApi Api => Client.Api;
 
+    /// <summary>The client's named HTTP client, with the SDK's handlers.</summary>
+    public HttpClient CreateHttpClient() =>
+        _clientServices!.GetRequiredService<IHttpClientFactory>().CreateClient(HalfMsgServiceCollectionExtensions.HttpClientName);
+
     public Task InitializeAsync()
     {
         Directory.CreateDirectory(_dataPath);
         _factory = new BrokerFactory(_dataPath);
-        _factory.UseKestrel(0);
+        if (_h2c) _factory.UseKestrel(k => k.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http2));
+        else _factory.UseKestrel(0);
         _factory.StartServer();
         var addresses = _factory.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         BaseAddress = new Uri(addresses.First().Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("localhost", "127.0.0.1", StringComparison.Ordinal));
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddHalfMsgClient(o => o.BaseAddress = BaseAddress);
+        services.AddHalfMsgClient(o =>
+        {
+            o.BaseAddress = BaseAddress;
+            o.UseHttp2 = _h2c;
+        });
         _clientServices = services.BuildServiceProvider();
         Client = _clientServices.GetRequiredService<HalfMsgClient>();
         return Task.CompletedTask;
@@ -81,6 +101,9 @@ public sealed class BrokerFixture : IAsyncLifetime
         }
     }
 }
+
+/// <summary>The broker on an HTTP/2-only (h2c) listener, with a client that sets <c>UseHttp2</c>.</summary>
+public sealed class H2cBrokerFixture() : BrokerFixture(h2c: true);
 
 [CollectionDefinition(Name)]
 public sealed class BrokerCollection : ICollectionFixture<BrokerFixture>
