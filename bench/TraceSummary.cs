@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Diagnostics.Tracing;
+using Microsoft.Diagnostics.Tracing.Etlx;
 using Microsoft.Diagnostics.Tracing.Parsers.Clr;
 
 namespace HalfMsgBroker.Bench;
@@ -91,6 +92,43 @@ internal static class TraceSummary
         {
             Console.WriteLine(string.Format(inv, "| `{0}` | {1:F2} | {2:P1} |", type, bytes / seconds / 1e6, total == 0 ? 0 : bytes / (double)total));
         }
+        PrintAllocationSites(path, [.. alloc.OrderByDescending(a => a.Value.Bytes).Take(8).Select(a => a.Key)]);
         return 0;
+    }
+
+    /// <summary>Where the top types are allocated: the first managed frames of the AllocationTick
+    /// samples' stacks (names come from the trace's method load and rundown events).</summary>
+    private static void PrintAllocationSites(string path, IReadOnlyList<string> types)
+    {
+        const int Frames = 5;
+        var sites = types.ToDictionary(t => t, _ => new Dictionary<string, long>(StringComparer.Ordinal), StringComparer.Ordinal);
+        var etlx = TraceLog.CreateFromEventPipeDataFile(path, Path.ChangeExtension(path, ".etlx"));
+        using var log = new TraceLog(etlx);
+        foreach (var e in log.Events)
+        {
+            if (e is not GCAllocationTickTraceData d || d.TypeName is not { } type || !sites.TryGetValue(type, out var bySite)) continue;
+            var names = new List<string>(Frames);
+            for (var frame = e.CallStack(); frame is not null && names.Count < Frames; frame = frame.Caller)
+            {
+                var name = frame.CodeAddress.FullMethodName;
+                if (string.IsNullOrEmpty(name)) continue;
+                var paren = name.IndexOf('(');
+                names.Add(paren > 0 ? name[..paren] : name);
+            }
+            var site = names.Count == 0 ? "(no managed frames)" : string.Join(" ← ", names);
+            bySite[site] = bySite.GetValueOrDefault(site) + d.AllocationAmount64;
+        }
+        Console.WriteLine();
+        Console.WriteLine("Allocation sites of the top types (share of the type's sampled bytes; innermost frame first):");
+        foreach (var type in types)
+        {
+            var bySite = sites[type];
+            var sum = Math.Max(1, bySite.Values.Sum());
+            Console.WriteLine($"- `{type}`");
+            foreach (var (site, bytes) in bySite.OrderByDescending(x => x.Value).Take(3))
+            {
+                Console.WriteLine(string.Format(CultureInfo.InvariantCulture, "  - {0:P0} {1}", bytes / (double)sum, site));
+            }
+        }
     }
 }

@@ -45,7 +45,7 @@ public static class BrokerHosting
             var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);
             var logger = sp.GetRequiredService<ILogger<JournaledMessageStore>>();
             return new JournaledMessageStore(
-                new LiteDbMessageStore(path, o.Storage.Durability, o.Storage.CheckpointPages),
+                new LiteDbMessageStore(path, o.Storage.Durability, o.Storage.CheckpointPages, notice => logger.LogWarning("{Notice}", notice)),
                 Path.Combine(path, "journal"),
                 o.Storage,
                 e => logger.LogError(e, "Applying journaled changes to LiteDB failed; retrying (the journal keeps them)"));

@@ -77,6 +77,28 @@ public sealed class ProducerApiTests(BrokerFixture broker) : IClassFixture<Broke
     }
 
     [Fact]
+    public async Task Transaction_ids_and_idempotency_keys_that_differ_only_in_case_are_different()
+    {
+        var topic = Unique("case");
+        var tx = Unique("Order");
+        var upper = await _c.SendHalf(topic, tx);
+        var lower = await _c.SendHalf(topic, tx.ToLowerInvariant());
+        Assert.NotEqual(upper, lower);
+        Assert.Equal("committed", (await _c.Post($"/v1/transactions/{tx}/commit", new { })).Json.Str("state"));
+        Assert.Equal("rolledBack", (await _c.Post($"/v1/transactions/{tx.ToLowerInvariant()}/rollback", new { })).Json.Str("state"));
+
+        var first = await _c.Post($"/v1/topics/{topic}/messages", new { body = new { n = 1 } }, new Dictionary<string, string> { ["Idempotency-Key"] = "Key-1" });
+        var second = await _c.Post($"/v1/topics/{topic}/messages", new { body = new { n = 2 } }, new Dictionary<string, string> { ["Idempotency-Key"] = "key-1" });
+        Assert.Equal((HttpStatusCode.Created, HttpStatusCode.Created), (first.Status, second.Status));
+
+        // A listing waits for LiteDB to hold every journaled change: both ids must have been stored there.
+        var listed = await _c.Get($"/v1/transactions?topic={topic}");
+        Assert.Equal(HttpStatusCode.OK, listed.Status);
+        Assert.Equal(["committed", "rolledBack"], listed.Json["transactions"]!.AsArray().Select(t => t.Str("state")).Order(StringComparer.Ordinal).ToArray());
+        Assert.Equal(HttpStatusCode.OK, (await _c.Get("/health/ready")).Status);
+    }
+
+    [Fact]
     public async Task The_broker_makes_a_transaction_id_when_none_is_given()
     {
         var answer = await _c.Post($"/v1/topics/{Unique("t")}/half-messages", new { producerGroup = "g", body = "text body" });

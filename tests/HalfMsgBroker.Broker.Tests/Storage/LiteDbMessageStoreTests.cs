@@ -48,6 +48,56 @@ public sealed class LiteDbMessageStoreTests : IDisposable
     }
 
     [Fact]
+    public void Keys_that_differ_only_in_case_are_different_keys()
+    {
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        var upper = Half("Order-1", 500, "Key-A");
+        var lower = Half("order-1", 500, "key-a");
+        store.RunBatch(() =>
+        {
+            store.Insert(upper);
+            store.Insert(lower);
+        });
+
+        Assert.Equal(upper.Id, store.FindByTransactionId("Order-1")!.Id);
+        Assert.Equal(lower.Id, store.FindByTransactionId("order-1")!.Id);
+        Assert.Null(store.FindByTransactionId("ORDER-1"));
+        Assert.Equal(upper.Id, Assert.Single(store.FindByKey("Key-A", 10)).Id);
+    }
+
+    [Fact]
+    public void A_file_made_with_LiteDBs_case_insensitive_default_collation_is_rebuilt_once_and_keeps_its_messages()
+    {
+        var old = Half("Order-1", 500, "order-1");
+        Directory.CreateDirectory(_path);
+        var file = Path.Combine(_path, "broker.db");
+        // What LiteDB's default collation gives here: the current (invariant) culture, ignoring case.
+        var ignoreCase = new LiteDB.Collation(System.Globalization.CultureInfo.InvariantCulture.LCID, System.Globalization.CompareOptions.IgnoreCase);
+        using (var db = new LiteDB.LiteDatabase(new LiteDB.ConnectionString { Filename = file, Collation = ignoreCase }))
+        {
+            var messages = db.GetCollection("messages", LiteDB.BsonAutoId.Guid);
+            messages.EnsureIndex(MessageCodec.UniqueField, "$." + MessageCodec.UniqueField, unique: true);
+            messages.Insert(MessageCodec.ToBson(old));
+        }
+
+        var notices = new List<string>();
+        using (var store = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add))
+        {
+            Assert.Contains("IgnoreCase", Assert.Single(notices), StringComparison.Ordinal);
+            Assert.Equal(old.Id, store.FindByTransactionId("Order-1")!.Id);
+            var caseVariant = Half("order-1", 500);
+            store.RunBatch(() => store.Insert(caseVariant)); // the old unique index refused this one
+            Assert.Equal(caseVariant.Id, store.FindByTransactionId("order-1")!.Id);
+        }
+
+        notices.Clear();
+        using var reopened = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add);
+        Assert.Empty(notices);
+        Assert.Equal(old.Id, reopened.FindByTransactionId("Order-1")!.Id);
+        Assert.Equal(old.Id, Assert.Single(reopened.FindByKey("order-1", 10)).Id);
+    }
+
+    [Fact]
     public void Due_checks_come_from_an_index_range_earliest_first()
     {
         using var store = new LiteDbMessageStore(_path, Durability.Process);
