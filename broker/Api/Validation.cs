@@ -1,5 +1,5 @@
-using System.Buffers;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using HalfMsgBroker.Lifecycle;
 
@@ -73,9 +73,8 @@ internal sealed class FieldErrors
             Add("body", "is required (any JSON value; use null for none)");
             return [];
         }
-        var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer)) body.WriteTo(writer);
-        return buffer.WrittenSpan.ToArray();
+        // The body's own bytes as the producer sent them (already validated JSON), not a re-serialization.
+        return JsonMarshal.GetRawUtf8Value(body).ToArray();
     }
 
     /// <summary>delaySeconds (0-86400) or deliverAt (RFC 3339, at most a day ahead) → when to deliver.</summary>

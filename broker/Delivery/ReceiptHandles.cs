@@ -39,14 +39,28 @@ internal sealed class ReceiptHandles(byte[] key)
         return true;
     }
 
+    // One keyed HMAC per thread: the one-shot HMACSHA256.HashData sets the key up inside OpenSSL on
+    // every call, which cost ≈3 % of the broker's CPU at two handles (issue + ack) per message.
+    [ThreadStatic]
+    private static HMACSHA256? t_mac;
+
+    [ThreadStatic]
+    private static byte[]? t_macKey;
+
     private void Mac(ReadOnlySpan<byte> idAndNonce, string group, Span<byte> destination)
     {
         var groupBytes = Encoding.UTF8.GetByteCount(group);
-        Span<byte> input = stackalloc byte[24 + groupBytes];
+        Span<byte> input = groupBytes <= 256 ? stackalloc byte[24 + groupBytes] : new byte[24 + groupBytes];
         idAndNonce.CopyTo(input);
         Encoding.UTF8.GetBytes(group, input[24..]);
         Span<byte> full = stackalloc byte[32];
-        HMACSHA256.HashData(key, input, full);
+        if (t_mac is null || !ReferenceEquals(t_macKey, key))
+        {
+            t_mac?.Dispose();
+            t_mac = new HMACSHA256(key);
+            t_macKey = key;
+        }
+        t_mac.TryComputeHash(input, full, out _);
         full[..MacLength].CopyTo(destination);
     }
 
