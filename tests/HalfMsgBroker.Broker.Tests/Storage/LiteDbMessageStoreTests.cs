@@ -66,6 +66,26 @@ public sealed class LiteDbMessageStoreTests : IDisposable
     }
 
     [Fact]
+    public void Names_that_differ_only_in_case_are_different_groups_and_subscriptions_after_reopening()
+    {
+        using (var store = new LiteDbMessageStore(_path, Durability.Process))
+        {
+            store.RunBatch(() =>
+            {
+                store.SaveProducerGroup(new ProducerGroup("Orders", "http://a/check", 3000));
+                store.SaveProducerGroup(new ProducerGroup("orders", "http://b/check", 3000));
+                store.SaveSubscription(new Subscription("Stock", "orders", TagFilter.All, null, 5, ExhaustedAction.Discard, 7));
+                store.SaveSubscription(new Subscription("stock", "orders", TagFilter.All, null, 9, ExhaustedAction.Discard, 7));
+            });
+        }
+
+        using var reopened = new LiteDbMessageStore(_path, Durability.Process);
+        Assert.Equal("http://a/check", reopened.GetProducerGroup("Orders")!.CheckUrl);
+        Assert.Equal("http://b/check", reopened.GetProducerGroup("orders")!.CheckUrl);
+        Assert.Equal([("Stock", 5), ("stock", 9)], reopened.Subscriptions().Select(x => (x.Group, x.MaxAttempts)).Order().ToArray());
+    }
+
+    [Fact]
     public void A_file_made_with_LiteDBs_case_insensitive_default_collation_is_rebuilt_once_and_keeps_its_messages()
     {
         var old = Half("Order-1", 500, "order-1");
