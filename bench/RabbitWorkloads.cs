@@ -35,7 +35,17 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
 
         public async ValueTask DisposeAsync()
         {
-            foreach (var c in _shared.Values) await (await c).DisposeAsync();
+            foreach (var c in _shared.Values)
+            {
+                try
+                {
+                    await (await c).DisposeAsync();
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // A connection that never opened has nothing to close; the others still do.
+                }
+            }
         }
     }
 
@@ -124,7 +134,23 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
     {
         var part = e2e.NewPart();
         var (conn, owned) = await connections.ForAsync("bench-consumer");
-        var ch = await conn.CreateChannelAsync();
+        IChannel? ch = null;
+        try
+        {
+            ch = await conn.CreateChannelAsync();
+            await SubscribeAsync(ch, queue, tracker, e2e, part);
+            return (owned ? conn : null, ch);
+        }
+        catch
+        {
+            if (ch is not null) await ch.DisposeAsync();
+            if (owned) await conn.DisposeAsync();
+            throw;
+        }
+    }
+
+    private async Task SubscribeAsync(IChannel ch, string queue, Tracker tracker, Recorder e2e, HdrHistogram.LongHistogram part)
+    {
         await ch.BasicQosAsync(0, (ushort)s.BatchSize, false);
         var consumer = new AsyncEventingBasicConsumer(ch);
         consumer.ReceivedAsync += async (_, ea) =>
@@ -136,7 +162,6 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
             await ch.BasicAckAsync(ea.DeliveryTag, multiple: false);
         };
         await ch.BasicConsumeAsync(queue, autoAck: false, consumer);
-        return (owned ? conn : null, ch);
     }
 
     private async Task<(CpuDelta Cpu, double Rss)> MeasureAsync(params Recorder[] recorders)

@@ -47,6 +47,13 @@ public sealed record HalfMsgClientOptions
     /// then share one connection instead of opening one each, which costs the broker and this process
     /// markedly less CPU per call under load. Default false (HTTP/1.1).
     /// </summary>
+    /// <remarks>
+    /// One connection carries up to 100 calls at once (the broker's stream limit); more wait, long
+    /// polls included. To open further connections instead, give the client a
+    /// <see cref="SocketsHttpHandler"/> with <c>EnableMultipleHttp2Connections</c>:
+    /// <c>.HttpClient.UseSocketsHttpHandler((h, _) =&gt; h.EnableMultipleHttp2Connections = true)</c>.
+    /// A proxy from <c>HTTP_PROXY</c> does not carry h2c: keep the broker in <c>NO_PROXY</c>.
+    /// </remarks>
     public bool UseHttp2 { get; set; }
 
     /// <summary>Options used to turn typed message bodies into JSON and back (default: web defaults, camelCase).</summary>

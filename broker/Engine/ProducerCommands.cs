@@ -1,3 +1,4 @@
+using System.Text.Json;
 using HalfMsgBroker.Delivery;
 using HalfMsgBroker.Lifecycle;
 using HalfMsgBroker.Storage;
@@ -49,7 +50,7 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
                 : input.IdempotencyKey is { } key ? ctx.Store.FindByIdempotencyKey(input.Topic, key) : null;
         if (existing is not null)
         {
-            var same = existing.Topic == input.Topic && existing.Body.AsSpan().SequenceEqual(input.Body);
+            var same = existing.Topic == input.Topic && SameBody(existing.Body, input.Body);
             return new SendResult(same ? SendStatus.Replayed : SendStatus.Conflict, MessageSnapshot.Of(existing));
         }
 
@@ -86,6 +87,26 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
         ctx.Messages.Insert(message);
         ctx.CountMessage(message.Topic, 1);
         return new SendResult(SendStatus.Created, MessageSnapshot.Of(message));
+    }
+
+    /// <summary>
+    /// A retry is the same message when its body is the same JSON value: bodies are stored as sent, so
+    /// a retry that formats the JSON differently (or a body stored re-encoded by an older broker) differs
+    /// in bytes only. Bytes are compared first; parsing happens only when they differ.
+    /// </summary>
+    private static bool SameBody(byte[] stored, byte[] sent)
+    {
+        if (stored.AsSpan().SequenceEqual(sent)) return true;
+        try
+        {
+            using var a = JsonDocument.Parse(stored);
+            using var b = JsonDocument.Parse(sent);
+            return JsonElement.DeepEquals(a.RootElement, b.RootElement);
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 }
 

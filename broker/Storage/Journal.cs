@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Numerics;
-using System.Runtime.InteropServices;
 using HalfMsgBroker.Configuration;
 
 namespace HalfMsgBroker.Storage;
@@ -184,34 +183,8 @@ internal sealed class Journal : IDisposable
         (_current, _currentPath) = (file, path);
     }
 
-    private void SyncDirectory()
-    {
-        // A new file's directory entry must be durable too, or a power loss could drop the whole segment.
-        // .NET cannot open a directory, so this asks libc (Windows makes the entry durable with the file).
-        if (OperatingSystem.IsWindows()) return;
-        var fd = Native.Open(_directory, 0 /* O_RDONLY */);
-        if (fd < 0) throw new IOException($"Cannot open the journal directory {_directory} to sync it (errno {Marshal.GetLastPInvokeError()}).");
-        try
-        {
-            if (Native.Fsync(fd) != 0) throw new IOException($"fsync of the journal directory {_directory} failed (errno {Marshal.GetLastPInvokeError()}).");
-        }
-        finally
-        {
-            _ = Native.Close(fd);
-        }
-    }
-
-    private static class Native
-    {
-        [DllImport("libc", EntryPoint = "open", SetLastError = true)]
-        public static extern int Open([MarshalAs(UnmanagedType.LPUTF8Str)] string path, int flags);
-
-        [DllImport("libc", EntryPoint = "fsync", SetLastError = true)]
-        public static extern int Fsync(int fd);
-
-        [DllImport("libc", EntryPoint = "close", SetLastError = true)]
-        public static extern int Close(int fd);
-    }
+    // A new file's directory entry must be durable too, or a power loss could drop the whole segment.
+    private void SyncDirectory() => DirectorySync.Flush(_directory);
 
     private static List<string> Segments(string directory) =>
         [.. Directory.GetFiles(directory, Prefix + "*" + Extension).Order(StringComparer.Ordinal)];

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Lifecycle;
@@ -26,34 +25,20 @@ public sealed class LiteDbMessageStore : IMessageStore
 
     private readonly TopicCounts _topicCounts;
 
-    /// <summary>
-    /// Strings compare byte for byte, as the broker's contract means them: "Order-1" and "order-1" are
-    /// two transaction ids. LiteDB's default collation ignores case, which made such ids collide in
-    /// the unique index (and sorts by culture, which costs more on every index step).
-    /// </summary>
-    internal static readonly Collation OrdinalCollation = new(CultureInfo.InvariantCulture.LCID, CompareOptions.Ordinal);
-
     /// <param name="notice">Told about one-off maintenance at open (a collation migration), for the log.</param>
     public LiteDbMessageStore(string dataPath, Durability durability, int checkpointPages = 1000, Action<string>? notice = null)
     {
         Directory.CreateDirectory(dataPath);
         _lock = new DataPathLock(dataPath);
         var file = Path.Combine(dataPath, FileName);
-        // The collation is fixed when the file is created, and LiteDB refuses to open a file with another
-        // one; an existing file is opened with its own and, if it is an older broker's, rebuilt once.
-        _db = new LiteDatabase(new ConnectionString
+        try
         {
-            Filename = file,
-            Connection = ConnectionType.Direct,
-            Collation = File.Exists(file) ? null : OrdinalCollation,
-        });
-        if (_db.Collation.SortOptions != CompareOptions.Ordinal)
+            _db = CollationMigration.Open(dataPath, file, notice);
+        }
+        catch
         {
-            var was = _db.Collation.ToString();
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            _db.Rebuild(new LiteDB.Engine.RebuildOptions { Collation = OrdinalCollation });
-            notice?.Invoke($"Rebuilt {file} from collation {was} to {OrdinalCollation} (case-sensitive keys) in "
-                + $"{System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalSeconds:F1} s; the previous file is kept beside it with the suffix -backup.");
+            _lock.Dispose();
+            throw;
         }
         _db.CheckpointSize = checkpointPages;
         _messages = _db.GetCollection("messages", BsonAutoId.Guid);

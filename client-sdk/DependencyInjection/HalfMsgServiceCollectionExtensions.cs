@@ -63,12 +63,6 @@ public static class HalfMsgServiceCollectionExtensions
                 client.BaseAddress = options.BaseAddress;
                 client.Timeout = Timeout.InfiniteTimeSpan; // the resilience pipeline owns timeouts
             })
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
-            {
-                // Long polls hold HTTP/2 streams for up to 30 s; past the broker's 100 streams per
-                // connection, open another connection rather than queue calls behind them.
-                EnableMultipleHttp2Connections = true,
-            })
             .AddHttpMessageHandler(sp => new HalfMsgRequestHandler(sp.GetRequiredService<IOptions<HalfMsgClientOptions>>().Value.UseHttp2));
 
         http.AddResilienceHandler("halfmsg", static (pipeline, context) =>

@@ -54,11 +54,13 @@ public class BrokerFixture : IAsyncLifetime
         BaseAddress = new Uri(addresses.First().Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("localhost", "127.0.0.1", StringComparison.Ordinal));
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddHalfMsgClient(o =>
+        var halfMsg = services.AddHalfMsgClient(o =>
         {
             o.BaseAddress = BaseAddress;
             o.UseHttp2 = _h2c;
         });
+        // The client options' documented way past 100 concurrent calls on one HTTP/2 connection.
+        if (_h2c) halfMsg.HttpClient.UseSocketsHttpHandler((h, _) => h.EnableMultipleHttp2Connections = true);
         _clientServices = services.BuildServiceProvider();
         Client = _clientServices.GetRequiredService<HalfMsgClient>();
         return Task.CompletedTask;

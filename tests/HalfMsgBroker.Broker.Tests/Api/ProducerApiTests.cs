@@ -99,6 +99,22 @@ public sealed class ProducerApiTests(BrokerFixture broker) : IClassFixture<Broke
     }
 
     [Fact]
+    public async Task A_retry_whose_body_is_the_same_JSON_formatted_differently_is_a_replay_not_a_conflict()
+    {
+        var topic = Unique("format");
+        var tx = Unique("tx");
+        var first = await _c.PostRaw($"/v1/topics/{topic}/half-messages", $$$"""{"producerGroup":"order-service","transactionId":"{{{tx}}}","body":{"city":"Zürich","n":1}}""");
+        Assert.Equal(HttpStatusCode.Created, first.Status);
+        var retry = await _c.PostRaw($"/v1/topics/{topic}/half-messages",
+            $$$"""{ "producerGroup": "order-service", "transactionId": "{{{tx}}}", "body": { "city": "Z\u00fcrich", "n": 1 } }""");
+        Assert.Equal(HttpStatusCode.OK, retry.Status);
+        Assert.Equal(first.Json.Str("messageId"), retry.Json.Str("messageId"));
+
+        var different = await _c.PostRaw($"/v1/topics/{topic}/half-messages", $$$"""{"producerGroup":"order-service","transactionId":"{{{tx}}}","body":{"city":"Zürich","n":2}}""");
+        Assert.Equal(HttpStatusCode.Conflict, different.Status);
+    }
+
+    [Fact]
     public async Task The_broker_makes_a_transaction_id_when_none_is_given()
     {
         var answer = await _c.Post($"/v1/topics/{Unique("t")}/half-messages", new { producerGroup = "g", body = "text body" });
