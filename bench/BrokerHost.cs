@@ -5,7 +5,7 @@ using System.Net.Sockets;
 namespace HalfMsgBroker.Bench;
 
 /// <summary>One broker process started by the generator on loopback, on a data path of its own, with
-/// two Kestrel endpoints: HTTP/1.1 and HTTP/2 without TLS (h2c, as docs/deployment.md sets it up).
+/// two Kestrel endpoints: HTTP/1.1 and HTTP/2 without TLS (h2c, as the README's "HTTP/2" section sets it up).
 /// It is stopped by its PID (SIGTERM, then SIGKILL) and never by name.</summary>
 internal sealed class BrokerHost : IAsyncDisposable
 {

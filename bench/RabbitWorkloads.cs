@@ -14,12 +14,10 @@ namespace HalfMsgBroker.Bench;
 /// like one multiplexed h2c connection).</summary>
 internal sealed class RabbitWorkloads(Settings s, Action<string> log)
 {
-    /// <summary>One connection a side shares, opened on first use; null when each worker opens its own.</summary>
+    /// <summary>Hands each worker a connection: the one its side shares (opened on first use), or one of its own.</summary>
     private sealed class Connections(Func<string, Task<IConnection>> open, bool shared) : IAsyncDisposable
     {
         private readonly Dictionary<string, Task<IConnection>> _shared = [];
-
-        public bool Shared => shared;
 
         /// <summary>A connection for one worker; <c>owned</c> says whether the worker disposes it.</summary>
         public async Task<(IConnection Connection, bool Owned)> ForAsync(string side)
@@ -178,12 +176,14 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
     private static string Noise(CpuDelta c) =>
         string.Create(CultureInfo.InvariantCulture, $"gen CPU {c.SelfSeconds:F1}s, others {c.OtherCores:F2} cores");
 
-    private static string ModeOf(bool shared) => Mode + (shared ? "; shared connections" : "; a connection per worker");
+    private static string LayoutOf(bool shared) => shared ? "shared connections" : "a connection per worker";
+
+    private static string ModeOf(bool shared) => Mode + "; " + LayoutOf(shared);
 
     public async Task<Row> EndToEndAsync(bool shared)
     {
         const string name = "1 e2e transactional";
-        log($"workload {name} [RabbitMQ, {(shared ? "shared connections" : "a connection per worker")}]");
+        log($"workload {name} [RabbitMQ, {LayoutOf(shared)}]");
         var queue = $"bench-w1-{_run}";
         await DeclareAsync(queue);
         var tracker = new Tracker(s.MaxMessagesPerWorkload);
@@ -225,7 +225,7 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
     public async Task<Row> PublishOnlyAsync(bool shared)
     {
         const string name = "2 plain sends";
-        log($"workload {name} [RabbitMQ, {(shared ? "shared connections" : "a connection per worker")}]");
+        log($"workload {name} [RabbitMQ, {LayoutOf(shared)}]");
         var queue = $"bench-w2-{_run}";
         await DeclareAsync(queue);
         await using var connections = NewConnections(shared);
