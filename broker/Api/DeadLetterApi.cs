@@ -1,3 +1,4 @@
+using HalfMsgBroker.Access;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Engine;
@@ -12,7 +13,7 @@ internal static class DeadLetterApi
 {
     public static void MapDeadLetterApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/consumer-groups/{group}/dead-letters").WithTags("Dead letters");
+        var group = app.MapGroup("/v1/consumer-groups/{group}/dead-letters").WithTags("Dead letters").RequireAuthorization(Policies.ConsumerGroup);
         group.MapGet("/", List).Produces<DeadLetterList>().ProducesProblem(400);
         group.MapPost("/redrive", RedriveAsync).Produces<RedriveResponse>().ProducesProblem(400);
         group.MapDelete("/{messageId}", DeleteOneAsync).Produces(204).ProducesProblem(404);
@@ -41,8 +42,9 @@ internal static class DeadLetterApi
     }
 
     private static async Task<IResult> RedriveAsync(
-        string group, HttpRequest request, StoreWriter writer, IMessageStore store, IOptions<BrokerOptions> options, CancellationToken ct)
+        string group, HttpContext http, StoreWriter writer, IMessageStore store, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct)
     {
+        var request = http.Request;
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.RedriveRequest, options.Value.MaxMessageBytes, true, ct);
         if (read.Problem is not null) return read.Problem;
@@ -57,28 +59,33 @@ internal static class DeadLetterApi
                 ids.Add(id);
             }
         }
+        var all = ids is null;
         // "All" means the dead letters there are now; the writer re-checks each, so one redriven meanwhile is skipped.
         ids ??= [.. store.DeadLetters(group).Select(m => m.Id)];
         var redriven = await writer.Submit(new RedriveDeadLetters(group, ids), ct);
+        audit.Record(http.Caller(), "dead-letters.redrive", group, all ? $"all: {redriven} redriven" : $"{redriven} of [{string.Join(',', ids)}] redriven");
         return TypedResults.Json(new RedriveResponse(redriven), BrokerJsonContext.Default.RedriveResponse);
     }
 
-    private static async Task<IResult> DeleteOneAsync(string group, string messageId, StoreWriter writer, CancellationToken ct)
+    private static async Task<IResult> DeleteOneAsync(string group, string messageId, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (!Guid.TryParse(messageId, out var id)) return Problems.InvalidField("messageId", "must be a messageId");
         var deleted = await writer.Submit(new DeleteDeadLetters(group, [id]), ct);
+        if (deleted > 0) audit.Record(http.Caller(), "dead-letters.delete", group, $"messageId={id}");
         return deleted > 0
             ? TypedResults.NoContent()
             : Problems.NotFound("dead-letter-not-found", $"Consumer group '{group}' has no dead letter for message {messageId}.");
     }
 
-    private static async Task<IResult> DeleteAllAsync(string group, StoreWriter writer, IMessageStore store, CancellationToken ct, string? topic = null)
+    private static async Task<IResult> DeleteAllAsync(
+        string group, HttpContext http, StoreWriter writer, IMessageStore store, AuditLog audit, CancellationToken ct, string? topic = null)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
         var ids = store.DeadLetters(group).Where(m => topic is null || m.Topic == topic).Select(m => m.Id).ToList();
         var deleted = await writer.Submit(new DeleteDeadLetters(group, ids), ct);
+        audit.Record(http.Caller(), "dead-letters.delete", group, $"all{(topic is null ? "" : $" of topic {topic}")}: {deleted} deleted");
         return TypedResults.Json(new DeleteResponse(deleted), BrokerJsonContext.Default.DeleteResponse);
     }
 }

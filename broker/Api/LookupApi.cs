@@ -1,3 +1,4 @@
+using HalfMsgBroker.Access;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Delivery;
 using HalfMsgBroker.Lifecycle;
@@ -11,23 +12,34 @@ internal static class LookupApi
     public static void MapLookupApi(this IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1").WithTags("Lookup");
-        v1.MapGet("/messages/{messageId}", GetMessage).Produces<MessageView>().ProducesProblem(400).ProducesProblem(404);
-        v1.MapGet("/messages", FindMessages).Produces<MessageList>().ProducesProblem(400);
+        v1.MapGet("/messages/{messageId}", GetMessage).RequireAuthorization(Policies.ReadMessages)
+            .Produces<MessageView>().ProducesProblem(400).ProducesProblem(404);
+        v1.MapGet("/messages", FindMessages).RequireAuthorization(Policies.ReadMessages)
+            .Produces<MessageList>().ProducesProblem(400);
         v1.MapGet("/topics", (IMessageStore store) => TypedResults.Json(
             new TopicList(store.TopicCounts().Select(t => new TopicView(t.Topic, t.MessageCount)).ToList()),
-            BrokerJsonContext.Default.TopicList)).Produces<TopicList>();
+            BrokerJsonContext.Default.TopicList)).RequireAuthorization(Policies.Admin).Produces<TopicList>();
     }
 
-    private static IResult GetMessage(string messageId, IMessageStore store, DeliveryRegistry registry)
+    private static IResult GetMessage(string messageId, HttpContext http, IMessageStore store, DeliveryRegistry registry)
     {
         if (!Guid.TryParse(messageId, out var id)) return Problems.InvalidField("messageId", "must be a messageId as returned by a send");
+        var caller = http.Caller();
         var m = store.Find(id);
-        return m is null
+        // A message the key may not read is "not found": the answer must not tell that it exists.
+        return m is null || !MayRead(caller, m.Topic, registry)
             ? Problems.NotFound("message-not-found", $"No message {messageId} (it may have been purged after its retention).")
-            : TypedResults.Json(ToView(m, registry), BrokerJsonContext.Default.MessageView);
+            : TypedResults.Json(ToView(m, caller, registry), BrokerJsonContext.Default.MessageView);
     }
 
-    private static IResult FindMessages(IMessageStore store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null)
+    /// <summary>Producers read messages on their topics; consumers those on topics their groups subscribe to.</summary>
+    private static bool MayRead(Caller caller, string topic, DeliveryRegistry registry) =>
+        caller.IsAdmin
+        || (caller.Role == Role.Producer && caller.MayProduceTo(topic))
+        || (caller.Role == Role.Consumer && registry.SubscriptionsOf(topic).Any(s => caller.MayUseConsumerGroup(s.Group)));
+
+    private static IResult FindMessages(
+        HttpContext http, IMessageStore store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null)
     {
         var errors = new FieldErrors();
         if (string.IsNullOrEmpty(key) || key.Length > Names.MaxKeyLength) errors.Add("key", $"is required (1-{Names.MaxKeyLength} characters)");
@@ -35,15 +47,21 @@ internal static class LookupApi
         var take = errors.Range("limit", limit, 1, 1000, 100)!.Value;
         if (errors.Any) return errors.ToProblem();
 
-        var found = store.FindByKey(key!, int.MaxValue).Where(m => topic is null || m.Topic == topic).Take(take).Select(m => ToView(m, registry)).ToList();
+        var caller = http.Caller();
+        var found = store.FindByKey(key!, int.MaxValue)
+            .Where(m => (topic is null || m.Topic == topic) && MayRead(caller, m.Topic, registry))
+            .Take(take).Select(m => ToView(m, caller, registry)).ToList();
         return TypedResults.Json(new MessageList(found), BrokerJsonContext.Default.MessageList);
     }
 
-    /// <summary>Stored state, overlaid with what only memory knows: which deliveries are in flight right now.</summary>
-    private static MessageView ToView(StoredMessage m, DeliveryRegistry registry) => new(
+    /// <summary>
+    /// Stored state, overlaid with what only memory knows: which deliveries are in flight right now.
+    /// A consumer key sees its own groups' deliveries only.
+    /// </summary>
+    private static MessageView ToView(StoredMessage m, Caller caller, DeliveryRegistry registry) => new(
         m.Id.ToString(), m.Topic, m.Tag, m.Keys, m.Properties, new RawJson(m.Body), StateNames.Of(m.State),
         m.TransactionId, m.ProducerGroup, Times.ToUtc(m.BornAt), Times.ToUtcOrNull(m.DeliverAt),
-        m.Deliveries.Select(d =>
+        m.Deliveries.Where(d => caller.Role != Role.Consumer || caller.MayUseConsumerGroup(d.Group)).Select(d =>
         {
             var state = d.State;
             var attempts = d.Attempts;

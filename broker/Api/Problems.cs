@@ -34,14 +34,22 @@ internal static class Problems
     public static IResult UnsupportedMediaType(string? contentType) => Of(415, "unsupported-media-type", "Unsupported media type",
         $"Send the body as application/json (got '{contentType}').");
 
+    public static IResult Forbidden(Access.Caller caller, string missing) => Of(403, "forbidden", "Forbidden",
+        $"Forbidden for key '{caller.Name}': {missing}.");
+
+    public static IResult QuotaExceeded(string detail) => Of(429, "quota-exceeded", "Quota exceeded", detail);
+
     /// <summary>The stable code for answers the framework produces (unknown routes, bad requests, crashes).</summary>
     public static string CodeForStatus(int status) => status switch
     {
         400 => "bad-request",
+        401 => "unauthenticated",
+        403 => "forbidden",
         404 => "not-found",
         405 => "method-not-allowed",
         413 => "message-too-large",
         415 => "unsupported-media-type",
+        429 => "rate-limited",
         503 => "storage-unavailable",
         >= 500 => "internal-error",
         _ => "http-" + status,

@@ -1,3 +1,4 @@
+using HalfMsgBroker.Access;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Engine;
@@ -13,22 +14,27 @@ internal static class ProducerApi
     public static void MapProducerApi(this IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1").WithTags("Producing");
-        v1.MapPost("/topics/{topic}/messages", SendAsync)
-            .Produces<SendMessageResponse>(201).Produces<SendMessageResponse>(200).ProducesProblem(400).ProducesProblem(409).ProducesProblem(413);
-        v1.MapPost("/topics/{topic}/half-messages", SendHalfAsync)
-            .Produces<HalfMessageResponse>(201).Produces<HalfMessageResponse>(200).ProducesProblem(400).ProducesProblem(409).ProducesProblem(413);
-        v1.MapPost("/transactions/{transactionId}/commit", (string transactionId, StoreWriter writer, CancellationToken ct) => EndAsync(transactionId, true, writer, ct))
-            .Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
-        v1.MapPost("/transactions/{transactionId}/rollback", (string transactionId, StoreWriter writer, CancellationToken ct) => EndAsync(transactionId, false, writer, ct))
-            .Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
-        v1.MapGet("/transactions/{transactionId}", GetTransaction).Produces<TransactionView>().ProducesProblem(404);
-        v1.MapGet("/transactions", ListTransactions).Produces<TransactionList>().ProducesProblem(400);
+        v1.MapPost("/topics/{topic}/messages", SendAsync).RequireAuthorization(Policies.SendToTopic)
+            .Produces<SendMessageResponse>(201).Produces<SendMessageResponse>(200).ProducesProblem(400).ProducesProblem(409).ProducesProblem(413).ProducesProblem(429);
+        v1.MapPost("/topics/{topic}/half-messages", SendHalfAsync).RequireAuthorization(Policies.SendToTopic)
+            .Produces<HalfMessageResponse>(201).Produces<HalfMessageResponse>(200).ProducesProblem(400).ProducesProblem(403).ProducesProblem(409).ProducesProblem(413).ProducesProblem(429);
+        v1.MapPost("/transactions/{transactionId}/commit",
+                (string transactionId, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct) => EndAsync(transactionId, true, http, writer, audit, ct))
+            .RequireAuthorization(Policies.Transactions).Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
+        v1.MapPost("/transactions/{transactionId}/rollback",
+                (string transactionId, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct) => EndAsync(transactionId, false, http, writer, audit, ct))
+            .RequireAuthorization(Policies.Transactions).Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
+        v1.MapGet("/transactions/{transactionId}", GetTransaction).RequireAuthorization(Policies.Transactions)
+            .Produces<TransactionView>().ProducesProblem(404);
+        v1.MapGet("/transactions", ListTransactions).RequireAuthorization(Policies.Transactions)
+            .Produces<TransactionList>().ProducesProblem(400);
     }
 
     private static async Task<IResult> SendAsync(
-        string topic, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
+        string topic, HttpRequest request, StoreWriter writer, Quotas quotas, IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
     {
         if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        if (quotas.TopicRefused(topic) is { } refused) return Problems.QuotaExceeded(refused);
         var idempotencyKey = request.Headers["Idempotency-Key"].ToString();
         if (idempotencyKey.Length > 0 && !Identifiers.IsValidIdempotencyKey(idempotencyKey))
         {
@@ -47,6 +53,7 @@ internal static class ProducerApi
         if (errors.Any) return errors.ToProblem();
 
         var result = await writer.Submit(new SendMessage(input, half: false), ct);
+        quotas.TopicUsed(topic);
         var body = new SendMessageResponse(result.Message.Id.ToString(), StateNames.Of(result.Message.State));
         return result.Status switch
         {
@@ -58,14 +65,21 @@ internal static class ProducerApi
     }
 
     private static async Task<IResult> SendHalfAsync(
-        string topic, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
+        string topic, HttpContext http, StoreWriter writer, Quotas quotas, IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
     {
+        var request = http.Request;
         if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        if (quotas.TopicRefused(topic) is { } refused) return Problems.QuotaExceeded(refused);
         var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.SendHalfMessageRequest, options.Value.MaxMessageBytes, false, ct);
         if (read.Problem is not null) return read.Problem;
         var dto = read.Value!;
 
         if (!Names.IsValidName(dto.ProducerGroup)) return Problems.InvalidName("producerGroup", dto.ProducerGroup);
+        var caller = http.Caller();
+        if (!caller.MayUseProducerGroup(dto.ProducerGroup))
+        {
+            return Problems.Forbidden(caller, $"half messages of producer group '{dto.ProducerGroup}' need a producer key whose producerGroups include it");
+        }
         var errors = new FieldErrors();
         if (dto.TransactionId is not null && !Identifiers.IsValidTransactionId(dto.TransactionId))
         {
@@ -81,22 +95,29 @@ internal static class ProducerApi
         if (errors.Any) return errors.ToProblem();
 
         var result = await writer.Submit(new SendMessage(input, half: true), ct);
+        quotas.TopicUsed(topic);
         var m = result.Message;
         var body = new HalfMessageResponse(m.Id.ToString(), m.TransactionId!, StateNames.Of(m.State));
         return result.Status switch
         {
             SendStatus.Created => TypedResults.Json(body, BrokerJsonContext.Default.HalfMessageResponse, statusCode: 201),
             SendStatus.Replayed => TypedResults.Json(body, BrokerJsonContext.Default.HalfMessageResponse),
+            // Nothing about the other message: it may be another producer's.
             _ => Problems.Conflict("transaction-conflict",
-                $"transactionId '{m.TransactionId}' already belongs to message {m.Id} on topic '{m.Topic}' with a different topic or body; transaction ids are unique across the broker."),
+                $"transactionId '{m.TransactionId}' is already used by a half message with a different topic, producer group or body; transaction ids are unique across the broker, so choose another."),
         };
     }
 
-    private static async Task<IResult> EndAsync(string transactionId, bool commit, StoreWriter writer, CancellationToken ct)
+    private static async Task<IResult> EndAsync(string transactionId, bool commit, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct)
     {
         if (!Identifiers.IsValidTransactionId(transactionId)) return Problems.InvalidField("transactionId", Identifiers.TransactionIdRule);
-        var result = await writer.Submit(new EndTransaction(transactionId, commit), ct);
+        var caller = http.Caller();
+        var result = await writer.Submit(new EndTransaction(transactionId, commit, caller.MayUseProducerGroup), ct);
         var m = result.Message;
+        if (result.Status == EndStatus.Applied && caller.IsAdminKey)
+        {
+            audit.Record(caller, commit ? "transaction.commit" : "transaction.rollback", transactionId, $"messageId={m!.Id} topic={m.Topic}");
+        }
         return result.Status switch
         {
             EndStatus.NotFound => Problems.NotFound("transaction-not-found", $"No half message has transactionId '{transactionId}'."),
@@ -107,17 +128,17 @@ internal static class ProducerApi
         };
     }
 
-    private static IResult GetTransaction(string transactionId, IMessageStore store)
+    private static IResult GetTransaction(string transactionId, HttpContext http, IMessageStore store)
     {
         if (!Identifiers.IsValidTransactionId(transactionId)) return Problems.InvalidField("transactionId", Identifiers.TransactionIdRule);
         var m = store.FindByTransactionId(transactionId);
-        return m is null
+        return m is null || !http.Caller().MayUseProducerGroup(m.ProducerGroup)
             ? Problems.NotFound("transaction-not-found", $"No half message has transactionId '{transactionId}'.")
             : TypedResults.Json(ToView(m), BrokerJsonContext.Default.TransactionView);
     }
 
     private static IResult ListTransactions(
-        IMessageStore store, string? state = null, string? producerGroup = null, string? topic = null, int? limit = null, string? after = null)
+        HttpContext http, IMessageStore store, string? state = null, string? producerGroup = null, string? topic = null, int? limit = null, string? after = null)
     {
         var errors = new FieldErrors();
         MessageState? wanted = null;
@@ -137,8 +158,9 @@ internal static class ProducerApi
         }
         if (errors.Any) return errors.ToProblem();
 
+        var caller = http.Caller();
         var page = store.Transactions(wanted, cursor, take,
-            m => (producerGroup is null || m.ProducerGroup == producerGroup) && (topic is null || m.Topic == topic));
+            m => (producerGroup is null || m.ProducerGroup == producerGroup) && (topic is null || m.Topic == topic) && caller.MayUseProducerGroup(m.ProducerGroup));
         var next = page.Count == take ? page[^1].Id.ToString() : null;
         return TypedResults.Json(new TransactionList(page.Select(ToView).ToList(), next), BrokerJsonContext.Default.TransactionList);
     }

@@ -1,3 +1,4 @@
+using HalfMsgBroker.Access;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Delivery;
@@ -15,8 +16,9 @@ internal static class PullApi
 
     public static void MapPullApi(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Pull");
-        group.MapPost("/topics/{topic}/receive", ReceiveAsync).Produces<ReceiveResponse>().ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
+        var group = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Pull").RequireAuthorization(Policies.ConsumerGroup);
+        group.MapPost("/topics/{topic}/receive", ReceiveAsync).RequireRateLimiting(AccessHosting.LongPollPolicy)
+            .Produces<ReceiveResponse>().ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(429);
         group.MapPost("/ack", AckAsync).Produces<AckResponse>().ProducesProblem(400);
         group.MapPost("/nack", NackAsync).Produces<NackResponse>().ProducesProblem(400).ProducesProblem(409);
         group.MapPost("/change-invisibility", ChangeInvisibilityAsync).Produces<ChangeInvisibilityResponse>().ProducesProblem(400).ProducesProblem(409);

@@ -1,3 +1,4 @@
+using HalfMsgBroker.Access;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Delivery;
@@ -17,18 +18,20 @@ internal static class SubscriptionApi
 
     public static void MapSubscriptionApi(this IEndpointRouteBuilder app)
     {
-        var producers = app.MapGroup("/v1/producer-groups").WithTags("Producer groups");
+        var producers = app.MapGroup("/v1/producer-groups").WithTags("Producer groups").RequireAuthorization(Policies.ProducerGroup);
         producers.MapPut("/{group}", PutProducerGroupAsync).Produces<ProducerGroupView>(201).Produces<ProducerGroupView>().ProducesProblem(400);
         producers.MapGet("/{group}", GetProducerGroup).Produces<ProducerGroupView>().ProducesProblem(404);
 
-        var consumers = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Subscriptions");
+        var consumers = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Subscriptions").RequireAuthorization(Policies.ConsumerGroup);
         consumers.MapPut("/subscriptions/{topic}", PutSubscriptionAsync).Produces<SubscriptionView>(201).Produces<SubscriptionView>().ProducesProblem(400);
         consumers.MapDelete("/subscriptions/{topic}", DeleteSubscriptionAsync).Produces(204).ProducesProblem(404);
         consumers.MapGet("/", GetConsumerGroup).Produces<ConsumerGroupView>().ProducesProblem(404);
     }
 
-    private static async Task<IResult> PutProducerGroupAsync(string group, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, CancellationToken ct)
+    private static async Task<IResult> PutProducerGroupAsync(
+        string group, HttpContext http, StoreWriter writer, Quotas quotas, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct)
     {
+        var request = http.Request;
         if (!Names.IsValidName(group)) return Problems.InvalidName("producerGroup", group);
         var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.ProducerGroupRequest, options.Value.MaxMessageBytes, true, ct);
         if (read.Problem is not null) return read.Problem;
@@ -39,8 +42,11 @@ internal static class SubscriptionApi
         var timeout = errors.Range("checkTimeoutMs", dto.CheckTimeoutMs, 100, 60_000, DefaultCheckTimeoutMs)!.Value;
         if (errors.Any) return errors.ToProblem();
 
+        if (quotas.ProducerGroupRefused(group) is { } refused) return Problems.QuotaExceeded(refused);
+
         var stored = new ProducerGroup(group, url, timeout);
         var created = await writer.Submit(new PutProducerGroup(stored), ct);
+        audit.Record(http.Caller(), created ? "producer-group.create" : "producer-group.update", group, $"checkUrl={url ?? "none"} checkTimeoutMs={timeout}");
         return TypedResults.Json(ToView(stored), BrokerJsonContext.Default.ProducerGroupView, statusCode: created ? 201 : 200);
     }
 
@@ -53,8 +59,9 @@ internal static class SubscriptionApi
     }
 
     private static async Task<IResult> PutSubscriptionAsync(
-        string group, string topic, HttpRequest request, StoreWriter writer, IOptions<BrokerOptions> options, CancellationToken ct)
+        string group, string topic, HttpContext http, StoreWriter writer, Quotas quotas, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct)
     {
+        var request = http.Request;
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
         var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.SubscriptionRequest, options.Value.MaxMessageBytes, true, ct);
@@ -82,17 +89,24 @@ internal static class SubscriptionApi
         }
         if (errors.Any) return errors.ToProblem();
 
+        if (quotas.SubscriptionRefused(group, topic) is { } refused) return Problems.QuotaExceeded(refused);
+
         var result = await writer.Submit(new PutSubscription(new Subscription(group, topic, filter!, push, maxAttempts, onExhausted, 0)), ct);
+        audit.Record(http.Caller(), result.Created ? "subscription.create" : "subscription.update", $"{group}/{topic}",
+            $"tagFilter={filter!.Expression} push={push?.Url ?? "none"} maxAttempts={maxAttempts} onExhausted={StateNames.Of(onExhausted)}");
         return TypedResults.Json(ToView(result.Subscription, null), BrokerJsonContext.Default.SubscriptionView, statusCode: result.Created ? 201 : 200);
     }
 
-    private static async Task<IResult> DeleteSubscriptionAsync(string group, string topic, StoreWriter writer, CancellationToken ct)
+    private static async Task<IResult> DeleteSubscriptionAsync(string group, string topic, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (!Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
-        return await writer.Submit(new DeleteSubscription(group, topic, writer), ct)
-            ? TypedResults.NoContent()
-            : Problems.NotFound("subscription-not-found", $"Consumer group '{group}' has no subscription to topic '{topic}'.");
+        if (!await writer.Submit(new DeleteSubscription(group, topic, writer), ct))
+        {
+            return Problems.NotFound("subscription-not-found", $"Consumer group '{group}' has no subscription to topic '{topic}'.");
+        }
+        audit.Record(http.Caller(), "subscription.delete", $"{group}/{topic}");
+        return TypedResults.NoContent();
     }
 
     private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IMessageStore store)

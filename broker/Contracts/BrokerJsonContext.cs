@@ -40,4 +40,8 @@ namespace HalfMsgBroker.Contracts;
 [JsonSerializable(typeof(MessageList))]
 [JsonSerializable(typeof(TopicList))]
 [JsonSerializable(typeof(HealthView))]
+[JsonSerializable(typeof(ApiKeyRequest))]
+[JsonSerializable(typeof(ApiKeyView))]
+[JsonSerializable(typeof(ApiKeyList))]
+[JsonSerializable(typeof(AuditList))]
 public sealed partial class BrokerJsonContext : JsonSerializerContext;

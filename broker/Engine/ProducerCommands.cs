@@ -50,7 +50,8 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
                 : input.IdempotencyKey is { } key ? ctx.Store.FindByIdempotencyKey(input.Topic, key) : null;
         if (existing is not null)
         {
-            var same = existing.Topic == input.Topic && SameBody(existing.Body, input.Body);
+            // Another producer group's transaction is never "the same message": replaying it would hand out its id.
+            var same = existing.Topic == input.Topic && existing.ProducerGroup == input.ProducerGroup && SameBody(existing.Body, input.Body);
             return new SendResult(same ? SendStatus.Replayed : SendStatus.Conflict, MessageSnapshot.Of(existing));
         }
 
@@ -121,12 +122,13 @@ internal enum EndStatus
 internal sealed record EndResult(EndStatus Status, MessageSnapshot? Message);
 
 /// <summary>The producer's commit or rollback of a half message.</summary>
-internal sealed class EndTransaction(string transactionId, bool commit) : StoreCommand<EndResult>
+/// <param name="mayEnd">Whether the caller may end a transaction of this producer group; one it may not is "not found".</param>
+internal sealed class EndTransaction(string transactionId, bool commit, Func<string?, bool> mayEnd) : StoreCommand<EndResult>
 {
     protected override EndResult Run(WriteContext ctx)
     {
         var message = ctx.Messages.FindByTransactionId(transactionId);
-        if (message is null) return new EndResult(EndStatus.NotFound, null);
+        if (message is null || !mayEnd(message.ProducerGroup)) return new EndResult(EndStatus.NotFound, null);
 
         switch (TransactionLifecycle.End(message, commit, ResolvedBy.Producer, ctx.Now))
         {

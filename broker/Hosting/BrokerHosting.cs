@@ -1,3 +1,4 @@
+using HalfMsgBroker.Access;
 using HalfMsgBroker.Api;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
@@ -89,6 +90,7 @@ public static class BrokerHosting
             }
             ctx.ProblemDetails.Extensions.Remove("exception");
         });
+        builder.AddBrokerAccess();
         services.AddHealthChecks().AddCheck<BrokerReadiness>("ready", tags: ["ready"]);
         services.AddOpenApi();
         return builder;
@@ -108,16 +110,18 @@ public static class BrokerHosting
             SuppressDiagnosticsCallback = ctx => ctx.Exception is BadHttpRequestException,
         });
         app.UseStatusCodePages();
+        app.UseBrokerAccess();
 
         app.MapProducerApi();
         app.MapSubscriptionApi();
         app.MapPullApi();
         app.MapDeadLetterApi();
         app.MapLookupApi();
+        app.MapAccessApi();
 
-        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false });
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") });
-        app.MapOpenApi();
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).AllowAnonymous();
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).AllowAnonymous();
+        app.MapOpenApi().AllowAnonymous();
         return app;
     }
 }

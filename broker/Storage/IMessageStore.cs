@@ -28,6 +28,9 @@ public interface IMessageStore : IDisposable
     ProducerGroup? GetProducerGroup(string name);
     IReadOnlyList<Subscription> Subscriptions();
 
+    /// <summary>How many producer groups are registered (for the quota).</summary>
+    int ProducerGroupCount();
+
     /// <summary>Prepared messages whose next check is due, earliest first (an index range, not a scan).</summary>
     IReadOnlyList<StoredMessage> DueChecks(long now, int limit);
 

@@ -215,6 +215,12 @@ public sealed class JournaledMessageStore : IMessageStore
             ? doc is null ? null : LiteDbMessageStore.ProducerGroupFrom(doc)
             : _db.GetProducerGroup(name);
 
+    public int ProducerGroupCount()
+    {
+        CatchUp();
+        return _db.ProducerGroupCount();
+    }
+
     public IReadOnlyList<Subscription> Subscriptions()
     {
         CatchUp();

@@ -203,6 +203,8 @@ public sealed class LiteDbMessageStore : IMessageStore
 
     private const string JournalMarkId = "journalApplied";
 
+    public int ProducerGroupCount() => _producerGroups.Count();
+
     public IReadOnlyList<Subscription> Subscriptions() => _subscriptions.FindAll().Select(SubscriptionFrom).ToList();
 
     internal static Subscription SubscriptionFrom(BsonDocument doc) => new(

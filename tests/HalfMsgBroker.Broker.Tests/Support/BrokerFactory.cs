@@ -5,10 +5,14 @@ namespace HalfMsgBroker.Tests.Support;
 
 /// <summary>
 /// The broker in-process on a fresh temp data path, with every interval short so asynchronous
-/// outcomes arrive in milliseconds. Extra settings override the defaults.
+/// outcomes arrive in milliseconds. Extra settings override the defaults. Access control is on
+/// (ApiKeys mode, <see cref="AdminKey"/>), and <see cref="WebApplicationFactory{T}.CreateClient()"/>
+/// hands out clients that send the admin key, so every test runs the way a production broker does.
 /// </summary>
 public sealed class BrokerFactory : WebApplicationFactory<Program>
 {
+    public const string AdminKey = "test-admin-key-0123456789abcdefghijklmnop";
+
     private readonly Dictionary<string, string?> _settings;
 
     public BrokerFactory(IDictionary<string, string?>? settings = null)
@@ -24,11 +28,34 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
             ["Broker:Delivery:RetryBackoff:1"] = "00:00:00.200",
             ["Broker:RetentionSweepInterval"] = "00:00:00.200",
             ["Logging:LogLevel:Default"] = "Warning",
+            ["Broker:Auth:AdminKey"] = AdminKey,
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) _settings[key] = value;
     }
 
     public string DataPath { get; }
+
+    /// <summary>A client without any key (for tests of authentication itself).</summary>
+    public HttpClient CreateAnonymousClient()
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = null;
+        return client;
+    }
+
+    /// <summary>A client that sends <paramref name="key"/>.</summary>
+    public HttpClient CreateClient(string key)
+    {
+        var client = CreateClient();
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        return client;
+    }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", AdminKey);
+    }
 
     protected override void ConfigureWebHost(IWebHostBuilder builder)
     {

@@ -14,6 +14,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         _process = process;
         Url = url;
         Client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(30) };
+        Client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", BrokerFactory.AdminKey);
     }
 
     public string Url { get; }
@@ -34,6 +35,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         info.ArgumentList.Add(url);
         info.ArgumentList.Add($"--Broker:DataPath={dataPath}");
         info.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
+        info.ArgumentList.Add($"--Broker:Auth:AdminKey={BrokerFactory.AdminKey}");
         foreach (var s in settings) info.ArgumentList.Add(s);
 
         var process = Process.Start(info)!;

@@ -1,0 +1,122 @@
+using System.Collections.Concurrent;
+using System.Collections.Frozen;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Access;
+
+/// <summary>
+/// The keys in memory, looked up by the SHA-256 of the presented key, so authenticating a request
+/// costs one hash and one dictionary probe, never a storage read. Creating and revoking a key write
+/// through to the store and swap the lookup table at once: a revoked key is refused by the next
+/// request. Last-used times are kept here and written in batches by <see cref="AccessMaintenanceService"/>.
+/// </summary>
+internal sealed class ApiKeyRegistry
+{
+    private readonly IAccessStore _store;
+    private readonly TimeProvider _time;
+    private readonly byte[]? _adminKeyHash;
+    private readonly Lock _change = new();
+    private readonly ConcurrentDictionary<string, long> _lastUsed = new(StringComparer.Ordinal);
+    private Dictionary<string, ApiKey> _byId;
+    private FrozenDictionary<string, (ApiKey Key, Caller Caller)> _byHash;
+
+    public ApiKeyRegistry(IAccessStore store, IOptions<AuthOptions> options, TimeProvider time)
+    {
+        _store = store;
+        _time = time;
+        if (options.Value.AdminKey is { Length: > 0 } admin) _adminKeyHash = ApiKey.HashOf(admin);
+        _byId = store.Keys().Where(k => k.RevokedAt is null).ToDictionary(k => k.Id, StringComparer.Ordinal);
+        _byHash = Index(_byId.Values);
+    }
+
+    public int Count => _byId.Count;
+
+    /// <summary>The caller a presented key stands for, or null for an unknown or revoked key.</summary>
+    public Caller? Authenticate(string presented)
+    {
+        var hash = ApiKey.HashOf(presented);
+        if (_adminKeyHash is not null && CryptographicOperations.FixedTimeEquals(hash, _adminKeyHash)) return Caller.AdminKey();
+        // The probe compares hashes, not keys: timing can tell an attacker nothing about a stored key.
+        if (!_byHash.TryGetValue(Convert.ToHexString(hash), out var found) || !CryptographicOperations.FixedTimeEquals(hash, found.Key.Hash))
+        {
+            return null;
+        }
+        // Coalesced to a second: a busy key does not write to shared memory on every request.
+        var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
+        if (!_lastUsed.TryGetValue(found.Key.Id, out var last) || now - last >= 1000) _lastUsed[found.Key.Id] = now;
+        return found.Caller;
+    }
+
+    public IReadOnlyList<ApiKey> List()
+    {
+        var keys = _byId.Values.ToList();
+        return keys.Select(k => _lastUsed.TryGetValue(k.Id, out var used) ? k with { LastUsedAt = Math.Max(used, k.LastUsedAt ?? 0) } : k)
+            .OrderBy(k => k.CreatedAt).ThenBy(k => k.Id, StringComparer.Ordinal).ToList();
+    }
+
+    /// <returns>The stored key and the secret, which exists only in this answer.</returns>
+    public (ApiKey Key, string Secret) Create(string name, Role role, Scope producerGroups, Scope consumerGroups, Scope topics)
+    {
+        var secret = ApiKey.NewSecret();
+        var key = new ApiKey
+        {
+            Id = ApiKey.NewId(),
+            Name = name,
+            Role = role,
+            ProducerGroups = producerGroups,
+            ConsumerGroups = consumerGroups,
+            Topics = topics,
+            Hash = ApiKey.HashOf(secret),
+            CreatedAt = _time.GetUtcNow().ToUnixTimeMilliseconds(),
+        };
+        lock (_change)
+        {
+            _store.SaveKey(key);
+            var byId = new Dictionary<string, ApiKey>(_byId, StringComparer.Ordinal) { [key.Id] = key };
+            (_byId, _byHash) = (byId, Index(byId.Values));
+        }
+        return (key, secret);
+    }
+
+    /// <returns>The revoked key, or null when no active key has that id.</returns>
+    public ApiKey? Revoke(string id)
+    {
+        lock (_change)
+        {
+            if (!_byId.TryGetValue(id, out var key)) return null;
+            var revoked = key with { RevokedAt = _time.GetUtcNow().ToUnixTimeMilliseconds() };
+            _store.SaveKey(revoked);
+            var byId = new Dictionary<string, ApiKey>(_byId, StringComparer.Ordinal);
+            byId.Remove(id);
+            (_byId, _byHash) = (byId, Index(byId.Values));
+            _lastUsed.TryRemove(id, out _);
+            return revoked;
+        }
+    }
+
+    /// <summary>Writes the last-used times gathered since the previous flush, in one store write.</summary>
+    public void FlushLastUsed()
+    {
+        if (_lastUsed.IsEmpty) return;
+        var pending = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var id in _lastUsed.Keys)
+        {
+            if (_lastUsed.TryRemove(id, out var at) && _byId.ContainsKey(id)) pending[id] = at;
+        }
+        if (pending.Count == 0) return;
+        _store.SaveLastUsed(pending);
+        lock (_change)
+        {
+            var byId = new Dictionary<string, ApiKey>(_byId, StringComparer.Ordinal);
+            foreach (var (id, at) in pending)
+            {
+                if (byId.TryGetValue(id, out var k)) byId[id] = k with { LastUsedAt = at };
+            }
+            (_byId, _byHash) = (byId, Index(byId.Values));
+        }
+    }
+
+    private static FrozenDictionary<string, (ApiKey, Caller)> Index(IEnumerable<ApiKey> keys) =>
+        keys.ToFrozenDictionary(k => Convert.ToHexString(k.Hash), k => (k, Caller.FromKey(k)), StringComparer.Ordinal);
+}

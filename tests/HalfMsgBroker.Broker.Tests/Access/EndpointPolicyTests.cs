@@ -1,0 +1,34 @@
+using HalfMsgBroker.Tests.Support;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace HalfMsgBroker.Tests.Access;
+
+/// <summary>A new endpoint is closed until someone decides who may call it.</summary>
+public sealed class EndpointPolicyTests(BrokerFixture broker) : IClassFixture<BrokerFixture>
+{
+    [Fact]
+    public void Every_v1_endpoint_names_an_authorization_policy()
+    {
+        var endpoints = broker.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>().ToList();
+        var v1 = endpoints.Where(e => e.RoutePattern.RawText?.StartsWith("/v1", StringComparison.Ordinal) == true).ToList();
+        Assert.True(v1.Count >= 25, $"expected the whole API, found {v1.Count} /v1 endpoints");
+
+        var open = v1
+            .Where(e => e.Metadata.GetMetadata<IAllowAnonymous>() is not null
+                || !e.Metadata.GetOrderedMetadata<IAuthorizeData>().Any(a => !string.IsNullOrEmpty(a.Policy)))
+            .Select(e => $"{string.Join(',', e.Metadata.GetMetadata<HttpMethodMetadata>()?.HttpMethods ?? [])} {e.RoutePattern.RawText}")
+            .ToList();
+        Assert.True(open.Count == 0, "endpoints without an authorization policy: " + string.Join("; ", open));
+    }
+
+    [Fact]
+    public void Only_health_and_the_openapi_document_are_anonymous()
+    {
+        var endpoints = broker.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>();
+        var anonymous = endpoints.Where(e => e.Metadata.GetMetadata<IAllowAnonymous>() is not null)
+            .Select(e => e.RoutePattern.RawText!).Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["/health/live", "/health/ready", "/openapi/{documentName}.json"], anonymous);
+    }
+}
