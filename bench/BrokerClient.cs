@@ -13,11 +13,14 @@ internal sealed class BrokerClient : IDisposable
     private static readonly MediaTypeHeaderValue Json = new("application/json");
     private readonly HttpClient _http;
     private readonly string _pad;
+    private readonly BenchKeys? _keys;
 
     /// <param name="http1">HTTP/1.1, a connection per concurrent request; otherwise HTTP/2 with prior
     /// knowledge (h2c), every request multiplexed over one connection.</param>
-    public BrokerClient(Uri baseUri, int payloadBytes, bool http1, int connections = 256)
+    /// <param name="keys">With access control on, the key each call sends (by role); null sends none.</param>
+    public BrokerClient(Uri baseUri, int payloadBytes, bool http1, BenchKeys? keys = null, int connections = 256)
     {
+        _keys = keys;
         var handler = new SocketsHttpHandler
         {
             MaxConnectionsPerServer = connections,
@@ -47,12 +50,18 @@ internal sealed class BrokerClient : IDisposable
         return c;
     }
 
-    private async Task<HttpStatusCode> PostAsync(string path, byte[] body, CancellationToken ct)
+    private async Task<HttpStatusCode> PostAsync(string path, byte[] body, AuthenticationHeaderValue? key, CancellationToken ct)
     {
-        using var content = Content(body);
-        using var r = await _http.PostAsync(path, content, ct);
+        using var r = await SendAsync(HttpMethod.Post, path, body, key, ct);
         await r.Content.LoadIntoBufferAsync(ct);
         return r.StatusCode;
+    }
+
+    private Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, byte[] body, AuthenticationHeaderValue? key, CancellationToken ct)
+    {
+        var request = new HttpRequestMessage(method, path) { Content = Content(body) };
+        if (key is not null) request.Headers.Authorization = key;
+        return _http.SendAsync(request, ct);
     }
 
     private static byte[] Write(Action<Utf8JsonWriter> write)
@@ -82,11 +91,11 @@ internal sealed class BrokerClient : IDisposable
             if (immunitySeconds is { } s) w.WriteNumber("checkImmunitySeconds", s);
             w.WriteEndObject();
         });
-        return PostAsync($"v1/topics/{topic}/half-messages", body, ct);
+        return PostAsync($"v1/topics/{topic}/half-messages", body, _keys?.Producer, ct);
     }
 
     public Task<HttpStatusCode> CommitAsync(string txId, CancellationToken ct) =>
-        PostAsync($"v1/transactions/{txId}/commit", [], ct);
+        PostAsync($"v1/transactions/{txId}/commit", [], _keys?.Producer, ct);
 
     public Task<HttpStatusCode> SendPlainAsync(string topic, long k, CancellationToken ct)
     {
@@ -97,7 +106,7 @@ internal sealed class BrokerClient : IDisposable
             WriteBody(w, k);
             w.WriteEndObject();
         });
-        return PostAsync($"v1/topics/{topic}/messages", body, ct);
+        return PostAsync($"v1/topics/{topic}/messages", body, _keys?.Producer, ct);
     }
 
     /// <summary>One long-poll receive: the messages' (k, receiptHandle) pairs.</summary>
@@ -105,8 +114,7 @@ internal sealed class BrokerClient : IDisposable
         string group, string topic, int max, int waitSeconds, CancellationToken ct)
     {
         var body = Encoding.UTF8.GetBytes($"{{\"maxMessages\":{max},\"waitSeconds\":{waitSeconds},\"invisibleSeconds\":120}}");
-        using var content = Content(body);
-        using var r = await _http.PostAsync($"v1/consumer-groups/{group}/topics/{topic}/receive", content, ct);
+        using var r = await SendAsync(HttpMethod.Post, $"v1/consumer-groups/{group}/topics/{topic}/receive", body, _keys?.Consumer, ct);
         var bytes = await r.Content.ReadAsByteArrayAsync(ct);
         var list = new List<(long, string)>();
         if (r.StatusCode != HttpStatusCode.OK) return (r.StatusCode, list);
@@ -133,20 +141,25 @@ internal sealed class BrokerClient : IDisposable
             w.WriteEndArray();
             w.WriteEndObject();
         });
-        return PostAsync($"v1/consumer-groups/{group}/ack", body, ct);
+        return PostAsync($"v1/consumer-groups/{group}/ack", body, _keys?.Consumer, ct);
     }
 
     public async Task PutJsonAsync(string path, string json, CancellationToken ct = default)
     {
-        using var content = Content(Encoding.UTF8.GetBytes(json));
-        using var r = await _http.PutAsync(path, content, ct);
+        using var r = await SendAsync(HttpMethod.Put, path, Encoding.UTF8.GetBytes(json), _keys?.Admin, ct);
         var text = await r.Content.ReadAsStringAsync(ct);
         if (!r.IsSuccessStatusCode)
             throw new InvalidOperationException($"PUT {path} answered {(int)r.StatusCode}: {text}");
     }
 
-    public async Task<string> GetStringAsync(string path, CancellationToken ct = default) =>
-        await _http.GetStringAsync(path, ct);
+    public async Task<string> GetStringAsync(string path, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        if (_keys is not null) request.Headers.Authorization = _keys.Admin;
+        using var r = await _http.SendAsync(request, ct);
+        r.EnsureSuccessStatusCode();
+        return await r.Content.ReadAsStringAsync(ct);
+    }
 
     public void Dispose() => _http.Dispose();
 }

@@ -29,6 +29,9 @@ internal sealed class BrokerHost : IAsyncDisposable
     /// <summary>The endpoint a workload's client uses: h2c unless <c>http1</c>.</summary>
     public Uri UriFor(bool http1) => http1 ? BaseUri : H2cUri;
 
+    /// <summary>With <c>--keys</c>: the keys the workloads use; otherwise null (keyless, loopback).</summary>
+    public BenchKeys? Keys { get; private set; }
+
     /// <summary>Milliseconds from process start to the first 200 of /health/ready.</summary>
     public double ReadyMs { get; private set; }
 
@@ -56,10 +59,13 @@ internal sealed class BrokerHost : IAsyncDisposable
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
         var args = new List<string> { $"--Broker:Storage:Durability={mode}" };
+        var adminKey = s.Keys ? "bench-admin-" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)) : null;
+        if (adminKey is not null) args.Add($"--Broker:Auth:AdminKey={adminKey}");
         args.AddRange(extraArgs);
         args.AddRange(s.BrokerArgs);
         var host = new BrokerHost(s.BrokerDll, Path.Combine(dir, "data"), Path.Combine(s.WorkDir, name + ".log"), [.. args]);
         await host.StartProcessAsync();
+        if (adminKey is not null) host.Keys = await BenchKeys.CreateAsync(host.BaseUri, adminKey);
         return host;
     }
 

@@ -198,7 +198,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
                    + (http1 && !s.Http1 ? " (HTTP/1.1)" : "");
         var topic = (push ? "bench-w3" : "bench-w1") + (http1 && !s.Http1 ? "-h1" : "");
         log($"workload {name} [{mode}]");
-        using var client = new BrokerClient(broker.UriFor(http1), s.PayloadBytes, http1);
+        using var client = new BrokerClient(broker.UriFor(http1), s.PayloadBytes, http1, broker.Keys);
         var tracker = new Tracker(s.MaxMessagesPerWorkload);
         var e2e = new Recorder();
         var send = new Recorder();
@@ -309,7 +309,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         const string name = "2 plain sends";
         log($"workload {name} [{mode}]");
         const string topic = "bench-w2";
-        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1);
+        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1, broker.Keys);
         try
         {
             await SetUpAsync(client, topic);
@@ -373,7 +373,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             return Results.Json(new CheckAnswer("commit"), CheckAnswerContext.Default.CheckAnswer);
         }));
         await using var broker = await BrokerHost.StartAsync(s, "w4", mode);
-        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1);
+        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1, broker.Keys);
         try
         {
             await SetUpAsync(client, topic, checkUrl: new Uri(checker.BaseUri, "check").ToString());
@@ -489,7 +489,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         log($"workload {name} [{mode}], loading up to {s.RestartCount} messages");
         const string topic = "bench-w5";
         await using var broker = await BrokerHost.StartAsync(s, "w5", mode);
-        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1);
+        using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1, broker.Keys);
         try
         {
             await SetUpAsync(client, topic);

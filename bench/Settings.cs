@@ -14,6 +14,9 @@ internal sealed class Settings
 
     /// <summary>Every HalfMsgBroker workload over HTTP/1.1 instead of h2c.</summary>
     public bool Http1 { get; set; }
+
+    /// <summary>Access control on: the broker gets an admin key, producers and consumers each a key of their role.</summary>
+    public bool Keys { get; set; }
     public int ExternalBrokerPid { get; set; }
     public string? AnalyzeTrace { get; set; }
 
@@ -86,6 +89,7 @@ internal sealed class Settings
                 case "--broker-url": s.ExternalBrokerUrl = new Uri(Next().TrimEnd('/') + "/"); break;
                 case "--broker-h2c-url": s.ExternalBrokerH2cUrl = new Uri(Next().TrimEnd('/') + "/"); break;
                 case "--http1": s.Http1 = true; break;
+                case "--keys": s.Keys = true; break;
                 case "--broker-pid": s.ExternalBrokerPid = int.Parse(Next()); break;
                 case "--analyze-trace": s.AnalyzeTrace = Next(); break;
                 case "--storage-floor": s.StorageFloorBatch = int.Parse(Next()); break;

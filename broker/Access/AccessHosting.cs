@@ -81,7 +81,11 @@ internal static class AccessHosting
         });
     }
 
-    /// <summary>Authentication, the guard against browser simple requests, authorization, then rate limits (which partition by key).</summary>
+    /// <summary>
+    /// Authentication first, so the rate limiter can partition by key (and limits floods of bad keys by
+    /// address); then authorization; the simple-request guard last, so a caller without a key is told
+    /// 401 before being told about content types.
+    /// </summary>
     public static void UseBrokerAccess(this WebApplication app)
     {
         var mode = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value.EffectiveMode;
@@ -96,9 +100,9 @@ internal static class AccessHosting
         }
 
         app.UseAuthentication();
-        app.UseMiddleware<SimpleRequestGuard>();
-        app.UseAuthorization();
         app.UseRateLimiter();
+        app.UseAuthorization();
+        app.UseMiddleware<SimpleRequestGuard>();
     }
 
     /// <summary>A key's id (or the admin key), else the client's address: the unit of rate limits.</summary>

@@ -36,7 +36,7 @@ internal sealed class ApiKeyRegistry
     public Caller? Authenticate(string presented)
     {
         var hash = ApiKey.HashOf(presented);
-        if (_adminKeyHash is not null && CryptographicOperations.FixedTimeEquals(hash, _adminKeyHash)) return Caller.AdminKey();
+        if (_adminKeyHash is not null && CryptographicOperations.FixedTimeEquals(hash, _adminKeyHash)) return Caller.AdminKey;
         // The probe compares hashes, not keys: timing can tell an attacker nothing about a stored key.
         if (!_byHash.TryGetValue(Convert.ToHexString(hash), out var found) || !CryptographicOperations.FixedTimeEquals(hash, found.Key.Hash))
         {

@@ -44,7 +44,7 @@ public sealed class Caller
 
     public static Caller FromKey(ApiKey key) => new(key.Id, key.Name, key.Role, key.ProducerGroups, key.ConsumerGroups, key.Topics);
 
-    public static Caller AdminKey() => new(null, AdminKeyName, Role.Admin, Scope.All, Scope.All, Scope.All);
+    public static Caller AdminKey { get; } = new(null, AdminKeyName, Role.Admin, Scope.All, Scope.All, Scope.All);
 
     /// <summary>A caller the mode lets in without a key ("loopback" in Protected mode, "anonymous" in None mode).</summary>
     public static Caller Keyless(string name) => new(null, name, Role.Admin, Scope.All, Scope.All, Scope.All) { IsKeyless = true };

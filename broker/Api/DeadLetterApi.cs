@@ -63,9 +63,13 @@ internal static class DeadLetterApi
         // "All" means the dead letters there are now; the writer re-checks each, so one redriven meanwhile is skipped.
         ids ??= [.. store.DeadLetters(group).Select(m => m.Id)];
         var redriven = await writer.Submit(new RedriveDeadLetters(group, ids), ct);
-        audit.Record(http.Caller(), "dead-letters.redrive", group, all ? $"all: {redriven} redriven" : $"{redriven} of [{string.Join(',', ids)}] redriven");
+        audit.Record(http.Caller(), "dead-letters.redrive", group, all ? $"all: {redriven} redriven" : $"{redriven} of {ids.Count} redriven: {Listed(ids)}");
         return TypedResults.Json(new RedriveResponse(redriven), BrokerJsonContext.Default.RedriveResponse);
     }
+
+    /// <summary>The ids an audit line names: all of a short list, the first few of a long one.</summary>
+    private static string Listed(List<Guid> ids) =>
+        string.Join(',', ids.Take(20)) + (ids.Count > 20 ? $",… ({ids.Count - 20} more)" : "");
 
     private static async Task<IResult> DeleteOneAsync(string group, string messageId, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct)
     {
