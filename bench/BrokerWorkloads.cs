@@ -195,7 +195,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
     public async Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push, bool http1)
     {
         var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "")
-                   + (http1 && !s.Http1 ? " (HTTP/1.1)" : "");
+                   + (http1 && !s.Http1 ? " (HTTP/1.1)" : "") + (broker.Keys is not null ? " (API keys)" : "");
         var topic = (push ? "bench-w3" : "bench-w1") + (http1 && !s.Http1 ? "-h1" : "");
         log($"workload {name} [{mode}]");
         using var client = new BrokerClient(broker.UriFor(http1), s.PayloadBytes, http1, broker.Keys);
