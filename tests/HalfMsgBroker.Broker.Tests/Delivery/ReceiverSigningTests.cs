@@ -198,6 +198,9 @@ public sealed class ReceiverSigningTests
         var second = Secret(rotated);
         Assert.NotEqual(first, second);
         Assert.Equal(rotated.Json.Str("signingSecretFingerprint"), (await c.Get($"/v1/producer-groups/{pg}")).Json.Str("signingSecretFingerprint"));
+        var kept = await c.Put($"/v1/producer-groups/{pg}", new { checkUrl = receiver.Url, checkTimeoutMs = 2000 });
+        Assert.Equal(("auto", rotated.Json.Str("signingSecretFingerprint"), 2000), (kept.Json.Str("signing"), kept.Json.Str("signingSecretFingerprint"), kept.Json.Int("checkTimeoutMs")));
+        Assert.Null(kept.Json["signingSecret"]);
 
         var bad = await c.Put($"/v1/producer-groups/{pg}", new { checkUrl = "http://127.0.0.1:9/elsewhere", signing = "yes" });
         Assert.Equal((HttpStatusCode.BadRequest, "invalid-field"), (bad.Status, bad.Code));
