@@ -12,16 +12,36 @@ public sealed record HalfMsgClientOptions
     public Uri? BaseAddress { get; set; }
 
     /// <summary>
-    /// Secrets accepted on signed check-back and push calls (the broker's <c>Broker:Signing:Secret</c>;
-    /// list the old and the new one while rotating). Empty: signatures are not checked.
+    /// Secrets accepted on signed check-back and push calls: the <c>signingSecret</c> the broker returned
+    /// for this app's producer group or subscription (<c>"signing": "auto"</c>), and/or the broker's
+    /// <c>Broker:Signing:Secret</c>. List the old and the new one while rotating. Empty: signatures are
+    /// not checked, unless <see cref="RequireSignature"/> is true, which then refuses every call.
     /// </summary>
     public IList<string> SigningSecrets { get; set; } = [];
 
     /// <summary>
-    /// Reject check-back and push calls that carry no signature. Defaults to true whenever
-    /// <see cref="SigningSecrets"/> is not empty.
+    /// Reject check-back and push calls that carry no valid signature. Defaults to true whenever
+    /// <see cref="SigningSecrets"/> is not empty. True with no secret fails closed: the host does not
+    /// start (an <see cref="Microsoft.Extensions.Options.OptionsValidationException"/>), and the endpoints
+    /// refuse every call should the options be used without a host.
     /// </summary>
     public bool? RequireSignature { get; set; }
+
+    /// <summary>
+    /// Whether a <c>v1=</c> signature (which binds neither the URL nor the message) is enough. Default
+    /// true, for brokers that sign with <c>v1</c> only; set false once the broker signs with <c>v2</c>, so a
+    /// call captured at one receiver cannot be replayed to another.
+    /// </summary>
+    public bool AcceptV1Signatures { get; set; } = true;
+
+    /// <summary>
+    /// The URL at which the broker reaches this app's root, when it differs from what the app sees
+    /// (behind a reverse proxy or TLS terminator), e.g. <c>https://orders.example.com/svc</c>. A <c>v2=</c>
+    /// signature covers the URL the broker called; the endpoints verify it against this address followed by
+    /// the request's path and query. Null (the default): <c>{scheme}://{host}{pathBase}{path}{query}</c>
+    /// of the request as received.
+    /// </summary>
+    public Uri? PublicBaseAddress { get; set; }
 
     /// <summary>How far a signature's timestamp may be from now (default 5 minutes).</summary>
     public TimeSpan SignatureTolerance { get; set; } = HalfMsgSignature.DefaultTolerance;
@@ -61,4 +81,7 @@ public sealed record HalfMsgClientOptions
 
     /// <summary>Whether check-back and push calls must be signed.</summary>
     internal bool SignatureRequired => RequireSignature ?? SigningSecrets.Count > 0;
+
+    /// <summary>Signatures are required but nothing could verify one: every call is refused.</summary>
+    internal bool RequiresUnverifiableSignature => RequireSignature == true && !SigningSecrets.Any(s => !string.IsNullOrEmpty(s));
 }

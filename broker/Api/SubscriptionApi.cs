@@ -21,15 +21,19 @@ internal static class SubscriptionApi
         var producers = app.MapGroup("/v1/producer-groups").WithTags("Producer groups").RequireAuthorization(Policies.ProducerGroup);
         producers.MapPut("/{group}", PutProducerGroupAsync).Produces<ProducerGroupView>(201).Produces<ProducerGroupView>().ProducesProblem(400);
         producers.MapGet("/{group}", GetProducerGroup).Produces<ProducerGroupView>().ProducesProblem(404);
+        producers.MapPost("/{group}/signing-secret/rotate", SigningApi.RotateProducerGroupAsync)
+            .Produces<ProducerGroupView>().ProducesProblem(404).ProducesProblem(409);
 
         var consumers = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Subscriptions").RequireAuthorization(Policies.ConsumerGroup);
         consumers.MapPut("/subscriptions/{topic}", PutSubscriptionAsync).Produces<SubscriptionView>(201).Produces<SubscriptionView>().ProducesProblem(400);
         consumers.MapDelete("/subscriptions/{topic}", DeleteSubscriptionAsync).Produces(204).ProducesProblem(404);
+        consumers.MapPost("/subscriptions/{topic}/signing-secret/rotate", SigningApi.RotateSubscriptionAsync)
+            .Produces<SubscriptionView>().ProducesProblem(404).ProducesProblem(409);
         consumers.MapGet("/", GetConsumerGroup).Produces<ConsumerGroupView>().ProducesProblem(404);
     }
 
     private static async Task<IResult> PutProducerGroupAsync(
-        string group, HttpContext http, StoreWriter writer, Quotas quotas, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct)
+        string group, HttpContext http, StoreWriter writer, Quotas quotas, AuditLog audit, IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
     {
         var request = http.Request;
         if (!Names.IsValidName(group)) return Problems.InvalidName("producerGroup", group);
@@ -40,26 +44,28 @@ internal static class SubscriptionApi
         var errors = new FieldErrors();
         var url = errors.AbsoluteHttpUrl("checkUrl", dto.CheckUrl);
         var timeout = errors.Range("checkTimeoutMs", dto.CheckTimeoutMs, 100, 60_000, DefaultCheckTimeoutMs)!.Value;
+        var signing = SigningApi.Change(errors, dto.Signing);
         if (errors.Any) return errors.ToProblem();
 
         if (quotas.ProducerGroupRefused(group) is { } refused) return Problems.QuotaExceeded(refused);
 
-        var stored = new ProducerGroup(group, url, timeout);
-        var created = await writer.Submit(new PutProducerGroup(stored), ct);
-        audit.Record(http.Caller(), created ? "producer-group.create" : "producer-group.update", group, $"checkUrl={url ?? "none"} checkTimeoutMs={timeout}");
-        return TypedResults.Json(ToView(stored), BrokerJsonContext.Default.ProducerGroupView, statusCode: created ? 201 : 200);
+        var result = await writer.Submit(new PutProducerGroup(new ProducerGroup(group, url, timeout), signing), ct);
+        audit.Record(http.Caller(), result.Created ? "producer-group.create" : "producer-group.update", group,
+            $"checkUrl={url ?? "none"} checkTimeoutMs={timeout}{SigningApi.AuditNote(signing, result.CreatedSecret)}");
+        return TypedResults.Json(ToView(result.Group, result.CreatedSecret, Now(time)), BrokerJsonContext.Default.ProducerGroupView,
+            statusCode: result.Created ? 201 : 200);
     }
 
-    private static IResult GetProducerGroup(string group, IMessageStore store)
+    private static IResult GetProducerGroup(string group, IMessageStore store, TimeProvider time)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("producerGroup", group);
         return store.GetProducerGroup(group) is { } stored
-            ? TypedResults.Json(ToView(stored), BrokerJsonContext.Default.ProducerGroupView)
+            ? TypedResults.Json(ToView(stored, null, Now(time)), BrokerJsonContext.Default.ProducerGroupView)
             : Problems.NotFound("producer-group-not-found", $"Producer group '{group}' has not been registered; PUT /v1/producer-groups/{group} first.");
     }
 
     private static async Task<IResult> PutSubscriptionAsync(
-        string group, string topic, HttpContext http, StoreWriter writer, Quotas quotas, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct)
+        string group, string topic, HttpContext http, StoreWriter writer, Quotas quotas, AuditLog audit, IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
     {
         var request = http.Request;
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
@@ -87,14 +93,16 @@ internal static class SubscriptionApi
             case "discard": onExhausted = ExhaustedAction.Discard; break;
             default: errors.Add("onExhausted", "must be deadLetter or discard"); break;
         }
+        var signing = SigningApi.Change(errors, dto.Signing);
         if (errors.Any) return errors.ToProblem();
 
         if (quotas.SubscriptionRefused(group, topic) is { } refused) return Problems.QuotaExceeded(refused);
 
-        var result = await writer.Submit(new PutSubscription(new Subscription(group, topic, filter!, push, maxAttempts, onExhausted, 0)), ct);
+        var result = await writer.Submit(new PutSubscription(new Subscription(group, topic, filter!, push, maxAttempts, onExhausted, 0), signing), ct);
         audit.Record(http.Caller(), result.Created ? "subscription.create" : "subscription.update", $"{group}/{topic}",
-            $"tagFilter={filter!.Expression} push={push?.Url ?? "none"} maxAttempts={maxAttempts} onExhausted={StateNames.Of(onExhausted)}");
-        return TypedResults.Json(ToView(result.Subscription, null), BrokerJsonContext.Default.SubscriptionView, statusCode: result.Created ? 201 : 200);
+            $"tagFilter={filter!.Expression} push={push?.Url ?? "none"} maxAttempts={maxAttempts} onExhausted={StateNames.Of(onExhausted)}{SigningApi.AuditNote(signing, result.CreatedSecret)}");
+        return TypedResults.Json(ToView(result.Subscription, null, result.CreatedSecret, Now(time)), BrokerJsonContext.Default.SubscriptionView,
+            statusCode: result.Created ? 201 : 200);
     }
 
     private static async Task<IResult> DeleteSubscriptionAsync(string group, string topic, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct)
@@ -109,30 +117,45 @@ internal static class SubscriptionApi
         return TypedResults.NoContent();
     }
 
-    private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IMessageStore store)
+    private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IMessageStore store, TimeProvider time)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         var queues = registry.QueuesOf(group).ToList();
         if (queues.Count == 0) return Problems.NotFound("consumer-group-not-found", $"Consumer group '{group}' has no subscriptions.");
 
+        var now = Now(time);
         var dead = store.DeadLetters(group).GroupBy(m => m.Topic).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
         var views = queues.Select(q =>
         {
             var counts = q.Counts();
-            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, dead.GetValueOrDefault(q.Topic)));
+            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, dead.GetValueOrDefault(q.Topic)), null, now);
         }).ToList();
         return TypedResults.Json(new ConsumerGroupView(group, views), BrokerJsonContext.Default.ConsumerGroupView);
     }
 
-    private static ProducerGroupView ToView(ProducerGroup g) => new(g.Name, g.CheckUrl, g.CheckTimeoutMs);
+    /// <param name="shownOnce">The secret's text, only for the answer that created or rotated it.</param>
+    internal static ProducerGroupView ToView(ProducerGroup g, string? shownOnce, long now)
+    {
+        var signing = SigningApi.Fields.Of(g.Signing, shownOnce, now);
+        return new(g.Name, g.CheckUrl, g.CheckTimeoutMs,
+            signing.Signing, signing.Secret, signing.CreatedAt, signing.Fingerprint, signing.PreviousExpiresAt);
+    }
 
-    private static SubscriptionView ToView(Subscription s, SubscriptionCounts? counts) => new(
-        s.Group,
-        s.Topic,
-        s.TagFilter.Expression,
-        s.Push is { } p ? new PushView(p.Url, p.TimeoutMs) : null,
-        s.MaxAttempts,
-        StateNames.Of(s.OnExhausted),
-        Times.ToUtc(s.CreatedAt),
-        counts);
+    /// <param name="shownOnce">The secret's text, only for the answer that created or rotated it.</param>
+    internal static SubscriptionView ToView(Subscription s, SubscriptionCounts? counts, string? shownOnce, long now)
+    {
+        var signing = SigningApi.Fields.Of(s.Signing, shownOnce, now);
+        return new(
+            s.Group,
+            s.Topic,
+            s.TagFilter.Expression,
+            s.Push is { } p ? new PushView(p.Url, p.TimeoutMs) : null,
+            s.MaxAttempts,
+            StateNames.Of(s.OnExhausted),
+            Times.ToUtc(s.CreatedAt),
+            counts,
+            signing.Signing, signing.Secret, signing.CreatedAt, signing.Fingerprint, signing.PreviousExpiresAt);
+    }
+
+    private static long Now(TimeProvider time) => time.GetUtcNow().ToUnixTimeMilliseconds();
 }

@@ -136,6 +136,12 @@ public sealed class SigningOptions
     /// <summary>One secret, or several separated by commas while a key is being rotated.</summary>
     public string? Secret { get; set; }
 
+    /// <summary>
+    /// After a producer group's or subscription's secret is rotated, the previous one keeps signing
+    /// alongside the new one this long (or until the next rotation), so its receiver can switch over.
+    /// </summary>
+    public TimeSpan RotationOverlap { get; set; } = TimeSpan.FromHours(24);
+
     public IReadOnlyList<string> Secrets =>
         string.IsNullOrWhiteSpace(Secret)
             ? []

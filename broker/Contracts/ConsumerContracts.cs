@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace HalfMsgBroker.Contracts;
 
 public sealed record SubscriptionRequest
@@ -6,6 +8,9 @@ public sealed record SubscriptionRequest
     public PushRequest? Push { get; init; }
     public int? MaxAttempts { get; init; }
     public string? OnExhausted { get; init; }
+
+    /// <summary><c>"auto"</c>: the subscription gets a signing secret of its own; <c>"none"</c>: removes it; absent: keeps it.</summary>
+    public string? Signing { get; init; }
 }
 
 public sealed record PushRequest
@@ -18,6 +23,7 @@ public sealed record PushView(string Url, int TimeoutMs);
 
 public sealed record SubscriptionCounts(int Ready, int InFlight, int Retrying, int DeadLettered);
 
+/// <param name="SigningSecret">Only in the answer that created or rotated the secret; never again.</param>
 public sealed record SubscriptionView(
     string ConsumerGroup,
     string Topic,
@@ -26,7 +32,12 @@ public sealed record SubscriptionView(
     int MaxAttempts,
     string OnExhausted,
     DateTime CreatedAt,
-    SubscriptionCounts? Counts);
+    SubscriptionCounts? Counts,
+    string Signing,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? SigningSecret,
+    DateTime? SigningSecretCreatedAt,
+    string? SigningSecretFingerprint,
+    DateTime? PreviousSigningSecretExpiresAt);
 
 public sealed record ConsumerGroupView(string ConsumerGroup, IReadOnlyList<SubscriptionView> Subscriptions);
 

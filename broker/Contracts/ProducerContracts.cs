@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Serialization;
 
 namespace HalfMsgBroker.Contracts;
 
@@ -51,9 +52,21 @@ public sealed record ProducerGroupRequest
 {
     public string? CheckUrl { get; init; }
     public int? CheckTimeoutMs { get; init; }
+
+    /// <summary><c>"auto"</c>: the group gets a signing secret of its own; <c>"none"</c>: removes it; absent: keeps it.</summary>
+    public string? Signing { get; init; }
 }
 
-public sealed record ProducerGroupView(string ProducerGroup, string? CheckUrl, int CheckTimeoutMs);
+/// <param name="SigningSecret">Only in the answer that created or rotated the secret; never again.</param>
+public sealed record ProducerGroupView(
+    string ProducerGroup,
+    string? CheckUrl,
+    int CheckTimeoutMs,
+    string Signing,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? SigningSecret,
+    DateTime? SigningSecretCreatedAt,
+    string? SigningSecretFingerprint,
+    DateTime? PreviousSigningSecretExpiresAt);
 
 /// <summary>What the broker POSTs to a producer group's checkUrl.</summary>
 public sealed record CheckRequestBody(

@@ -29,6 +29,7 @@ internal sealed class PushDeliveryService(
     private static readonly TimeSpan RecheckEvery = TimeSpan.FromSeconds(2);
 
     private readonly DeliveryOptions _options = options.Value.Delivery;
+    private readonly IReadOnlyList<string> _brokerSecrets = options.Value.Signing.Secrets;
     private readonly SemaphoreSlim _global = new(Math.Max(1, options.Value.Delivery.MaxPushConcurrency));
     private readonly ConcurrentDictionary<SubscriptionQueue, Task> _loops = new();
     private CancellationToken _stopping;
@@ -115,7 +116,9 @@ internal sealed class PushDeliveryService(
         var entry = lease.Entry;
         try
         {
-            var push = queue.Subscription.Push;
+            // One read, so the URL and the secrets that sign for it come from the same version of the subscription.
+            var subscription = queue.Subscription;
+            var push = subscription.Push;
             var payload = entry.Payload ?? (store.Find(entry.MessageId) is { } stored ? MessagePayload.From(stored) : null);
             if (push is null || payload is null)
             {
@@ -128,7 +131,8 @@ internal sealed class PushDeliveryService(
                 new PushBody(payload.Id.ToString(), payload.Topic, payload.Tag, payload.Keys, payload.Properties,
                     new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), queue.Group),
                 BrokerJsonContext.Default.PushBody);
-            var result = await http.PostJsonAsync(push.Url, body, push.TimeoutMs, Headers(payload, lease, queue.Group), 0, cancellationToken);
+            var signing = CallSigning.For(_brokerSecrets, subscription.Signing, payload.Id, time.GetUtcNow().ToUnixTimeMilliseconds());
+            var result = await http.PostJsonAsync(push.Url, body, push.TimeoutMs, Headers(payload, lease, queue.Group), signing, 0, cancellationToken);
             BrokerMetrics.PushAttempts.Add(1);
             if (!result.IsSuccess) BrokerMetrics.PushFailures.Add(1);
 

@@ -2,29 +2,38 @@ using HalfMsgBroker.Storage;
 
 namespace HalfMsgBroker.Engine;
 
-internal sealed class PutProducerGroup(ProducerGroup group) : StoreCommand<bool>
+/// <param name="CreatedSecret">The signing secret this PUT created, to be shown in its answer only.</param>
+internal sealed record PutProducerGroupResult(bool Created, ProducerGroup Group, string? CreatedSecret);
+
+/// <summary>Creates or replaces a producer group; its signing secret changes only as <paramref name="signing"/> says.</summary>
+internal sealed class PutProducerGroup(ProducerGroup group, SigningChange signing) : StoreCommand<PutProducerGroupResult>
 {
-    /// <returns>True when the group is new.</returns>
-    protected override bool Run(WriteContext ctx)
+    protected override PutProducerGroupResult Run(WriteContext ctx)
     {
-        var created = ctx.Store.GetProducerGroup(group.Name) is null;
-        ctx.Store.SaveProducerGroup(group);
-        return created;
+        var existing = ctx.Store.GetProducerGroup(group.Name);
+        var (secret, createdSecret) = SigningChanges.Apply(existing?.Signing, signing, ctx.Now);
+        var stored = group with { Signing = secret };
+        ctx.Store.SaveProducerGroup(stored);
+        return new PutProducerGroupResult(existing is null, stored, createdSecret);
     }
 }
 
-internal sealed record PutSubscriptionResult(bool Created, Subscription Subscription);
+internal sealed record PutSubscriptionResult(bool Created, Subscription Subscription, string? CreatedSecret);
 
-/// <summary>Creates or replaces a subscription; a replaced one keeps its creation time and its backlog.</summary>
-internal sealed class PutSubscription(Subscription subscription) : StoreCommand<PutSubscriptionResult>
+/// <summary>
+/// Creates or replaces a subscription; a replaced one keeps its creation time and its backlog, and
+/// its signing secret unless <paramref name="signing"/> says otherwise.
+/// </summary>
+internal sealed class PutSubscription(Subscription subscription, SigningChange signing) : StoreCommand<PutSubscriptionResult>
 {
     protected override PutSubscriptionResult Run(WriteContext ctx)
     {
         var existing = ctx.Deliveries.Find(subscription.Group, subscription.Topic)?.Subscription;
-        var stored = existing is null ? subscription with { CreatedAt = ctx.Now } : subscription with { CreatedAt = existing.CreatedAt };
+        var (secret, createdSecret) = SigningChanges.Apply(existing?.Signing, signing, ctx.Now);
+        var stored = subscription with { CreatedAt = existing?.CreatedAt ?? ctx.Now, Signing = secret };
         ctx.Store.SaveSubscription(stored);
         ctx.AfterCommit(() => ctx.Deliveries.Upsert(stored));
-        return new PutSubscriptionResult(existing is null, stored);
+        return new PutSubscriptionResult(existing is null, stored, createdSecret);
     }
 }
 

@@ -32,6 +32,7 @@ public static class BrokerHosting
                 "Broker:Storage:CheckpointPages must be at least 1 (0 would stop LiteDB from ever copying its log into the data file)")
             .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),
                 "Broker:Storage:ApplyDelay must be between 0 and 10 seconds")
+            .Validate(o => o.Signing.RotationOverlap >= TimeSpan.Zero, "Broker:Signing:RotationOverlap must be >= 0")
             .ValidateOnStart();
 
         // Per-request framework logs cost more than the request on a hot broker; configuration can still turn them on.

@@ -1,7 +1,5 @@
 using System.Globalization;
 using System.Net.Http.Headers;
-using HalfMsgBroker.Configuration;
-using Microsoft.Extensions.Options;
 
 namespace HalfMsgBroker.Outbound;
 
@@ -18,7 +16,7 @@ internal readonly record struct OutboundResult(int Status, byte[] Body, string? 
 /// Every call the broker makes (check-back and push) goes through here: one pooled client from
 /// IHttpClientFactory, a per-request timeout, no redirects, and the signature headers.
 /// </summary>
-internal sealed class OutboundHttp(IHttpClientFactory factory, IOptions<BrokerOptions> options, TimeProvider time)
+internal sealed class OutboundHttp(IHttpClientFactory factory, TimeProvider time)
 {
     public const string ClientName = "halfmsg-outbound";
     private static readonly MediaTypeHeaderValue Json = new("application/json") { CharSet = "utf-8" };
@@ -41,6 +39,7 @@ internal sealed class OutboundHttp(IHttpClientFactory factory, IOptions<BrokerOp
         byte[] body,
         int timeoutMs,
         IEnumerable<KeyValuePair<string, string>> headers,
+        CallSigning signing,
         int maxResponseBytes,
         CancellationToken cancellationToken)
     {
@@ -51,12 +50,11 @@ internal sealed class OutboundHttp(IHttpClientFactory factory, IOptions<BrokerOp
         request.Content.Headers.ContentType = Json;
         foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
 
-        var secrets = options.Value.Signing.Secrets;
-        if (secrets.Count > 0)
+        var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
+        if (Signature.Header(signing, url, timestamp, body) is { } signature)
         {
-            var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
             request.Headers.TryAddWithoutValidation(Signature.TimestampHeader, timestamp.ToString(CultureInfo.InvariantCulture));
-            request.Headers.TryAddWithoutValidation(Signature.SignatureHeader, Signature.Compute(secrets, timestamp, body));
+            request.Headers.TryAddWithoutValidation(Signature.SignatureHeader, signature);
         }
 
         try

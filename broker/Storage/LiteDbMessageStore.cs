@@ -112,15 +112,39 @@ public sealed class LiteDbMessageStore : IMessageStore
         return doc is null ? null : ProducerGroupFrom(doc);
     }
 
-    internal static BsonDocument ToBson(ProducerGroup group) => new()
+    internal static BsonDocument ToBson(ProducerGroup group)
     {
-        ["_id"] = group.Name,
-        ["u"] = group.CheckUrl is null ? BsonValue.Null : new BsonValue(group.CheckUrl),
-        ["to"] = group.CheckTimeoutMs,
-    };
+        var doc = new BsonDocument
+        {
+            ["_id"] = group.Name,
+            ["u"] = group.CheckUrl is null ? BsonValue.Null : new BsonValue(group.CheckUrl),
+            ["to"] = group.CheckTimeoutMs,
+        };
+        WriteSigning(doc, group.Signing);
+        return doc;
+    }
 
     internal static ProducerGroup ProducerGroupFrom(BsonDocument doc) =>
-        new(doc["_id"].AsString, doc["u"].IsNull ? null : doc["u"].AsString, doc["to"].AsInt32);
+        new(doc["_id"].AsString, doc["u"].IsNull ? null : doc["u"].AsString, doc["to"].AsInt32, ReadSigning(doc));
+
+    /// <summary>Written only when set, so documents from before signing secrets existed read as "none".</summary>
+    private static void WriteSigning(BsonDocument doc, ReceiverSecret? signing)
+    {
+        if (signing is null) return;
+        doc["ss"] = signing.Secret;
+        doc["sc"] = signing.CreatedAt;
+        if (signing.Previous is null) return;
+        doc["sp"] = signing.Previous;
+        doc["su"] = signing.PreviousUntil;
+    }
+
+    private static ReceiverSecret? ReadSigning(BsonDocument doc)
+    {
+        if (!doc.TryGetValue("ss", out var secret)) return null;
+        return doc.TryGetValue("sp", out var previous)
+            ? new ReceiverSecret(secret.AsString, doc["sc"].AsInt64, previous.AsString, doc["su"].AsInt64)
+            : new ReceiverSecret(secret.AsString, doc["sc"].AsInt64);
+    }
 
     public void SaveSubscription(Subscription s) => _subscriptions.Upsert(ToBson(s));
 
@@ -141,6 +165,7 @@ public sealed class LiteDbMessageStore : IMessageStore
             doc["pu"] = s.Push.Url;
             doc["pt"] = s.Push.TimeoutMs;
         }
+        WriteSigning(doc, s.Signing);
         return doc;
     }
 
@@ -214,7 +239,8 @@ public sealed class LiteDbMessageStore : IMessageStore
         doc.TryGetValue("pu", out var url) ? new PushTarget(url.AsString, doc["pt"].AsInt32) : null,
         doc["m"].AsInt32,
         (ExhaustedAction)doc["x"].AsInt32,
-        doc["c"].AsInt64);
+        doc["c"].AsInt64,
+        ReadSigning(doc));
 
     public IReadOnlyList<StoredMessage> DueChecks(long now, int limit) =>
         _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now)), 0, limit)

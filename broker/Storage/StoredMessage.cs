@@ -94,7 +94,7 @@ public sealed class StoredDelivery
     public long DeadLetteredAt { get; set; }
 }
 
-public sealed record ProducerGroup(string Name, string? CheckUrl, int CheckTimeoutMs);
+public sealed record ProducerGroup(string Name, string? CheckUrl, int CheckTimeoutMs, ReceiverSecret? Signing = null);
 
 public sealed record Subscription(
     string Group,
@@ -103,7 +103,8 @@ public sealed record Subscription(
     PushTarget? Push,
     int MaxAttempts,
     ExhaustedAction OnExhausted,
-    long CreatedAt);
+    long CreatedAt,
+    ReceiverSecret? Signing = null);
 
 public sealed record PushTarget(string Url, int TimeoutMs);
 

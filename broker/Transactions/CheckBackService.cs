@@ -27,8 +27,10 @@ internal sealed class CheckBackService(
     private const int MaxAnswerBytes = 64 * 1024;
     private static readonly TimeSpan LeaseMargin = TimeSpan.FromSeconds(1);
     private const int DefaultCheckTimeoutMs = 3000;
+    private const string MessageIdHeader = "HalfMsg-Message-Id";
 
     private readonly TransactionOptions _options = options.Value.Transactions;
+    private readonly IReadOnlyList<string> _brokerSecrets = options.Value.Signing.Secrets;
     private readonly SemaphoreSlim _slots = new(Math.Max(1, options.Value.Transactions.MaxChecksInFlight));
     private readonly HashSet<Task> _running = [];
 
@@ -102,7 +104,7 @@ internal sealed class CheckBackService(
         try
         {
             var (answer, text) = group?.CheckUrl is { } url
-                ? await AskProducerAsync(url, group.CheckTimeoutMs, check, cancellationToken)
+                ? await AskProducerAsync(url, group, check, cancellationToken)
                 : (CheckAnswer.Unknown, "no checkUrl");
             var outcome = await writer.Submit(new ApplyCheckAnswer(check.Message.Id, check.CheckNumber, answer, text), cancellationToken);
             logger.LogDebug("Check {Number} of transaction {TransactionId}: {Answer} -> {Outcome}",
@@ -122,14 +124,17 @@ internal sealed class CheckBackService(
         }
     }
 
-    private async Task<(CheckAnswer, string)> AskProducerAsync(string url, int timeoutMs, CheckToSend check, CancellationToken cancellationToken)
+    private async Task<(CheckAnswer, string)> AskProducerAsync(string url, ProducerGroup group, CheckToSend check, CancellationToken cancellationToken)
     {
         var m = check.Message;
         var body = JsonSerializer.SerializeToUtf8Bytes(
             new CheckRequestBody(check.TransactionId, m.Id.ToString(), m.Topic, check.ProducerGroup, m.Tag, m.Keys, m.Properties,
                 new RawJson(m.Body), check.CheckNumber, Times.ToUtc(m.BornAt)),
             BrokerJsonContext.Default.CheckRequestBody);
-        var result = await http.PostJsonAsync(url, body, timeoutMs, [], MaxAnswerBytes, cancellationToken);
+        // The message id travels as a header too, so a receiver can verify a v2 signature before parsing the body.
+        var signing = CallSigning.For(_brokerSecrets, group.Signing, m.Id, time.GetUtcNow().ToUnixTimeMilliseconds());
+        var result = await http.PostJsonAsync(
+            url, body, group.CheckTimeoutMs, [new(MessageIdHeader, m.Id.ToString())], signing, MaxAnswerBytes, cancellationToken);
         BrokerMetrics.Checks.Add(1);
         return result.IsSuccess ? ReadAnswer(result.Body) : (CheckAnswer.Unknown, result.Describe());
     }

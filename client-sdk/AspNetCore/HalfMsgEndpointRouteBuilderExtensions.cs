@@ -1,6 +1,7 @@
 using System.Text.Json;
 using HalfMsgBroker.Client;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Extensions;
 using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -186,14 +187,36 @@ public static class HalfMsgEndpointRouteBuilderExtensions
             return body;
         }
 
-        if (options.SigningSecrets.Count == 0)
+        var secrets = options.SigningSecrets.Where(s => !string.IsNullOrEmpty(s)).ToList();
+        if (secrets.Count == 0)
         {
-            // signed by the broker but we hold no secret: only acceptable when signatures are not required
-            return body;
+            if (!options.SignatureRequired)
+            {
+                return body; // signed, but this app holds no secret and does not require signatures
+            }
+
+            // Fail closed: requiring signatures without a secret to check them must not mean "accept all".
+            Logger(context).LogError("Refused a broker call to {Path}: RequireSignature is set but no SigningSecrets are configured", context.Request.Path);
+            await WriteProblemAsync(
+                context,
+                StatusCodes.Status401Unauthorized,
+                "invalid-signature",
+                "This endpoint requires signed calls but has no signing secret configured (HalfMsgClientOptions.SigningSecrets); it refuses every call until one is.",
+                "NoSecretConfigured").ConfigureAwait(false);
+            return null;
         }
 
         var time = context.RequestServices.GetService<TimeProvider>() ?? TimeProvider.System;
-        var result = HalfMsgSignature.Verify(signature, timestamp, body, options.SigningSecrets.ToList(), options.SignatureTolerance, time.GetUtcNow());
+        var result = HalfMsgSignature.Verify(
+            signature,
+            timestamp,
+            body,
+            context.Request.Headers[HalfMsgHeaders.MessageId].ToString(),
+            SignedUrl(context.Request, options),
+            secrets,
+            options.SignatureTolerance,
+            time.GetUtcNow(),
+            options.AcceptV1Signatures);
         if (result == SignatureVerification.Valid)
         {
             return body;
@@ -204,12 +227,23 @@ public static class HalfMsgEndpointRouteBuilderExtensions
             SignatureVerification.Missing => "The request carries no HalfMsg-Signature/HalfMsg-Timestamp.",
             SignatureVerification.Stale => "HalfMsg-Timestamp is outside the accepted window.",
             SignatureVerification.Malformed => "HalfMsg-Signature or HalfMsg-Timestamp is malformed.",
-            _ => "HalfMsg-Signature matches no known secret.",
+            SignatureVerification.V1NotAccepted => "HalfMsg-Signature carries only v1 signatures; this endpoint accepts v2 only (AcceptV1Signatures is false).",
+            _ => "HalfMsg-Signature matches no known secret for this URL and message (a v2 signature covers the URL the broker called: see PublicBaseAddress).",
         };
         Logger(context).LogWarning("Rejected an unsigned or badly signed broker call to {Path}: {Reason}", context.Request.Path, result);
         await WriteProblemAsync(context, StatusCodes.Status401Unauthorized, "invalid-signature", detail, result.ToString()).ConfigureAwait(false);
         return null;
     }
+
+    /// <summary>
+    /// The URL a v2 signature must cover: what the broker called, i.e. the registered URL. Rebuilt from the
+    /// request (<c>{scheme}://{host}{pathBase}{path}{query}</c>), or from <see cref="HalfMsgClientOptions.PublicBaseAddress"/>
+    /// (as configured, without a trailing slash) followed by path and query when the app sits behind a proxy.
+    /// </summary>
+    internal static string SignedUrl(HttpRequest request, HalfMsgClientOptions options) =>
+        options.PublicBaseAddress is { } publicBase
+            ? publicBase.OriginalString.TrimEnd('/') + request.Path.ToUriComponent() + request.QueryString.ToUriComponent()
+            : UriHelper.BuildAbsolute(request.Scheme, request.Host, request.PathBase, request.Path, request.QueryString);
 
     private static Task WriteProblemAsync(HttpContext context, int status, string code, string detail, string? reason = null)
     {

@@ -46,7 +46,12 @@ public static class HalfMsgServiceCollectionExtensions
             .Validate(o => o.BaseAddress is { IsAbsoluteUri: true }, "HalfMsgClientOptions.BaseAddress must be an absolute URI.")
             .Validate(o => o.AttemptTimeout > TimeSpan.FromSeconds(30), "HalfMsgClientOptions.AttemptTimeout must exceed the longest long poll (30 s).")
             .Validate(o => o.TotalTimeout >= o.AttemptTimeout, "HalfMsgClientOptions.TotalTimeout must be at least AttemptTimeout.")
-            .Validate(o => o.MaxRetryAttempts >= 0, "HalfMsgClientOptions.MaxRetryAttempts must not be negative.");
+            .Validate(o => o.MaxRetryAttempts >= 0, "HalfMsgClientOptions.MaxRetryAttempts must not be negative.")
+            .Validate(
+                o => !o.RequiresUnverifiableSignature,
+                "HalfMsgClientOptions.RequireSignature is true but SigningSecrets is empty: the check and push endpoints would refuse every call. Configure the secret (the signingSecret the broker returned, or Broker:Signing:Secret).")
+            .Validate(o => o.PublicBaseAddress is null or { IsAbsoluteUri: true }, "HalfMsgClientOptions.PublicBaseAddress must be an absolute URI.")
+            .ValidateOnStart();
         services.TryAddSingleton(TimeProvider.System);
 
         var settings = new RefitSettings(SystemTextJsonContentSerializer.ForContext(HalfMsgJsonContext.Default))

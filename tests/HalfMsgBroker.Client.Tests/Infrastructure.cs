@@ -153,7 +153,16 @@ public sealed class TestApp : IAsyncDisposable
         configureServices(halfMsg);
         var app = builder.Build();
         configureApp(app);
-        await app.StartAsync();
+        try
+        {
+            await app.StartAsync();
+        }
+        catch
+        {
+            await app.DisposeAsync();
+            throw;
+        }
+
         return new TestApp(app, AddressOf(app.Services));
     }
 

@@ -47,6 +47,58 @@ public sealed class SignatureTests
         Assert.Equal(SignatureVerification.Malformed, HalfMsgSignature.Verify("v0=abcd", "1700000000", Body, ["new"], TimeSpan.FromMinutes(5), Now));
     }
 
+    [Fact]
+    public void ComputeV2_matches_an_independent_hmac_of_timestamp_message_id_url_and_body()
+    {
+        using var hmac = new System.Security.Cryptography.HMACSHA256(Encoding.UTF8.GetBytes("whsec_abc"));
+        var signed = "1700000000.m-1.http://127.0.0.1:5001/halfmsg/check." + Encoding.UTF8.GetString(Body);
+        var expected = Convert.ToHexStringLower(hmac.ComputeHash(Encoding.UTF8.GetBytes(signed)));
+        Assert.Equal(expected, HalfMsgSignature.ComputeV2("whsec_abc", 1_700_000_000, "m-1", "http://127.0.0.1:5001/halfmsg/check", Body));
+        Assert.NotEqual(expected, HalfMsgSignature.Compute("whsec_abc", 1_700_000_000, Body));
+    }
+
+    [Fact]
+    public void Verify_v2_is_valid_only_for_the_url_and_message_id_it_was_made_for()
+    {
+        const string url = "http://127.0.0.1:5001/halfmsg/check";
+        var header = HalfMsgSignature.CreateV2HeaderValue(["previous", "current"], Now.ToUnixTimeSeconds(), "m-1", url, Body);
+        SignatureVerification Check(string messageId, string atUrl, string secret, bool acceptV1 = true) =>
+            HalfMsgSignature.Verify(header, "1700000000", Body, messageId, atUrl, [secret], TimeSpan.FromMinutes(5), Now, acceptV1);
+
+        Assert.Equal(SignatureVerification.Valid, Check("m-1", url, "current", acceptV1: false));
+        Assert.Equal(SignatureVerification.Valid, Check("m-1", url, "previous"));
+        Assert.Equal(SignatureVerification.Mismatch, Check("m-1", "http://127.0.0.1:5002/halfmsg/check", "current"));
+        Assert.Equal(SignatureVerification.Mismatch, Check("m-1", url + "?x=1", "current"));
+        Assert.Equal(SignatureVerification.Mismatch, Check("m-2", url, "current"));
+        Assert.Equal(SignatureVerification.Mismatch, Check("m-1", url, "other"));
+        Assert.Equal(SignatureVerification.Stale, HalfMsgSignature.Verify(header, "1700000000", Body, "m-1", url, ["current"], TimeSpan.FromMinutes(5), Now.AddMinutes(6)));
+        Assert.Equal(SignatureVerification.Malformed, HalfMsgSignature.Verify("v2=zz", "1700000000", Body, "m-1", url, ["current"], TimeSpan.FromMinutes(5), Now));
+
+        // The v1-only overload cannot check v2 (it knows no URL): a v2-only header has nothing it can verify.
+        Assert.Equal(SignatureVerification.Malformed, HalfMsgSignature.Verify(header, "1700000000", Body, ["current"], TimeSpan.FromMinutes(5), Now));
+    }
+
+    [Fact]
+    public void Verify_accepts_v1_by_default_and_refuses_it_when_v2_is_required()
+    {
+        const string url = "http://127.0.0.1:5001/push";
+        var ts = Now.ToUnixTimeSeconds();
+        var v1 = HalfMsgSignature.CreateHeaderValue(["s"], ts, Body);
+        SignatureVerification Check(string header, bool acceptV1) =>
+            HalfMsgSignature.Verify(header, "1700000000", Body, "m-1", url, ["s"], TimeSpan.FromMinutes(5), Now, acceptV1);
+
+        Assert.Equal(SignatureVerification.Valid, Check(v1, acceptV1: true));
+        Assert.Equal(SignatureVerification.V1NotAccepted, Check(v1, acceptV1: false));
+
+        // What the broker sends with a broker-wide secret: v1 and v2; v2 carries it when v1 is refused...
+        Assert.Equal(SignatureVerification.Valid, Check(v1 + "," + HalfMsgSignature.CreateV2HeaderValue(["s"], ts, "m-1", url, Body), acceptV1: false));
+
+        // ...but not when the v2 was made for another URL, even though the v1 next to it matches.
+        var elsewhere = v1 + "," + HalfMsgSignature.CreateV2HeaderValue(["s"], ts, "m-1", "http://127.0.0.1:5002/push", Body);
+        Assert.Equal(SignatureVerification.Mismatch, Check(elsewhere, acceptV1: false));
+        Assert.Equal(SignatureVerification.Valid, Check(elsewhere, acceptV1: true));
+    }
+
     /// <summary>The check endpoint on a real listener: good signatures pass, bad/stale/missing ones get a 401 problem.</summary>
     [Fact]
     public async Task Check_endpoint_accepts_good_and_rejects_bad_stale_and_missing_signatures()
