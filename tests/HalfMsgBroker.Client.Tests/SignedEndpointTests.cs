@@ -155,6 +155,7 @@ public sealed class SignedEndpointTests(BrokerFixture broker)
             });
 
         using var http = new HttpClient { BaseAddress = broker.BaseAddress };
+        http.DefaultRequestHeaders.Authorization = new("Bearer", KeyedBrokerFixture.AdminKey);
         using var put = await http.PutAsJsonAsync(
             $"/v1/consumer-groups/{group}/subscriptions/{topic}",
             new { push = new { url = app.Url("/halfmsg/own").ToString() }, signing = "auto" });
