@@ -31,9 +31,12 @@ public sealed class KeyLifecycleTests
         Assert.DoesNotContain(key, list.Raw, StringComparison.Ordinal);
 
         await broker.DisposeAsync();
-        var files = Directory.GetFiles(dataPath, "*", SearchOption.AllDirectories);
+        // A cleanly closed LiteDB file has copied its log in and deleted it: wait for that, then read what stays.
+        var files = await Eventually.Until(
+            () => Task.FromResult(Directory.GetFiles(dataPath, "*", SearchOption.AllDirectories)),
+            f => !f.Any(name => name.EndsWith("-log.db", StringComparison.Ordinal)), "LiteDB files closed");
         Assert.Contains(files, f => f.EndsWith("access.db", StringComparison.Ordinal));
-        foreach (var file in files)
+        foreach (var file in files.Where(f => !f.EndsWith("broker.lock", StringComparison.Ordinal)))
         {
             var bytes = await File.ReadAllBytesAsync(file);
             Assert.False(Contains(bytes, Encoding.UTF8.GetBytes(key)), $"{file} holds the key itself");
@@ -53,7 +56,15 @@ public sealed class KeyLifecycleTests
             Assert.Equal(HttpStatusCode.Created, (await consumer.Put("/v1/consumer-groups/inventory/subscriptions/orders", new { })).Status);
         }
 
-        await using var second = new BrokerFactory(new Dictionary<string, string?> { ["Broker:DataPath"] = dataPath });
+        await using (var second = new BrokerFactory(new Dictionary<string, string?> { ["Broker:DataPath"] = dataPath }))
+        {
+            await RevokeAfterRestart(second, id, key);
+        }
+        BrokerFactory.TryDelete(dataPath);
+    }
+
+    private static async Task RevokeAfterRestart(BrokerFactory second, string id, string key)
+    {
         using var admin = second.CreateClient();
         using var again = second.CreateClient(key);
         Assert.Equal(HttpStatusCode.OK, (await again.Get("/v1/consumer-groups/inventory")).Status);
@@ -64,7 +75,6 @@ public sealed class KeyLifecycleTests
         Assert.Equal("unauthenticated", refused.Code);
         Assert.Equal(HttpStatusCode.NotFound, (await admin.Delete($"/v1/api-keys/{id}")).Status);
         Assert.Empty((await admin.Get("/v1/api-keys")).Json["apiKeys"]!.AsArray());
-        BrokerFactory.TryDelete(dataPath);
     }
 
     [Fact]
