@@ -27,16 +27,18 @@ internal static class LookupApi
             : TypedResults.Json(ToView(m, registry), BrokerJsonContext.Default.MessageView);
     }
 
-    private static IResult FindMessages(IMessageStore store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null)
+    private static IResult FindMessages(
+        IMessageStore store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null, string? after = null)
     {
         var errors = new FieldErrors();
         if (string.IsNullOrEmpty(key) || key.Length > Names.MaxKeyLength) errors.Add("key", $"is required (1-{Names.MaxKeyLength} characters)");
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
         var take = errors.Range("limit", limit, 1, 1000, 100)!.Value;
+        var cursor = errors.Cursor(after);
         if (errors.Any) return errors.ToProblem();
 
-        var found = store.FindByKey(key!, int.MaxValue).Where(m => topic is null || m.Topic == topic).Take(take).Select(m => ToView(m, registry)).ToList();
-        return TypedResults.Json(new MessageList(found), BrokerJsonContext.Default.MessageList);
+        var page = store.FindByKey(key!, topic, cursor, take);
+        return TypedResults.Json(new MessageList(page.Items.Select(m => ToView(m, registry)).ToList(), page.Next?.ToString()), BrokerJsonContext.Default.MessageList);
     }
 
     /// <summary>Stored state, overlaid with what only memory knows: which deliveries are in flight right now.</summary>

@@ -101,11 +101,10 @@ internal static class SubscriptionApi
         var queues = registry.QueuesOf(group).ToList();
         if (queues.Count == 0) return Problems.NotFound("consumer-group-not-found", $"Consumer group '{group}' has no subscriptions.");
 
-        var dead = store.DeadLetters(group).GroupBy(m => m.Topic).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
         var views = queues.Select(q =>
         {
             var counts = q.Counts();
-            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, dead.GetValueOrDefault(q.Topic)));
+            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, store.CountDeadLetters(group, q.Topic)));
         }).ToList();
         return TypedResults.Json(new ConsumerGroupView(group, views), BrokerJsonContext.Default.ConsumerGroupView);
     }

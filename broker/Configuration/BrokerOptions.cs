@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace HalfMsgBroker.Configuration;
 
 /// <summary>The <c>Broker</c> configuration section. Durations are TimeSpans ("00:00:06").</summary>
@@ -12,6 +14,21 @@ public sealed class BrokerOptions
 
     /// <summary>Acked, discarded and rolled-back messages are purged this long after they finish.</summary>
     public TimeSpan Retention { get; set; } = TimeSpan.FromHours(72);
+
+    /// <summary>
+    /// Dead letters are given up (as an operator's delete would) this long after they were
+    /// dead-lettered. The key is <c>Broker:Retention:DeadLetters</c>, below <see cref="Retention"/>'s own
+    /// value: a configuration section may have a value and children, the binder reads each here.
+    /// </summary>
+    [ConfigurationKeyName("Retention:DeadLetters")]
+    public TimeSpan DeadLetterRetention { get; set; } = TimeSpan.FromDays(14);
+
+    /// <summary>
+    /// <see cref="Retention"/> spelled <c>Broker:Retention:Messages</c>, for a JSON file that sets
+    /// <c>Retention:DeadLetters</c> too (a JSON value is a string or an object, not both); it wins when set.
+    /// </summary>
+    [ConfigurationKeyName("Retention:Messages")]
+    public TimeSpan? MessageRetention { get; set; }
 
     /// <summary>How often retention looks for messages whose time ran out.</summary>
     public TimeSpan RetentionSweepInterval { get; set; } = TimeSpan.FromMinutes(1);

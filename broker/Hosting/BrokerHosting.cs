@@ -26,7 +26,9 @@ public static class BrokerHosting
             .Validate(o => o.Transactions.CheckAfter >= TimeSpan.Zero && o.Transactions.CheckInterval > TimeSpan.Zero,
                 "Broker:Transactions:CheckAfter must be >= 0 and CheckInterval > 0")
             .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")
+            .PostConfigure(o => o.Retention = o.MessageRetention ?? o.Retention)
             .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
+            .Validate(o => o.DeadLetterRetention > TimeSpan.Zero, "Broker:Retention:DeadLetters must be > 0")
             .Validate(o => o.Storage.CheckpointPages >= 1,
                 "Broker:Storage:CheckpointPages must be at least 1 (0 would stop LiteDB from ever copying its log into the data file)")
             .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),
