@@ -12,23 +12,18 @@ public sealed class BrokerOptions
 
     public int MaxMessageBytes { get; set; } = 4 * 1024 * 1024;
 
-    /// <summary>Acked, discarded and rolled-back messages are purged this long after they finish.</summary>
-    public TimeSpan Retention { get; set; } = TimeSpan.FromHours(72);
-
     /// <summary>
-    /// Dead letters are given up (as an operator's delete would) this long after they were
-    /// dead-lettered. The key is <c>Broker:Retention:DeadLetters</c>, below <see cref="Retention"/>'s own
-    /// value: a configuration section may have a value and children, the binder reads each here.
-    /// </summary>
-    [ConfigurationKeyName("Retention:DeadLetters")]
-    public TimeSpan DeadLetterRetention { get; set; } = TimeSpan.FromDays(14);
-
-    /// <summary>
-    /// <see cref="Retention"/> spelled <c>Broker:Retention:Messages</c>, for a JSON file that sets
-    /// <c>Retention:DeadLetters</c> too (a JSON value is a string or an object, not both); it wins when set.
+    /// Acked, discarded and rolled-back messages are purged this long after they finish. Set as
+    /// <c>Broker:Retention</c>'s own value (read in <c>BrokerHosting</c>: the binder cannot take a value
+    /// and children for one section), or as <c>Broker:Retention:Messages</c>, which wins, for a JSON
+    /// file that also sets <c>Retention:DeadLetters</c> (a JSON value is a string or an object, not both).
     /// </summary>
     [ConfigurationKeyName("Retention:Messages")]
-    public TimeSpan? MessageRetention { get; set; }
+    public TimeSpan Retention { get; set; } = TimeSpan.FromHours(72);
+
+    /// <summary>Dead letters are given up (as an operator's delete would) this long after they were dead-lettered.</summary>
+    [ConfigurationKeyName("Retention:DeadLetters")]
+    public TimeSpan DeadLetterRetention { get; set; } = TimeSpan.FromDays(14);
 
     /// <summary>How often retention looks for messages whose time ran out.</summary>
     public TimeSpan RetentionSweepInterval { get; set; } = TimeSpan.FromMinutes(1);

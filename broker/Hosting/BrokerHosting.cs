@@ -20,13 +20,14 @@ public static class BrokerHosting
     {
         var services = builder.Services;
         services.AddOptions<BrokerOptions>()
+            // Broker:Retention has a value and children (Messages, DeadLetters); the binder takes only the children.
+            .Configure<IConfiguration>((o, config) => o.Retention = config.GetValue<TimeSpan?>(BrokerOptions.Section + ":Retention") ?? o.Retention)
             .Bind(builder.Configuration.GetSection(BrokerOptions.Section))
             .Validate(o => o.MaxMessageBytes >= 1024, "Broker:MaxMessageBytes must be at least 1024")
             .Validate(o => o.Transactions.MaxChecks >= 1, "Broker:Transactions:MaxChecks must be at least 1")
             .Validate(o => o.Transactions.CheckAfter >= TimeSpan.Zero && o.Transactions.CheckInterval > TimeSpan.Zero,
                 "Broker:Transactions:CheckAfter must be >= 0 and CheckInterval > 0")
             .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")
-            .PostConfigure(o => o.Retention = o.MessageRetention ?? o.Retention)
             .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
             .Validate(o => o.DeadLetterRetention > TimeSpan.Zero, "Broker:Retention:DeadLetters must be > 0")
             .Validate(o => o.Storage.CheckpointPages >= 1,
