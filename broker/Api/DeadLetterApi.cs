@@ -20,17 +20,17 @@ internal static class DeadLetterApi
         group.MapDelete("/", DeleteAllAsync).Produces<DeleteResponse>().ProducesProblem(400);
     }
 
-    private static IResult List(string group, IMessageStore store, string? topic = null, int? limit = null)
+    private static IResult List(string group, IMessageStore store, string? topic = null, int? limit = null, string? after = null)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
         var errors = new FieldErrors();
         var take = errors.Range("limit", limit, 1, 1000, 100)!.Value;
+        var cursor = errors.Cursor(after);
         if (errors.Any) return errors.ToProblem();
 
-        var views = store.DeadLetters(group)
-            .Where(m => topic is null || m.Topic == topic)
-            .Take(take)
+        var page = store.DeadLetters(group, topic, cursor, take);
+        var views = page.Items
             .Select(m =>
             {
                 var d = m.DeliveryFor(group)!;
@@ -38,7 +38,7 @@ internal static class DeadLetterApi
                     Times.ToUtcOrNull(d.DeadLetteredAt), Times.ToUtc(m.BornAt));
             })
             .ToList();
-        return TypedResults.Json(new DeadLetterList(views), BrokerJsonContext.Default.DeadLetterList);
+        return TypedResults.Json(new DeadLetterList(views, page.Next?.ToString()), BrokerJsonContext.Default.DeadLetterList);
     }
 
     private static async Task<IResult> RedriveAsync(
@@ -60,10 +60,11 @@ internal static class DeadLetterApi
             }
         }
         var all = ids is null;
-        // "All" means the dead letters there are now; the writer re-checks each, so one redriven meanwhile is skipped.
-        ids ??= [.. store.DeadLetters(group).Select(m => m.Id)];
-        var redriven = await writer.Submit(new RedriveDeadLetters(group, ids), ct);
-        audit.Record(http.Caller(), "dead-letters.redrive", group, all ? $"all: {redriven} redriven" : $"{redriven} of {ids.Count} redriven: {Listed(ids)}");
+        // "All" means the dead letters there are now, a page at a time; the writer re-checks each, so one redriven meanwhile is skipped.
+        var redriven = ids is null
+            ? await DeadLetterPages.ForEachAsync(store, group, null, page => writer.Submit(new RedriveDeadLetters(group, page), ct), ct)
+            : await writer.Submit(new RedriveDeadLetters(group, ids), ct);
+        audit.Record(http.Caller(), "dead-letters.redrive", group, all ? $"all: {redriven} redriven" : $"{redriven} of {ids!.Count} redriven: {Listed(ids)}");
         return TypedResults.Json(new RedriveResponse(redriven), BrokerJsonContext.Default.RedriveResponse);
     }
 
@@ -87,8 +88,7 @@ internal static class DeadLetterApi
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
-        var ids = store.DeadLetters(group).Where(m => topic is null || m.Topic == topic).Select(m => m.Id).ToList();
-        var deleted = await writer.Submit(new DeleteDeadLetters(group, ids), ct);
+        var deleted = await DeadLetterPages.ForEachAsync(store, group, topic, page => writer.Submit(new DeleteDeadLetters(group, page), ct), ct);
         audit.Record(http.Caller(), "dead-letters.delete", group, $"all{(topic is null ? "" : $" of topic {topic}")}: {deleted} deleted");
         return TypedResults.Json(new DeleteResponse(deleted), BrokerJsonContext.Default.DeleteResponse);
     }

@@ -39,19 +39,20 @@ internal static class LookupApi
         || (caller.Role == Role.Consumer && registry.SubscriptionsOf(topic).Any(s => caller.MayUseConsumerGroup(s.Group)));
 
     private static IResult FindMessages(
-        HttpContext http, IMessageStore store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null)
+        HttpContext http, IMessageStore store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null, string? after = null)
     {
         var errors = new FieldErrors();
         if (string.IsNullOrEmpty(key) || key.Length > Names.MaxKeyLength) errors.Add("key", $"is required (1-{Names.MaxKeyLength} characters)");
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
         var take = errors.Range("limit", limit, 1, 1000, 100)!.Value;
+        var cursor = errors.Cursor(after);
         if (errors.Any) return errors.ToProblem();
 
         var caller = http.Caller();
-        var found = store.FindByKey(key!, int.MaxValue)
-            .Where(m => (topic is null || m.Topic == topic) && MayRead(caller, m.Topic, registry))
-            .Take(take).Select(m => ToView(m, caller, registry)).ToList();
-        return TypedResults.Json(new MessageList(found), BrokerJsonContext.Default.MessageList);
+        var page = store.FindByKey(key!, topic, cursor, take);
+        // Filtered after the page is read: a page may hold fewer than limit, and next still leads on.
+        var readable = page.Items.Where(m => MayRead(caller, m.Topic, registry)).Select(m => ToView(m, caller, registry)).ToList();
+        return TypedResults.Json(new MessageList(readable, page.Next?.ToString()), BrokerJsonContext.Default.MessageList);
     }
 
     /// <summary>

@@ -158,11 +158,11 @@ internal static class ProducerApi
         }
         if (errors.Any) return errors.ToProblem();
 
+        // One more than the page, so the last page says so (next: null) instead of pointing at an empty one.
         var caller = http.Caller();
-        var page = store.Transactions(wanted, cursor, take,
-            m => (producerGroup is null || m.ProducerGroup == producerGroup) && (topic is null || m.Topic == topic) && caller.MayUseProducerGroup(m.ProducerGroup));
-        var next = page.Count == take ? page[^1].Id.ToString() : null;
-        return TypedResults.Json(new TransactionList(page.Select(ToView).ToList(), next), BrokerJsonContext.Default.TransactionList);
+        var page = store.Transactions(wanted, producerGroup, topic, cursor, take + 1, m => caller.MayUseProducerGroup(m.ProducerGroup));
+        var next = page.Count > take ? page[take - 1].Id.ToString() : null;
+        return TypedResults.Json(new TransactionList(page.Take(take).Select(ToView).ToList(), next), BrokerJsonContext.Default.TransactionList);
     }
 
     internal static TransactionView ToView(StoredMessage m) => new(

@@ -124,11 +124,10 @@ internal static class SubscriptionApi
         if (queues.Count == 0) return Problems.NotFound("consumer-group-not-found", $"Consumer group '{group}' has no subscriptions.");
 
         var now = Now(time);
-        var dead = store.DeadLetters(group).GroupBy(m => m.Topic).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
         var views = queues.Select(q =>
         {
             var counts = q.Counts();
-            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, dead.GetValueOrDefault(q.Topic)), null, now);
+            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, store.CountDeadLetters(group, q.Topic)), null, now);
         }).ToList();
         return TypedResults.Json(new ConsumerGroupView(group, views), BrokerJsonContext.Default.ConsumerGroupView);
     }

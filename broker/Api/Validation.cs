@@ -31,6 +31,15 @@ internal sealed class FieldErrors
         return value;
     }
 
+    /// <summary>The <c>after</c> of a listing: the <c>next</c> of the page before (a message id), or null for the first page.</summary>
+    public Guid? Cursor(string? after)
+    {
+        if (after is null) return null;
+        if (Guid.TryParse(after, out var id)) return id;
+        Add("after", "must be the 'next' cursor of a previous page");
+        return null;
+    }
+
     public string? Tag(string field, string? tag)
     {
         if (tag is not null && !Names.IsValidTag(tag)) Add(field, "must be 1-127 characters without '|' or whitespace");

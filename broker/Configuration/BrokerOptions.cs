@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Configuration;
+
 namespace HalfMsgBroker.Configuration;
 
 /// <summary>The <c>Broker</c> configuration section. Durations are TimeSpans ("00:00:06").</summary>
@@ -10,8 +12,18 @@ public sealed class BrokerOptions
 
     public int MaxMessageBytes { get; set; } = 4 * 1024 * 1024;
 
-    /// <summary>Acked, discarded and rolled-back messages are purged this long after they finish.</summary>
+    /// <summary>
+    /// Acked, discarded and rolled-back messages are purged this long after they finish. Set as
+    /// <c>Broker:Retention</c>'s own value (read in <c>BrokerHosting</c>: the binder cannot take a value
+    /// and children for one section), or as <c>Broker:Retention:Messages</c>, which wins, for a JSON
+    /// file that also sets <c>Retention:DeadLetters</c> (a JSON value is a string or an object, not both).
+    /// </summary>
+    [ConfigurationKeyName("Retention:Messages")]
     public TimeSpan Retention { get; set; } = TimeSpan.FromHours(72);
+
+    /// <summary>Dead letters are given up (as an operator's delete would) this long after they were dead-lettered.</summary>
+    [ConfigurationKeyName("Retention:DeadLetters")]
+    public TimeSpan DeadLetterRetention { get; set; } = TimeSpan.FromDays(14);
 
     /// <summary>How often retention looks for messages whose time ran out.</summary>
     public TimeSpan RetentionSweepInterval { get; set; } = TimeSpan.FromMinutes(1);

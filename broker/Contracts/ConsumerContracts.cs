@@ -94,7 +94,7 @@ public sealed record DeadLetterView(
     DateTime? DeadLetteredAt,
     DateTime BornAt);
 
-public sealed record DeadLetterList(IReadOnlyList<DeadLetterView> DeadLetters);
+public sealed record DeadLetterList(IReadOnlyList<DeadLetterView> DeadLetters, string? Next);
 
 public sealed record RedriveRequest
 {

@@ -16,7 +16,7 @@ public sealed record MessageView(
     DateTime? DeliverAt,
     IReadOnlyList<DeliveryView> Deliveries);
 
-public sealed record MessageList(IReadOnlyList<MessageView> Messages);
+public sealed record MessageList(IReadOnlyList<MessageView> Messages, string? Next);
 
 public sealed record TopicView(string Topic, long MessageCount);
 

@@ -7,8 +7,10 @@ namespace HalfMsgBroker.Delivery;
 
 /// <summary>
 /// Keeps storage bounded: deletes finished messages (acked, discarded, rolled back) once their
-/// retention ran out, reading them from the purge range of the due-time index and deleting in
-/// small batches through the single writer, so live traffic is never stalled behind a big delete.
+/// retention ran out, and gives up dead letters older than <c>Broker:Retention:DeadLetters</c>
+/// (their messages then finish and are purged in turn). Both are read from an index ordered by due
+/// time (the purge range of the due-time index; the dead-letter index by dead-lettering time) and
+/// changed in small batches through the single writer, so live traffic never waits behind a big delete.
 /// </summary>
 internal sealed class RetentionService(
     IMessageStore store, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, ILogger<RetentionService> logger)
@@ -26,6 +28,7 @@ internal sealed class RetentionService(
             {
                 try
                 {
+                    await ExpireDeadLettersAsync(stoppingToken);
                     await PurgeDueAsync(stoppingToken);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -37,6 +40,20 @@ internal sealed class RetentionService(
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
+        }
+    }
+
+    private async Task ExpireDeadLettersAsync(CancellationToken cancellationToken)
+    {
+        var before = time.GetUtcNow().ToUnixTimeMilliseconds() - (long)options.Value.DeadLetterRetention.TotalMilliseconds;
+        while (true)
+        {
+            var due = store.ExpiredDeadLetters(before, BatchSize);
+            if (due.Count == 0) return;
+            var settled = await writer.Submit(new ExpireDeadLetters(due, before), cancellationToken);
+            logger.LogDebug("Retention gave up {Count} expired dead letters", settled);
+            // Nothing settled means the same entries would come back at once: leave them to the next sweep.
+            if (due.Count < BatchSize || settled == 0) return;
         }
     }
 

@@ -15,9 +15,19 @@ internal abstract class DeliveryChange<TResult> : StoreCommand<TResult>
     {
         var message = ctx.Messages.Find(id);
         var delivery = message?.DeliveryFor(group);
-        if (message is null || delivery is null || !transition(delivery)) return null;
+        if (message is null || delivery is null) return null;
+        var wasDeadLetter = delivery.State == DeliveryState.DeadLettered;
+        if (!transition(delivery)) return null;
         DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
         ctx.Messages.Update(message);
+        // Every move into or out of DeadLettered passes here: the dead-letter index follows it.
+        var isDeadLetter = delivery.State == DeliveryState.DeadLettered;
+        if (isDeadLetter != wasDeadLetter)
+        {
+            var entry = new DeadLetterRef(group, message.Topic, message.Id);
+            if (isDeadLetter) ctx.Store.PutDeadLetter(entry, delivery.DeadLetteredAt);
+            else ctx.Store.DeleteDeadLetter(entry);
+        }
         return message;
     }
 }
@@ -89,6 +99,33 @@ internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid> ids) 
 internal sealed class DeleteDeadLetters(string group, IReadOnlyList<Guid> ids) : DeliveryChange<int>
 {
     protected override int Run(WriteContext ctx) => ids.Count(each => Change(ctx, each, group, DeliveryLifecycle.DeleteDeadLetter));
+}
+
+/// <summary>
+/// Retention: dead letters made before <paramref name="deadLetteredBefore"/> are given up the way an
+/// operator's delete gives them up (their messages are then purged once finished). An entry whose
+/// message no longer holds that dead letter is dropped from the index.
+/// </summary>
+/// <returns>How many entries were settled (expired or dropped); 0 means none of them could be.</returns>
+internal sealed class ExpireDeadLetters(IReadOnlyList<DeadLetterRef> due, long deadLetteredBefore) : DeliveryChange<int>
+{
+    protected override int Run(WriteContext ctx)
+    {
+        var settled = 0;
+        foreach (var entry in due)
+        {
+            if (Change(ctx, entry.MessageId, entry.Group, d => DeliveryLifecycle.ExpireDeadLetter(d, deadLetteredBefore)))
+            {
+                settled++;
+            }
+            else if (ctx.Messages.Find(entry.MessageId)?.DeliveryFor(entry.Group)?.State != DeliveryState.DeadLettered)
+            {
+                ctx.Store.DeleteDeadLetter(entry);
+                settled++;
+            }
+        }
+        return settled;
+    }
 }
 
 /// <summary>Retention: deletes finished messages whose time ran out.</summary>

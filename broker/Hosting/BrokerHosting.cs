@@ -21,6 +21,8 @@ public static class BrokerHosting
     {
         var services = builder.Services;
         services.AddOptions<BrokerOptions>()
+            // Broker:Retention has a value and children (Messages, DeadLetters); the binder takes only the children.
+            .Configure<IConfiguration>((o, config) => o.Retention = config.GetValue<TimeSpan?>(BrokerOptions.Section + ":Retention") ?? o.Retention)
             .Bind(builder.Configuration.GetSection(BrokerOptions.Section))
             .Validate(o => o.MaxMessageBytes >= 1024, "Broker:MaxMessageBytes must be at least 1024")
             .Validate(o => o.Transactions.MaxChecks >= 1, "Broker:Transactions:MaxChecks must be at least 1")
@@ -28,6 +30,7 @@ public static class BrokerHosting
                 "Broker:Transactions:CheckAfter must be >= 0 and CheckInterval > 0")
             .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")
             .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
+            .Validate(o => o.DeadLetterRetention > TimeSpan.Zero, "Broker:Retention:DeadLetters must be > 0")
             .Validate(o => o.Storage.CheckpointPages >= 1,
                 "Broker:Storage:CheckpointPages must be at least 1 (0 would stop LiteDB from ever copying its log into the data file)")
             .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),

@@ -76,6 +76,19 @@ public static class DeliveryLifecycle
     }
 
     /// <summary>
+    /// Retention gave up on a dead letter made before <paramref name="deadLetteredBefore"/>: as if an
+    /// operator had deleted it.
+    /// </summary>
+    public static bool ExpireDeadLetter(StoredDelivery d, long deadLetteredBefore)
+    {
+        if (d.State != DeliveryState.DeadLettered || d.DeadLetteredAt >= deadLetteredBefore) return false;
+        d.State = DeliveryState.Discarded;
+        d.LastError = Truncate($"dead letter expired (Broker:Retention:DeadLetters); last error: {d.LastError}");
+        d.DeadLetteredAt = 0;
+        return true;
+    }
+
+    /// <summary>
     /// Sets or clears the purge time. A message is finished when it was rolled back, or when it is
     /// committed and every delivery is acked or discarded; a dead letter keeps it until redriven or deleted.
     /// </summary>

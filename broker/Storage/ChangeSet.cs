@@ -7,6 +7,7 @@ internal enum DocumentCollection : byte
 {
     ProducerGroups = 1,
     Subscriptions = 2,
+    DeadLetters = 3,
 }
 
 /// <summary>The newest unapplied version of one message (a snapshot nobody changes): <see cref="Message"/> null means deleted.</summary>

@@ -7,7 +7,8 @@ namespace HalfMsgBroker.Storage;
 /// <see cref="RunBatch"/>, and see the batch's own earlier writes. Read methods may be called
 /// from any thread and see committed data; inside a batch only the lookups by id or unique key
 /// (<see cref="Find"/>, <see cref="FindByTransactionId"/>, <see cref="FindByIdempotencyKey"/>,
-/// <see cref="GetProducerGroup"/>) may be used.
+/// <see cref="GetProducerGroup"/>) may be used. Listings walk an index in id order and stop at
+/// <c>limit</c>; a cursor (<c>after</c>) is the last id of the previous page.
 /// </summary>
 public interface IMessageStore : IDisposable
 {
@@ -25,6 +26,16 @@ public interface IMessageStore : IDisposable
     void SaveSubscription(Subscription subscription);
     void DeleteSubscription(string group, string topic);
 
+    /// <summary>
+    /// The dead-letter index (listings, counts, expiry) is written by the writer, not derived from
+    /// the message: whoever moves a delivery into <see cref="DeliveryState.DeadLettered"/> puts its
+    /// entry, whoever moves it out deletes it, in the same batch as the message's <see cref="Update"/>.
+    /// </summary>
+    void PutDeadLetter(DeadLetterRef deadLetter, long deadLetteredAt);
+
+    /// <inheritdoc cref="PutDeadLetter"/>
+    void DeleteDeadLetter(DeadLetterRef deadLetter);
+
     ProducerGroup? GetProducerGroup(string name);
     IReadOnlyList<Subscription> Subscriptions();
 
@@ -40,12 +51,32 @@ public interface IMessageStore : IDisposable
     /// <summary>Finished messages whose retention ran out, earliest first.</summary>
     IReadOnlyList<Guid> DuePurges(long now, int limit);
 
+    /// <summary>Dead letters made before <paramref name="deadLetteredBefore"/>, earliest first (an index range).</summary>
+    IReadOnlyList<DeadLetterRef> ExpiredDeadLetters(long deadLetteredBefore, int limit);
+
     /// <summary>Committed messages with deliveries still to make: what recovery reloads after a restart.</summary>
     IEnumerable<StoredMessage> OpenMessages();
 
-    IReadOnlyList<StoredMessage> FindByKey(string key, int limit);
-    IReadOnlyList<StoredMessage> DeadLetters(string group);
-    IReadOnlyList<StoredMessage> Transactions(MessageState? state, Guid? after, int limit, Func<StoredMessage, bool> filter);
+    /// <summary>Messages carrying the key (and on the topic, when given), in id order after <paramref name="after"/>.</summary>
+    StorePage<StoredMessage> FindByKey(string key, string? topic, Guid? after, int limit);
+
+    /// <summary>The group's dead letters (of one topic, when given), in message id order after <paramref name="after"/>.</summary>
+    StorePage<StoredMessage> DeadLetters(string group, string? topic, Guid? after, int limit);
+
+    /// <summary>The ids <see cref="DeadLetters"/> would list, read from the index alone: for walking them all in pages.</summary>
+    StorePage<Guid> DeadLetterIds(string group, string? topic, Guid? after, int limit);
+
+    /// <summary>How many dead letters the group has on the topic, counted on the index.</summary>
+    int CountDeadLetters(string group, string topic);
+
+    /// <summary>
+    /// Half messages (transactions) in id order after <paramref name="after"/>, at most
+    /// <paramref name="limit"/> that match: the state, producer group and topic when given, and
+    /// <paramref name="filter"/>. The walk stops at the limit; it never loads all of them.
+    /// </summary>
+    IReadOnlyList<StoredMessage> Transactions(
+        MessageState? state, string? producerGroup, string? topic, Guid? after, int limit, Func<StoredMessage, bool> filter);
+
     IReadOnlyList<TopicCount> TopicCounts();
 
     /// <summary>A random key made once per data file; receipt handles are signed with it.</summary>

@@ -14,8 +14,8 @@ namespace HalfMsgBroker.Storage;
 /// document, in one transaction every <c>Storage:ApplyDelay</c>. Under load most messages are
 /// half-sent, committed and acked between two applies and reach LiteDB as a single insert instead of
 /// three page-rewriting transactions. Reads see the unapplied changes first: lookups by id or unique
-/// key consult them directly; index queries (due times, keys, dead letters) wait until LiteDB holds
-/// everything journaled so far. After a crash, the frames LiteDB lacks are replayed on open.
+/// key consult them directly; index queries (due times, keys, dead letters, listings, counts) wait
+/// until LiteDB holds everything journaled so far, then page inside LiteDB. After a crash, the frames LiteDB lacks are replayed on open.
 /// </summary>
 public sealed class JournaledMessageStore : IMessageStore
 {
@@ -203,12 +203,13 @@ public sealed class JournaledMessageStore : IMessageStore
     public void SaveSubscription(Subscription subscription) => PutDocument(
         DocumentCollection.Subscriptions, LiteDbMessageStore.SubscriptionId(subscription.Group, subscription.Topic), LiteDbMessageStore.ToBson(subscription));
 
-    public void DeleteSubscription(string group, string topic)
-    {
-        var id = LiteDbMessageStore.SubscriptionId(group, topic);
-        _staged.Documents[(DocumentCollection.Subscriptions, id)] = null;
-        JournalRecords.DeleteDocument(_frame, DocumentCollection.Subscriptions, id);
-    }
+    public void DeleteSubscription(string group, string topic) =>
+        DeleteDocument(DocumentCollection.Subscriptions, LiteDbMessageStore.SubscriptionId(group, topic));
+
+    public void PutDeadLetter(DeadLetterRef deadLetter, long deadLetteredAt) =>
+        PutDocument(DocumentCollection.DeadLetters, DeadLetterCodec.Id(deadLetter), DeadLetterCodec.ToBson(deadLetter, deadLetteredAt));
+
+    public void DeleteDeadLetter(DeadLetterRef deadLetter) => DeleteDocument(DocumentCollection.DeadLetters, DeadLetterCodec.Id(deadLetter));
 
     public ProducerGroup? GetProducerGroup(string name) =>
         TryUnappliedDocument((DocumentCollection.ProducerGroups, name), out var doc)
@@ -251,22 +252,41 @@ public sealed class JournaledMessageStore : IMessageStore
         return _db.OpenMessages();
     }
 
-    public IReadOnlyList<StoredMessage> FindByKey(string key, int limit)
+    public IReadOnlyList<DeadLetterRef> ExpiredDeadLetters(long deadLetteredBefore, int limit)
     {
         CatchUp();
-        return _db.FindByKey(key, limit);
+        return _db.ExpiredDeadLetters(deadLetteredBefore, limit);
     }
 
-    public IReadOnlyList<StoredMessage> DeadLetters(string group)
+    public StorePage<StoredMessage> FindByKey(string key, string? topic, Guid? after, int limit)
     {
         CatchUp();
-        return _db.DeadLetters(group);
+        return _db.FindByKey(key, topic, after, limit);
     }
 
-    public IReadOnlyList<StoredMessage> Transactions(MessageState? state, Guid? after, int limit, Func<StoredMessage, bool> filter)
+    public StorePage<StoredMessage> DeadLetters(string group, string? topic, Guid? after, int limit)
     {
         CatchUp();
-        return _db.Transactions(state, after, limit, filter);
+        return _db.DeadLetters(group, topic, after, limit);
+    }
+
+    public StorePage<Guid> DeadLetterIds(string group, string? topic, Guid? after, int limit)
+    {
+        CatchUp();
+        return _db.DeadLetterIds(group, topic, after, limit);
+    }
+
+    public int CountDeadLetters(string group, string topic)
+    {
+        CatchUp();
+        return _db.CountDeadLetters(group, topic);
+    }
+
+    public IReadOnlyList<StoredMessage> Transactions(
+        MessageState? state, string? producerGroup, string? topic, Guid? after, int limit, Func<StoredMessage, bool> filter)
+    {
+        CatchUp();
+        return _db.Transactions(state, producerGroup, topic, after, limit, filter);
     }
 
     public IReadOnlyList<TopicCount> TopicCounts()
@@ -506,6 +526,12 @@ public sealed class JournaledMessageStore : IMessageStore
     {
         _staged.Documents[(collection, id)] = doc;
         JournalRecords.PutDocument(_frame, collection, doc);
+    }
+
+    private void DeleteDocument(DocumentCollection collection, string id)
+    {
+        _staged.Documents[(collection, id)] = null;
+        JournalRecords.DeleteDocument(_frame, collection, id);
     }
 
     private bool TryUnappliedDocument((DocumentCollection, string) key, out BsonDocument? doc)

@@ -8,9 +8,10 @@ namespace HalfMsgBroker.Storage;
 /// <summary>
 /// The embedded LiteDB store. LiteDB transactions belong to the OS thread, so every write runs on
 /// one thread inside <see cref="RunBatch"/> (in the broker, the applier of
-/// <see cref="JournaledMessageStore"/>); reads elsewhere see committed snapshots.
+/// <see cref="JournaledMessageStore"/>); reads elsewhere see committed snapshots. The listings and
+/// counts are in <c>LiteDbMessageStore.Listings.cs</c>.
 /// </summary>
-public sealed class LiteDbMessageStore : IMessageStore
+public sealed partial class LiteDbMessageStore : IMessageStore
 {
     private const string FileName = "broker.db";
 
@@ -20,6 +21,7 @@ public sealed class LiteDbMessageStore : IMessageStore
     private readonly ILiteCollection<BsonDocument> _subscriptions;
     private readonly ILiteCollection<BsonDocument> _topics;
     private readonly ILiteCollection<BsonDocument> _meta;
+    private readonly ILiteCollection<BsonDocument> _deadLetters;
     private readonly LogFileSync? _sync;
     private readonly DataPathLock _lock;
 
@@ -46,11 +48,25 @@ public sealed class LiteDbMessageStore : IMessageStore
         _subscriptions = _db.GetCollection("subscriptions");
         _topics = _db.GetCollection("topics");
         _meta = _db.GetCollection("meta");
+        _deadLetters = _db.GetCollection("deadLetters");
 
-        // Three secondary indexes carry every lookup: q (due-time queues), u (unique keys) and lk (multi-key lookups).
-        _messages.EnsureIndex(MessageCodec.QueueField, "$." + MessageCodec.QueueField);
-        _messages.EnsureIndex(MessageCodec.UniqueField, "$." + MessageCodec.UniqueField, unique: true);
-        _messages.EnsureIndex(MessageCodec.LookupField, "$." + MessageCodec.LookupField + "[*]");
+        try
+        {
+            // Three secondary indexes carry every lookup: q (due-time queues), u (unique keys) and lk (message keys).
+            _messages.EnsureIndex(MessageCodec.QueueField, "$." + MessageCodec.QueueField);
+            _messages.EnsureIndex(MessageCodec.UniqueField, "$." + MessageCodec.UniqueField, unique: true);
+            _messages.EnsureIndex(MessageCodec.LookupField, "$." + MessageCodec.LookupField + "[*]");
+            _deadLetters.EnsureIndex(DeadLetterCodec.GroupField, "$." + DeadLetterCodec.GroupField);
+            _deadLetters.EnsureIndex(DeadLetterCodec.MessageField, "$." + DeadLetterCodec.MessageField);
+            _deadLetters.EnsureIndex(DeadLetterCodec.DeadLetteredAtField, "$." + DeadLetterCodec.DeadLetteredAtField);
+            LookupMigration.Run(_db, _messages, _deadLetters, notice);
+        }
+        catch
+        {
+            _db.Dispose();
+            _lock.Dispose();
+            throw;
+        }
 
         _topicCounts = new TopicCounts(_topics, _meta, _messages);
         if (durability == Durability.Fsync) _sync = new LogFileSync(file);
@@ -103,6 +119,10 @@ public sealed class LiteDbMessageStore : IMessageStore
     }
 
     public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas) => _topicCounts.Add(deltas, Environment.TickCount64);
+
+    public void PutDeadLetter(DeadLetterRef deadLetter, long deadLetteredAt) => _deadLetters.Upsert(DeadLetterCodec.ToBson(deadLetter, deadLetteredAt));
+
+    public void DeleteDeadLetter(DeadLetterRef deadLetter) => _deadLetters.Delete(DeadLetterCodec.Id(deadLetter));
 
     public void SaveProducerGroup(ProducerGroup group) => _producerGroups.Upsert(ToBson(group));
 
@@ -175,7 +195,9 @@ public sealed class LiteDbMessageStore : IMessageStore
     /// Applier thread: stores a set of journaled changes in one transaction, together with the last
     /// journal frame they include. Deletes go first, so a unique key freed by one is free for an insert.
     /// <paramref name="updateFirst"/>: LiteDB may hold some of them already (a replay, a retry), so every
-    /// new message is updated, or inserted if that finds nothing.
+    /// new message is updated, or inserted if that finds nothing; and each message's dead-letter
+    /// entries are derived again from its stored state, since a journal written before the
+    /// <c>deadLetters</c> collection existed carries none.
     /// </summary>
     internal void Apply(ChangeSet changes, bool updateFirst = false)
     {
@@ -193,7 +215,13 @@ public sealed class LiteDbMessageStore : IMessageStore
             }
             foreach (var ((collection, id), doc) in changes.Documents)
             {
-                var target = collection == DocumentCollection.ProducerGroups ? _producerGroups : _subscriptions;
+                var target = collection switch
+                {
+                    DocumentCollection.ProducerGroups => _producerGroups,
+                    DocumentCollection.Subscriptions => _subscriptions,
+                    DocumentCollection.DeadLetters => _deadLetters,
+                    _ => throw new InvalidDataException($"Unknown document collection {(byte)collection} in the journal."),
+                };
                 if (doc is null) target.Delete(id);
                 else target.Upsert(doc);
             }
@@ -203,10 +231,27 @@ public sealed class LiteDbMessageStore : IMessageStore
                 _messages.Insert(doc);
                 _topicCounts.Inserted(change.Message!.Id);
             }
+            if (updateFirst)
+            {
+                foreach (var (id, change) in changes.Messages) RederiveDeadLetters(id, change.Message);
+            }
             _meta.Upsert(new BsonDocument { ["_id"] = JournalMarkId, ["v"] = changes.LastSeq });
             _topicCounts.Add(changes.TopicDeltas, Environment.TickCount64);
         });
     }
+
+    /// <summary>Replaces the dead-letter entries of one message with the ones its stored state holds.</summary>
+    private void RederiveDeadLetters(Guid id, StoredMessage? message)
+    {
+        var ofMessage = t_ofMessage ??= BsonExpression.Create("$." + DeadLetterCodec.MessageField + " = @0", BsonValue.Null);
+        ofMessage.Parameters["0"] = id;
+        _deadLetters.DeleteMany(ofMessage);
+        if (message is null) return;
+        foreach (var (deadLetter, at) in DeadLetterCodec.Of(message)) _deadLetters.Upsert(DeadLetterCodec.ToBson(deadLetter, at));
+    }
+
+    [ThreadStatic]
+    private static BsonExpression? t_ofMessage;
 
     /// <summary>The last journal frame LiteDB holds (0 for a new data file).</summary>
     internal long AppliedJournalSeq() => _meta.FindById(JournalMarkId)?["v"].AsInt64 ?? 0;
@@ -271,28 +316,6 @@ public sealed class LiteDbMessageStore : IMessageStore
         }
     }
 
-    public IReadOnlyList<StoredMessage> FindByKey(string key, int limit) => FindByLookup(MessageCodec.MessageKey(key))
-        .OrderBy(m => m.Id).Take(limit).ToList();
-
-    public IReadOnlyList<StoredMessage> DeadLetters(string group) => FindByLookup(MessageCodec.DeadLetterKey(group))
-        .OrderBy(m => m.Id).ToList();
-
-    public IReadOnlyList<StoredMessage> Transactions(MessageState? state, Guid? after, int limit, Func<StoredMessage, bool> filter)
-    {
-        // Prepared messages have their own index range; ended ones are rare to list and walk the id index.
-        var source = state == MessageState.Prepared
-            ? _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(MaxTime)))
-                .Select(MessageCodec.FromBson).OrderBy(m => m.Id)
-            : (after is null ? _messages.FindAll() : _messages.Find(Query.GT("_id", after.Value)))
-                .Select(MessageCodec.FromBson);
-        return source
-            .Where(m => m.TransactionId is not null && (after is null || m.Id.CompareTo(after.Value) > 0))
-            .Where(m => state is null || m.State == state)
-            .Where(filter)
-            .Take(limit)
-            .ToList();
-    }
-
     public IReadOnlyList<TopicCount> TopicCounts() => _topicCounts.All();
 
     public byte[] ReceiptKey()
@@ -303,10 +326,6 @@ public sealed class LiteDbMessageStore : IMessageStore
         _meta.Insert(new BsonDocument { ["_id"] = "receiptKey", ["v"] = key });
         return key;
     }
-
-    /// <summary>The query plan of a lookup, so tests can assert the index is used.</summary>
-    internal string ExplainLookup(string key) =>
-        _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", new BsonValue(key))).GetPlan().ToString();
 
     internal string ExplainUnique(string key) =>
         _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.UniqueField + " = @0", new BsonValue(key))).GetPlan().ToString();
@@ -348,9 +367,6 @@ public sealed class LiteDbMessageStore : IMessageStore
     [ThreadStatic]
     private static BsonExpression? t_unique;
 
-    private IEnumerable<StoredMessage> FindByLookup(string key) =>
-        _messages.Find(LookupExpression(key)).Select(MessageCodec.FromBson);
-
     private const long MaxTime = long.MaxValue / 1000;
 
     [ThreadStatic]
@@ -362,18 +378,6 @@ public sealed class LiteDbMessageStore : IMessageStore
         var expression = t_queueRange ??= BsonExpression.Create("$." + MessageCodec.QueueField + " BETWEEN @0 AND @1", BsonValue.Null, BsonValue.Null);
         expression.Parameters["0"] = from;
         expression.Parameters["1"] = to;
-        return expression;
-    }
-
-    // Parsing the expression costs more than the index seek it drives, so each thread parses it once
-    // and only swaps the parameter (calls are synchronous, so a thread never shares it mid-query).
-    [ThreadStatic]
-    private static BsonExpression? t_lookup;
-
-    private static BsonExpression LookupExpression(string key)
-    {
-        var expression = t_lookup ??= BsonExpression.Create("$." + MessageCodec.LookupField + "[*] ANY = @0", BsonValue.Null);
-        expression.Parameters["0"] = key;
         return expression;
     }
 

@@ -8,7 +8,8 @@ namespace HalfMsgBroker.Storage;
 /// Hand-written BSON mapping (LiteDB's mapper is reflective and maps records unreliably). Short
 /// field names keep documents small. Three derived fields drive the indexes:
 /// <c>q</c>, the message's place in a due-time queue; <c>u</c>, what must be unique (transactionId or
-/// Idempotency-Key); and <c>lk</c>, its other lookup keys (message keys, dead-letter groups).
+/// Idempotency-Key); and <c>lk</c>, one entry per message key, ending in the message id so that a
+/// key's messages lie in id order (dead letters have their own collection, see <see cref="DeadLetterCodec"/>).
 /// </summary>
 internal static class MessageCodec
 {
@@ -24,8 +25,24 @@ internal static class MessageCodec
     public static string PurgeKey(long dueAt) => PurgePrefix + dueAt.ToString("D15", CultureInfo.InvariantCulture);
     public static string TransactionKey(string transactionId) => "x:" + transactionId;
     public static string IdempotencyKey(string topic, string key) => "i:" + topic + "\n" + key;
-    public static string MessageKey(string key) => "k:" + key;
-    public static string DeadLetterKey(string group) => "d:" + group;
+
+    /// <summary>
+    /// A message key's entry: <c>mk:&lt;length&gt;:&lt;key&gt;&lt;id as 32 hex digits&gt;</c>. Keys may hold any
+    /// character, so the length, not a separator, ends the key: only entries of this very key start
+    /// with <see cref="MessageKeyPrefix"/>. Hex digits sort like <see cref="Guid.CompareTo(Guid)"/>.
+    /// </summary>
+    public static string MessageKey(string key, Guid id) => string.Create(CultureInfo.InvariantCulture, $"mk:{key.Length}:{key}{id:N}");
+
+    public static string MessageKeyPrefix(string key) => "mk:" + key.Length.ToString(CultureInfo.InvariantCulture) + ":" + key;
+
+    /// <summary>An id as it ends an index entry: 32 lowercase hex digits, in the order of <see cref="Guid.CompareTo(Guid)"/>.</summary>
+    public static string IdKey(Guid id) => id.ToString("N");
+
+    /// <summary>Past every id that can end an entry with this prefix (hex digits stop at 'f').</summary>
+    public static string PrefixEnd(string prefix) => prefix + "g";
+
+    /// <summary>Entries written before 2026-11-30: <c>k:&lt;key&gt;</c> and <c>d:&lt;group&gt;</c>, rewritten once by <see cref="LookupMigration"/>.</summary>
+    public static readonly (string From, string To)[] LegacyLookupRanges = [("d:", "d;"), ("k:", "k;")];
 
     public static BsonDocument ToBson(StoredMessage m)
     {
@@ -154,11 +171,7 @@ internal static class MessageCodec
     private static BsonArray LookupKeysOf(StoredMessage m)
     {
         var keys = new BsonArray();
-        foreach (var key in m.Keys) keys.Add(MessageKey(key));
-        foreach (var d in m.Deliveries)
-        {
-            if (d.State == DeliveryState.DeadLettered) keys.Add(DeadLetterKey(d.Group));
-        }
+        foreach (var key in m.Keys) keys.Add(MessageKey(key, m.Id));
         return keys;
     }
 

@@ -197,7 +197,7 @@ public sealed class JournaledMessageStoreTests : IDisposable
     public void Index_queries_are_refused_inside_a_batch()
     {
         using var store = Open(Never);
-        var e = Assert.Throws<InvalidOperationException>(() => store.RunBatch(() => store.DeadLetters("inventory")));
+        var e = Assert.Throws<InvalidOperationException>(() => store.RunBatch(() => store.DeadLetters("inventory", null, null, 10)));
         Assert.Contains("outside a batch", e.Message, StringComparison.Ordinal);
     }
 

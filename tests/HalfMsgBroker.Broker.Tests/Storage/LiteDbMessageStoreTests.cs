@@ -44,7 +44,7 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         Assert.Equal("web", found.Properties!["source"]);
         var d = Assert.Single(found.Deliveries);
         Assert.Equal((DeliveryState.Retrying, 2, "http 503", 9L), (d.State, d.Attempts, d.LastError, d.NextAttemptAt));
-        Assert.Equal(message.Id, Assert.Single(reopened.FindByKey("customer-7", 10)).Id);
+        Assert.Equal(message.Id, Assert.Single(reopened.FindByKey("customer-7", null, null, 10).Items).Id);
     }
 
     [Fact]
@@ -62,7 +62,7 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         Assert.Equal(upper.Id, store.FindByTransactionId("Order-1")!.Id);
         Assert.Equal(lower.Id, store.FindByTransactionId("order-1")!.Id);
         Assert.Null(store.FindByTransactionId("ORDER-1"));
-        Assert.Equal(upper.Id, Assert.Single(store.FindByKey("Key-A", 10)).Id);
+        Assert.Equal(upper.Id, Assert.Single(store.FindByKey("Key-A", null, null, 10).Items).Id);
     }
 
     [Fact]
@@ -117,7 +117,7 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         using var reopened = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add);
         Assert.Empty(notices);
         Assert.Equal(old.Id, reopened.FindByTransactionId("Order-1")!.Id);
-        Assert.Equal(old.Id, Assert.Single(reopened.FindByKey("order-1", 10)).Id);
+        Assert.Equal(old.Id, Assert.Single(reopened.FindByKey("order-1", null, null, 10).Items).Id);
     }
 
     [Fact]
@@ -182,7 +182,7 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         var unique = store.ExplainUnique("x:tx-9");
         Assert.Contains("\"u\"", unique, StringComparison.Ordinal);
         Assert.DoesNotContain("FULL", unique.ToUpperInvariant(), StringComparison.Ordinal);
-        var byKey = store.ExplainLookup("k:order-9");
+        var byKey = store.ExplainFindByKey("order-9");
         Assert.Contains("\"lk\"", byKey, StringComparison.Ordinal);
         Assert.DoesNotContain("FULL", byKey.ToUpperInvariant(), StringComparison.Ordinal);
         Assert.Equal("tx-9", store.FindByTransactionId("tx-9")!.TransactionId);
