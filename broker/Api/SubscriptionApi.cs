@@ -38,6 +38,7 @@ internal static class SubscriptionApi
         var url = errors.AbsoluteHttpUrl("checkUrl", dto.CheckUrl);
         var timeout = errors.Range("checkTimeoutMs", dto.CheckTimeoutMs, 100, 60_000, DefaultCheckTimeoutMs)!.Value;
         if (errors.Any) return errors.ToProblem();
+        if (OutboundUrls.Refuse(request, "checkUrl", url) is { } refused) return refused;
 
         var stored = new ProducerGroup(group, url, timeout);
         var created = await writer.Submit(new PutProducerGroup(stored), ct);
@@ -81,6 +82,7 @@ internal static class SubscriptionApi
             default: errors.Add("onExhausted", "must be deadLetter or discard"); break;
         }
         if (errors.Any) return errors.ToProblem();
+        if (OutboundUrls.Refuse(request, "push.url", push?.Url) is { } refused) return refused;
 
         var result = await writer.Submit(new PutSubscription(new Subscription(group, topic, filter!, push, maxAttempts, onExhausted, 0)), ct);
         return TypedResults.Json(ToView(result.Subscription, null), BrokerJsonContext.Default.SubscriptionView, statusCode: result.Created ? 201 : 200);
