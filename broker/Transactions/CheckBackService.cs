@@ -107,6 +107,7 @@ internal sealed class CheckBackService(
 
         var groups = due.Select(m => m.ProducerGroup).OfType<string>().Distinct(StringComparer.Ordinal)
             .ToDictionary(g => g, store.GetProducerGroup, StringComparer.Ordinal);
+        var hosts = groups.ToDictionary(g => g.Key, g => FairSlots.HostOf(g.Value?.CheckUrl), StringComparer.Ordinal);
         var begin = new List<(Guid, TimeSpan)>(due.Count);
         var slots = new Dictionary<Guid, (SlotOwner Owner, string? Host)>(due.Count);
         List<(Guid, long)>? defer = null;
@@ -121,7 +122,7 @@ internal sealed class CheckBackService(
                 continue;
             }
             var owner = OwnerOf(m.ProducerGroup);
-            var host = FairSlots.HostOf(m.ProducerGroup is { } name ? groups.GetValueOrDefault(name)?.CheckUrl : null);
+            var host = m.ProducerGroup is { } name ? hosts.GetValueOrDefault(name) : null;
             if (_slots.TryAcquire(owner, host))
             {
                 begin.Add((m.Id, lease));
