@@ -46,6 +46,7 @@ internal static class SubscriptionApi
         var timeout = errors.Range("checkTimeoutMs", dto.CheckTimeoutMs, 100, 60_000, DefaultCheckTimeoutMs)!.Value;
         var signing = SigningApi.Change(errors, dto.Signing);
         if (errors.Any) return errors.ToProblem();
+        if (OutboundUrls.Refuse(request, "checkUrl", url) is { } notAllowed) return notAllowed;
 
         if (quotas.ProducerGroupRefused(group) is { } refused) return Problems.QuotaExceeded(refused);
 
@@ -95,6 +96,7 @@ internal static class SubscriptionApi
         }
         var signing = SigningApi.Change(errors, dto.Signing);
         if (errors.Any) return errors.ToProblem();
+        if (OutboundUrls.Refuse(request, "push.url", push?.Url) is { } notAllowed) return notAllowed;
 
         if (quotas.SubscriptionRefused(group, topic) is { } refused) return Problems.QuotaExceeded(refused);
 

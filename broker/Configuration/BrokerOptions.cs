@@ -32,6 +32,7 @@ public sealed class BrokerOptions
     public DeliveryOptions Delivery { get; set; } = new();
     public StorageOptions Storage { get; set; } = new();
     public SigningOptions Signing { get; set; } = new();
+    public OutboundOptions Outbound { get; set; } = new();
 }
 
 public sealed class TransactionOptions
@@ -42,6 +43,9 @@ public sealed class TransactionOptions
 
     /// <summary>How many check-back calls may be outstanding at once, across all producer groups.</summary>
     public int MaxChecksInFlight { get; set; } = 64;
+
+    /// <summary>Check-back calls outstanding to one host:port, so one slow producer cannot take every slot.</summary>
+    public int MaxChecksInFlightPerHost { get; set; } = 32;
 
     /// <summary>Upper bound on how long the check-back loop sleeps when nothing is known to be due.</summary>
     public TimeSpan IdleScanInterval { get; set; } = TimeSpan.FromSeconds(1);
@@ -67,6 +71,9 @@ public sealed class DeliveryOptions
 
     /// <summary>Push requests in flight across all subscriptions.</summary>
     public int MaxPushConcurrency { get; set; } = 256;
+
+    /// <summary>Push requests in flight to one host:port, across the subscriptions that push there.</summary>
+    public int MaxPushConcurrencyPerHost { get; set; } = 64;
 
     /// <summary>
     /// How long a long-poll receive that was woken by a new message waits for more before answering,

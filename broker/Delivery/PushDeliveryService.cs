@@ -13,9 +13,10 @@ namespace HalfMsgBroker.Delivery;
 
 /// <summary>
 /// Owns push delivery: one dispatch loop per push subscription, woken the moment a delivery
-/// becomes ready, with a cap on requests in flight per subscription and overall so one slow or
-/// dead endpoint cannot starve the others. A 2xx acks; anything else is a failed attempt that the
-/// queue retries after the backoff, or dead-letters/discards after maxAttempts.
+/// becomes ready, with requests in flight capped per subscription, per host:port and overall, and
+/// the overall slots shared fairly (<see cref="FairSlots"/>), so slow or dead endpoints cannot
+/// starve the others. A 2xx acks; anything else is a failed attempt that the queue retries after
+/// the backoff, or dead-letters/discards after maxAttempts.
 /// </summary>
 internal sealed class PushDeliveryService(
     DeliveryRegistry registry,
@@ -30,7 +31,11 @@ internal sealed class PushDeliveryService(
 
     private readonly DeliveryOptions _options = options.Value.Delivery;
     private readonly IReadOnlyList<string> _brokerSecrets = options.Value.Signing.Secrets;
-    private readonly SemaphoreSlim _global = new(Math.Max(1, options.Value.Delivery.MaxPushConcurrency));
+    private readonly FairSlots _slots = new(
+        options.Value.Delivery.MaxPushConcurrency,
+        options.Value.Delivery.MaxPushConcurrencyPerSubscription,
+        options.Value.Delivery.MaxPushConcurrencyPerHost,
+        time);
     private readonly ConcurrentDictionary<SubscriptionQueue, Task> _loops = new();
     private CancellationToken _stopping;
 
@@ -61,7 +66,8 @@ internal sealed class PushDeliveryService(
 
     private async Task DispatchAsync(SubscriptionQueue queue, CancellationToken cancellationToken)
     {
-        var perSubscription = new SemaphoreSlim(Math.Max(1, _options.MaxPushConcurrencyPerSubscription));
+        var owner = new SlotOwner();
+        string? url = null, host = null;
         var inFlight = new ConcurrentDictionary<Task, byte>();
         var leases = new List<Lease>(1);
         try
@@ -74,14 +80,19 @@ internal sealed class PushDeliveryService(
                     continue;
                 }
 
-                await perSubscription.WaitAsync(cancellationToken);
-                await _global.WaitAsync(cancellationToken);
+                // The host is worked out again only when the subscription's URL changes.
+                if (!ReferenceEquals(url, queue.Subscription.Push?.Url))
+                {
+                    url = queue.Subscription.Push?.Url;
+                    host = FairSlots.HostOf(url);
+                }
+                var slotHost = host;
+                await _slots.AcquireAsync(owner, slotHost, cancellationToken);
                 leases.Clear();
                 queue.Take(1, null, leases);
                 if (leases.Count == 0)
                 {
-                    _global.Release();
-                    perSubscription.Release();
+                    _slots.Release(owner, slotHost);
                     continue;
                 }
 
@@ -90,8 +101,7 @@ internal sealed class PushDeliveryService(
                 _ = task.ContinueWith(t =>
                 {
                     inFlight.TryRemove(t, out _);
-                    _global.Release();
-                    perSubscription.Release();
+                    _slots.Release(owner, slotHost);
                 }, TaskScheduler.Default);
             }
         }
@@ -153,7 +163,8 @@ internal sealed class PushDeliveryService(
         catch (Exception e)
         {
             logger.LogError(e, "Push of message {MessageId} to {Group} failed unexpectedly", entry.MessageId, queue.Group);
-            queue.PushFailed(entry, "broker error: " + e.Message, _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
+            // The log has the exception; lastError is read by clients, so it gets a fixed word.
+            queue.PushFailed(entry, "broker error", _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
         }
     }
 

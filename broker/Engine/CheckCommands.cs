@@ -69,3 +69,23 @@ internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer ans
         return outcome;
     }
 }
+
+/// <summary>
+/// Moves due checks of a stalled target later without making them: no check is counted, so a
+/// producer whose endpoint is stuck does not use up its checks while none of them can be sent.
+/// </summary>
+internal sealed class DeferChecks(IReadOnlyList<(Guid Id, long Until)> due) : StoreCommand<int>
+{
+    protected override int Run(WriteContext ctx)
+    {
+        var deferred = 0;
+        foreach (var (id, until) in due)
+        {
+            var message = ctx.Messages.Find(id);
+            if (message is null || !TransactionLifecycle.DeferCheck(message, ctx.Now, until)) continue;
+            ctx.Messages.Update(message);
+            deferred++;
+        }
+        return deferred;
+    }
+}

@@ -54,6 +54,14 @@ public static class TransactionLifecycle
         m.NextCheckAt = now + (long)interval.TotalMilliseconds;
     }
 
+    /// <summary>A due check that cannot be sent yet moves to <paramref name="until"/>; its count does not change.</summary>
+    public static bool DeferCheck(StoredMessage m, long now, long until)
+    {
+        if (m.State != MessageState.Prepared || m.NextCheckAt > now || until <= m.NextCheckAt) return false;
+        m.NextCheckAt = until;
+        return true;
+    }
+
     /// <summary>A committed message still filed under a check time that has come: it moves to the open queue.</summary>
     public static bool Refile(StoredMessage m, long now)
     {

@@ -12,8 +12,14 @@ namespace HalfMsgBroker.Transactions;
 
 /// <summary>
 /// Owns the check-back loop: reads prepared messages whose next check is due from the due-time
-/// index, marks them as being checked (through the writer), calls each producer group's checkUrl
-/// with a bounded number in flight, and writes each answer back. Sleeps until the earliest due time.
+/// index, marks them as being checked (through the writer), calls each producer group's checkUrl,
+/// and writes each answer back. Sleeps until the earliest due time.
+/// Calls in flight are capped overall, per host:port, and shared fairly between producer groups
+/// (<see cref="FairSlots"/>). The index is read in due order, so checks of a group that may not
+/// start one now would hide every check due after them: while that group is still finishing checks
+/// the loop waits for a slot, and once it has stalled (nothing finished for
+/// <see cref="FairSlots.StallAfter"/>) its due checks are moved a check timeout later, uncounted
+/// (<see cref="DeferChecks"/>), so the other groups' checks come up and go out.
 /// </summary>
 internal sealed class CheckBackService(
     IMessageStore store,
@@ -28,11 +34,27 @@ internal sealed class CheckBackService(
     private static readonly TimeSpan LeaseMargin = TimeSpan.FromSeconds(1);
     private const int DefaultCheckTimeoutMs = 3000;
     private const string MessageIdHeader = "HalfMsg-Message-Id";
+    private const int MaxIdleOwners = 4096;
 
     private readonly TransactionOptions _options = options.Value.Transactions;
     private readonly IReadOnlyList<string> _brokerSecrets = options.Value.Signing.Secrets;
-    private readonly SemaphoreSlim _slots = new(Math.Max(1, options.Value.Transactions.MaxChecksInFlight));
+    private readonly FairSlots _slots = new(
+        options.Value.Transactions.MaxChecksInFlight,
+        options.Value.Transactions.MaxChecksInFlight,
+        options.Value.Transactions.MaxChecksInFlightPerHost,
+        time);
     private readonly HashSet<Task> _running = [];
+
+    // Touched by the loop only (releases change the owners' counts, under FairSlots' lock).
+    private readonly Dictionary<string, SlotOwner> _owners = new(StringComparer.Ordinal);
+    private (SlotOwner Owner, string? Host)? _blocked;
+
+    private enum Pass
+    {
+        Progress,
+        NothingDue,
+        Blocked,
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -41,7 +63,15 @@ internal sealed class CheckBackService(
         {
             try
             {
-                if (!await CheckDueAsync(stoppingToken)) await SleepUntilDueAsync(stoppingToken);
+                switch (await CheckDueAsync(stoppingToken))
+                {
+                    case Pass.NothingDue:
+                        await SleepUntilDueAsync(stoppingToken);
+                        break;
+                    case Pass.Blocked:
+                        await _slots.Released.WaitAsync(BlockedWait(), time, stoppingToken);
+                        break;
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -59,33 +89,116 @@ internal sealed class CheckBackService(
         await Task.WhenAll(running);
     }
 
-    /// <returns>True when it started checks (so there may be more due right away).</returns>
-    private async Task<bool> CheckDueAsync(CancellationToken cancellationToken)
+    private async Task<Pass> CheckDueAsync(CancellationToken cancellationToken)
     {
-        if (_slots.CurrentCount == 0)
+        var free = _slots.Free;
+        if (free == 0) return Pass.Blocked;
+        var limit = free;
+        if (_blocked is { } blocked && !_slots.IsStalled(blocked.Owner, blocked.Host))
         {
-            await _slots.WaitAsync(cancellationToken);
-            _slots.Release();
+            if (!_slots.CanAcquire(blocked.Owner, blocked.Host)) return Pass.Blocked;
+            // The head of the index is that group's backlog, with room for a few more: reading every
+            // free slot's worth each time would read its backlog over again for every check started.
+            limit = Math.Min(free, _slots.Room(blocked.Owner, blocked.Host) + 1);
         }
+        _blocked = null;
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var due = store.DueChecks(now, _slots.CurrentCount);
-        if (due.Count == 0) return false;
+        var due = store.DueChecks(now, limit);
+        if (due.Count == 0) return Pass.NothingDue;
 
         var groups = due.Select(m => m.ProducerGroup).OfType<string>().Distinct(StringComparer.Ordinal)
             .ToDictionary(g => g, store.GetProducerGroup, StringComparer.Ordinal);
-        var leases = due.Select(m => (m.Id, TimeSpan.FromMilliseconds(TimeoutOf(m, groups)) + LeaseMargin)).ToList();
-        var toSend = await writer.Submit(new BeginChecks(leases), cancellationToken);
-
-        foreach (var check in toSend)
+        var hosts = groups.ToDictionary(g => g.Key, g => FairSlots.HostOf(g.Value?.CheckUrl), StringComparer.Ordinal);
+        var begin = new List<(Guid, TimeSpan)>(due.Count);
+        var slots = new Dictionary<Guid, (SlotOwner Owner, string? Host)>(due.Count);
+        List<(Guid, long)>? defer = null;
+        foreach (var m in due)
         {
-            await _slots.WaitAsync(cancellationToken);
-            var group = check.ProducerGroup is { } name ? groups.GetValueOrDefault(name) : null;
-            var task = CheckOneAsync(check, group, cancellationToken);
-            lock (_running) _running.Add(task);
-            _ = task.ContinueWith(t => { lock (_running) _running.Remove(t); }, TaskScheduler.Default);
+            var timeoutMs = TimeoutOf(m, groups);
+            var lease = TimeSpan.FromMilliseconds(timeoutMs) + LeaseMargin;
+            if (m.State != MessageState.Prepared || TransactionLifecycle.IsExhausted(m, _options.MaxChecks))
+            {
+                // Re-filed or rolled back by BeginChecks without a call: no slot needed.
+                begin.Add((m.Id, lease));
+                continue;
+            }
+            var owner = OwnerOf(m.ProducerGroup);
+            var host = m.ProducerGroup is { } name ? hosts.GetValueOrDefault(name) : null;
+            if (_slots.TryAcquire(owner, host))
+            {
+                begin.Add((m.Id, lease));
+                slots[m.Id] = (owner, host);
+            }
+            else if (_slots.Free == 0)
+            {
+                break;
+            }
+            else if (_slots.IsStalled(owner, host))
+            {
+                (defer ??= []).Add((m.Id, now + Math.Max(timeoutMs, (long)FairSlots.StallAfter.TotalMilliseconds)));
+            }
+            else
+            {
+                _blocked ??= (owner, host);
+            }
         }
-        return true;
+
+        if (begin.Count > 0) await BeginAsync(begin, slots, groups, cancellationToken);
+        if (defer is not null)
+        {
+            var deferred = await writer.Submit(new DeferChecks(defer), cancellationToken);
+            logger.LogDebug("Deferred {Count} due checks of stalled producers", deferred);
+        }
+        return begin.Count > 0 || defer is not null ? Pass.Progress : Pass.Blocked;
+    }
+
+    private async Task BeginAsync(
+        List<(Guid, TimeSpan)> begin,
+        Dictionary<Guid, (SlotOwner Owner, string? Host)> slots,
+        Dictionary<string, ProducerGroup?> groups,
+        CancellationToken cancellationToken)
+    {
+        try
+        {
+            foreach (var check in await writer.Submit(new BeginChecks(begin), cancellationToken))
+            {
+                // Every check BeginChecks hands out was read prepared and given a slot above.
+                if (!slots.Remove(check.Message.Id, out var slot)) continue;
+                var group = check.ProducerGroup is { } name ? groups.GetValueOrDefault(name) : null;
+                var task = CheckOneAsync(check, group, slot.Owner, slot.Host, cancellationToken);
+                lock (_running) _running.Add(task);
+                _ = task.ContinueWith(t => { lock (_running) _running.Remove(t); }, TaskScheduler.Default);
+            }
+        }
+        finally
+        {
+            // Slots of messages that ended or were rolled back meanwhile, or of a failed write.
+            foreach (var (owner, host) in slots.Values) _slots.Release(owner, host);
+        }
+    }
+
+    private SlotOwner OwnerOf(string? group)
+    {
+        var key = group ?? "";
+        if (_owners.TryGetValue(key, out var owner)) return owner;
+        if (_owners.Count >= MaxIdleOwners)
+        {
+            // Only this loop takes slots, so an owner holding none now cannot gain one meanwhile.
+            foreach (var idle in _owners.Where(o => Volatile.Read(ref o.Value.Held) == 0).ToList()) _owners.Remove(idle.Key);
+        }
+        return _owners[key] = new SlotOwner();
+    }
+
+    private TimeSpan BlockedWait()
+    {
+        var wait = _options.IdleScanInterval;
+        if (_blocked is { } blocked)
+        {
+            var untilStalled = _slots.UntilStalled(blocked.Owner, blocked.Host);
+            if (untilStalled != Timeout.InfiniteTimeSpan && untilStalled < wait) wait = untilStalled;
+        }
+        return wait;
     }
 
     private async Task SleepUntilDueAsync(CancellationToken cancellationToken)
@@ -99,7 +212,7 @@ internal sealed class CheckBackService(
         await schedule.Signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(0, wakeAt - now)), time, cancellationToken);
     }
 
-    private async Task CheckOneAsync(CheckToSend check, ProducerGroup? group, CancellationToken cancellationToken)
+    private async Task CheckOneAsync(CheckToSend check, ProducerGroup? group, SlotOwner owner, string? host, CancellationToken cancellationToken)
     {
         try
         {
@@ -120,7 +233,7 @@ internal sealed class CheckBackService(
         }
         finally
         {
-            _slots.Release();
+            _slots.Release(owner, host);
         }
     }
 
@@ -149,14 +262,14 @@ internal sealed class CheckBackService(
         }
         catch (JsonException)
         {
-            return (CheckAnswer.Unknown, "unreadable answer");
+            return (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer);
         }
         return state?.ToUpperInvariant() switch
         {
             "COMMIT" or "COMMIT_MESSAGE" => (CheckAnswer.Commit, "commit"),
             "ROLLBACK" or "ROLLBACK_MESSAGE" => (CheckAnswer.Rollback, "rollback"),
             "UNKNOWN" or "UNKNOW" => (CheckAnswer.Unknown, "unknown"),
-            _ => (CheckAnswer.Unknown, "unreadable answer"),
+            _ => (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer),
         };
     }
 

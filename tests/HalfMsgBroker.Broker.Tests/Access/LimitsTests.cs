@@ -44,7 +44,8 @@ public sealed class LimitsTests
         var (_, key) = await Keys.Create(admin, "c", "consumer", consumerGroups: ["g"]);
         using var consumer = broker.CreateClient(key);
 
-        var first = consumer.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 3 });
+        // A long wait, ended by a message below: the poll must still be open however slow the machine is.
+        var first = consumer.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 30 });
         // Wait until the first poll holds its permit (a second poll is refused), polling with a deadline.
         var second = await Eventually.Until(
             () => consumer.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 0 }),
@@ -53,9 +54,12 @@ public sealed class LimitsTests
         Assert.Contains("MaxConcurrentLongPolls", second.Json.Str("detail"), StringComparison.Ordinal);
         Assert.False(first.IsCompleted);
 
-        // The admin key is another partition, and the first poll ends normally.
+        // The admin key is another partition, and the first poll ends normally when a message arrives.
         Assert.Equal(HttpStatusCode.OK, (await admin.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 0 })).Status);
-        Assert.Equal(HttpStatusCode.OK, (await first).Status);
+        await admin.Send("t");
+        var woken = await first;
+        Assert.Equal(HttpStatusCode.OK, woken.Status);
+        Assert.Single(woken.Json["messages"]!.AsArray());
         Assert.Equal(HttpStatusCode.OK, (await consumer.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 0 })).Status);
     }
 

@@ -99,4 +99,16 @@ public sealed class TransactionLifecycleTests
         Assert.Equal(ResolvedBy.CheckExhausted, m.ResolvedBy);
         Assert.False(TransactionLifecycle.ExhaustIfOutOfChecks(Prepared(), 500, maxChecks: 3));
     }
+
+    [Fact]
+    public void A_deferred_check_moves_later_without_being_counted()
+    {
+        var m = Prepared();
+        Assert.True(TransactionLifecycle.DeferCheck(m, 150, 5000));
+        Assert.Equal((5000L, 0), (m.NextCheckAt, m.CheckCount));
+        // Not due (any more), or no longer prepared: nothing to move.
+        Assert.False(TransactionLifecycle.DeferCheck(m, 150, 9000));
+        TransactionLifecycle.End(m, true, ResolvedBy.Producer, 6000);
+        Assert.False(TransactionLifecycle.DeferCheck(m, 6000, 9000));
+    }
 }

@@ -67,8 +67,8 @@ public sealed class CheckBackTests(BrokerFixture broker) : IClassFixture<BrokerF
 
     [Theory]
     [InlineData(500, "{\"state\":\"commit\"}", "http 500")]
-    [InlineData(200, "not json at all", "unreadable answer")]
-    [InlineData(200, "{\"state\":\"maybe\"}", "unreadable answer")]
+    [InlineData(200, "not json at all", "invalid answer")]
+    [InlineData(200, "{\"state\":\"maybe\"}", "invalid answer")]
     public async Task Errors_count_as_unknown_and_exhaust_after_exactly_max_checks(int status, string body, string result)
     {
         await using var factory = new BrokerFactory(new Dictionary<string, string?> { ["Broker:Transactions:MaxChecks"] = "3" });
