@@ -77,10 +77,9 @@ print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 # shows in no process list.
 admin_curl() { curl -K "$WORK/admin.curlrc" "$@"; }
 
-# make_key NAME REQUEST: creates an API key (POST /v1/api-keys) and prints it
+# make_key REQUEST: creates an API key (POST /v1/api-keys) and prints it
 make_key() {
-  admin_curl -fsS -H 'Content-Type: application/json' -d "$2" "$BROKER/v1/api-keys" | jq -er .key \
-    || die "could not create the API key $1"
+  admin_curl -fsS -H 'Content-Type: application/json' -d "$1" "$BROKER/v1/api-keys" | jq -er .key
 }
 
 # wait_http URL SECONDS: until URL answers 2xx
@@ -183,12 +182,14 @@ wait_http "$BROKER/health/ready" 60 || die "broker did not get ready"
 BROKER="$BROKER" ADMIN_KEY="$ADMIN_KEY" OUT_DIR="$WORK/keys" sh "$ROOT/examples/compose/make-keys.sh" \
   >"$WORK/make-keys.log" 2>&1 || { cat "$WORK/make-keys.log"; die "make-keys.sh failed"; }
 # The walkthrough names its topic and groups per run, hence the prefixes; the Python producer uses py-orders.
-WALK_PRODUCER_KEY="$(make_key walkthrough-producer \
-  '{"name":"curl-walkthrough-producer","role":"producer","producerGroups":["curl-producer-*"],"topics":["walkthrough-*"]}')"
-WALK_CONSUMER_KEY="$(make_key walkthrough-consumer \
-  '{"name":"curl-walkthrough-consumer","role":"consumer","consumerGroups":["curl-consumer-*"]}')"
-PYTHON_KEY="$(make_key python-producer \
-  '{"name":"python-producer","role":"producer","producerGroups":["python-orders"],"topics":["py-orders"]}')"
+WALK_PRODUCER_KEY="$(make_key \
+  '{"name":"curl-walkthrough-producer","role":"producer","producerGroups":["curl-producer-*"],"topics":["walkthrough-*"]}')" \
+  || die "could not make the walkthrough's producer key"
+WALK_CONSUMER_KEY="$(make_key '{"name":"curl-walkthrough-consumer","role":"consumer","consumerGroups":["curl-consumer-*"]}')" \
+  || die "could not make the walkthrough's consumer key"
+PYTHON_KEY="$(make_key \
+  '{"name":"python-producer","role":"producer","producerGroups":["python-orders"],"topics":["py-orders"]}')" \
+  || die "could not make the Python producer's key"
 log "API keys made: 5 for the services, 3 for the walkthrough and the Python producer"
 log "starting inventory ($INVENTORY), notifications ($NOTIFY), orders ($ORDERS)"
 start_inventory; start_notifications; start_orders

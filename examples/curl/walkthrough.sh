@@ -29,20 +29,23 @@ fail() { echo "walkthrough FAILED: $*" >&2; exit 1; }
 # The key goes to curl on stdin (-K -), so it shows neither here nor in a process list.
 call() {
   local as="$1" method="$2" path="$3" body="${4:-}"; shift 4 || shift $#
-  local out key="" var="" args=(-sS -X "$method")
+  local out key="" var="" ct="" args=(-sS -X "$method")
   case "$as" in
     producer) var=HALFMSG_PRODUCER_KEY ;;
     consumer) var=HALFMSG_CONSUMER_KEY ;;
   esac
-  [ -n "$var" ] && key="${!var:-}"
+  if [ -n "$var" ]; then key="${!var:-}"; fi
   # A state-changing call says it is JSON even without a body: the broker refuses it otherwise (415).
-  [ "$method" = GET ] || args+=(-H "$J")
-  [ -n "$body" ] && args+=(-d "$body")
+  if [ "$method" != GET ]; then ct="$J"; args+=(-H "$ct"); fi
+  if [ -n "$body" ]; then args+=(-d "$body"); fi
   out="$(mktemp)"
-  show "curl -X $method $BROKER$path${args[4]:+ -H '$J'}${body:+ -d '$body'}${key:+ -H \"Authorization: Bearer \$$var\"}"
-  STATUS="$(printf 'header = "Authorization: Bearer %s"\n' "$key" | {
-    if [ -n "$key" ]; then curl -K - "${args[@]}" -o "$out" -w '%{http_code}' "$@" "$BROKER$path"
-    else curl "${args[@]}" -o "$out" -w '%{http_code}' "$@" "$BROKER$path"; fi; })"
+  show "curl -X $method $BROKER$path${ct:+ -H '$ct'}${body:+ -d '$body'}${key:+ -H \"Authorization: Bearer \$$var\"}"
+  if [ -n "$key" ]; then
+    STATUS="$(printf 'header = "Authorization: Bearer %s"\n' "$key" \
+      | curl -K - "${args[@]}" -o "$out" -w '%{http_code}' "$@" "$BROKER$path")"
+  else
+    STATUS="$(curl "${args[@]}" -o "$out" -w '%{http_code}' "$@" "$BROKER$path")"
+  fi
   BODY="$(cat "$out")"; rm -f "$out"
   echo "-> $STATUS $BODY"
 }
