@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 
 namespace HalfMsgBroker.Client;
@@ -10,6 +11,18 @@ public sealed record HalfMsgClientOptions
 {
     /// <summary>The broker's base address, e.g. <c>http://broker:8080</c>. Required.</summary>
     public Uri? BaseAddress { get; set; }
+
+    /// <summary>
+    /// The API key the broker issued to this app (<c>POST /v1/api-keys</c>), sent as
+    /// <c>Authorization: Bearer &lt;key&gt;</c> on every call the client makes. Null or empty: no key is sent,
+    /// which a broker in <c>Protected</c> mode accepts from loopback only. Read it from configuration
+    /// (an environment variable such as <c>HalfMsg__ApiKey</c>, user secrets, a secret store), never from code.
+    /// </summary>
+    /// <remarks>
+    /// The key is never written to a log: <see cref="ToString"/> shows only whether one is set, and the
+    /// client's HTTP logging always redacts the <c>Authorization</c> header.
+    /// </remarks>
+    public string? ApiKey { get; set; }
 
     /// <summary>
     /// Secrets accepted on signed check-back and push calls (the broker's <c>Broker:Signing:Secret</c>;
@@ -61,4 +74,31 @@ public sealed record HalfMsgClientOptions
 
     /// <summary>Whether check-back and push calls must be signed.</summary>
     internal bool SignatureRequired => RequireSignature ?? SigningSecrets.Count > 0;
+
+    /// <summary>The key to send, or null when none is configured.</summary>
+    internal string? EffectiveApiKey => string.IsNullOrEmpty(ApiKey) ? null : ApiKey;
+
+    /// <summary>
+    /// A key must go into a header as it is: visible ASCII, no spaces or line breaks. A key read from a
+    /// file often ends in a newline; refusing it at start-up beats a 401 on every call.
+    /// </summary>
+    internal bool ApiKeyIsWellFormed => EffectiveApiKey is not { } key || key.All(c => c is > ' ' and < (char)0x7F);
+
+    // The record's generated ToString would print ApiKey (and anything else public): list the members
+    // here instead, showing only whether a key is set and how many signing secrets there are.
+    private bool PrintMembers(StringBuilder builder)
+    {
+        builder.Append("BaseAddress = ").Append(BaseAddress)
+            .Append(", ApiKey = ").Append(EffectiveApiKey is null ? "(none)" : "(set)")
+            .Append(", SigningSecrets = (").Append(SigningSecrets.Count).Append(" hidden)")
+            .Append(", RequireSignature = ").Append(RequireSignature)
+            .Append(", SignatureTolerance = ").Append(SignatureTolerance)
+            .Append(", AttemptTimeout = ").Append(AttemptTimeout)
+            .Append(", TotalTimeout = ").Append(TotalTimeout)
+            .Append(", MaxRetryAttempts = ").Append(MaxRetryAttempts)
+            .Append(", RetryDelay = ").Append(RetryDelay)
+            .Append(", UseHttp2 = ").Append(UseHttp2)
+            .Append(", JsonSerializerOptions = ").Append(JsonSerializerOptions);
+        return true;
+    }
 }

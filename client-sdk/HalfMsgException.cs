@@ -55,7 +55,11 @@ public sealed class HalfMsgException : Exception
     /// <summary>Per-field validation errors of an <c>invalid-field</c> problem.</summary>
     public IReadOnlyDictionary<string, string[]>? Errors { get; init; }
 
-    /// <summary>True when trying the same call again later may succeed (no answer, 408, 429, 5xx).</summary>
+    /// <summary>
+    /// True when trying the same call again later may succeed (no answer, 408, 429, 5xx). A 401
+    /// (<c>unauthenticated</c>: no key, or one the broker does not know) or 403 (<c>forbidden</c>: the key's
+    /// role or scopes do not cover the call) is not transient and is never retried.
+    /// </summary>
     public bool IsTransient => Status is 0 or 408 or 429 or >= 500;
 
     /// <summary>Builds the exception from a non-2xx broker answer.</summary>
@@ -101,12 +105,21 @@ public sealed class HalfMsgException : Exception
         return slash >= 0 && slash < type.Length - 1 ? type[(slash + 1)..] : null;
     }
 
-    private static string DefaultCode(HttpStatusCode status) => "http-" + ((int)status).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    // 401 and 403 keep the contract's codes even when a proxy in front of the broker answered them.
+    private static string DefaultCode(HttpStatusCode status) => status switch
+    {
+        HttpStatusCode.Unauthorized => "unauthenticated",
+        HttpStatusCode.Forbidden => "forbidden",
+        _ => "http-" + ((int)status).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
 
     private static string Truncate(string text, int max) => text.Length <= max ? text : text[..max];
 
-    private static string BuildMessage(int status, string code, string? detail) =>
-        status == 0
-            ? $"HalfMsgBroker call failed ({code}): {detail}"
-            : $"HalfMsgBroker answered {status} {code}: {detail}";
+    private static string BuildMessage(int status, string code, string? detail) => status switch
+    {
+        0 => $"HalfMsgBroker call failed ({code}): {detail}",
+        401 => $"HalfMsgBroker answered 401 {code}: {detail} (the call carried no API key the broker accepts: set HalfMsgClientOptions.ApiKey to a valid key)",
+        403 => $"HalfMsgBroker answered 403 {code}: {detail} (the API key is valid, but its role or scopes do not cover this call)",
+        _ => $"HalfMsgBroker answered {status} {code}: {detail}",
+    };
 }

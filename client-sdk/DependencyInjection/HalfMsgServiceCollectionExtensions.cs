@@ -2,6 +2,7 @@ using HalfMsgBroker.Client;
 using HalfMsgBroker.Client.Http;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -46,7 +47,8 @@ public static class HalfMsgServiceCollectionExtensions
             .Validate(o => o.BaseAddress is { IsAbsoluteUri: true }, "HalfMsgClientOptions.BaseAddress must be an absolute URI.")
             .Validate(o => o.AttemptTimeout > TimeSpan.FromSeconds(30), "HalfMsgClientOptions.AttemptTimeout must exceed the longest long poll (30 s).")
             .Validate(o => o.TotalTimeout >= o.AttemptTimeout, "HalfMsgClientOptions.TotalTimeout must be at least AttemptTimeout.")
-            .Validate(o => o.MaxRetryAttempts >= 0, "HalfMsgClientOptions.MaxRetryAttempts must not be negative.");
+            .Validate(o => o.MaxRetryAttempts >= 0, "HalfMsgClientOptions.MaxRetryAttempts must not be negative.")
+            .Validate(o => o.ApiKeyIsWellFormed, "HalfMsgClientOptions.ApiKey must be the key exactly as the broker issued it: visible ASCII, without spaces or line breaks (a key read from a file may end in a newline).");
         services.TryAddSingleton(TimeProvider.System);
 
         var settings = new RefitSettings(SystemTextJsonContentSerializer.ForContext(HalfMsgJsonContext.Default))
@@ -54,6 +56,20 @@ public static class HalfMsgServiceCollectionExtensions
             ExceptionFactory = async response => response.IsSuccessStatusCode
                 ? null
                 : await HalfMsgException.FromResponseAsync(response).ConfigureAwait(false),
+            // No answer at all is a HalfMsgException too (status 0, transient), as documented. Refit's own
+            // wrapper would hold the live request, Authorization header and all, for any logger that walks
+            // an exception's properties to find.
+            TransportExceptionFactory = static (_, exception, cancellationToken) =>
+                exception is OperationCanceledException && cancellationToken.IsCancellationRequested
+                    ? exception
+                    : new HalfMsgException(0, "transport", exception.Message, exception),
+            ExceptionRedactor = static exception =>
+            {
+                if (exception.RequestMessage is { } request)
+                {
+                    request.Headers.Authorization = null;
+                }
+            },
         };
 
         var http = services.AddRefitGeneratedClient<IHalfMsgApi>(settings, HttpClientName)
@@ -63,7 +79,16 @@ public static class HalfMsgServiceCollectionExtensions
                 client.BaseAddress = options.BaseAddress;
                 client.Timeout = Timeout.InfiniteTimeSpan; // the resilience pipeline owns timeouts
             })
-            .AddHttpMessageHandler(sp => new HalfMsgRequestHandler(sp.GetRequiredService<IOptions<HalfMsgClientOptions>>().Value.UseHttp2));
+            .AddHttpMessageHandler(sp => new HalfMsgRequestHandler(sp.GetRequiredService<IOptions<HalfMsgClientOptions>>().Value));
+
+        // HttpClient's Trace logging prints request headers. .NET redacts every value by default, but an app
+        // may narrow that (RedactLoggedHeaders) to debug its calls: the API key stays redacted regardless.
+        services.PostConfigure<HttpClientFactoryOptions>(HttpClientName, o =>
+        {
+            var redact = o.ShouldRedactHeaderValue;
+            o.ShouldRedactHeaderValue = header =>
+                string.Equals(header, "Authorization", StringComparison.OrdinalIgnoreCase) || redact(header);
+        });
 
         http.AddResilienceHandler("halfmsg", static (pipeline, context) =>
         {

@@ -10,15 +10,35 @@ namespace HalfMsgBroker.Client.Http;
 /// a half message a <c>transactionId</c> when it has none. Receive, ack, nack,
 /// change-invisibility and redrive stay unmarked, so the resilience pipeline never repeats them.
 /// It also sets the HTTP version (<see cref="HalfMsgClientOptions.UseHttp2"/>): Refit builds its own
-/// request messages, so the client's default version would not reach them.
+/// request messages, so the client's default version would not reach them. It adds the API key
+/// (<see cref="HalfMsgClientOptions.ApiKey"/>) to every call, and gives every body-less POST, PUT and
+/// DELETE an empty JSON object: the broker refuses a state-changing request that carries neither a JSON
+/// content type nor an <c>Authorization</c> header (what a browser could send cross-site), and a broker
+/// on loopback in <c>Protected</c> mode needs no key.
 /// </summary>
-internal sealed class HalfMsgRequestHandler(bool useHttp2) : DelegatingHandler
+internal sealed class HalfMsgRequestHandler(HalfMsgClientOptions options) : DelegatingHandler
 {
+    private static readonly byte[] EmptyJsonObject = "{}"u8.ToArray();
+
+    private readonly bool _useHttp2 = options.UseHttp2;
+    private readonly string? _apiKey = options.EffectiveApiKey;
+
     /// <summary>Request option that tells the retry strategy the call may be repeated.</summary>
     public static readonly HttpRequestOptionsKey<bool> RetrySafe = new("HalfMsgBroker.RetrySafe");
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
+        if (_apiKey is not null && request.Headers.Authorization is null)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", _apiKey);
+        }
+
+        if (ChangesState(request.Method) && HasNoBody(request.Content))
+        {
+            request.Content?.Dispose();
+            request.Content = JsonContent(EmptyJsonObject);
+        }
+
         var path = request.RequestUri?.AbsolutePath ?? string.Empty;
         var safe = false;
         if (request.Method == HttpMethod.Get || request.Method == HttpMethod.Put || request.Method == HttpMethod.Delete)
@@ -56,7 +76,7 @@ internal sealed class HalfMsgRequestHandler(bool useHttp2) : DelegatingHandler
         }
 
         request.Options.Set(RetrySafe, safe);
-        if (useHttp2)
+        if (_useHttp2)
         {
             request.Version = HttpVersion.Version20;
             // Over TLS, ALPN may fall back to HTTP/1.1; without TLS only prior knowledge (h2c) gives HTTP/2.
@@ -97,9 +117,22 @@ internal sealed class HalfMsgRequestHandler(bool useHttp2) : DelegatingHandler
         }
 
         obj["transactionId"] = TransactionIds.New();
-        var content = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes(obj.ToJsonString()));
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        var content = JsonContent(System.Text.Encoding.UTF8.GetBytes(obj.ToJsonString()));
         request.Content.Dispose();
         request.Content = content;
+    }
+
+    private static bool ChangesState(HttpMethod method) =>
+        method == HttpMethod.Post || method == HttpMethod.Put || method == HttpMethod.Delete || method == HttpMethod.Patch;
+
+    // Refit gives a body-less POST an empty content without a type, so "no body" is either.
+    private static bool HasNoBody(HttpContent? content) =>
+        content is null || (content.Headers.ContentType is null && content.Headers.ContentLength == 0);
+
+    private static ByteArrayContent JsonContent(byte[] utf8)
+    {
+        var content = new ByteArrayContent(utf8);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        return content;
     }
 }

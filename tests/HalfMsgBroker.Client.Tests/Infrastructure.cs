@@ -16,6 +16,7 @@ namespace HalfMsgBroker.Client.Tests;
 public class BrokerFixture : IAsyncLifetime
 {
     private readonly bool _h2c;
+    private readonly string? _adminKey;
 
     public BrokerFixture()
         : this(h2c: false)
@@ -23,7 +24,12 @@ public class BrokerFixture : IAsyncLifetime
     }
 
     /// <param name="h2c">Listen with HTTP/2 only (h2c, as the README's HTTP/2 endpoint) and give the client <c>UseHttp2</c>.</param>
-    protected BrokerFixture(bool h2c) => _h2c = h2c;
+    /// <param name="adminKey">The broker's <c>Broker:Auth:AdminKey</c>, also the client's <c>ApiKey</c>; null for neither.</param>
+    protected BrokerFixture(bool h2c, string? adminKey = null)
+    {
+        _h2c = h2c;
+        _adminKey = adminKey;
+    }
 
     /// <summary>The broker signs with both (rotation); apps in the tests know only the new one.</summary>
     public const string BrokerSecrets = "old-secret,new-secret";
@@ -46,7 +52,7 @@ public class BrokerFixture : IAsyncLifetime
     public Task InitializeAsync()
     {
         Directory.CreateDirectory(_dataPath);
-        _factory = new BrokerFactory(_dataPath);
+        _factory = new BrokerFactory(_dataPath, _adminKey);
         if (_h2c) _factory.UseKestrel(k => k.Listen(IPAddress.Loopback, 0, listen => listen.Protocols = HttpProtocols.Http2));
         else _factory.UseKestrel(0);
         _factory.StartServer();
@@ -58,6 +64,7 @@ public class BrokerFixture : IAsyncLifetime
         {
             o.BaseAddress = BaseAddress;
             o.UseHttp2 = _h2c;
+            o.ApiKey = _adminKey;
         });
         // The client options' documented way past 100 concurrent calls on one HTTP/2 connection.
         if (_h2c) halfMsg.HttpClient.UseSocketsHttpHandler((h, _) => h.EnableMultipleHttp2Connections = true);
@@ -87,11 +94,12 @@ public class BrokerFixture : IAsyncLifetime
         }
     }
 
-    private sealed class BrokerFactory(string dataPath) : WebApplicationFactory<Program>
+    private sealed class BrokerFactory(string dataPath, string? adminKey) : WebApplicationFactory<Program>
     {
         protected override void ConfigureWebHost(IWebHostBuilder builder)
         {
             builder.UseSetting("Broker:DataPath", dataPath);
+            if (adminKey is not null) builder.UseSetting("Broker:Auth:AdminKey", adminKey);
             builder.UseSetting("Broker:Transactions:CheckAfter", "00:00:00.300");
             builder.UseSetting("Broker:Transactions:CheckInterval", "00:00:00.300");
             builder.UseSetting("Broker:Transactions:MaxChecks", "200");
@@ -106,6 +114,16 @@ public class BrokerFixture : IAsyncLifetime
 
 /// <summary>The broker on an HTTP/2-only (h2c) listener, with a client that sets <c>UseHttp2</c>.</summary>
 public sealed class H2cBrokerFixture() : BrokerFixture(h2c: true);
+
+/// <summary>
+/// The broker with an admin key (<c>ApiKeys</c> mode once the broker has access control), and a client
+/// that sends it.
+/// </summary>
+public sealed class KeyedBrokerFixture() : BrokerFixture(h2c: false, adminKey: AdminKey)
+{
+    /// <summary>Distinctive, so a test can look for it in logs; at least 32 characters, as the broker requires.</summary>
+    public const string AdminKey = "hmb-test-admin-key-5f0c2a9e7d4b41c8a3e6";
+}
 
 [CollectionDefinition(Name)]
 public sealed class BrokerCollection : ICollectionFixture<BrokerFixture>
