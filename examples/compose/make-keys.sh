@@ -16,6 +16,7 @@ set -eu
 : "${ADMIN_KEY:?ADMIN_KEY is the broker admin key (Broker__Auth__AdminKey)}"
 : "${OUT_DIR:?OUT_DIR is the folder to write the key files to}"
 BROKER="${BROKER%/}"
+mkdir -p "$OUT_DIR"   # readable by others: each service's folder below it is its own (0700)
 umask 077
 
 # admin_curl ARGS...: curl with the admin key, given on stdin so it never shows in a process list
@@ -38,6 +39,7 @@ key() {
   dir="$OUT_DIR/$1"; file="$dir/$2"; idfile="$dir/ignore.$2.id"
   mkdir -p "$dir"
   if [ -n "${KEY_OWNER:-}" ]; then chown "$KEY_OWNER" "$dir"; fi
+  chmod 0700 "$dir"
   old_id="$(cat "$idfile" 2>/dev/null || true)"
   if [ -n "$old_id" ] && printf '%s' "$active" | grep -q "\"id\":\"$old_id\""; then
     if [ -s "$file" ]; then echo "make-keys: $1/$2 kept ($old_id)"; return; fi
