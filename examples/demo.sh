@@ -13,6 +13,9 @@
 #   - stock never went negative, and stock + reserved = initial stock per SKU;
 #   - the killed orders were resolved by the broker's check-back;
 #   - the failed deliveries were retried; the hopeless notifications were discarded.
+# Access control is on: the broker gets an admin key made for this run, the services get least-privilege
+# keys from examples/compose/make-keys.sh (the script compose runs), the curl walkthrough and the Python
+# producer get keys of their own, and the demo's own reads use the admin key (it is the operator).
 # Everything it starts is stopped by PID on exit. Needs: dotnet, curl, jq, python3.
 # Env: DEMO_KEEP=1 keeps the work folder (logs, databases); DEMO_TIMEOUT (s) bounds the wait.
 set -euo pipefail
@@ -24,6 +27,7 @@ START_TS=$(date +%s)
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/halfmsg-demo.XXXXXX")"
 SETTLE_TIMEOUT="${DEMO_TIMEOUT:-120}"
 SECRET="demo-secret-$RANDOM$RANDOM"
+ADMIN_KEY="$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')"   # 64 hex characters, new every run
 CONFIG="${DEMO_CONFIGURATION:-Debug}"
 
 declare -A PIDS=()          # name -> pid of everything we started
@@ -69,6 +73,15 @@ for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
+# admin_curl ARGS...: curl as the operator. The admin key sits in a curl config file (mode 600), so it
+# shows in no process list.
+admin_curl() { curl -K "$WORK/admin.curlrc" "$@"; }
+
+# make_key REQUEST: creates an API key (POST /v1/api-keys) and prints it
+make_key() {
+  admin_curl -fsS -H 'Content-Type: application/json' -d "$1" "$BROKER/v1/api-keys" | jq -er .key
+}
+
 # wait_http URL SECONDS: until URL answers 2xx
 wait_http() {
   local url="$1" deadline=$(($(date +%s) + $2))
@@ -106,13 +119,14 @@ ORDERS="http://127.0.0.1:$ORDER_PORT"
 INVENTORY="http://127.0.0.1:$INVENTORY_PORT"
 NOTIFY="http://127.0.0.1:$NOTIFY_PORT"
 mkdir -p "$WORK/broker-data"
+( umask 077 && printf 'header = "Authorization: Bearer %s"\n' "$ADMIN_KEY" >"$WORK/admin.curlrc" )
 
 export DOTNET_NOLOGO=1 ASPNETCORE_ENVIRONMENT=Production Logging__Console__FormatterName=simple
 # What every service needs to reach the broker and verify its signatures.
 export HalfMsg__BaseAddress="$BROKER" HalfMsg__SigningSecrets__0="$SECRET"
 
 start_broker() {
-  dotnet "$BROKER_DLL" --urls "$BROKER" --contentRoot "$(dirname "$BROKER_DLL")" \
+  Broker__Auth__AdminKey="$ADMIN_KEY" dotnet "$BROKER_DLL" --urls "$BROKER" --contentRoot "$(dirname "$BROKER_DLL")" \
     --Broker:DataPath="$WORK/broker-data" \
     --Broker:Signing:Secret="$SECRET" \
     --Broker:Transactions:CheckAfter=00:00:02 \
@@ -130,6 +144,7 @@ start_orders() {
   dotnet "$ORDER_DLL" --urls "$ORDERS" --contentRoot "$(dirname "$ORDER_DLL")" \
     --OrderService:PublicUrl="$ORDERS" \
     --OrderService:AllowFaults=true \
+    --ApiKeys:Directory="$WORK/keys/order-service" \
     --ConnectionStrings:Orders="Data Source=$WORK/orders.db" \
     </dev/null >>"$WORK/order-service.log" 2>&1 &
   PIDS[orders]=$!
@@ -144,6 +159,7 @@ start_inventory() {
     --Inventory:InitialStock:apple=$INITIAL_APPLE \
     --Inventory:InitialStock:pear=$INITIAL_PEAR \
     --Inventory:FailFirstDeliveries=$FAIL_FIRST \
+    --ApiKeys:Directory="$WORK/keys/inventory-service" \
     --ConnectionStrings:Inventory="Data Source=$WORK/inventory.db" \
     </dev/null >>"$WORK/inventory-service.log" 2>&1 &
   PIDS[inventory]=$!
@@ -154,6 +170,7 @@ start_notifications() {
   dotnet "$NOTIFY_DLL" --urls "$NOTIFY" --contentRoot "$(dirname "$NOTIFY_DLL")" \
     --Notifications:MaxAttempts=$NOTIFY_MAX_ATTEMPTS \
     --Notifications:UnreachableCustomers:0=ghost \
+    --ApiKeys:Directory="$WORK/keys/notification-consumer" \
     </dev/null >>"$WORK/notification-consumer.log" 2>&1 &
   PIDS[notifications]=$!
 }
@@ -161,6 +178,19 @@ start_notifications() {
 log "starting broker on $BROKER"
 start_broker
 wait_http "$BROKER/health/ready" 60 || die "broker did not get ready"
+# The services' keys, made the way compose makes them: one file per key in each service's folder.
+BROKER="$BROKER" ADMIN_KEY="$ADMIN_KEY" OUT_DIR="$WORK/keys" sh "$ROOT/examples/compose/make-keys.sh" \
+  >"$WORK/make-keys.log" 2>&1 || { cat "$WORK/make-keys.log"; die "make-keys.sh failed"; }
+# The walkthrough names its topic and groups per run, hence the prefixes; the Python producer uses py-orders.
+WALK_PRODUCER_KEY="$(make_key \
+  '{"name":"curl-walkthrough-producer","role":"producer","producerGroups":["curl-producer-*"],"topics":["walkthrough-*"]}')" \
+  || die "could not make the walkthrough's producer key"
+WALK_CONSUMER_KEY="$(make_key '{"name":"curl-walkthrough-consumer","role":"consumer","consumerGroups":["curl-consumer-*"]}')" \
+  || die "could not make the walkthrough's consumer key"
+PYTHON_KEY="$(make_key \
+  '{"name":"python-producer","role":"producer","producerGroups":["python-orders"],"topics":["py-orders"]}')" \
+  || die "could not make the Python producer's key"
+log "API keys made: 5 for the services, 3 for the walkthrough and the Python producer"
 log "starting inventory ($INVENTORY), notifications ($NOTIFY), orders ($ORDERS)"
 start_inventory; start_notifications; start_orders
 wait_http "$INVENTORY/health" 60 || die "inventory service did not start"
@@ -170,10 +200,10 @@ wait_http "$ORDERS/health" 60 || die "order service did not start"
 # The services register their producer group and subscriptions once started; a subscription only
 # receives messages committed after it exists, so wait for all of them before placing orders.
 subscribed() {  # subscribed GROUP TOPIC
-  curl -fsS "$BROKER/v1/consumer-groups/$1" 2>/dev/null | jq -e --arg t "$2" 'any(.subscriptions[]; .topic == $t)' >/dev/null
+  admin_curl -fsS "$BROKER/v1/consumer-groups/$1" 2>/dev/null | jq -e --arg t "$2" 'any(.subscriptions[]; .topic == $t)' >/dev/null
 }
 deadline=$(($(date +%s) + 60))
-until curl -fsS -o /dev/null "$BROKER/v1/producer-groups/order-service" 2>/dev/null \
+until admin_curl -fsS -o /dev/null "$BROKER/v1/producer-groups/order-service" 2>/dev/null \
     && subscribed inventory orders && subscribed notifications orders && subscribed order-service order-rejected; do
   [ "$(date +%s)" -lt "$deadline" ] || die "the services did not register with the broker"
   sleep 0.3
@@ -287,10 +317,10 @@ done
 log "waiting for the system to settle (check-backs, retries, compensation)"
 settled() {
   local prepared busy
-  prepared=$(curl -fsS "$BROKER/v1/transactions?state=prepared&producerGroup=order-service&limit=100" | jq '.transactions | length') || return 1
+  prepared=$(admin_curl -fsS "$BROKER/v1/transactions?state=prepared&producerGroup=order-service&limit=100" | jq '.transactions | length') || return 1
   [ "$prepared" = 0 ] || return 1
   for group in inventory order-service notifications; do
-    busy=$(curl -fsS "$BROKER/v1/consumer-groups/$group" \
+    busy=$(admin_curl -fsS "$BROKER/v1/consumer-groups/$group" \
       | jq '[.subscriptions[].counts | .ready + .inFlight + .retrying] | add // 0') || return 1
     [ "$busy" = 0 ] || return 1
   done
@@ -306,14 +336,17 @@ sleep 1   # a compensation just acked may still be committing in OrderService
 log "checking"
 for id in "${!EXPECT[@]}"; do printf '%s %s %s\n' "$id" "${EXPECT[$id]}" "${KIND[$id]}"; done | sort >"$WORK/expected.txt"
 # One Python process reads everything back (broker, OrderService, InventoryService) and checks it.
-if BROKER="$BROKER" ORDERS="$ORDERS" INVENTORY="$INVENTORY" EXPECTED="$WORK/expected.txt" \
+if BROKER="$BROKER" ADMIN_KEY="$ADMIN_KEY" ORDERS="$ORDERS" INVENTORY="$INVENTORY" EXPECTED="$WORK/expected.txt" \
    INITIAL="apple=$INITIAL_APPLE,pear=$INITIAL_PEAR" FAIL_FIRST="$FAIL_FIRST" NOTIFY_MAX_ATTEMPTS="$NOTIFY_MAX_ATTEMPTS" \
    SUMMARY="$WORK/summary.txt" python3 - <<'PY'
 import json, os, sys, urllib.request
 from collections import Counter
 
 def get(base, path):
-    with urllib.request.urlopen(os.environ[base] + path, timeout=10) as r:
+    request = urllib.request.Request(os.environ[base] + path)
+    if base == "BROKER":  # the operator's view: the admin key
+        request.add_header("Authorization", "Bearer " + os.environ["ADMIN_KEY"])
+    with urllib.request.urlopen(request, timeout=10) as r:
         return json.load(r)
 
 failures = []
@@ -410,16 +443,34 @@ then :; else FAILED=1; fi
 # ------------------------------------------------------------------------------------ extras
 # The same broker, seen from outside .NET: the curl walkthrough and the Python producer.
 log "running the curl walkthrough and the Python producer against the same broker"
-if BROKER="$BROKER" CHECK_WAIT_SECONDS=3 bash "$ROOT/examples/curl/walkthrough.sh" >"$WORK/walkthrough.log" 2>&1; then
+if BROKER="$BROKER" HALFMSG_PRODUCER_KEY="$WALK_PRODUCER_KEY" HALFMSG_CONSUMER_KEY="$WALK_CONSUMER_KEY" \
+   CHECK_WAIT_SECONDS=3 bash "$ROOT/examples/curl/walkthrough.sh" >"$WORK/walkthrough.log" 2>&1; then
   walkthrough=OK
 else
   walkthrough=FAILED; FAILED=1; tail -n 15 "$WORK/walkthrough.log"
 fi
-if HALFMSG_BROKER="$BROKER" HALFMSG_SECRET="$SECRET" timeout 60 python3 "$ROOT/examples/python/producer.py" demo \
+if HALFMSG_BROKER="$BROKER" HALFMSG_API_KEY="$PYTHON_KEY" HALFMSG_SECRET="$SECRET" timeout 60 python3 "$ROOT/examples/python/producer.py" demo \
      --topic py-orders --db "$WORK/python-orders.db" --wait 30 >"$WORK/python.log" 2>&1; then
   python=OK
 else
   python=FAILED; FAILED=1; tail -n 15 "$WORK/python.log"
+fi
+
+# ------------------------------------------------------------------------------------ access control
+# Everyone above used a key; these two calls show the broker refusing what a key does not cover.
+log "checking access control"
+access=OK
+no_key=$(curl -sS -o /dev/null -w '%{http_code}' "$BROKER/v1/transactions/order-d001" || echo 000)
+if [ "$no_key" != 401 ]; then
+  log "CHECK FAILED: a request without a key answered $no_key, want 401"; access=FAILED; FAILED=1
+fi
+# The Python producer's key (producer group python-orders) asks for an order-service transaction:
+# the broker answers as if it did not exist, so a key cannot even learn another group's ids.
+other_group=$(printf 'header = "Authorization: Bearer %s"\n' "$PYTHON_KEY" \
+  | curl -sS -K - -o /dev/null -w '%{http_code}' "$BROKER/v1/transactions/order-d001" || echo 000)
+if [ "$other_group" != 404 ]; then
+  log "CHECK FAILED: a python-orders producer key reading an order-service transaction answered $other_group, want 404"
+  access=FAILED; FAILED=1
 fi
 
 # ------------------------------------------------------------------------------------ summary
@@ -429,6 +480,7 @@ echo "================ HalfMsgBroker demo summary ================"
 cat "$WORK/summary.txt" 2>/dev/null || true
 printf '  curl walkthrough                   %s\n' "$walkthrough"
 printf '  python producer                    %s\n' "$python"
+printf '  access control                     %s  (%s)\n' "$access" "8 keys; no key: $no_key, another group's transaction: $other_group"
 printf '  elapsed                            %ds (build %ds, run %ds)\n' "$elapsed" "$((BUILT_TS - START_TS))" "$((elapsed - BUILT_TS + START_TS))"
 if [ "$FAILED" -eq 0 ]; then
   echo "  RESULT: all checks passed"

@@ -1,14 +1,19 @@
 using HalfMsgBroker.Client;
+using HalfMsgBroker.Examples;
 using HalfMsgBroker.Examples.InventoryService;
 
 var builder = WebApplication.CreateBuilder(args);
+builder.AddApiKeyFiles();
 var options = builder.Configuration.GetSection(InventoryOptions.Section).Get<InventoryOptions>() ?? new();
 
 builder.AddInventoryDatabase();
 builder.Services.Configure<InventoryOptions>(builder.Configuration.GetSection(InventoryOptions.Section));
 builder.Services.AddSingleton<InventoryStats>();
 builder.Services.AddScoped<ReserveStockHandler>();
+// HalfMsg:ApiKey is the producer key (topic order-rejected, which the handler sends to); the subscription
+// is made with the consumer key (consumer group inventory).
 builder.Services.AddHalfMsgClient(o => builder.Configuration.GetSection("HalfMsg").Bind(o))
+    .UseConsumerApiKey(builder.Configuration["Inventory:ConsumerApiKey"])
     .AddPushSubscription(
         ReserveStockHandler.ConsumerGroup,
         "orders",

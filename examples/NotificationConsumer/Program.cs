@@ -1,10 +1,12 @@
 using HalfMsgBroker.Client;
+using HalfMsgBroker.Examples;
 using HalfMsgBroker.Examples.NotificationConsumer;
 
 // Best-effort notification: a pull consumer whose subscription gives up after a few tries
 // (onExhausted: discard) instead of keeping dead letters. A lost "your order is placed" mail is
 // acceptable; an order that waits for it is not.
 var builder = WebApplication.CreateBuilder(args);
+builder.AddApiKeyFiles(); // HalfMsg:ApiKey: a consumer key for consumer group notifications
 var options = builder.Configuration.GetSection(NotificationOptions.Section).Get<NotificationOptions>() ?? new();
 
 builder.Services.Configure<NotificationOptions>(builder.Configuration.GetSection(NotificationOptions.Section));

@@ -19,8 +19,10 @@ Usage:
   python3 producer.py place    --sku SKU --qty N [--fault none|rollback|crash]
   python3 producer.py serve                                   # only the check endpoint
 
-Environment: HALFMSG_BROKER (default http://127.0.0.1:8080), HALFMSG_SECRET (signing secret;
-absent: signatures are not checked), HALFMSG_CHECK_LISTEN (host:port, default 127.0.0.1:0).
+Environment: HALFMSG_BROKER (default http://127.0.0.1:8080), HALFMSG_API_KEY (a producer key with
+"producerGroups": ["python-orders"] and the topic in "topics"; absent: no Authorization header, which a
+broker on loopback without an admin key accepts), HALFMSG_SECRET (signing secret; absent: signatures
+are not checked), HALFMSG_CHECK_LISTEN (host:port, default 127.0.0.1:0).
 """
 
 from __future__ import annotations
@@ -55,16 +57,20 @@ class BrokerError(Exception):
 class Broker:
     """The few calls of the HTTP contract this producer needs (urllib only)."""
 
-    def __init__(self, base_url: str, timeout: float = 10.0):
+    def __init__(self, base_url: str, api_key: str | None = None, timeout: float = 10.0):
         self.base_url = base_url.rstrip("/")
+        self.api_key = api_key or None
         self.timeout = timeout
 
     def call(self, method: str, path: str, body: dict | None = None, headers: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode("utf-8")
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Accept", "application/json")
-        if data is not None:
+        if method != "GET":
+            # Even a commit without a body: the broker refuses a state-changing call that is not JSON (415).
             request.add_header("Content-Type", "application/json")
+        if self.api_key:
+            request.add_header("Authorization", f"Bearer {self.api_key}")
         for name, value in (headers or {}).items():
             request.add_header(name, value)
         try:
@@ -251,7 +257,8 @@ def main() -> int:
     parser.add_argument("--wait", type=float, default=90.0, help="seconds to wait for the check-back (demo)")
     args = parser.parse_args()
 
-    broker = Broker(args.broker)
+    # The key comes from the environment only: a command-line argument would show in a process list.
+    broker = Broker(args.broker, os.environ.get("HALFMSG_API_KEY"))
     store = OrderStore(args.db)
     server = make_check_server(args.listen, store, args.secret)
     host, port = server.server_address[:2]
