@@ -59,9 +59,17 @@ internal sealed class BrokerClient : IDisposable
 
     private Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, byte[] body, AuthenticationHeaderValue? key, CancellationToken ct)
     {
-        var request = new HttpRequestMessage(method, path) { Content = Content(body) };
-        if (key is not null) request.Headers.Authorization = key;
+        var request = Request(method, path, key);
+        request.Content = Content(body);
         return _http.SendAsync(request, ct);
+    }
+
+    /// <summary>A request as HttpClient's own verbs make it: with the client's HTTP version (h2c unless HTTP/1.1).</summary>
+    private HttpRequestMessage Request(HttpMethod method, string path, AuthenticationHeaderValue? key)
+    {
+        var request = new HttpRequestMessage(method, path) { Version = _http.DefaultRequestVersion, VersionPolicy = _http.DefaultVersionPolicy };
+        if (key is not null) request.Headers.Authorization = key;
+        return request;
     }
 
     private static byte[] Write(Action<Utf8JsonWriter> write)
@@ -154,8 +162,7 @@ internal sealed class BrokerClient : IDisposable
 
     public async Task<string> GetStringAsync(string path, CancellationToken ct = default)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, path);
-        if (_keys is not null) request.Headers.Authorization = _keys.Admin;
+        using var request = Request(HttpMethod.Get, path, _keys?.Admin);
         using var r = await _http.SendAsync(request, ct);
         r.EnsureSuccessStatusCode();
         return await r.Content.ReadAsStringAsync(ct);
