@@ -14,6 +14,9 @@ internal sealed class BrokerHost : IAsyncDisposable
     private Process? _process;
     private int _externalPid;
 
+    /// <summary>Given to the broker in its environment, not its command line, which the log below records.</summary>
+    private string? _adminKey;
+
     public string DataPath { get; }
     public string LogPath { get; }
     public int Port { get; private set; }
@@ -60,10 +63,9 @@ internal sealed class BrokerHost : IAsyncDisposable
         Directory.CreateDirectory(dir);
         var args = new List<string> { $"--Broker:Storage:Durability={mode}" };
         var adminKey = s.Keys ? "bench-admin-" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)) : null;
-        if (adminKey is not null) args.Add($"--Broker:Auth:AdminKey={adminKey}");
         args.AddRange(extraArgs);
         args.AddRange(s.BrokerArgs);
-        var host = new BrokerHost(s.BrokerDll, Path.Combine(dir, "data"), Path.Combine(s.WorkDir, name + ".log"), [.. args]);
+        var host = new BrokerHost(s.BrokerDll, Path.Combine(dir, "data"), Path.Combine(s.WorkDir, name + ".log"), [.. args]) { _adminKey = adminKey };
         await host.StartProcessAsync();
         if (adminKey is not null) host.Keys = await BenchKeys.CreateAsync(host.BaseUri, adminKey);
         return host;
@@ -89,6 +91,7 @@ internal sealed class BrokerHost : IAsyncDisposable
                   + string.Join(' ', _extraArgs.Select(a => $"'{a}'")) + $" >> '{LogPath}' 2>&1";
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(cmd);
+        if (_adminKey is not null) psi.Environment["Broker__Auth__AdminKey"] = _adminKey;
         var started = Stopwatch.GetTimestamp();
         _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the broker");
         await File.AppendAllTextAsync(LogPath, $"# bench: started pid {_process.Id}: {cmd}\n");

@@ -37,10 +37,18 @@ public sealed record ApiKey
 
     public static byte[] HashOf(string secret)
     {
+        var hash = new byte[SHA256.HashSizeInBytes];
+        HashOf(secret, hash);
+        return hash;
+    }
+
+    /// <summary>The hash into a caller's buffer: authenticating a request allocates nothing.</summary>
+    public static void HashOf(ReadOnlySpan<char> secret, Span<byte> hash)
+    {
         var max = Encoding.UTF8.GetMaxByteCount(secret.Length);
         Span<byte> utf8 = max <= 256 ? stackalloc byte[max] : new byte[max];
         var n = Encoding.UTF8.GetBytes(secret, utf8);
-        return SHA256.HashData(utf8[..n]);
+        SHA256.HashData(utf8[..n], hash);
     }
 
     private static string Base64Url(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -20,6 +20,8 @@ internal sealed class ApiKeyAuthenticationHandler(
 {
     private const string BearerPrefix = "Bearer ";
     private static readonly object FailureItem = new();
+    private static readonly Caller Anonymous = Caller.Keyless("anonymous");
+    private static readonly Caller Loopback = Caller.Keyless("loopback");
     private readonly AuthMode _mode = auth.Value.EffectiveMode;
 
     protected override Task<AuthenticateResult> HandleAuthenticateAsync()
@@ -32,30 +34,40 @@ internal sealed class ApiKeyAuthenticationHandler(
             {
                 return Fail(AuthFailure.Malformed);
             }
-            var caller = keys.Authenticate(value[BearerPrefix.Length..].Trim());
+            var caller = keys.Authenticate(value.AsSpan(BearerPrefix.Length).Trim());
             return caller is null ? Fail(AuthFailure.UnknownKey) : Success(caller);
         }
 
         return _mode switch
         {
-            AuthMode.None => Success(Caller.Keyless("anonymous")),
-            AuthMode.Protected when !IsLoopback(Context.Connection.RemoteIpAddress) => Fail(AuthFailure.NotLoopback),
-            AuthMode.Protected when !NamesLoopback(Request.Host.Host) => Fail(AuthFailure.NotLoopbackHost),
-            AuthMode.Protected => Success(Caller.Keyless("loopback")),
-            _ => Fail(AuthFailure.NoKey),
+            AuthMode.None => Success(Anonymous),
+            AuthMode.Protected when !IsLoopback(Context.Connection.RemoteIpAddress) => NoKey(AuthFailure.NotLoopback),
+            AuthMode.Protected when !NamesLoopback(Request.Host.Host) => NoKey(AuthFailure.NotLoopbackHost),
+            AuthMode.Protected => Success(Loopback),
+            _ => NoKey(AuthFailure.NoKey),
         };
     }
 
     private Task<AuthenticateResult> Success(Caller caller)
     {
         Context.Features.Set(caller);
-        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(caller.ToPrincipal(), Scheme.Name)));
+        return Task.FromResult(AuthenticateResult.Success(new AuthenticationTicket(caller.Principal, Scheme.Name)));
     }
 
     private Task<AuthenticateResult> Fail(AuthFailure why)
     {
         Context.Items[FailureItem] = why;
         return Task.FromResult(AuthenticateResult.Fail(why.ToString()));
+    }
+
+    /// <summary>
+    /// No key and the mode needs one: "no result" rather than a failure, so anonymous endpoints (health
+    /// probes) are not logged as failed sign-ins; a protected endpoint still challenges with the reason.
+    /// </summary>
+    private Task<AuthenticateResult> NoKey(AuthFailure why)
+    {
+        Context.Items[FailureItem] = why;
+        return Task.FromResult(AuthenticateResult.NoResult());
     }
 
     protected override Task HandleChallengeAsync(AuthenticationProperties properties)

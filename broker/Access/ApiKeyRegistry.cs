@@ -33,12 +33,16 @@ internal sealed class ApiKeyRegistry
     public int Count => _byId.Count;
 
     /// <summary>The caller a presented key stands for, or null for an unknown or revoked key.</summary>
-    public Caller? Authenticate(string presented)
+    public Caller? Authenticate(ReadOnlySpan<char> presented)
     {
-        var hash = ApiKey.HashOf(presented);
+        Span<byte> hash = stackalloc byte[SHA256.HashSizeInBytes];
+        ApiKey.HashOf(presented, hash);
         if (_adminKeyHash is not null && CryptographicOperations.FixedTimeEquals(hash, _adminKeyHash)) return Caller.AdminKey;
         // The probe compares hashes, not keys: timing can tell an attacker nothing about a stored key.
-        if (!_byHash.TryGetValue(Convert.ToHexString(hash), out var found) || !CryptographicOperations.FixedTimeEquals(hash, found.Key.Hash))
+        Span<char> hex = stackalloc char[SHA256.HashSizeInBytes * 2];
+        Convert.TryToHexString(hash, hex, out _);
+        if (!_byHash.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out var found)
+            || !CryptographicOperations.FixedTimeEquals(hash, found.Key.Hash))
         {
             return null;
         }

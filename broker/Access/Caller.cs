@@ -55,13 +55,12 @@ public sealed class Caller
 
     public bool MayUseConsumerGroup(string group) => IsAdmin || (Role == Role.Consumer && ConsumerGroups.Allows(group));
 
-    public ClaimsPrincipal ToPrincipal()
-    {
-        var identity = new ClaimsIdentity(
-            [new Claim(ClaimTypes.Name, Name), new Claim(ClaimTypes.Role, Role.ToString().ToLowerInvariant())],
-            AuthenticationScheme);
-        return new ClaimsPrincipal(identity);
-    }
+    /// <summary>Made once per key, not per request: callers are cached with their keys, and nothing changes a principal.</summary>
+    public ClaimsPrincipal Principal => _principal ??= new ClaimsPrincipal(new ClaimsIdentity(
+        [new Claim(ClaimTypes.Name, Name), new Claim(ClaimTypes.Role, Role.ToString().ToLowerInvariant())],
+        AuthenticationScheme));
+
+    private ClaimsPrincipal? _principal;
 }
 
 internal static class CallerHttpContextExtensions
