@@ -58,7 +58,21 @@ public sealed class BatchApiTests(BrokerFixture broker) : IClassFixture<BrokerFi
         Assert.Contains("k3", results[1].Str("detail"), StringComparison.Ordinal);
         Assert.Null(results[1]!["messageId"]);
 
-        Assert.Equal(2, await MessageCount(a));
+        // Items are stored in order: a later item with an earlier item's key is its replay.
+        var twice = await _c.Post("/v1/messages/batch", new
+        {
+            items = new object[]
+            {
+                new { topic = a, body = new { n = 5 }, idempotencyKey = "k5" },
+                new { topic = a, body = new { n = 5 }, idempotencyKey = "k5" },
+                new { topic = a, body = new { n = 6 }, idempotencyKey = "k5" },
+            },
+        });
+        Assert.True(twice.Status == HttpStatusCode.OK, twice.ToString());
+        Assert.Equal(["created", "replayed", "conflict"], Statuses(twice));
+        Assert.Equal(twice.Json["results"]![0].Str("messageId"), twice.Json["results"]![1].Str("messageId"));
+
+        Assert.Equal(3, await MessageCount(a));
         Assert.Equal(2, await MessageCount(b));
         Assert.Equal("created", (await _c.Message(ids[0])).Str("tag"));
     }
