@@ -117,6 +117,64 @@ internal sealed class BrokerClient : IDisposable
         return PostAsync($"v1/topics/{topic}/messages", body, _keys?.Producer, ct);
     }
 
+    /// <summary>POST /v1/half-messages/batch: one half message per (transactionId, k), all on <paramref name="topic"/>.</summary>
+    public Task<HttpStatusCode> SendHalfBatchAsync(string topic, string group, IReadOnlyList<(string TxId, long K)> items, CancellationToken ct)
+    {
+        var body = Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("items");
+            foreach (var (txId, k) in items)
+            {
+                w.WriteStartObject();
+                w.WriteString("topic", topic);
+                w.WriteString("producerGroup", group);
+                w.WriteString("transactionId", txId);
+                w.WriteString("tag", "bench");
+                WriteBody(w, k);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+        return PostAsync("v1/half-messages/batch", body, _keys?.Producer, ct);
+    }
+
+    /// <summary>POST /v1/transactions/commit with the listed transaction ids.</summary>
+    public Task<HttpStatusCode> CommitBatchAsync(IEnumerable<string> txIds, CancellationToken ct)
+    {
+        var body = Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("transactionIds");
+            foreach (var id in txIds) w.WriteStringValue(id);
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+        return PostAsync("v1/transactions/commit", body, _keys?.Producer, ct);
+    }
+
+    /// <summary>POST /v1/messages/batch: one plain message per k, all on <paramref name="topic"/>.</summary>
+    public Task<HttpStatusCode> SendPlainBatchAsync(string topic, IReadOnlyList<long> ks, CancellationToken ct)
+    {
+        var body = Write(w =>
+        {
+            w.WriteStartObject();
+            w.WriteStartArray("items");
+            foreach (var k in ks)
+            {
+                w.WriteStartObject();
+                w.WriteString("topic", topic);
+                w.WriteString("tag", "bench");
+                WriteBody(w, k);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        });
+        return PostAsync("v1/messages/batch", body, _keys?.Producer, ct);
+    }
+
     /// <summary>One long-poll receive: the messages' (k, receiptHandle) pairs.</summary>
     public async Task<(HttpStatusCode Status, List<(long K, string Handle)> Messages)> ReceiveAsync(
         string group, string topic, int max, int waitSeconds, CancellationToken ct)

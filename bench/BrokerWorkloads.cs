@@ -192,11 +192,12 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
 
     /// <summary>Workload 1 (pull consumers) and 3 (push to the in-process receiver): half → commit by P
     /// producers, latency from commit sent to message received.</summary>
-    public async Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push, bool http1)
+    /// <param name="batch">N ≥ 2: the producers use the batch endpoints, N messages per request.</param>
+    public async Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push, bool http1, int batch = 0)
     {
-        var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "")
+        var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (batch > 0 ? $" (batches of {batch})" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "")
                    + (http1 && !s.Http1 ? " (HTTP/1.1)" : "") + (broker.Keys is not null ? " (API keys)" : "");
-        var topic = (push ? "bench-w3" : "bench-w1") + (http1 && !s.Http1 ? "-h1" : "");
+        var topic = (push ? "bench-w3" : "bench-w1") + (http1 && !s.Http1 ? "-h1" : "") + (batch > 0 ? $"-b{batch}" : "");
         log($"workload {name} [{mode}]");
         using var client = new BrokerClient(broker.UriFor(http1), s.PayloadBytes, http1, broker.Keys);
         var tracker = new Tracker(s.MaxMessagesPerWorkload);
@@ -242,7 +243,9 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
                 .Select(_ => Task.Run(() => ConsumerLoopAsync(client, ConsumerGroup, topic, s.BatchSize, tracker, e2e, () => Volatile.Read(ref stopConsumers), hard.Token)))
                 .ToArray();
             var producers = Enumerable.Range(0, s.Producers)
-                .Select(_ => Task.Run(() => ProducerLoopAsync(client, topic, !s.PlainSends, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
+                .Select(_ => Task.Run(() => batch > 0
+                    ? BatchedProducer.RunAsync(client, topic, ProducerGroup, $"b{_run}-{topic}", !s.PlainSends, batch, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)
+                    : ProducerLoopAsync(client, topic, !s.PlainSends, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
                 .ToArray();
             Interlocked.Exchange(ref _receiveCalls, 0);
             Interlocked.Exchange(ref _receivedInCalls, 0);
@@ -250,7 +253,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             var w = await MeasureAsync(broker.Pid, cold, () => tracker.ReceivedUnique, e2e, send);
             var receiveCalls = Interlocked.Read(ref _receiveCalls);
             var perReceive = receiveCalls == 0 ? 0 : Interlocked.Read(ref _receivedInCalls) / (double)receiveCalls;
-            var requestsPerSecond = (send.Count * 2 + (push ? 0 : receiveCalls + Interlocked.Read(ref _ackCalls))) / w.Cpu.WallSeconds;
+            var requestsPerSecond = (send.Count * 2 / Math.Max(1, batch) + (push ? 0 : receiveCalls + Interlocked.Read(ref _ackCalls))) / w.Cpu.WallSeconds;
             Volatile.Write(ref stopProducers, true);
             await Task.WhenAll(producers);
             var drained = await tracker.WaitAllReceivedAsync(s.Drain);
@@ -261,7 +264,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             var sh = send.Merged();
             var rate = e2e.Count / w.Cpu.WallSeconds;
             var notes = string.Create(CultureInfo.InvariantCulture,
-                $"{w.WarmupNote}{Transport(http1)}; half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
+                $"{w.WarmupNote}{Transport(http1)}; {(batch > 0 ? $"{batch} messages per half and per commit request; " : "")}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
                 + $"{(drained ? "" : $" (NOT all received within {s.Drain.TotalSeconds:F0} s drain)")}, dup {tracker.Duplicates}, errors {send.Errors + e2e.Errors}; {Noise(w.Cpu)}");
             return new Row(name, System, mode, e2e.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
                 e2e.Count > 0 ? w.Cpu.TargetSeconds / (e2e.Count / 1000.0) : double.NaN, w.RssMiB, notes);
@@ -300,15 +303,21 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         }
         if (workloads.Contains(2)) await Add("2 plain sends", () => PlainSendsAsync(broker, cold, mode));
         if (workloads.Contains(3) && mode == "Process") await Add("3 push e2e", () => EndToEndAsync(broker, cold, mode, push: true, s.Http1));
+        // The batch endpoints as rows of their own, after (never instead of) the single-message rows.
+        if (s.BatchSends > 1 && workloads.Contains(1))
+        {
+            await Add($"1 e2e transactional (batches of {s.BatchSends})", () => EndToEndAsync(broker, cold, mode, push: false, s.Http1, s.BatchSends));
+        }
+        if (s.BatchSends > 1 && workloads.Contains(2)) await Add($"2 plain sends (batches of {s.BatchSends})", () => PlainSendsAsync(broker, cold, mode, s.BatchSends));
         return rows;
     }
 
     /// <summary>Workload 2: plain sends only (with one pull subscription that nobody drains).</summary>
-    public async Task<Row> PlainSendsAsync(BrokerHost broker, bool cold, string mode)
+    public async Task<Row> PlainSendsAsync(BrokerHost broker, bool cold, string mode, int batch = 0)
     {
-        const string name = "2 plain sends";
+        var name = "2 plain sends" + (batch > 0 ? $" (batches of {batch})" : "");
         log($"workload {name} [{mode}]");
-        const string topic = "bench-w2";
+        var topic = "bench-w2" + (batch > 0 ? $"-b{batch}" : "");
         using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1, broker.Keys);
         try
         {
@@ -323,15 +332,18 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         var stop = false;
         using var hard = new CancellationTokenSource(s.MaxWarmup + s.Measure + TimeSpan.FromSeconds(60));
         var producers = Enumerable.Range(0, s.Producers)
-            .Select(_ => Task.Run(() => ProducerLoopAsync(client, topic, false, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
+            .Select(_ => Task.Run(() => batch > 0
+                ? BatchedProducer.RunAsync(client, topic, ProducerGroup, "", false, batch, tracker, send, () => Volatile.Read(ref stop), hard.Token)
+                : ProducerLoopAsync(client, topic, false, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
             .ToArray();
         var w = await MeasureAsync(broker.Pid, cold, () => tracker.Released, send);
         Volatile.Write(ref stop, true);
         await Task.WhenAll(producers);
         var h = send.Merged();
         var rate = send.Count / w.Cpu.WallSeconds;
-        if (mode == "Process") PlainSendRate = rate;
-        var notes = string.Create(CultureInfo.InvariantCulture, $"{w.WarmupNote}{Transport(s.Http1)}; latency = send → 201; errors {send.Errors}; {Noise(w.Cpu)}");
+        if (mode == "Process" && batch == 0) PlainSendRate = rate;
+        var latency = batch > 0 ? $"{batch} messages per request; latency = the message's batch send → 200" : "latency = send → 201";
+        var notes = string.Create(CultureInfo.InvariantCulture, $"{w.WarmupNote}{Transport(s.Http1)}; {latency}; errors {send.Errors}; {Noise(w.Cpu)}");
         return new Row(name, System, mode, send.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
             send.Count > 0 ? w.Cpu.TargetSeconds / (send.Count / 1000.0) : double.NaN, w.RssMiB, notes);
     }

@@ -71,7 +71,9 @@ if (haveBroker && s.Workloads.Contains(4)) await RunMany("4 check-back", "HalfMs
 if (haveBroker && s.Workloads.Contains(5)) await Run("5 restart", "HalfMsgBroker", "Process", broker.RestartAsync);
 
 var ratio = "n/a";
-var hm = rows.FirstOrDefault(r => r.Workload.StartsWith('1') && r.System == "HalfMsgBroker" && r.Mode == "Process");
+// The headline is the single-message row; batched rows (--batch-sends) are extra rows, never the ratio.
+var hm = rows.FirstOrDefault(r => r.Workload.StartsWith('1') && r.System == "HalfMsgBroker" && r.Mode == "Process"
+    && !r.Workload.Contains("(batches of", StringComparison.Ordinal));
 var rq = rows.Where(r => r.Workload.StartsWith('1') && r.System.StartsWith("RabbitMQ", StringComparison.Ordinal) && !double.IsNaN(r.PerSecond))
     .MaxBy(r => r.PerSecond);
 if (hm is not null && rq is not null && rq.PerSecond > 0 && !double.IsNaN(hm.PerSecond))

@@ -50,6 +50,9 @@ internal sealed class Settings
     /// <summary>Workloads 1 and 3 with plain sends instead of half → commit: the consuming side's capacity.</summary>
     public bool PlainSends { get; set; }
     public int Consumers { get; set; } = 4;
+
+    /// <summary>With N ≥ 2, workloads 1 and 2 also run as rows of their own with N messages per request (the batch endpoints).</summary>
+    public int BatchSends { get; set; }
     public int BatchSize { get; set; } = 32;
     public int PayloadBytes { get; set; } = 200;
 
@@ -111,6 +114,7 @@ internal sealed class Settings
                 case "--rate": s.Rate = int.Parse(Next()); break;
                 case "--plain-sends": s.PlainSends = true; break;
                 case "--consumers": s.Consumers = int.Parse(Next()); break;
+                case "--batch-sends": s.BatchSends = int.Parse(Next()); break;
                 case "--batch": s.BatchSize = int.Parse(Next()); break;
                 case "--measure-seconds": measure = int.Parse(Next()); break;
                 case "--warmup-seconds": warmup = int.Parse(Next()); break;
@@ -124,6 +128,7 @@ internal sealed class Settings
         s.CheckBackCount = checkCount ?? (s.Quick ? 10_000 : 100_000);
         s.RestartCount = restartCount ?? (s.Quick ? 100_000 : 1_000_000);
         if (s.ExternalBrokerUrl is not null && s.ExternalBrokerH2cUrl is null) s.Http1 = true;
+        if (s.BatchSends is 1 or < 0 or > 100) throw new ArgumentException("--batch-sends must be 2-100 (the batch endpoints' item limit)");
         return s;
     }
 }

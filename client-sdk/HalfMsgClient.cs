@@ -167,6 +167,48 @@ public sealed class HalfMsgClient
         return Api.RollbackAsync(transactionId, cancellationToken);
     }
 
+    /// <summary>Sends up to 100 plain messages in one request (stored together or not at all); retried safely, as each item gets an idempotency key.</summary>
+    /// <param name="items">The messages; an item without an idempotency key gets a fresh one.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per item, in order: created, replayed or conflict.</returns>
+    public Task<BatchSendResult> SendBatchAsync(IEnumerable<SendMessageBatchItem> items, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        var list = items.Select(i => i.IdempotencyKey is null ? i with { IdempotencyKey = Guid.NewGuid().ToString("N") } : i).ToList();
+        return Api.SendMessageBatchAsync(new SendMessageBatchRequest(list), cancellationToken);
+    }
+
+    /// <summary>Sends up to 100 half messages in one request, each its own transaction; end them with <see cref="CommitBatchAsync"/> or one by one.</summary>
+    /// <param name="items">The half messages; an item without a transaction id gets a new one (<see cref="TransactionIds.New"/>).</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per item, in order, with its transaction id.</returns>
+    public Task<BatchSendResult> SendHalfBatchAsync(IEnumerable<SendHalfMessageBatchItem> items, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        var list = items.Select(i => i.TransactionId is null ? i with { TransactionId = TransactionIds.New() } : i).ToList();
+        return Api.SendHalfMessageBatchAsync(new SendHalfMessageBatchRequest(list), cancellationToken);
+    }
+
+    /// <summary>Commits up to 1000 transactions in one request, each on its own (idempotent).</summary>
+    /// <param name="transactionIds">The transactions.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per id, in order: committed, rolledBack, notFound or conflict.</returns>
+    public Task<BatchEndResult> CommitBatchAsync(IEnumerable<string> transactionIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(transactionIds);
+        return Api.CommitBatchAsync(new TransactionIdsRequest(transactionIds.ToList()), cancellationToken);
+    }
+
+    /// <summary>Rolls back up to 1000 transactions in one request, each on its own (idempotent).</summary>
+    /// <param name="transactionIds">The transactions.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per id, in order.</returns>
+    public Task<BatchEndResult> RollbackBatchAsync(IEnumerable<string> transactionIds, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(transactionIds);
+        return Api.RollbackBatchAsync(new TransactionIdsRequest(transactionIds.ToList()), cancellationToken);
+    }
+
     /// <summary>One long-poll receive.</summary>
     /// <param name="consumerGroup">The consumer group (subscribed to the topic without push).</param>
     /// <param name="topic">The topic.</param>

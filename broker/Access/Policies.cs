@@ -24,6 +24,9 @@ internal static class Policies
     /// <summary>Any producer key; the handler narrows to the key's producer groups.</summary>
     public const string Transactions = "transactions";
 
+    /// <summary>Any producer key; for batches whose topics are in the body, the handler checks each item's topic (and producer group).</summary>
+    public const string Produce = "produce";
+
     /// <summary>Consumer keys whose <c>consumerGroups</c> cover the route's <c>{group}</c>.</summary>
     public const string ConsumerGroup = "consumer-group";
 
@@ -45,6 +48,7 @@ internal static class Policies
         AccessRule.SendToTopic => SendToTopic,
         AccessRule.ProducerGroup => ProducerGroup,
         AccessRule.Transactions => Transactions,
+        AccessRule.Produce => Produce,
         AccessRule.ConsumerGroup => ConsumerGroup,
         _ => ReadMessages,
     };
@@ -56,6 +60,7 @@ internal enum AccessRule
     SendToTopic,
     ProducerGroup,
     Transactions,
+    Produce,
     ConsumerGroup,
     ReadMessages,
 }
@@ -83,6 +88,7 @@ internal sealed class AccessHandler : AuthorizationHandler<AccessRequirement>
             AccessRule.SendToTopic when !caller.MayProduceTo(topic) => $"sending to topic '{topic}' needs a producer key whose topics include it",
             AccessRule.ProducerGroup when !caller.MayUseProducerGroup(group) => $"producer group '{group}' needs a producer key whose producerGroups include it",
             AccessRule.Transactions when caller.Role != Role.Producer => "transactions need a producer key",
+            AccessRule.Produce when caller.Role != Role.Producer => "sending needs a producer key",
             AccessRule.ConsumerGroup when !caller.MayUseConsumerGroup(group) => $"consumer group '{group}' needs a consumer key whose consumerGroups include it",
             AccessRule.ReadMessages when caller.Role is not (Role.Producer or Role.Consumer) => "reading messages needs a producer or consumer key",
             AccessRule.Admin => "this request needs an admin key",

@@ -28,6 +28,7 @@ internal static class ProducerApi
             .Produces<TransactionView>().ProducesProblem(404);
         v1.MapGet("/transactions", ListTransactions).RequireAuthorization(Policies.Transactions)
             .Produces<TransactionList>().ProducesProblem(400);
+        app.MapBatchApi();
     }
 
     private static async Task<IResult> SendAsync(
@@ -183,7 +184,7 @@ internal static class ProducerApi
         StateNames.Of(m.ResolvedBy) is { } by ? $" (resolved by {by})" : "";
 
     /// <summary>The fields plain and half messages share, validated into <paramref name="errors"/>.</summary>
-    private static NewMessage Message(
+    internal static NewMessage Message(
         string topic, string? tag, string[]? keys, Dictionary<string, string?>? properties, System.Text.Json.JsonElement body,
         int? delaySeconds, string? deliverAt, HttpRequest request, FieldErrors errors, TimeProvider time) => new(
         topic,

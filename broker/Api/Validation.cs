@@ -18,6 +18,15 @@ internal sealed class FieldErrors
         list.Add(message);
     }
 
+    /// <summary>Takes <paramref name="inner"/>'s errors with their fields prefixed (<c>items[2].</c>), for one item of a batch.</summary>
+    public void AddAll(string prefix, FieldErrors inner)
+    {
+        foreach (var (field, messages) in inner._errors)
+        {
+            foreach (var message in messages) Add(prefix + field, message);
+        }
+    }
+
     public IResult ToProblem() => Problems.InvalidFields(_errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
 
     public int? Range(string field, int? value, int min, int max, int? fallback)

@@ -23,6 +23,9 @@ internal abstract class StoreCommand<TResult> : StoreCommand
 
     public sealed override void Execute(WriteContext context) => _result = Run(context);
 
+    /// <summary>Runs this command as part of another (a <see cref="CommandBatch{TResult}"/>), which answers for it.</summary>
+    internal TResult RunWithin(WriteContext context) => Run(context);
+
     public sealed override void Complete() => _completion.TrySetResult(_result);
 
     public sealed override void Fail(Exception error) => _completion.TrySetException(error);

@@ -41,6 +41,34 @@ public interface IHalfMsgApi
     [Post("/v1/transactions/{transactionId}/rollback")]
     Task<EndTransactionResult> RollbackAsync(string transactionId, CancellationToken cancellationToken = default);
 
+    /// <summary><c>POST /v1/messages/batch</c>: up to 100 plain messages (each naming its topic) in one request, stored together or not at all.</summary>
+    /// <param name="request">The messages. Items without an idempotency key get a fresh one from the SDK, so its own retries are safe.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per item, in order.</returns>
+    [Post("/v1/messages/batch")]
+    Task<BatchSendResult> SendMessageBatchAsync([Body] SendMessageBatchRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary><c>POST /v1/half-messages/batch</c>: up to 100 half messages in one request, each its own transaction.</summary>
+    /// <param name="request">The half messages. Items without a transaction id get one from the SDK before sending.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per item, in order.</returns>
+    [Post("/v1/half-messages/batch")]
+    Task<BatchSendResult> SendHalfMessageBatchAsync([Body] SendHalfMessageBatchRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary><c>POST /v1/transactions/commit</c>: commits up to 1000 transactions, each on its own (idempotent).</summary>
+    /// <param name="request">The transaction ids.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per id, in order.</returns>
+    [Post("/v1/transactions/commit")]
+    Task<BatchEndResult> CommitBatchAsync([Body] TransactionIdsRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary><c>POST /v1/transactions/rollback</c>: rolls back up to 1000 transactions, each on its own (idempotent).</summary>
+    /// <param name="request">The transaction ids.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>One result per id, in order.</returns>
+    [Post("/v1/transactions/rollback")]
+    Task<BatchEndResult> RollbackBatchAsync([Body] TransactionIdsRequest request, CancellationToken cancellationToken = default);
+
     /// <summary><c>GET /v1/transactions/{transactionId}</c>.</summary>
     /// <param name="transactionId">The transaction.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

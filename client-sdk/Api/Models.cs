@@ -114,6 +114,106 @@ public sealed record SendHalfMessageResult(string MessageId, string TransactionI
 /// <param name="State">The end state.</param>
 public sealed record EndTransactionResult(string TransactionId, string MessageId, MessageState State);
 
+/// <summary>One plain message of <c>POST /v1/messages/batch</c>: a plain send's fields plus its topic.</summary>
+/// <param name="Topic">The topic.</param>
+/// <param name="Body">The message body: any JSON value.</param>
+/// <param name="Tag">Optional tag.</param>
+/// <param name="Keys">Optional business keys.</param>
+/// <param name="Properties">Optional string properties.</param>
+/// <param name="DelaySeconds">Defers delivery by this many seconds (0–86400).</param>
+/// <param name="DeliverAt">Defers delivery until this time.</param>
+/// <param name="IdempotencyKey">The single send's <c>Idempotency-Key</c>. When null the SDK adds a fresh one, so its own retries are safe.</param>
+public sealed record SendMessageBatchItem(
+    string Topic,
+    JsonElement Body,
+    string? Tag = null,
+    IReadOnlyList<string>? Keys = null,
+    IReadOnlyDictionary<string, string>? Properties = null,
+    int? DelaySeconds = null,
+    DateTimeOffset? DeliverAt = null,
+    string? IdempotencyKey = null);
+
+/// <summary>Body of <c>POST /v1/messages/batch</c> (1–100 items).</summary>
+/// <param name="Items">The messages, stored in this order.</param>
+public sealed record SendMessageBatchRequest(IReadOnlyList<SendMessageBatchItem> Items);
+
+/// <summary>One half message of <c>POST /v1/half-messages/batch</c>: its own transaction.</summary>
+/// <param name="Topic">The topic.</param>
+/// <param name="ProducerGroup">The producer group whose check URL resolves this transaction.</param>
+/// <param name="Body">The message body: any JSON value.</param>
+/// <param name="TransactionId">Unique transaction id. When null the SDK generates one before sending.</param>
+/// <param name="Tag">Optional tag.</param>
+/// <param name="Keys">Optional business keys.</param>
+/// <param name="Properties">Optional string properties.</param>
+/// <param name="CheckImmunitySeconds">Seconds before the first check-back.</param>
+public sealed record SendHalfMessageBatchItem(
+    string Topic,
+    string ProducerGroup,
+    JsonElement Body,
+    string? TransactionId = null,
+    string? Tag = null,
+    IReadOnlyList<string>? Keys = null,
+    IReadOnlyDictionary<string, string>? Properties = null,
+    int? CheckImmunitySeconds = null);
+
+/// <summary>Body of <c>POST /v1/half-messages/batch</c> (1–100 items).</summary>
+/// <param name="Items">The half messages, stored in this order.</param>
+public sealed record SendHalfMessageBatchRequest(IReadOnlyList<SendHalfMessageBatchItem> Items);
+
+/// <summary>What happened to one item of a batch send.</summary>
+public enum BatchSendStatus
+{
+    /// <summary>Stored now (the single send's 201).</summary>
+    [JsonStringEnumMemberName("created")] Created,
+    /// <summary>Already stored with the same key and body (the single send's 200).</summary>
+    [JsonStringEnumMemberName("replayed")] Replayed,
+    /// <summary>The key is taken by a different message (the single send's 409): see Code and Detail.</summary>
+    [JsonStringEnumMemberName("conflict")] Conflict,
+}
+
+/// <summary>One item's outcome in a batch send's answer.</summary>
+/// <param name="MessageId">The message id; null for a conflict.</param>
+/// <param name="TransactionId">The transaction id (half messages only).</param>
+/// <param name="State">The message's state; null for a conflict.</param>
+/// <param name="Status">Created, replayed or conflict.</param>
+/// <param name="Code">For a conflict: <c>idempotency-conflict</c> or <c>transaction-conflict</c>.</param>
+/// <param name="Detail">For a conflict: what to do about it.</param>
+public sealed record BatchSendItemResult(string? MessageId, string? TransactionId, MessageState? State, BatchSendStatus Status, string? Code = null, string? Detail = null);
+
+/// <summary>Answer to a batch send: one result per item, in request order.</summary>
+/// <param name="Results">The results.</param>
+public sealed record BatchSendResult(IReadOnlyList<BatchSendItemResult> Results);
+
+/// <summary>Body of <c>POST /v1/transactions/commit</c> and <c>/rollback</c> (1–1000 ids).</summary>
+/// <param name="TransactionIds">The transactions to end, each on its own.</param>
+public sealed record TransactionIdsRequest(IReadOnlyList<string> TransactionIds);
+
+/// <summary>What happened to one transaction of a batch commit or rollback.</summary>
+public enum BatchEndStatus
+{
+    /// <summary>Committed, now or before.</summary>
+    [JsonStringEnumMemberName("committed")] Committed,
+    /// <summary>Rolled back, now or before.</summary>
+    [JsonStringEnumMemberName("rolledBack")] RolledBack,
+    /// <summary>No such transaction (or one of a producer group the key does not cover).</summary>
+    [JsonStringEnumMemberName("notFound")] NotFound,
+    /// <summary>Already ended the other way; State says how.</summary>
+    [JsonStringEnumMemberName("conflict")] Conflict,
+}
+
+/// <summary>One transaction's outcome in a batch commit or rollback.</summary>
+/// <param name="TransactionId">The transaction id.</param>
+/// <param name="MessageId">The half message's id; null when not found.</param>
+/// <param name="State">The transaction's state; null when not found.</param>
+/// <param name="Status">Committed, rolled back, not found or conflict.</param>
+/// <param name="Code">For not found and conflict: the single endpoint's problem code.</param>
+/// <param name="Detail">For not found and conflict: the single endpoint's problem detail.</param>
+public sealed record BatchEndItemResult(string TransactionId, string? MessageId, MessageState? State, BatchEndStatus Status, string? Code = null, string? Detail = null);
+
+/// <summary>Answer to a batch commit or rollback: one result per id, in request order.</summary>
+/// <param name="Results">The results.</param>
+public sealed record BatchEndResult(IReadOnlyList<BatchEndItemResult> Results);
+
 /// <summary>A transaction as <c>GET /v1/transactions/{id}</c> shows it.</summary>
 /// <param name="TransactionId">The transaction id.</param>
 /// <param name="MessageId">The half message's id.</param>

@@ -7,7 +7,8 @@ namespace HalfMsgBroker.Client.Http;
 /// <summary>
 /// Outermost handler of the broker client. It makes every call that can be retried safely
 /// retry-safe and marks it so: a plain send gets an <c>Idempotency-Key</c> when it has none,
-/// a half message a <c>transactionId</c> when it has none. Receive, ack, nack,
+/// a half message a <c>transactionId</c> when it has none, and so does each item of a batch send
+/// (<c>idempotencyKey</c>, <c>transactionId</c>). Receive, ack, nack,
 /// change-invisibility and redrive stay unmarked, so the resilience pipeline never repeats them.
 /// It also sets the HTTP version (<see cref="HalfMsgClientOptions.UseHttp2"/>): Refit builds its own
 /// request messages, so the client's default version would not reach them. It adds the API key
@@ -62,6 +63,12 @@ internal sealed class HalfMsgRequestHandler(HalfMsgClientOptions options) : Dele
                 await EnsureTransactionIdAsync(request, cancellationToken).ConfigureAwait(false);
                 safe = true;
             }
+            else if (path is "/v1/messages/batch" or "/v1/half-messages/batch")
+            {
+                await EnsureItemIdsAsync(request, path == "/v1/messages/batch" ? "idempotencyKey" : "transactionId", cancellationToken).ConfigureAwait(false);
+                safe = true;
+            }
+            // One transaction or a batch of them (/v1/transactions/commit): ending is idempotent either way.
             else if (path.StartsWith("/v1/transactions/", StringComparison.Ordinal)
                 && (path.EndsWith("/commit", StringComparison.Ordinal) || path.EndsWith("/rollback", StringComparison.Ordinal)))
             {
@@ -120,6 +127,48 @@ internal sealed class HalfMsgRequestHandler(HalfMsgClientOptions options) : Dele
         var content = JsonContent(System.Text.Encoding.UTF8.GetBytes(obj.ToJsonString()));
         request.Content.Dispose();
         request.Content = content;
+    }
+
+    /// <summary>Gives each object of a batch's <c>items</c> a <paramref name="field"/> when it has none, so a retry replays instead of duplicating.</summary>
+    private static async Task EnsureItemIdsAsync(HttpRequestMessage request, string field, CancellationToken cancellationToken)
+    {
+        if (request.Content is null)
+        {
+            return;
+        }
+
+        var bytes = await request.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(bytes);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return; // let the broker answer malformed-json
+        }
+
+        if (node is not JsonObject { } obj || obj["items"] is not JsonArray items)
+        {
+            return;
+        }
+
+        var changed = false;
+        foreach (var item in items)
+        {
+            if (item is JsonObject o && !(o[field] is JsonValue value && value.TryGetValue<string>(out var existing) && !string.IsNullOrEmpty(existing)))
+            {
+                o[field] = TransactionIds.New();
+                changed = true;
+            }
+        }
+
+        if (changed)
+        {
+            var content = JsonContent(System.Text.Encoding.UTF8.GetBytes(obj.ToJsonString()));
+            request.Content.Dispose();
+            request.Content = content;
+        }
     }
 
     private static bool ChangesState(HttpMethod method) =>
