@@ -154,7 +154,7 @@ internal sealed class PushDeliveryService(
             else
             {
                 var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                queue.PushFailed(entry, result.Describe(), _options.BackoffFor(lease.Attempt), now);
+                await queue.PushFailedAsync(entry, result.Describe(), _options.BackoffFor(lease.Attempt), now);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -164,7 +164,7 @@ internal sealed class PushDeliveryService(
         {
             logger.LogError(e, "Push of message {MessageId} to {Group} failed unexpectedly", entry.MessageId, queue.Group);
             // The log has the exception; lastError is read by clients, so it gets a fixed word.
-            queue.PushFailed(entry, "broker error", _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
+            await queue.PushFailedAsync(entry, "broker error", _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
         }
     }
 
