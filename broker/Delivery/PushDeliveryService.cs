@@ -149,7 +149,18 @@ internal sealed class PushDeliveryService(
             if (result.IsSuccess)
             {
                 queue.PushSucceeded(entry);
-                await writer.Submit(new AckDeliveries([new AckItem(entry.MessageId, queue.Group, lease.Attempt)]), cancellationToken);
+                try
+                {
+                    await writer.Submit(new AckDeliveries([new AckItem(entry.MessageId, queue.Group, lease.Attempt)]), CancellationToken.None);
+                }
+                catch
+                {
+                    // The store did not take the ack, so the delivery comes back (at least once), a second
+                    // later rather than in a tight loop against a failing store.
+                    var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                    queue.Add(entry.MessageId, lease.Attempt, now + 1000, null, now);
+                    throw;
+                }
             }
             else
             {

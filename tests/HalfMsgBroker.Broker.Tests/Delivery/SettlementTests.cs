@@ -18,6 +18,7 @@ public sealed class SettlementTests : IAsyncLifetime
     private HttpClient _c = null!;
     private IMessageStore _store = null!;
     private volatile bool _refuseFailures;
+    private volatile bool _refuseAcks;
     private int _refused;
 
     private static string Unique(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
@@ -28,6 +29,7 @@ public sealed class SettlementTests : IAsyncLifetime
         _store = _factory.Services.GetRequiredService<IMessageStore>();
         _factory.Services.GetRequiredService<StoreWriter>().CommandFault = command =>
         {
+            if (_refuseAcks && command is AckDeliveries) throw new IOException("disk refused the write (test)");
             if (!_refuseFailures || command is not (RecordAttemptFailure or ExhaustDelivery)) return;
             Interlocked.Increment(ref _refused);
             throw new IOException("disk refused the write (test)");
@@ -147,5 +149,22 @@ public sealed class SettlementTests : IAsyncLifetime
         _refuseFailures = false;
         await Eventually.Until(() => _c.DeliveryState(id, group), s => s == "deadLettered", "dead-lettered once the store takes it");
         Assert.Equal(DeliveryState.DeadLettered, Stored(id, group).State);
+    }
+
+    [Fact]
+    public async Task A_push_whose_ack_the_store_refuses_is_pushed_again()
+    {
+        await using var receiver = await TestReceiver.Answering(200);
+        var (group, topic) = (Unique("g"), Unique("t"));
+        await _c.Subscribe(group, topic, new { push = new { url = receiver.Url } });
+
+        _refuseAcks = true;
+        var id = await _c.Send(topic);
+        await Eventually.Until(() => receiver.Requests.Count >= 2, "pushed again after its ack could not be stored");
+        Assert.NotEqual(DeliveryState.Acked, Stored(id, group).State);
+
+        _refuseAcks = false;
+        await Eventually.Until(() => _c.DeliveryState(id, group), s => s == "acked", "acked once the store takes it");
+        Assert.Equal(DeliveryState.Acked, Stored(id, group).State);
     }
 }
