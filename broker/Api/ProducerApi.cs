@@ -1,6 +1,7 @@
 using HalfMsgBroker.Access;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
+using HalfMsgBroker.DiskSpace;
 using HalfMsgBroker.Engine;
 using HalfMsgBroker.Lifecycle;
 using HalfMsgBroker.Storage;
@@ -14,9 +15,9 @@ internal static class ProducerApi
     public static void MapProducerApi(this IEndpointRouteBuilder app)
     {
         var v1 = app.MapGroup("/v1").WithTags("Producing");
-        v1.MapPost("/topics/{topic}/messages", SendAsync).RequireAuthorization(Policies.SendToTopic)
+        v1.MapPost("/topics/{topic}/messages", SendAsync).RequireAuthorization(Policies.SendToTopic).RefusedWhenDiskLow()
             .Produces<SendMessageResponse>(201).Produces<SendMessageResponse>(200).ProducesProblem(400).ProducesProblem(409).ProducesProblem(413).ProducesProblem(429);
-        v1.MapPost("/topics/{topic}/half-messages", SendHalfAsync).RequireAuthorization(Policies.SendToTopic)
+        v1.MapPost("/topics/{topic}/half-messages", SendHalfAsync).RequireAuthorization(Policies.SendToTopic).RefusedWhenDiskLow()
             .Produces<HalfMessageResponse>(201).Produces<HalfMessageResponse>(200).ProducesProblem(400).ProducesProblem(403).ProducesProblem(409).ProducesProblem(413).ProducesProblem(429);
         v1.MapPost("/transactions/{transactionId}/commit",
                 (string transactionId, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct) => EndAsync(transactionId, true, http, writer, audit, ct))

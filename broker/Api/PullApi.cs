@@ -20,7 +20,7 @@ internal static class PullApi
         group.MapPost("/topics/{topic}/receive", ReceiveAsync).RequireRateLimiting(AccessHosting.LongPollPolicy)
             .Produces<ReceiveResponse>().ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(429);
         group.MapPost("/ack", AckAsync).Produces<AckResponse>().ProducesProblem(400);
-        group.MapPost("/nack", NackAsync).Produces<NackResponse>().ProducesProblem(400).ProducesProblem(409);
+        group.MapPost("/nack", NackAsync).Produces<NackResponse>().ProducesProblem(400).ProducesProblem(409).ProducesProblem(503);
         group.MapPost("/change-invisibility", ChangeInvisibilityAsync).Produces<ChangeInvisibilityResponse>().ProducesProblem(400).ProducesProblem(409);
     }
 
@@ -173,13 +173,26 @@ internal static class PullApi
             0 => now, // straight back to the group
             var seconds => now + seconds.Value * 1000L,
         };
-        var (state, nextAttemptAt) = (DeliveryState.InFlight, 0L);
-        var nacked = Settle(registry.QueuesOf(group), queue =>
-            queue.Nack(id, nonce, retryAt, options.Value.Delivery.BackoffFor(queue.Peek(id)?.Attempts ?? 1), now, out state, out nextAttemptAt));
-        return nacked is null
-            ? StaleHandle()
-            : TypedResults.Json(new NackResponse(dto.ReceiptHandle!, StateNames.Of(state), Times.ToUtcOrNull(nextAttemptAt)),
-                BrokerJsonContext.Default.NackResponse);
+        var pending = default(PendingFailure);
+        var queue = Settle(registry.QueuesOf(group), q =>
+            q.BeginNack(id, nonce, retryAt, options.Value.Delivery.BackoffFor(q.Peek(id)?.Attempts ?? 1), now, out pending));
+        if (queue is null) return StaleHandle();
+
+        // Answered only once stored; memory moves on after the store, never before.
+        DeliveryState? state;
+        try
+        {
+            state = await queue.CompleteFailureAsync(pending);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            return Problems.Of(503, "storage-unavailable", "Storage unavailable",
+                "The nack could not be stored, so nothing changed: the message is still in flight under this receipt handle. Retry the nack shortly, or let its visibility run out.");
+        }
+        if (state is not { } stored) return StaleHandle(); // its subscription was deleted meanwhile
+        var nextAttemptAt = stored == DeliveryState.Retrying ? pending.Outcome.NextAttemptAt : 0;
+        return TypedResults.Json(new NackResponse(dto.ReceiptHandle!, StateNames.Of(stored), Times.ToUtcOrNull(nextAttemptAt)),
+            BrokerJsonContext.Default.NackResponse);
     }
 
     private static async Task<IResult> ChangeInvisibilityAsync(

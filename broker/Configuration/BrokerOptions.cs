@@ -148,6 +148,17 @@ public sealed class StorageOptions
 
     /// <summary>The journal starts a new file at this size; a file is deleted once LiteDB holds all of it.</summary>
     public long JournalSegmentBytes { get; set; } = 64L * 1024 * 1024;
+
+    /// <summary>
+    /// Below this many free bytes on the data folder's filesystem, sends and half messages answer
+    /// <c>507 insufficient-storage</c> while commits, rollbacks, acks and nacks go on (0 turns the
+    /// check off). 1 GiB leaves the writes that shrink the backlog room for several journal segments,
+    /// LiteDB's log before its checkpoint, and the journal that is kept until LiteDB holds it.
+    /// </summary>
+    public long MinFreeBytes { get; set; } = 1024L * 1024 * 1024;
+
+    /// <summary>How often the free space is read (one <c>statvfs</c>, never one per request).</summary>
+    public TimeSpan FreeSpaceCheckInterval { get; set; } = TimeSpan.FromSeconds(1);
 }
 
 public sealed class SigningOptions

@@ -33,6 +33,9 @@ internal sealed class DeliveryEntry(Guid messageId, SubscriptionQueue queue)
     public ulong Nonce { get; set; }
     public long Version { get; set; }
 
+    /// <summary>In flight while its failure (nack, failed push, visibility timeout) is being stored.</summary>
+    public bool Settling { get; set; }
+
     /// <summary>The message itself, cached while within the memory budget; otherwise loaded on hand-out.</summary>
     public MessagePayload? Payload { get; set; }
 }
@@ -57,9 +60,8 @@ internal sealed record MessagePayload(
 /// <summary>An entry handed out by <see cref="SubscriptionQueue.Take"/>, with the values of that hand-out.</summary>
 internal readonly record struct Lease(DeliveryEntry Entry, ulong Nonce, int Attempt);
 
-/// <summary>Durable consequences of failed attempts, posted to the writer without anyone waiting.</summary>
+/// <summary>Stores the outcome of a failed attempt; the queue moves the delivery on only after it completes.</summary>
 internal interface IDeliveryRecorder
 {
-    void AttemptFailed(DeliveryEntry entry, int attempts, string error, long nextAttemptAt);
-    void Exhausted(DeliveryEntry entry, int attempts, string error);
+    Task RecordAsync(Guid messageId, string group, FailureOutcome outcome);
 }

@@ -2,12 +2,25 @@ using HalfMsgBroker.Engine;
 
 namespace HalfMsgBroker.Delivery;
 
-/// <summary>Writes the outcome of failed attempts through the single writer, without blocking the caller.</summary>
-internal sealed class DeliveryRecorder(StoreWriter writer) : IDeliveryRecorder
+/// <summary>
+/// Writes the outcome of failed attempts through the single writer and waits for it: concurrent
+/// failures land in the same group commit as everything else the writer holds.
+/// </summary>
+internal sealed class DeliveryRecorder(StoreWriter writer, ILogger<DeliveryRecorder> logger) : IDeliveryRecorder
 {
-    public void AttemptFailed(DeliveryEntry entry, int attempts, string error, long nextAttemptAt) =>
-        writer.Post(new RecordAttemptFailure(entry.MessageId, entry.Queue.Group, attempts, error, nextAttemptAt));
-
-    public void Exhausted(DeliveryEntry entry, int attempts, string error) =>
-        writer.Post(new ExhaustDelivery(entry.MessageId, entry.Queue.Group, attempts, error, entry.Queue.Subscription.OnExhausted));
+    public async Task RecordAsync(Guid messageId, string group, FailureOutcome outcome)
+    {
+        StoreCommand<bool> command = outcome.Exhausted
+            ? new ExhaustDelivery(messageId, group, outcome.Attempts, outcome.Error, outcome.Action)
+            : new RecordAttemptFailure(messageId, group, outcome.Attempts, outcome.Error, outcome.NextAttemptAt);
+        try
+        {
+            await writer.Submit(command, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "Storing a failed attempt of message {MessageId} for {Group} failed; the delivery stays as stored", messageId, group);
+            throw;
+        }
+    }
 }

@@ -14,6 +14,9 @@ internal sealed class DueScheduler(TimeProvider time, IOptions<BrokerOptions> op
     private readonly PriorityQueue<(DeliveryEntry Entry, long Version), long> _heap = new();
     private readonly WakeSignal _wake = new();
 
+    /// <summary>The current time in Unix milliseconds, from the clock the scheduler runs on.</summary>
+    public long Now => time.GetUtcNow().ToUnixTimeMilliseconds();
+
     public int Scheduled
     {
         get { lock (_gate) return _heap.Count; }

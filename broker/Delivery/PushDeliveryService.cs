@@ -149,12 +149,23 @@ internal sealed class PushDeliveryService(
             if (result.IsSuccess)
             {
                 queue.PushSucceeded(entry);
-                await writer.Submit(new AckDeliveries([new AckItem(entry.MessageId, queue.Group, lease.Attempt)]), cancellationToken);
+                try
+                {
+                    await writer.Submit(new AckDeliveries([new AckItem(entry.MessageId, queue.Group, lease.Attempt)]), CancellationToken.None);
+                }
+                catch
+                {
+                    // The store did not take the ack, so the delivery comes back (at least once), a second
+                    // later rather than in a tight loop against a failing store.
+                    var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                    queue.Add(entry.MessageId, lease.Attempt, now + 1000, null, now);
+                    throw;
+                }
             }
             else
             {
                 var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                queue.PushFailed(entry, result.Describe(), _options.BackoffFor(lease.Attempt), now);
+                await queue.PushFailedAsync(entry, result.Describe(), _options.BackoffFor(lease.Attempt), now);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -164,7 +175,7 @@ internal sealed class PushDeliveryService(
         {
             logger.LogError(e, "Push of message {MessageId} to {Group} failed unexpectedly", entry.MessageId, queue.Group);
             // The log has the exception; lastError is read by clients, so it gets a fixed word.
-            queue.PushFailed(entry, "broker error", _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
+            await queue.PushFailedAsync(entry, "broker error", _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
         }
     }
 

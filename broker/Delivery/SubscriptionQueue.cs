@@ -11,6 +11,19 @@ internal enum SettleOutcome
 
 internal readonly record struct QueueCounts(int Ready, int InFlight, int Retrying);
 
+internal enum FailureCause
+{
+    Nack,
+    Push,
+    VisibilityTimeout,
+}
+
+/// <summary>What a failed attempt turns into once stored: a retry (at <see cref="NextAttemptAt"/>, or now when 0) or exhaustion.</summary>
+internal readonly record struct FailureOutcome(int Attempts, string Error, long NextAttemptAt, bool Exhausted, ExhaustedAction Action);
+
+/// <summary>A failure begun under a queue's lock, to be stored and then applied by <see cref="SubscriptionQueue.CompleteFailureAsync"/>.</summary>
+internal readonly record struct PendingFailure(DeliveryEntry Entry, FailureCause Cause, FailureOutcome Outcome, long VisibleUntil);
+
 /// <summary>
 /// The live deliveries of one subscription (consumer group × topic): a FIFO of ready entries, the
 /// entries in flight, and those waiting for a due time. Long-poll receivers and the push
@@ -18,6 +31,9 @@ internal readonly record struct QueueCounts(int Ready, int InFlight, int Retryin
 /// </summary>
 internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler scheduler, PayloadBudget budget, Func<IDeliveryRecorder> recorder)
 {
+    /// <summary>How soon a failure whose store write failed is tried again.</summary>
+    private const long StoreRetryMs = 1000;
+
     private readonly Lock _gate = new();
     private readonly LinkedList<DeliveryEntry> _ready = new();
     private readonly Dictionary<Guid, DeliveryEntry> _live = [];
@@ -131,17 +147,18 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
     /// <summary>An ack whose store write failed: the delivery goes back to the group.</summary>
     public void Restore(Guid messageId, int attempts, long now) => Add(messageId, attempts, now, null, now);
 
-    /// <summary>Back to the group after <paramref name="retryAt"/> (0: the next backoff level).</summary>
-    public SettleOutcome Nack(Guid messageId, ulong nonce, long retryAt, TimeSpan backoff, long now, out DeliveryState state, out long nextAttemptAt)
+    /// <summary>
+    /// Starts a nack: back to the group after <paramref name="retryAt"/> (0: the next backoff level) once
+    /// <see cref="CompleteFailureAsync"/> has stored it. Until then the delivery stays in flight.
+    /// </summary>
+    public SettleOutcome BeginNack(Guid messageId, ulong nonce, long retryAt, TimeSpan backoff, long now, out PendingFailure pending)
     {
         lock (_gate)
         {
-            state = DeliveryState.InFlight;
-            nextAttemptAt = 0;
+            pending = default;
             if (!TryGetLeased(messageId, nonce, out var entry)) return SettleOutcome.Stale;
             var due = retryAt > 0 ? retryAt : now + (long)backoff.TotalMilliseconds;
-            state = FailLocked(entry, "nacked by the consumer", due, now);
-            nextAttemptAt = state == DeliveryState.Retrying ? due : 0;
+            pending = BeginFailureLocked(entry, FailureCause.Nack, "nacked by the consumer", due, now);
             return SettleOutcome.Done;
         }
     }
@@ -167,18 +184,22 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         }
     }
 
-    public DeliveryState PushFailed(DeliveryEntry entry, string error, TimeSpan backoff, long now)
+    /// <summary>A push attempt failed: stores the attempt (or the dead letter), then moves the delivery on.</summary>
+    public Task<DeliveryState?> PushFailedAsync(DeliveryEntry entry, string error, TimeSpan backoff, long now)
     {
+        PendingFailure pending;
         lock (_gate)
         {
-            if (entry.Phase != EntryPhase.InFlight) return DeliveryState.Acked;
-            return FailLocked(entry, error, now + (long)backoff.TotalMilliseconds, now);
+            if (entry.Phase != EntryPhase.InFlight || entry.Settling) return Task.FromResult<DeliveryState?>(DeliveryState.Acked);
+            pending = BeginFailureLocked(entry, FailureCause.Push, error, now + (long)backoff.TotalMilliseconds, now);
         }
+        return CompleteFailureAsync(pending);
     }
 
     /// <summary>Called by the scheduler when a due time set for <paramref name="version"/> arrives.</summary>
     public void OnDue(DeliveryEntry entry, long version, long now, TimeSpan backoff)
     {
+        PendingFailure? timedOut = null;
         lock (_gate)
         {
             if (entry.Version != version || _closed) return;
@@ -187,12 +208,14 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
                 _waiting--;
                 MakeReady(entry);
             }
-            else if (entry.Phase == EntryPhase.InFlight)
+            else if (entry.Phase == EntryPhase.InFlight && !entry.Settling)
             {
-                // Visibility ran out: visible again at once (the attempt already counted).
-                FailLocked(entry, "not acked before its visibility timeout", 0, now);
+                // Visibility ran out: visible again at once (the attempt already counted), once stored.
+                timedOut = BeginFailureLocked(entry, FailureCause.VisibilityTimeout, "not acked before its visibility timeout", 0, now);
             }
         }
+        // Nobody waits on it; CompleteFailureAsync never throws for this cause (a failed write is retried by the scheduler).
+        if (timedOut is { } pending) _ = CompleteFailureAsync(pending);
     }
 
     public QueueCounts Counts()
@@ -224,32 +247,95 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         }
     }
 
-    private DeliveryState FailLocked(DeliveryEntry entry, string error, long retryAt, long now)
+    /// <summary>
+    /// Stores a failure begun under the lock, then applies it to memory: memory follows the store. When
+    /// the write fails, memory stays as the store has it: a nack leaves the delivery in flight and
+    /// throws; a failed push is not counted and is tried again after its backoff; a visibility timeout
+    /// is tried again a second later.
+    /// </summary>
+    /// <returns>The state stored, or null when the delivery had left the queue meanwhile.</returns>
+    public async Task<DeliveryState?> CompleteFailureAsync(PendingFailure pending)
     {
-        _inFlight--;
-        var sub = Subscription;
-        if (entry.Attempts >= sub.MaxAttempts)
+        var entry = pending.Entry;
+        try
         {
-            var attempts = entry.Attempts;
-            RemoveLocked(entry);
-            recorder().Exhausted(entry, attempts, $"{error} (attempt {attempts} of {sub.MaxAttempts})");
-            return sub.OnExhausted == ExhaustedAction.Discard ? DeliveryState.Discarded : DeliveryState.DeadLettered;
+            await recorder().RecordAsync(entry.MessageId, Group, pending.Outcome);
+        }
+        catch (Exception) when (pending.Cause != FailureCause.Nack)
+        {
+            lock (_gate) UndoFailureLocked(entry, pending);
+            return null;
+        }
+        catch
+        {
+            lock (_gate) UndoFailureLocked(entry, pending);
+            throw;
         }
 
-        entry.Version++;
-        if (retryAt > now)
+        lock (_gate)
         {
-            Wait(entry, retryAt);
-            recorder().AttemptFailed(entry, entry.Attempts, error, retryAt);
-            return DeliveryState.Retrying;
+            if (entry.Phase != EntryPhase.InFlight || !entry.Settling) return null; // closed meanwhile
+            entry.Settling = false;
+            _inFlight--;
+            var outcome = pending.Outcome;
+            if (outcome.Exhausted)
+            {
+                RemoveLocked(entry);
+                return outcome.Action == ExhaustedAction.Discard ? DeliveryState.Discarded : DeliveryState.DeadLettered;
+            }
+            entry.Version++;
+            if (outcome.NextAttemptAt > 0)
+            {
+                Wait(entry, outcome.NextAttemptAt);
+                return DeliveryState.Retrying;
+            }
+            MakeReady(entry);
+            return DeliveryState.Pending;
         }
-        MakeReady(entry);
-        recorder().AttemptFailed(entry, entry.Attempts, error, 0);
-        return DeliveryState.Pending;
+    }
+
+    private PendingFailure BeginFailureLocked(DeliveryEntry entry, FailureCause cause, string error, long retryAt, long now)
+    {
+        // Settling makes the receipt handle stale and the version change makes the lease's timer stale,
+        // so nothing else moves this delivery while its failure is being stored.
+        entry.Settling = true;
+        entry.Version++;
+        var sub = Subscription;
+        var exhausted = entry.Attempts >= sub.MaxAttempts;
+        var outcome = exhausted
+            ? new FailureOutcome(entry.Attempts, $"{error} (attempt {entry.Attempts} of {sub.MaxAttempts})", 0, true, sub.OnExhausted)
+            : new FailureOutcome(entry.Attempts, error, retryAt > now ? retryAt : 0, false, sub.OnExhausted);
+        return new PendingFailure(entry, cause, outcome, entry.DueAt);
+    }
+
+    private void UndoFailureLocked(DeliveryEntry entry, PendingFailure pending)
+    {
+        if (entry.Phase != EntryPhase.InFlight || !entry.Settling) return;
+        entry.Settling = false;
+        entry.Version++;
+        var now = scheduler.Now;
+        switch (pending.Cause)
+        {
+            case FailureCause.Nack:
+                // Unchanged: still in flight under the same handle until its visibility runs out.
+                entry.DueAt = pending.VisibleUntil;
+                scheduler.Schedule(entry, entry.Version, pending.VisibleUntil);
+                break;
+            case FailureCause.VisibilityTimeout:
+                entry.DueAt = now + StoreRetryMs;
+                scheduler.Schedule(entry, entry.Version, entry.DueAt);
+                break;
+            default:
+                // The attempt was never stored, so it does not count; the push is tried again later.
+                _inFlight--;
+                entry.Attempts--;
+                Wait(entry, Math.Max(pending.Outcome.NextAttemptAt, now + StoreRetryMs));
+                break;
+        }
     }
 
     private bool TryGetLeased(Guid messageId, ulong nonce, out DeliveryEntry entry) =>
-        _live.TryGetValue(messageId, out entry!) && entry.Phase == EntryPhase.InFlight && entry.Nonce == nonce;
+        _live.TryGetValue(messageId, out entry!) && entry.Phase == EntryPhase.InFlight && !entry.Settling && entry.Nonce == nonce;
 
     private void Finish(DeliveryEntry entry)
     {

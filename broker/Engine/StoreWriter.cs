@@ -46,6 +46,9 @@ internal sealed class StoreWriter : IDisposable
 
     public bool IsRunning => _thread.IsAlive;
 
+    /// <summary>Test seam: throwing from it fails that command's store write the way a refused write would.</summary>
+    internal Action<StoreCommand>? CommandFault { get; set; }
+
     public async Task<TResult> Submit<TResult>(StoreCommand<TResult> command, CancellationToken cancellationToken = default)
     {
         await _channel.Writer.WriteAsync(command, cancellationToken);
@@ -137,7 +140,11 @@ internal sealed class StoreWriter : IDisposable
         _context.Begin(_time.GetUtcNow().ToUnixTimeMilliseconds(), careful);
         _store.RunBatch(() =>
         {
-            foreach (var command in batch) command.Execute(_context);
+            foreach (var command in batch)
+            {
+                CommandFault?.Invoke(command);
+                command.Execute(_context);
+            }
             _context.FlushCounts();
         });
         BatchesCommitted++;

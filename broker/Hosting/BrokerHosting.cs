@@ -3,6 +3,7 @@ using HalfMsgBroker.Api;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Delivery;
+using HalfMsgBroker.DiskSpace;
 using HalfMsgBroker.Engine;
 using HalfMsgBroker.Outbound;
 using HalfMsgBroker.Storage;
@@ -36,6 +37,8 @@ public static class BrokerHosting
             .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),
                 "Broker:Storage:ApplyDelay must be between 0 and 10 seconds")
             .Validate(o => o.Signing.RotationOverlap >= TimeSpan.Zero, "Broker:Signing:RotationOverlap must be >= 0")
+            .Validate(o => o.Storage.MinFreeBytes >= 0 && o.Storage.FreeSpaceCheckInterval > TimeSpan.Zero,
+                "Broker:Storage:MinFreeBytes must be >= 0 (0: no check) and FreeSpaceCheckInterval > 0")
             .ValidateOnStart();
 
         // Per-request framework logs cost more than the request on a hot broker; configuration can still turn them on.
@@ -73,17 +76,17 @@ public static class BrokerHosting
         services.AddHostedService<CheckBackService>();
         services.AddHostedService<PushDeliveryService>();
         services.AddHostedService<RetentionService>();
+        services.AddDiskSpaceWatch();
 
         services.ConfigureHttpJsonOptions(o => o.SerializerOptions.TypeInfoResolverChain.Insert(0, BrokerJsonContext.Default));
         services.AddProblemDetails(o => o.CustomizeProblemDetails = ctx =>
         {
             var status = ctx.ProblemDetails.Status ?? ctx.HttpContext.Response.StatusCode;
-            if (!ctx.ProblemDetails.Extensions.ContainsKey("code"))
-            {
-                var code = Problems.CodeForStatus(status);
-                ctx.ProblemDetails.Extensions["code"] = code;
-                ctx.ProblemDetails.Type = Problems.TypeBase + code;
-            }
+            // The broker's own problems carry a code and a detail written for them; the rest are the framework's.
+            if (ctx.ProblemDetails.Extensions.ContainsKey("code")) return;
+            var code = Problems.CodeForStatus(status);
+            ctx.ProblemDetails.Extensions["code"] = code;
+            ctx.ProblemDetails.Type = Problems.TypeBase + code;
             if (status == StatusCodes.Status503ServiceUnavailable)
             {
                 ctx.ProblemDetails.Detail = "The broker's storage is not answering queries now; nothing was changed by this request. Retry shortly; the broker log says why.";
@@ -124,7 +127,8 @@ public static class BrokerHosting
         app.MapAccessApi();
 
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false }).AllowAnonymous();
-        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready") }).AllowAnonymous();
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = ReadinessResponse.WriteAsync })
+            .AllowAnonymous();
         app.MapOpenApi().AllowAnonymous();
         return app;
     }

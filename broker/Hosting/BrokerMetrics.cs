@@ -18,4 +18,17 @@ internal static class BrokerMetrics
     public static readonly Counter<long> PushAttempts = Meter.CreateCounter<long>("halfmsg.push.attempts", description: "Push requests sent");
     public static readonly Counter<long> PushFailures = Meter.CreateCounter<long>("halfmsg.push.failures", description: "Push requests that failed (non-2xx, timeout, connection error)");
     public static readonly Counter<long> Checks = Meter.CreateCounter<long>("halfmsg.checks", description: "Check-back requests sent");
+
+    /// <summary>
+    /// Gauges of the data folder's free space, on the host's own meter (so each host, and each test
+    /// host, reports its own monitor) under the same meter name as the instruments above.
+    /// </summary>
+    public static void ObserveDiskSpace(IMeterFactory factory, DiskSpace.DiskSpaceMonitor monitor)
+    {
+        var meter = factory.Create(Meter.Name, Meter.Version);
+        meter.CreateObservableGauge("halfmsg.storage.free_bytes", () => monitor.FreeBytes == long.MaxValue ? 0 : monitor.FreeBytes, "By",
+            "Free bytes on the data folder's filesystem at the last check");
+        meter.CreateObservableGauge("halfmsg.storage.disk_low", () => monitor.IsLow ? 1 : 0,
+            description: "1 while free space is below Broker:Storage:MinFreeBytes and new messages are refused with 507");
+    }
 }

@@ -1,4 +1,5 @@
 using HalfMsgBroker.Configuration;
+using HalfMsgBroker.DiskSpace;
 using HalfMsgBroker.Engine;
 using HalfMsgBroker.Storage;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -23,8 +24,14 @@ internal sealed class BrokerReadiness(IServiceProvider services, IOptions<Broker
         if (!_ready) return Task.FromResult(HealthCheckResult.Unhealthy("recovering stored state"));
         if (!services.GetRequiredService<StoreWriter>().IsRunning) return Task.FromResult(HealthCheckResult.Unhealthy("the store writer stopped"));
         var failing = services.GetRequiredService<IMessageStore>() is JournaledMessageStore store ? store.ApplyFailingFor : TimeSpan.Zero;
-        return Task.FromResult(failing > options.Value.Storage.UnreadyAfterApplyFailures
-            ? HealthCheckResult.Unhealthy($"LiteDB has refused the journaled changes for {failing.TotalSeconds:F0} s; restart the broker once the cause (see the log) is fixed: the journal is replayed")
-            : HealthCheckResult.Healthy());
+        if (failing > options.Value.Storage.UnreadyAfterApplyFailures)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy(
+                $"LiteDB has refused the journaled changes for {failing.TotalSeconds:F0} s; restart the broker once the cause (see the log) is fixed: the journal is replayed"));
+        }
+        // Low disk is Degraded, which still answers 200: consumers, commits and acks must keep reaching
+        // this broker, since they are what frees space (RabbitMQ's disk alarm blocks publishers only).
+        var disk = services.GetRequiredService<DiskSpaceMonitor>();
+        return Task.FromResult(disk.IsLow ? HealthCheckResult.Degraded(disk.LowDetail) : HealthCheckResult.Healthy());
     }
 }

@@ -45,10 +45,16 @@ public sealed class LimitsTests
         using var consumer = broker.CreateClient(key);
 
         // A long wait, ended by a message below: the poll must still be open however slow the machine is.
-        var first = consumer.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 30 });
-        // Wait until the first poll holds its permit (a second poll is refused), polling with a deadline.
+        Task<Http.Answer> Poll() => consumer.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 30 });
+        var first = Poll();
+        // Probe until a second poll is refused. A probe can win the one permit just as the first poll
+        // arrives (the first is then refused and ends at once): start the first again and keep probing.
         var second = await Eventually.Until(
-            () => consumer.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 0 }),
+            () =>
+            {
+                if (first.IsCompleted) first = Poll();
+                return consumer.Post("/v1/consumer-groups/g/topics/t/receive", new { waitSeconds = 0 });
+            },
             a => a.Status == (HttpStatusCode)429, "second long poll refused");
         Assert.Equal("rate-limited", second.Code);
         Assert.Contains("MaxConcurrentLongPolls", second.Json.Str("detail"), StringComparison.Ordinal);
