@@ -10,7 +10,9 @@ namespace HalfMsgBroker.Hosting;
 /// Ready once recovery has rebuilt the in-memory state, while the store writer runs, and while LiteDB
 /// takes the journaled changes: refused for longer than <c>Storage:UnreadyAfterApplyFailures</c> (LiteDB closes
 /// itself on an I/O error), the broker is not ready, so an orchestrator restarts it and the journal
-/// is replayed.
+/// is replayed. A failed journal write or fsync makes it unready at once (the broker is stopping). A
+/// quarantine (see <c>JournalQuarantine</c>) reports Degraded, which still answers 200: the broker keeps
+/// serving everything but the quarantined changes, and a restart would not bring those back.
 /// </summary>
 internal sealed class BrokerReadiness(IServiceProvider services, IOptions<BrokerOptions> options) : IHealthCheck
 {
@@ -22,9 +24,20 @@ internal sealed class BrokerReadiness(IServiceProvider services, IOptions<Broker
     {
         if (!_ready) return Task.FromResult(HealthCheckResult.Unhealthy("recovering stored state"));
         if (!services.GetRequiredService<StoreWriter>().IsRunning) return Task.FromResult(HealthCheckResult.Unhealthy("the store writer stopped"));
-        var failing = services.GetRequiredService<IMessageStore>() is JournaledMessageStore store ? store.ApplyFailingFor : TimeSpan.Zero;
-        return Task.FromResult(failing > options.Value.Storage.UnreadyAfterApplyFailures
-            ? HealthCheckResult.Unhealthy($"LiteDB has refused the journaled changes for {failing.TotalSeconds:F0} s; restart the broker once the cause (see the log) is fixed: the journal is replayed")
+        var store = services.GetRequiredService<IMessageStore>() as JournaledMessageStore;
+        if (store?.JournalFailure is not null)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy("a journal write or fsync failed; the broker takes no more writes and is stopping so the journal is replayed"));
+        }
+        var failing = store?.ApplyFailingFor ?? TimeSpan.Zero;
+        if (failing > options.Value.Storage.UnreadyAfterApplyFailures)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy(
+                $"LiteDB has refused the journaled changes for {failing.TotalSeconds:F0} s; restart the broker once the cause (see the log) is fixed: the journal is replayed"));
+        }
+        // Still serving everything else, so still ready; the detail and the metric keep the quarantine visible.
+        return Task.FromResult(store?.QuarantinedCount is > 0 and var n
+            ? HealthCheckResult.Degraded($"{n} item(s) in journal/quarantine/ (damaged segments or changes LiteDB refused; see the log); inspect them, delete them and restart the broker to clear this")
             : HealthCheckResult.Healthy());
     }
 }
