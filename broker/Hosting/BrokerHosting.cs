@@ -51,6 +51,7 @@ public static class BrokerHosting
             var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
             var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);
             var logger = sp.GetRequiredService<ILogger<JournaledMessageStore>>();
+            JournalReplay.Preflight(path, Path.Combine(path, "journal"));
             return new JournaledMessageStore(
                 new LiteDbMessageStore(path, o.Storage.Durability, o.Storage.CheckpointPages, notice => logger.LogWarning("{Notice}", notice)),
                 Path.Combine(path, "journal"),

@@ -19,13 +19,7 @@ internal sealed class JournalReplay(LiteDbMessageStore db, string directory, ILo
         var started = Stopwatch.GetTimestamp();
         var applied = db.AppliedJournalSeq();
         var segments = JournalScan.Scan(directory);
-        if (!salvage && JournalScan.Corruption(segments, applied) is { } problem)
-        {
-            throw new JournalCorruptException(
-                $"The journal is corrupt: {problem}. The broker will not start, and changed no file. " +
-                "Run `dotnet HalfMsgBroker.Broker.dll journal verify` to see the damage, then `journal salvage` to apply every intact frame " +
-                "and move the damaged segments to journal/quarantine/ (or restore the data folder from a backup).");
-        }
+        if (!salvage && JournalScan.Corruption(segments, applied) is { } problem) throw Corrupt(problem);
 
         var changes = new ChangeSet();
         var last = applied;
@@ -73,6 +67,24 @@ internal sealed class JournalReplay(LiteDbMessageStore db, string directory, ILo
             frames, changeCount, applied, segments.Count, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
         return last;
     }
+
+    /// <summary>
+    /// The same check, before LiteDB is opened (opening it may checkpoint its log into the data file): a refused
+    /// start leaves every file byte for byte as it was. The broker runs it first; the replay checks again.
+    /// </summary>
+    public static void Preflight(string dataPath, string journalDirectory)
+    {
+        if (!Directory.Exists(journalDirectory)) return;
+        using var held = new DataPathLock(dataPath);
+        var segments = JournalScan.Scan(journalDirectory);
+        if (segments.Count == 0) return;
+        if (JournalScan.Corruption(segments, LiteDbMessageStore.ReadAppliedJournalSeq(dataPath) ?? 0) is { } problem) throw Corrupt(problem);
+    }
+
+    private static JournalCorruptException Corrupt(string problem) => new(
+        $"The journal is corrupt: {problem}. The broker will not start, and changed no file. " +
+        "Run `dotnet HalfMsgBroker.Broker.dll journal verify` to see the damage, then `journal salvage` to apply every intact frame " +
+        "and move the damaged segments to journal/quarantine/ (or restore the data folder from a backup).");
 
     private void Apply(ChangeSet changes)
     {
