@@ -21,7 +21,21 @@ internal static class JournalCommands
         builder.Configuration.GetSection(BrokerOptions.Section).Bind(options);
         var dataPath = Path.IsPathRooted(options.DataPath) ? options.DataPath : Path.Combine(builder.Environment.ContentRootPath, options.DataPath);
         var journal = Path.Combine(dataPath, "journal");
-        switch (args.Length > 1 ? args[1] : "")
+        try
+        {
+            return Run(args.Length > 1 ? args[1] : "", builder, options, dataPath, journal);
+        }
+        catch (IOException e)
+        {
+            // Most often broker.lock: a broker is running on this folder.
+            Console.Error.WriteLine(e.Message);
+            return 2;
+        }
+    }
+
+    private static int Run(string command, HostApplicationBuilder builder, BrokerOptions options, string dataPath, string journal)
+    {
+        switch (command)
         {
             case "verify":
                 return Verify(dataPath, journal, Console.Out);
