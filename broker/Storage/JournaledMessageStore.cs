@@ -459,7 +459,8 @@ public sealed class JournaledMessageStore : IMessageStore
                 lock (_gate)
                 {
                     if (_crashed || _stopping) return false;
-                    if (refusals < PoisonTries) Monitor.Wait(_gate, 1000);
+                    // Only the step from retrying the batch to isolating its poison goes without a pause.
+                    if (refusals != PoisonTries) Monitor.Wait(_gate, 1000);
                 }
             }
         }
@@ -515,6 +516,8 @@ public sealed class JournaledMessageStore : IMessageStore
             catch (Exception e) when (IsRefusal(e))
             {
                 if (attempt < PoisonTries) continue;
+                // A LiteDB that closed itself refuses everything: a read that fails too means no document is to blame.
+                _db.AppliedJournalSeq();
                 var file = _quarantine.SavePoison(lastSeq, collection, id, document, e);
                 _logger.LogError(e,
                     "LiteDB refused a journaled change {PoisonTries} times: {Collection} id {Id} (journal frames up to {Seq}); it is quarantined in {File} and skipped, everything else is stored. Inspect the file, then delete it and restart the broker.",
