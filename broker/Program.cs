@@ -1,11 +1,14 @@
 using HalfMsgBroker.Hosting;
+using HalfMsgBroker.Storage;
+
+if (JournalCommands.IsJournalCommand(args)) return JournalCommands.Run(args);
 
 var builder = WebApplication.CreateBuilder(args);
 builder.AddHalfMsgBroker();
 
 var app = builder.Build();
 app.MapHalfMsgBroker();
-app.Run();
+return app.RunUntilStopped();
 
 /// <summary>The broker's entry point; public so tests can host it with WebApplicationFactory.</summary>
 public partial class Program;

@@ -54,11 +54,19 @@ public static class BrokerHosting
             var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
             var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);
             var logger = sp.GetRequiredService<ILogger<JournaledMessageStore>>();
+            JournalReplay.Preflight(path, Path.Combine(path, "journal"));
             return new JournaledMessageStore(
                 new LiteDbMessageStore(path, o.Storage.Durability, o.Storage.CheckpointPages, notice => logger.LogWarning("{Notice}", notice)),
                 Path.Combine(path, "journal"),
                 o.Storage,
-                e => logger.LogError(e, "Applying journaled changes to LiteDB failed; retrying (the journal keeps them)"));
+                e => logger.LogError(e, "Applying journaled changes to LiteDB failed; retrying (the journal keeps them)"),
+                logger,
+                sp.GetService<IJournalFiles>(),
+                e =>
+                {
+                    logger.LogCritical(e, "A journal write or fsync failed: the broker takes no more writes and stops; restart it to replay the journal");
+                    sp.GetRequiredService<IHostApplicationLifetime>().StopApplication();
+                });
         });
         services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IMessageStore>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();

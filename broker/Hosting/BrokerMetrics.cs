@@ -15,6 +15,8 @@ internal static class BrokerMetrics
     public static readonly Histogram<double> StoreCommitMs = Meter.CreateHistogram<double>("halfmsg.store.commit_ms", "ms", "Duration of one group commit, fsync included");
     public static readonly Histogram<int> StoreApplyDocuments = Meter.CreateHistogram<int>("halfmsg.store.apply_documents", description: "Documents one apply writes to LiteDB, after coalescing");
     public static readonly Histogram<double> StoreApplyMs = Meter.CreateHistogram<double>("halfmsg.store.apply_ms", "ms", "Duration of one apply of journaled changes to LiteDB");
+    public static readonly UpDownCounter<long> StorageQuarantined = Meter.CreateUpDownCounter<long>(
+        "halfmsg.storage.quarantined", description: "Files in journal/quarantine/ (damaged segments, changes LiteDB refused) until an operator clears them");
     public static readonly Counter<long> PushAttempts = Meter.CreateCounter<long>("halfmsg.push.attempts", description: "Push requests sent");
     public static readonly Counter<long> PushFailures = Meter.CreateCounter<long>("halfmsg.push.failures", description: "Push requests that failed (non-2xx, timeout, connection error)");
     public static readonly Counter<long> Checks = Meter.CreateCounter<long>("halfmsg.checks", description: "Check-back requests sent");

@@ -11,7 +11,9 @@ namespace HalfMsgBroker.Hosting;
 /// Ready once recovery has rebuilt the in-memory state, while the store writer runs, and while LiteDB
 /// takes the journaled changes: refused for longer than <c>Storage:UnreadyAfterApplyFailures</c> (LiteDB closes
 /// itself on an I/O error), the broker is not ready, so an orchestrator restarts it and the journal
-/// is replayed.
+/// is replayed. A failed journal write or fsync makes it unready at once (the broker is stopping). A
+/// quarantine (see <c>JournalQuarantine</c>) reports Degraded, which still answers 200: the broker keeps
+/// serving everything but the quarantined changes, and a restart would not bring those back.
 /// </summary>
 internal sealed class BrokerReadiness(IServiceProvider services, IOptions<BrokerOptions> options) : IHealthCheck
 {
@@ -23,15 +25,27 @@ internal sealed class BrokerReadiness(IServiceProvider services, IOptions<Broker
     {
         if (!_ready) return Task.FromResult(HealthCheckResult.Unhealthy("recovering stored state"));
         if (!services.GetRequiredService<StoreWriter>().IsRunning) return Task.FromResult(HealthCheckResult.Unhealthy("the store writer stopped"));
-        var failing = services.GetRequiredService<IMessageStore>() is JournaledMessageStore store ? store.ApplyFailingFor : TimeSpan.Zero;
+        var store = services.GetRequiredService<IMessageStore>() as JournaledMessageStore;
+        if (store?.JournalFailure is not null)
+        {
+            return Task.FromResult(HealthCheckResult.Unhealthy("a journal write or fsync failed; the broker takes no more writes and is stopping so the journal is replayed"));
+        }
+        var failing = store?.ApplyFailingFor ?? TimeSpan.Zero;
         if (failing > options.Value.Storage.UnreadyAfterApplyFailures)
         {
             return Task.FromResult(HealthCheckResult.Unhealthy(
                 $"LiteDB has refused the journaled changes for {failing.TotalSeconds:F0} s; restart the broker once the cause (see the log) is fixed: the journal is replayed"));
         }
-        // Low disk is Degraded, which still answers 200: consumers, commits and acks must keep reaching
-        // this broker, since they are what frees space (RabbitMQ's disk alarm blocks publishers only).
+        // Still serving everything else, so still ready (200); the detail and the metrics say why. Low disk is
+        // Degraded too: consumers, commits and acks must keep reaching this broker, since they are what frees
+        // space (RabbitMQ's disk alarm blocks publishers only).
+        var reasons = new List<string>(2);
+        if (store?.QuarantinedCount is > 0 and var n)
+        {
+            reasons.Add($"{n} item(s) in journal/quarantine/ (damaged segments or changes LiteDB refused; see the log); inspect them, delete them and restart the broker to clear this");
+        }
         var disk = services.GetRequiredService<DiskSpaceMonitor>();
-        return Task.FromResult(disk.IsLow ? HealthCheckResult.Degraded(disk.LowDetail) : HealthCheckResult.Healthy());
+        if (disk.IsLow) reasons.Add(disk.LowDetail);
+        return Task.FromResult(reasons.Count > 0 ? HealthCheckResult.Degraded(string.Join("; ", reasons)) : HealthCheckResult.Healthy());
     }
 }

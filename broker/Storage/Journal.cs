@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Globalization;
 using System.Numerics;
 using HalfMsgBroker.Configuration;
 
@@ -11,70 +10,45 @@ namespace HalfMsgBroker.Storage;
 /// LiteDB receives the same changes later, coalesced, and records the last frame it holds. So a
 /// commit costs a sequential append instead of LiteDB's page-rewriting transaction.
 /// Frame: payload length (u32), CRC-32C of sequence and payload (u32), sequence (u64), payload.
-/// A frame cut short or failing its checksum ends the readable journal: it was never acknowledged.
 /// Files are segments named by their first sequence; a segment is deleted once LiteDB holds all of it.
+/// Reading and judging damage is <see cref="JournalScan"/>'s job. A failed write or fsync breaks the
+/// journal for good: after a failed fsync the page cache's state is unknown ("fsyncgate"), so nothing
+/// is retried on the file and the broker must restart and replay.
 /// </summary>
 internal sealed class Journal : IDisposable
 {
     public const int HeaderBytes = 16;
-    private const string Prefix = "journal-";
-    private const string Extension = ".log";
-
     private readonly string _directory;
+    private readonly IJournalFiles _files;
     private readonly bool _fsync;
     private readonly long _segmentBytes;
     private readonly Lock _segmentsLock = new();
 
     // Closed segments, oldest first, with the last sequence each holds.
     private readonly Queue<(string Path, long LastSeq)> _closed = new();
-    private FileStream? _current;
+    private IJournalSegmentFile? _current;
     private string? _currentPath;
+    private long _currentLength;
     private long _nextSeq;
     private bool _broken;
 
-    private Journal(string directory, Durability durability, long segmentBytes)
+    private Journal(string directory, Durability durability, long segmentBytes, IJournalFiles files)
     {
         _directory = directory;
+        _files = files;
         _fsync = durability == Durability.Fsync;
         _segmentBytes = Math.Max(1 << 20, segmentBytes);
     }
 
     /// <summary>
-    /// Every intact frame after <paramref name="appliedSeq"/>, oldest first: what LiteDB does not hold yet.
-    /// Reading stops for good at the first frame that is cut short, fails its checksum or breaks the
-    /// sequence: what follows a gap cannot be applied without what the gap held.
-    /// </summary>
-    public static IEnumerable<(long Seq, byte[] Payload)> Unapplied(string directory, long appliedSeq)
-    {
-        if (!Directory.Exists(directory)) yield break;
-        long? previous = null;
-        foreach (var path in Segments(directory))
-        {
-            var complete = false;
-            foreach (var (seq, payload, last) in ReadFrames(path))
-            {
-                if (last)
-                {
-                    complete = true;
-                    break;
-                }
-                if (previous is { } p && seq != p + 1) yield break;
-                previous = seq;
-                if (seq > appliedSeq) yield return (seq, payload);
-            }
-            if (!complete) yield break;
-        }
-    }
-
-    /// <summary>
     /// Starts a fresh segment at <paramref name="nextSeq"/>, deleting the old ones: call it only once
-    /// LiteDB durably holds everything <see cref="Unapplied"/> returned.
+    /// LiteDB durably holds every intact frame the replay read.
     /// </summary>
-    public static Journal Start(string directory, Durability durability, long segmentBytes, long nextSeq)
+    public static Journal Start(string directory, Durability durability, long segmentBytes, long nextSeq, IJournalFiles files)
     {
         Directory.CreateDirectory(directory);
-        foreach (var path in Segments(directory)) File.Delete(path);
-        var journal = new Journal(directory, durability, segmentBytes) { _nextSeq = nextSeq };
+        foreach (var path in JournalScan.Segments(directory)) File.Delete(path);
+        var journal = new Journal(directory, durability, segmentBytes, files) { _nextSeq = nextSeq };
         journal.OpenSegment();
         return journal;
     }
@@ -86,35 +60,26 @@ internal sealed class Journal : IDisposable
     /// </summary>
     public long Append(Span<byte> frame)
     {
-        if (_broken) throw new IOException("The journal failed an earlier write and takes no more until the broker restarts.");
+        if (_broken) throw new JournalFailedException("The journal failed an earlier write and takes no more until the broker restarts.", new IOException("journal broken"));
         var seq = _nextSeq;
         BinaryPrimitives.WriteUInt32LittleEndian(frame, (uint)(frame.Length - HeaderBytes));
         BinaryPrimitives.WriteInt64LittleEndian(frame[8..], seq);
         BinaryPrimitives.WriteUInt32LittleEndian(frame[4..], Checksum(frame[8..]));
 
-        var file = _current!;
-        var start = file.Position;
         try
         {
-            file.Write(frame);
-            if (_fsync) file.Flush(flushToDisk: true);
+            _current!.Write(frame);
+            if (_fsync) _current.Sync();
         }
-        catch
+        catch (Exception e)
         {
-            // A partial frame must not sit in front of later ones: cut it off, or refuse all further writes.
-            try
-            {
-                file.SetLength(start);
-                file.Position = start;
-            }
-            catch (IOException)
-            {
-                _broken = true;
-            }
-            throw;
+            // Not cut back and retried: after a failed write or fsync what the file holds is unknown.
+            _broken = true;
+            throw new JournalFailedException($"Writing the journal segment {_currentPath} failed ({e.Message}); the broker takes no more writes and must restart to replay the journal.", e);
         }
+        _currentLength += frame.Length;
         _nextSeq = seq + 1;
-        if (file.Position >= _segmentBytes) TryRollSegment(seq);
+        if (_currentLength >= _segmentBytes) TryRollSegment(seq);
         return seq;
     }
 
@@ -136,7 +101,8 @@ internal sealed class Journal : IDisposable
     {
         _current?.Dispose();
         _current = null;
-        if (!allApplied) return;
+        // A broken journal is kept whole: the next start judges it.
+        if (!allApplied || _broken) return;
         lock (_segmentsLock)
         {
             while (_closed.TryDequeue(out var segment)) File.Delete(segment.Path);
@@ -152,14 +118,14 @@ internal sealed class Journal : IDisposable
     /// </summary>
     private void TryRollSegment(long lastSeq)
     {
-        var previous = (_current!, _currentPath!);
+        var previous = (_current!, _currentPath!, _currentLength);
         try
         {
             OpenSegment();
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            (_current, _currentPath) = previous;
+            (_current, _currentPath, _currentLength) = previous;
             return;
         }
         previous.Item1.Dispose();
@@ -168,9 +134,9 @@ internal sealed class Journal : IDisposable
 
     private void OpenSegment()
     {
-        var path = Path.Combine(_directory, Prefix + _nextSeq.ToString("D19", CultureInfo.InvariantCulture) + Extension);
+        var path = JournalScan.SegmentPath(_directory, _nextSeq);
         // No buffering: each frame is one write system call, in the OS cache when Append returns.
-        var file = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        var file = _files.Create(path);
         try
         {
             if (_fsync) SyncDirectory();
@@ -180,33 +146,13 @@ internal sealed class Journal : IDisposable
             file.Dispose();
             throw;
         }
-        (_current, _currentPath) = (file, path);
+        (_current, _currentPath, _currentLength) = (file, path, 0);
     }
 
     // A new file's directory entry must be durable too, or a power loss could drop the whole segment.
     private void SyncDirectory() => DirectorySync.Flush(_directory);
 
-    private static List<string> Segments(string directory) =>
-        [.. Directory.GetFiles(directory, Prefix + "*" + Extension).Order(StringComparer.Ordinal)];
-
-    /// <summary>The segment's intact frames, then an end marker (Last) only if the whole file was intact.</summary>
-    private static IEnumerable<(long Seq, byte[] Payload, bool Last)> ReadFrames(string path)
-    {
-        var bytes = File.ReadAllBytes(path);
-        var at = 0;
-        while (bytes.Length - at >= HeaderBytes)
-        {
-            var length = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at));
-            if (length > bytes.Length - at - HeaderBytes) yield break;
-            var body = bytes.AsSpan(at + 8, 8 + (int)length);
-            if (BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(at + 4)) != Checksum(body)) yield break;
-            yield return (BinaryPrimitives.ReadInt64LittleEndian(body), body[8..].ToArray(), false);
-            at += HeaderBytes + (int)length;
-        }
-        if (at == bytes.Length) yield return (0, [], true);
-    }
-
-    private static uint Checksum(ReadOnlySpan<byte> data)
+    internal static uint Checksum(ReadOnlySpan<byte> data)
     {
         var crc = 0xFFFF_FFFFu;
         var i = 0;

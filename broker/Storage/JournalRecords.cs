@@ -60,6 +60,20 @@ internal static class JournalRecords
         if (doc.Count > 0) Write(to, Kind.TopicDeltas, 0, doc);
     }
 
+    /// <summary>How many records (changes) one frame holds, read from the record headers alone.</summary>
+    public static int Count(ReadOnlySpan<byte> payload)
+    {
+        var count = 0;
+        while (payload.Length >= HeaderBytes)
+        {
+            var length = (int)BinaryPrimitives.ReadUInt32LittleEndian(payload[2..]);
+            if (length > payload.Length - HeaderBytes) break;
+            payload = payload[(HeaderBytes + length)..];
+            count++;
+        }
+        return count;
+    }
+
     /// <summary>Replays one frame's records into <paramref name="into"/>. Nothing is known to be absent from LiteDB, so every put may update.</summary>
     public static void Read(ReadOnlySpan<byte> payload, ChangeSet into)
     {

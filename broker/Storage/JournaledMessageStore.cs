@@ -5,6 +5,7 @@ using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Hosting;
 using HalfMsgBroker.Lifecycle;
 using LiteDB;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace HalfMsgBroker.Storage;
 
@@ -20,10 +21,15 @@ namespace HalfMsgBroker.Storage;
 public sealed class JournaledMessageStore : IMessageStore
 {
     private const int ReplayChunk = 10_000;
+    private const int PoisonTries = 3;
 
     private readonly LiteDbMessageStore _db;
     private readonly Journal _journal;
+    private readonly JournalQuarantine _quarantine;
+    private readonly ILogger _logger;
     private readonly Action<Exception> _applyFailed;
+    private readonly Action<Exception> _journalFailed;
+    private JournalFailedException? _journalFailure;
     private readonly int _applyDelayMs;
     private readonly int _applyBatch;
     private readonly int _maxUnapplied;
@@ -54,23 +60,34 @@ public sealed class JournaledMessageStore : IMessageStore
 
     private readonly Thread _applier;
 
-    public JournaledMessageStore(LiteDbMessageStore db, string journalDirectory, StorageOptions options, Action<Exception> applyFailed)
+    /// <param name="journalFailed">Called once, on the writer thread, when a journal write or fsync fails: the host stops the broker.</param>
+    /// <param name="salvage">
+    /// Replay every intact frame even past corruption, moving damaged segments to <c>journal/quarantine/</c>
+    /// (the <c>journal salvage</c> command); otherwise corruption refuses the open with <see cref="JournalCorruptException"/>.
+    /// </param>
+    public JournaledMessageStore(
+        LiteDbMessageStore db, string journalDirectory, StorageOptions options, Action<Exception> applyFailed,
+        ILogger? logger = null, IJournalFiles? files = null, Action<Exception>? journalFailed = null, bool salvage = false)
     {
         _db = db;
         _applyFailed = applyFailed;
+        _logger = logger ?? NullLogger.Instance;
+        _journalFailed = journalFailed ?? (_ => { });
         _applyDelayMs = Math.Max(0, (int)options.ApplyDelay.TotalMilliseconds);
         _applyBatch = Math.Max(1, options.ApplyBatchSize);
         _maxUnapplied = Math.Max(_applyBatch, options.MaxUnappliedChanges);
+        _quarantine = new JournalQuarantine(journalDirectory);
 
         try
         {
-            var lastSeq = Replay(db, journalDirectory);
-            _journal = Journal.Start(journalDirectory, options.Durability, options.JournalSegmentBytes, lastSeq + 1);
+            var lastSeq = new JournalReplay(db, journalDirectory, _logger, ApplyIsolatingPoison).Run(salvage, _quarantine);
+            _journal = Journal.Start(journalDirectory, options.Durability, options.JournalSegmentBytes, lastSeq + 1, files ?? JournalFiles.Real);
             _journaledSeq = _appliedSeq = lastSeq;
             foreach (var key in db.ProducerChosenKeys()) CountKey(key, +1);
         }
         catch
         {
+            _quarantine.Dispose();
             db.Dispose();
             throw;
         }
@@ -79,27 +96,11 @@ public sealed class JournaledMessageStore : IMessageStore
         _applier.Start();
     }
 
-    /// <summary>Stores in LiteDB whatever the journal holds beyond what LiteDB recorded last.</summary>
-    private static long Replay(LiteDbMessageStore db, string journalDirectory)
-    {
-        var applied = db.AppliedJournalSeq();
-        var changes = new ChangeSet();
-        var last = applied;
-        foreach (var (seq, payload) in Journal.Unapplied(journalDirectory, applied))
-        {
-            JournalRecords.Read(payload, changes);
-            changes.LastSeq = last = seq;
-            if (changes.Count < ReplayChunk) continue;
-            db.Apply(changes, updateFirst: true);
-            changes.Clear();
-        }
-        if (last > applied)
-        {
-            changes.LastSeq = last;
-            db.Apply(changes, updateFirst: true);
-        }
-        return last;
-    }
+    /// <summary>Files in <c>journal/quarantine/</c>: damaged segments and changes LiteDB refused, until an operator clears them.</summary>
+    public int QuarantinedCount => _quarantine.Count;
+
+    /// <summary>The journal write or fsync that failed (null while the journal works): the broker takes no more writes.</summary>
+    public Exception? JournalFailure => Volatile.Read(ref _journalFailure);
 
     private bool InBatch => _batchThread == Environment.CurrentManagedThreadId;
 
@@ -115,6 +116,7 @@ public sealed class JournaledMessageStore : IMessageStore
 
     private void RunBatchLocked(Action work)
     {
+        if (JournalFailure is not null) throw JournalBroken();
         _staged.Clear();
         _frame.ResetWrittenCount();
         _frame.Advance(Journal.HeaderBytes);
@@ -129,7 +131,16 @@ public sealed class JournaledMessageStore : IMessageStore
         }
         if (_frame.WrittenCount == Journal.HeaderBytes) return; // read only
 
-        var seq = _journal.Append(MemoryMarshal.AsMemory(_frame.WrittenMemory).Span);
+        long seq;
+        try
+        {
+            seq = _journal.Append(MemoryMarshal.AsMemory(_frame.WrittenMemory).Span);
+        }
+        catch (JournalFailedException e)
+        {
+            if (Interlocked.CompareExchange(ref _journalFailure, e, null) is null) _journalFailed(e);
+            throw JournalBroken();
+        }
         _staged.LastSeq = seq;
         foreach (var change in _staged.Messages.Values)
         {
@@ -140,6 +151,9 @@ public sealed class JournaledMessageStore : IMessageStore
         }
         Publish(_staged);
     }
+
+    private static StoreUnavailableException JournalBroken() =>
+        new("A journal write or fsync failed; the broker takes no more writes and is stopping so the journal is replayed at the next start.");
 
     private void Publish(ChangeSet batch)
     {
@@ -316,6 +330,7 @@ public sealed class JournaledMessageStore : IMessageStore
         _applier.Join(TimeSpan.FromSeconds(30));
         lock (_gate) allApplied = _appliedSeq == _journaledSeq && _applying is null;
         _journal.Close(allApplied);
+        _quarantine.Dispose();
         _db.Dispose();
     }
 
@@ -330,6 +345,7 @@ public sealed class JournaledMessageStore : IMessageStore
         lock (_writeLock) _closing = true;
         _applier.Join(TimeSpan.FromSeconds(30));
         _journal.Dispose();
+        _quarantine.Dispose();
         _db.DisposeAsIfCrashed();
     }
 
@@ -410,6 +426,7 @@ public sealed class JournaledMessageStore : IMessageStore
     private bool ApplyUntilStored(ChangeSet batch)
     {
         var retry = false;
+        var refusals = 0;
         while (true)
         {
             try
@@ -420,7 +437,8 @@ public sealed class JournaledMessageStore : IMessageStore
                 {
                     var started = Stopwatch.GetTimestamp();
                     ApplyFault?.Invoke(false);
-                    _db.Apply(batch, updateFirst: retry);
+                    if (refusals >= PoisonTries) ApplyIsolatingPoison(batch);
+                    else _db.Apply(batch, updateFirst: retry);
                     ApplyFault?.Invoke(true);
                     BrokerMetrics.StoreApplyDocuments.Record(batch.Count);
                     BrokerMetrics.StoreApplyMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
@@ -432,14 +450,79 @@ public sealed class JournaledMessageStore : IMessageStore
             {
                 // Nothing is lost while LiteDB refuses: the journal holds every change. LiteDB closes itself on
                 // an I/O error, so retrying may not help; a restart replays the journal into a reopened file.
+                // A refusal of the data itself (a unique index, a bad document) is retried a few times, then the
+                // batch is applied change by change and the refused one quarantined.
                 retry = true;
+                refusals = IsRefusal(e) ? refusals + 1 : 0;
                 if (Volatile.Read(ref _failingSince) == 0) Volatile.Write(ref _failingSince, Environment.TickCount64);
                 _applyFailed(e);
                 lock (_gate)
                 {
                     if (_crashed || _stopping) return false;
-                    Monitor.Wait(_gate, 1000);
+                    // Only the step from retrying the batch to isolating its poison goes without a pause.
+                    if (refusals != PoisonTries) Monitor.Wait(_gate, 1000);
                 }
+            }
+        }
+    }
+
+    /// <summary>LiteDB refused the data, as opposed to failing to reach its file (which no document can be blamed for).</summary>
+    internal static bool IsRefusal(Exception e) =>
+        e is not (IOException or UnauthorizedAccessException or ObjectDisposedException or OutOfMemoryException)
+        && e.InnerException is not IOException;
+
+    /// <summary>
+    /// Applies <paramref name="batch"/> one change at a time, each tried <see cref="PoisonTries"/> times; a change
+    /// LiteDB keeps refusing goes to the quarantine and the rest are stored. Pieces are applied as a replay
+    /// would (update first), recording the old sequence, so a crash in between replays them harmlessly;
+    /// the topic counts and the batch's sequence go last, once.
+    /// </summary>
+    private void ApplyIsolatingPoison(ChangeSet batch)
+    {
+        var before = _db.AppliedJournalSeq();
+        var one = new ChangeSet();
+        foreach (var deletes in new[] { true, false })
+        {
+            foreach (var (id, change) in batch.Messages)
+            {
+                if ((change.Message is null) != deletes) continue;
+                one.Clear();
+                one.Messages[id] = change;
+                ApplyOrQuarantine(one, before, batch.LastSeq, "messages", id.ToString(), change.Message is { } m ? MessageCodec.ToBson(m) : null);
+            }
+        }
+        foreach (var ((collection, id), doc) in batch.Documents)
+        {
+            one.Clear();
+            one.Documents[(collection, id)] = doc;
+            ApplyOrQuarantine(one, before, batch.LastSeq, collection.ToString(), id, doc);
+        }
+        one.Clear();
+        foreach (var (topic, delta) in batch.TopicDeltas) one.AddTopicDelta(topic, delta);
+        one.LastSeq = batch.LastSeq;
+        _db.Apply(one, updateFirst: true);
+    }
+
+    private void ApplyOrQuarantine(ChangeSet one, long before, long lastSeq, string collection, string id, BsonDocument? document)
+    {
+        one.LastSeq = before;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                _db.Apply(one, updateFirst: true);
+                return;
+            }
+            catch (Exception e) when (IsRefusal(e))
+            {
+                if (attempt < PoisonTries) continue;
+                // A LiteDB that closed itself refuses everything: a read that fails too means no document is to blame.
+                _db.AppliedJournalSeq();
+                var file = _quarantine.SavePoison(lastSeq, collection, id, document, e);
+                _logger.LogError(e,
+                    "LiteDB refused a journaled change {PoisonTries} times: {Collection} id {Id} (journal frames up to {Seq}); it is quarantined in {File} and skipped, everything else is stored. Inspect the file, then delete it and restart the broker.",
+                    PoisonTries, collection, id, lastSeq, file);
+                return;
             }
         }
     }

@@ -256,6 +256,15 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     /// <summary>The last journal frame LiteDB holds (0 for a new data file).</summary>
     internal long AppliedJournalSeq() => _meta.FindById(JournalMarkId)?["v"].AsInt64 ?? 0;
 
+    /// <summary>The last journal frame the data file records, read without changing the file (null when there is no data file).</summary>
+    internal static long? ReadAppliedJournalSeq(string dataPath)
+    {
+        var file = Path.Combine(dataPath, FileName);
+        if (!File.Exists(file)) return null;
+        using var db = new LiteDatabase(new ConnectionString { Filename = file, ReadOnly = true, Connection = ConnectionType.Direct });
+        return db.GetCollection("meta").FindById(JournalMarkId)?["v"].AsInt64 ?? 0;
+    }
+
     /// <summary>Every stored transactionId and Idempotency-Key, read from the unique index alone.</summary>
     internal IEnumerable<string> ProducerChosenKeys()
     {

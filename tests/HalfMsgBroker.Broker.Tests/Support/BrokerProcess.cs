@@ -59,6 +59,35 @@ public sealed class BrokerProcess : IAsyncDisposable
         return broker;
     }
 
+    /// <summary>
+    /// Runs the broker's dll with <paramref name="arguments"/> (a journal command, or a start expected to fail)
+    /// until it exits; returns its exit code and everything it printed.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunToExit(string dataPath, params string[] arguments)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(BrokerDll());
+        foreach (var a in arguments) info.ArgumentList.Add(a);
+        info.ArgumentList.Add($"--Broker:DataPath={dataPath}");
+        info.ArgumentList.Add($"--Broker:Auth:AdminKey={BrokerFactory.AdminKey}");
+        info.ArgumentList.Add("--urls");
+        info.ArgumentList.Add($"http://127.0.0.1:{FreePort()}");
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new Xunit.Sdk.XunitException("the broker did not exit within 60 s: " + string.Join(' ', arguments));
+        }
+        return (process.ExitCode, await output + await error);
+    }
+
     /// <summary>SIGKILL: no shutdown code runs, exactly like a crash.</summary>
     public void Kill()
     {

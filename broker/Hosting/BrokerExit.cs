@@ -1,0 +1,28 @@
+using HalfMsgBroker.Storage;
+
+namespace HalfMsgBroker.Hosting;
+
+/// <summary>How the broker process ends: a corrupt journal refuses the start and a failed journal write stops it, both with a non-zero exit code.</summary>
+public static class BrokerExit
+{
+    public const int JournalCorrupt = 2;
+    public const int JournalFailed = 3;
+
+    /// <summary>Runs the broker until it stops; returns the process exit code.</summary>
+    public static int RunUntilStopped(this WebApplication app)
+    {
+        IMessageStore store;
+        try
+        {
+            // Opening the store replays the journal; corruption refuses the start before anything listens.
+            store = app.Services.GetRequiredService<IMessageStore>();
+        }
+        catch (JournalCorruptException e)
+        {
+            app.Logger.LogCritical("{Problem}", e.Message);
+            return JournalCorrupt;
+        }
+        app.Run();
+        return store is JournaledMessageStore { JournalFailure: not null } ? JournalFailed : 0;
+    }
+}

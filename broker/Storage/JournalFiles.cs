@@ -1,0 +1,42 @@
+namespace HalfMsgBroker.Storage;
+
+/// <summary>
+/// The journal's segment files, behind a seam so a test can fail a write or an fsync. One interface
+/// call per write and per fsync, nothing allocated: the hot path costs what a bare FileStream does.
+/// </summary>
+public interface IJournalFiles
+{
+    /// <summary>Creates a new, empty segment file that nobody else writes.</summary>
+    IJournalSegmentFile Create(string path);
+}
+
+/// <summary>One open segment: appends, and the fsync that makes them survive a power loss.</summary>
+public interface IJournalSegmentFile : IDisposable
+{
+    /// <summary>One write system call: in the OS cache when it returns.</summary>
+    void Write(ReadOnlySpan<byte> data);
+
+    /// <summary>fsync: on the device when it returns. After a failure the file's state is unknown.</summary>
+    void Sync();
+}
+
+/// <summary>The real files: unbuffered FileStreams.</summary>
+public sealed class JournalFiles : IJournalFiles
+{
+    public static readonly JournalFiles Real = new();
+
+    public IJournalSegmentFile Create(string path) =>
+        new Segment(new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0));
+
+    private sealed class Segment(FileStream file) : IJournalSegmentFile
+    {
+        public void Write(ReadOnlySpan<byte> data) => file.Write(data);
+
+        public void Sync() => file.Flush(flushToDisk: true);
+
+        public void Dispose() => file.Dispose();
+    }
+}
+
+/// <summary>A journal write or fsync failed: the broker takes no more writes and must restart (the journal is then replayed).</summary>
+public sealed class JournalFailedException(string message, Exception inner) : IOException(message, inner);
