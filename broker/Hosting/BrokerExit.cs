@@ -9,20 +9,27 @@ public static class BrokerExit
     public const int JournalFailed = 3;
 
     /// <summary>Runs the broker until it stops; returns the process exit code.</summary>
+    /// <remarks>
+    /// The app is disposed before the code is returned: the console logger writes from a queue of its
+    /// own, and only disposing it makes sure the last line (the reason for a refused start) is out.
+    /// </remarks>
     public static int RunUntilStopped(this WebApplication app)
     {
-        IMessageStore store;
-        try
+        using (app)
         {
-            // Opening the store replays the journal; corruption refuses the start before anything listens.
-            store = app.Services.GetRequiredService<IMessageStore>();
+            IMessageStore store;
+            try
+            {
+                // Opening the store replays the journal; corruption refuses the start before anything listens.
+                store = app.Services.GetRequiredService<IMessageStore>();
+            }
+            catch (JournalCorruptException e)
+            {
+                app.Logger.LogCritical("{Problem}", e.Message);
+                return JournalCorrupt;
+            }
+            app.Run();
+            return store is JournaledMessageStore { JournalFailure: not null } ? JournalFailed : 0;
         }
-        catch (JournalCorruptException e)
-        {
-            app.Logger.LogCritical("{Problem}", e.Message);
-            return JournalCorrupt;
-        }
-        app.Run();
-        return store is JournaledMessageStore { JournalFailure: not null } ? JournalFailed : 0;
     }
 }
