@@ -42,24 +42,16 @@ internal static class BatchApi
         if (CountProblem("items", items?.Count, MaxSendItems) is { } tooMany) return tooMany;
 
         var errors = new FieldErrors();
-        var inputs = new NewMessage[items!.Count];
-        for (var i = 0; i < inputs.Length; i++)
+        var inputs = Validate(items!, errors, (item, itemErrors) =>
         {
-            if (items[i] is not { } item)
-            {
-                errors.Add($"items[{i}]", "must be an object");
-                continue;
-            }
-            var itemErrors = new FieldErrors();
             if (!Names.IsValidName(item.Topic)) itemErrors.Add("topic", NameRule);
             if (item.IdempotencyKey is not null && !Identifiers.IsValidIdempotencyKey(item.IdempotencyKey))
             {
                 itemErrors.Add("idempotencyKey", "must be 1-255 characters without control characters");
             }
-            inputs[i] = ProducerApi.Message(item.Topic ?? "", item.Tag, item.Keys, item.Properties, item.Body, item.DelaySeconds, item.DeliverAt,
+            return ProducerApi.Message(item.Topic ?? "", item.Tag, item.Keys, item.Properties, item.Body, item.DelaySeconds, item.DeliverAt,
                 http.Request, itemErrors, time) with { IdempotencyKey = item.IdempotencyKey };
-            errors.AddAll($"items[{i}].", itemErrors);
-        }
+        });
         if (errors.Any) return errors.ToProblem();
         if (Refused(http.Caller(), quotas, inputs, half: false) is { } refused) return refused;
 
@@ -86,15 +78,8 @@ internal static class BatchApi
         if (CountProblem("items", items?.Count, MaxSendItems) is { } tooMany) return tooMany;
 
         var errors = new FieldErrors();
-        var inputs = new NewMessage[items!.Count];
-        for (var i = 0; i < inputs.Length; i++)
+        var inputs = Validate(items!, errors, (item, itemErrors) =>
         {
-            if (items[i] is not { } item)
-            {
-                errors.Add($"items[{i}]", "must be an object");
-                continue;
-            }
-            var itemErrors = new FieldErrors();
             if (!Names.IsValidName(item.Topic)) itemErrors.Add("topic", NameRule);
             if (!Names.IsValidName(item.ProducerGroup)) itemErrors.Add("producerGroup", NameRule);
             if (item.TransactionId is not null && !Identifiers.IsValidTransactionId(item.TransactionId))
@@ -102,15 +87,14 @@ internal static class BatchApi
                 itemErrors.Add("transactionId", Identifiers.TransactionIdRule);
             }
             var immunity = itemErrors.Range("checkImmunitySeconds", item.CheckImmunitySeconds, 0, 86_400, null);
-            inputs[i] = ProducerApi.Message(item.Topic ?? "", item.Tag, item.Keys, item.Properties, item.Body, item.DelaySeconds, item.DeliverAt,
+            return ProducerApi.Message(item.Topic ?? "", item.Tag, item.Keys, item.Properties, item.Body, item.DelaySeconds, item.DeliverAt,
                 http.Request, itemErrors, time) with
             {
                 ProducerGroup = item.ProducerGroup,
                 TransactionId = item.TransactionId ?? Guid.CreateVersion7().ToString("N"),
                 CheckImmunity = immunity is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
             };
-            errors.AddAll($"items[{i}].", itemErrors);
-        }
+        });
         if (errors.Any) return errors.ToProblem();
         if (Refused(http.Caller(), quotas, inputs, half: true) is { } refused) return refused;
 
@@ -208,4 +192,23 @@ internal static class BatchApi
 
     private static string ResolvedBySuffix(MessageSnapshot m) =>
         StateNames.Of(m.ResolvedBy) is { } by ? $" (resolved by {by})" : "";
+
+    /// <summary>Validates each item into a message, its errors named <c>items[i].field</c>; a null item is an error of its own.</summary>
+    private static NewMessage[] Validate<TItem>(List<TItem?> items, FieldErrors errors, Func<TItem, FieldErrors, NewMessage> validate)
+        where TItem : class
+    {
+        var inputs = new NewMessage[items.Count];
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            if (items[i] is not { } item)
+            {
+                errors.Add($"items[{i}]", "must be an object");
+                continue;
+            }
+            var itemErrors = new FieldErrors();
+            inputs[i] = validate(item, itemErrors);
+            errors.AddAll($"items[{i}].", itemErrors);
+        }
+        return inputs;
+    }
 }
