@@ -97,58 +97,19 @@ internal sealed class HalfMsgRequestHandler(HalfMsgClientOptions options) : Dele
 
     private static async Task EnsureTransactionIdAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        if (request.Content is null)
-        {
-            return;
-        }
-
-        var bytes = await request.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-        JsonNode? node;
-        try
-        {
-            node = JsonNode.Parse(bytes);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return; // let the broker answer malformed-json
-        }
-
-        if (node is not JsonObject obj)
-        {
-            return;
-        }
-
-        if (obj["transactionId"] is JsonValue value && value.TryGetValue<string>(out var existing) && !string.IsNullOrEmpty(existing))
+        if (await ReadObjectAsync(request, cancellationToken).ConfigureAwait(false) is not { } obj || HasId(obj, "transactionId"))
         {
             return;
         }
 
         obj["transactionId"] = TransactionIds.New();
-        var content = JsonContent(System.Text.Encoding.UTF8.GetBytes(obj.ToJsonString()));
-        request.Content.Dispose();
-        request.Content = content;
+        Replace(request, obj);
     }
 
     /// <summary>Gives each object of a batch's <c>items</c> a <paramref name="field"/> when it has none, so a retry replays instead of duplicating.</summary>
     private static async Task EnsureItemIdsAsync(HttpRequestMessage request, string field, CancellationToken cancellationToken)
     {
-        if (request.Content is null)
-        {
-            return;
-        }
-
-        var bytes = await request.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-        JsonNode? node;
-        try
-        {
-            node = JsonNode.Parse(bytes);
-        }
-        catch (System.Text.Json.JsonException)
-        {
-            return; // let the broker answer malformed-json
-        }
-
-        if (node is not JsonObject { } obj || obj["items"] is not JsonArray items)
+        if (await ReadObjectAsync(request, cancellationToken).ConfigureAwait(false) is not { } obj || obj["items"] is not JsonArray items)
         {
             return;
         }
@@ -156,7 +117,7 @@ internal sealed class HalfMsgRequestHandler(HalfMsgClientOptions options) : Dele
         var changed = false;
         foreach (var item in items)
         {
-            if (item is JsonObject o && !(o[field] is JsonValue value && value.TryGetValue<string>(out var existing) && !string.IsNullOrEmpty(existing)))
+            if (item is JsonObject o && !HasId(o, field))
             {
                 o[field] = TransactionIds.New();
                 changed = true;
@@ -165,10 +126,37 @@ internal sealed class HalfMsgRequestHandler(HalfMsgClientOptions options) : Dele
 
         if (changed)
         {
-            var content = JsonContent(System.Text.Encoding.UTF8.GetBytes(obj.ToJsonString()));
-            request.Content.Dispose();
-            request.Content = content;
+            Replace(request, obj);
         }
+    }
+
+    /// <summary>The request's JSON object body, or null when it has none or it is not JSON (the broker then answers malformed-json).</summary>
+    private static async Task<JsonObject?> ReadObjectAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        if (request.Content is null)
+        {
+            return null;
+        }
+
+        var bytes = await request.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return JsonNode.Parse(bytes) as JsonObject;
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static bool HasId(JsonObject obj, string field) =>
+        obj[field] is JsonValue value && value.TryGetValue<string>(out var existing) && !string.IsNullOrEmpty(existing);
+
+    private static void Replace(HttpRequestMessage request, JsonObject body)
+    {
+        var content = JsonContent(System.Text.Encoding.UTF8.GetBytes(body.ToJsonString()));
+        request.Content?.Dispose();
+        request.Content = content;
     }
 
     private static bool ChangesState(HttpMethod method) =>
