@@ -42,6 +42,10 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
     private int _waiting;
     private int _receivers;
     private bool _closed;
+    private bool _wakeDeferred;
+
+    // Set while the writer publishes one group commit's effects: waiters are woken once, at its end.
+    [ThreadStatic] private static List<SubscriptionQueue>? t_deferredWakes;
 
     /// <summary>How many long polls (or push dispatchers) are waiting on this queue right now.</summary>
     public int WaitingReceivers => Volatile.Read(ref _receivers);
@@ -373,10 +377,52 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         entry.Phase = EntryPhase.Ready;
         entry.DueAt = 0;
         _ready.AddLast(entry);
+        if (_readySignal is null) return;
+        if (t_deferredWakes is { } deferred)
+        {
+            if (!_wakeDeferred) deferred.Add(this);
+            _wakeDeferred = true;
+            return;
+        }
+        Wake();
+    }
+
+    private void Wake()
+    {
+        _wakeDeferred = false;
         if (_readySignal is { } signal)
         {
             _readySignal = null;
             signal.TrySetResult();
         }
     }
+
+    /// <summary>
+    /// Until disposed, entries made ready on this thread wake their waiters only at the end: a receive
+    /// woken by a group commit then finds all of that commit's messages, not the first one alone, and
+    /// needs no timed linger to collect the rest.
+    /// </summary>
+    public static DeferredWakes DeferWakes()
+    {
+        t_deferredWakes = t_spare ?? [];
+        t_spare = null;
+        return default;
+    }
+
+    internal readonly struct DeferredWakes : IDisposable
+    {
+        public void Dispose()
+        {
+            if (t_deferredWakes is not { } queues) return;
+            t_deferredWakes = null;
+            foreach (var queue in queues)
+            {
+                lock (queue._gate) queue.Wake();
+            }
+            queues.Clear();
+            t_spare = queues;
+        }
+    }
+
+    [ThreadStatic] private static List<SubscriptionQueue>? t_spare;
 }

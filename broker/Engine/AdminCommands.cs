@@ -26,6 +26,8 @@ internal sealed record PutSubscriptionResult(bool Created, Subscription Subscrip
 /// </summary>
 internal sealed class PutSubscription(Subscription subscription, SigningChange signing) : StoreCommand<PutSubscriptionResult>
 {
+    public override bool NeedsPublishedState => true;
+
     protected override PutSubscriptionResult Run(WriteContext ctx)
     {
         var existing = ctx.Deliveries.Find(subscription.Group, subscription.Topic)?.Subscription;
@@ -43,6 +45,8 @@ internal sealed class PutSubscription(Subscription subscription, SigningChange s
 /// </summary>
 internal sealed class DeleteSubscription(string group, string topic, StoreWriter writer) : StoreCommand<bool>
 {
+    public override bool NeedsPublishedState => true;
+
     private const int Chunk = 500;
 
     protected override bool Run(WriteContext ctx)

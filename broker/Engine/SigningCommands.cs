@@ -54,6 +54,8 @@ internal sealed class RotateProducerGroupSecret(string name, TimeSpan overlap) :
 /// <summary>Gives a subscription a new secret; the current one keeps signing for <paramref name="overlap"/>.</summary>
 internal sealed class RotateSubscriptionSecret(string group, string topic, TimeSpan overlap) : StoreCommand<RotateResult<Subscription>>
 {
+    public override bool NeedsPublishedState => true;
+
     protected override RotateResult<Subscription> Run(WriteContext ctx)
     {
         var subscription = ctx.Deliveries.Find(group, topic)?.Subscription;

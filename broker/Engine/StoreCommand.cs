@@ -8,6 +8,13 @@ namespace HalfMsgBroker.Engine;
 internal abstract class StoreCommand
 {
     public abstract void Execute(WriteContext context);
+
+    /// <summary>
+    /// True for a command that reads in-memory state its own or an earlier batch's effects change (the
+    /// subscriptions): the writer runs it only once every earlier batch is published, and publishes its
+    /// batch before the next one runs. Rare (administration), so the pipelined fsync loses nothing.
+    /// </summary>
+    public virtual bool NeedsPublishedState => false;
     public abstract void Complete();
     public abstract void Fail(Exception error);
 }

@@ -12,7 +12,10 @@ namespace HalfMsgBroker.Engine;
 /// The single writer: requests put commands on a channel; one dedicated thread drains up to
 /// <c>MaxBatchSize</c> of them, runs them as one store batch (group commit: one journal append,
 /// see <see cref="JournaledMessageStore"/>), and only then completes each. No lock is held around
-/// request handling.
+/// request handling. When the store fsyncs (<see cref="IMessageStore.SyncsSeparately"/>), a second
+/// thread, the completer, waits for the disk and then publishes each batch's effects and answers its
+/// callers, in batch order, while the writer already builds and writes the next batch: one fsync
+/// then covers every batch written while the previous one was syncing.
 /// </summary>
 internal sealed class StoreWriter : IDisposable
 {
@@ -27,6 +30,17 @@ internal sealed class StoreWriter : IDisposable
     private readonly int _fillTo;
     private readonly int _yields;
     private readonly Thread _thread;
+    private readonly Thread? _completer;
+
+    // Batches handed to the completer and published by it; the writer waits for the two to meet before
+    // and after a command that needs published state (NeedsPublishedState).
+    private readonly object _publishedGate = new();
+    private long _handedOver;
+    private long _published;
+
+    // Written batches waiting for the disk, oldest first (pipelined mode only).
+    private readonly Channel<WrittenBatch> _written = Channel.CreateBounded<WrittenBatch>(
+        new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
 
     public StoreWriter(IMessageStore store, DeliveryRegistry deliveries, CheckSchedule checks, IOptions<BrokerOptions> options, TimeProvider time, ILogger<StoreWriter> logger)
     {
@@ -38,6 +52,11 @@ internal sealed class StoreWriter : IDisposable
         _fillTo = options.Value.Storage.FillBatchTo;
         _yields = Math.Max(0, options.Value.Storage.FillYields);
         _thread = new Thread(Loop) { IsBackground = true, Name = "halfmsg-store-writer" };
+        if (store.SyncsSeparately)
+        {
+            _completer = new Thread(CompleteLoop) { IsBackground = true, Name = "halfmsg-store-completer" };
+            _completer.Start();
+        }
         _thread.Start();
     }
 
@@ -91,7 +110,7 @@ internal sealed class StoreWriter : IDisposable
             if (!reader.TryRead(out var first))
             {
                 // Blocking is right here: this thread exists only to run the writer.
-                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) return;
+                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) break;
                 continue;
             }
 
@@ -104,6 +123,8 @@ internal sealed class StoreWriter : IDisposable
                 if (!Thread.Yield()) break;
                 while (batch.Count < _maxBatch && reader.TryRead(out var next)) batch.Add(next);
             }
+            var barrier = _completer is not null && batch.Exists(c => c.NeedsPublishedState);
+            if (barrier) WaitUntilPublished();
             try
             {
                 CommitBatch(batch, careful: false);
@@ -130,8 +151,10 @@ internal sealed class StoreWriter : IDisposable
                     }
                 }
             }
+            if (barrier) WaitUntilPublished();
             batch.Clear();
         }
+        _written.Writer.TryComplete();
     }
 
     private void CommitBatch(List<StoreCommand> batch, bool careful)
@@ -153,23 +176,84 @@ internal sealed class StoreWriter : IDisposable
         BrokerMetrics.StoreBatchSize.Record(batch.Count);
         BrokerMetrics.StoreCommitMs.Record(_time.GetElapsedTime(started).TotalMilliseconds);
 
-        foreach (var effect in _context.Effects)
+        if (_completer is null)
         {
-            try
+            Publish(_context.Effects, batch);
+            return;
+        }
+        // Even a read-only batch waits its turn: it may have read a change that is not durable yet.
+        var written = new WrittenBatch(_store.WrittenPosition, [.. _context.Effects], [.. batch]);
+        lock (_publishedGate) _handedOver++;
+        // Blocking is right here too: a full pipeline means the disk is the bottleneck.
+        if (!_written.Writer.TryWrite(written)) _written.Writer.WriteAsync(written).AsTask().GetAwaiter().GetResult();
+    }
+
+    private void Publish(IReadOnlyList<Action> effects, IReadOnlyList<StoreCommand> commands)
+    {
+        // Consumers woken by this batch are woken once it is all published, so one receive takes all of it.
+        using (SubscriptionQueue.DeferWakes())
+        {
+            foreach (var effect in effects)
             {
-                effect();
-            }
-            catch (Exception e)
-            {
-                _logger.LogError(e, "Publishing the effect of a stored change failed");
+                try
+                {
+                    effect();
+                }
+                catch (Exception e)
+                {
+                    _logger.LogError(e, "Publishing the effect of a stored change failed");
+                }
             }
         }
-        foreach (var command in batch) command.Complete();
+        foreach (var command in commands) command.Complete();
     }
+
+    private void CompleteLoop()
+    {
+        var reader = _written.Reader;
+        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        {
+            while (reader.TryRead(out var written))
+            {
+                try
+                {
+                    // One fsync covers every batch written so far: the ones queued behind this return at once.
+                    _store.MakeDurable(written.Position);
+                    Publish(written.Effects, written.Commands);
+                }
+                catch (Exception e)
+                {
+                    foreach (var command in written.Commands) command.Fail(e);
+                }
+                MarkPublished();
+            }
+        }
+    }
+
+    private void WaitUntilPublished()
+    {
+        lock (_publishedGate)
+        {
+            while (_published < _handedOver) Monitor.Wait(_publishedGate);
+        }
+    }
+
+    private void MarkPublished()
+    {
+        lock (_publishedGate)
+        {
+            _published++;
+            Monitor.PulseAll(_publishedGate);
+        }
+    }
+
+    /// <summary>A batch in the journal, waiting for the fsync that makes it durable.</summary>
+    private sealed record WrittenBatch(long Position, Action[] Effects, StoreCommand[] Commands);
 
     public void Dispose()
     {
         _channel.Writer.TryComplete();
         _thread.Join(TimeSpan.FromSeconds(10));
+        _completer?.Join(TimeSpan.FromSeconds(10));
     }
 }

@@ -12,8 +12,25 @@ namespace HalfMsgBroker.Storage;
 /// </summary>
 public interface IMessageStore : IDisposable
 {
-    /// <summary>Runs <paramref name="work"/> in one transaction and commits it durably, or rolls it all back.</summary>
+    /// <summary>
+    /// Runs <paramref name="work"/> in one transaction and commits it, or rolls it all back. When
+    /// <see cref="SyncsSeparately"/>, the commit is durable only after <see cref="MakeDurable"/>.
+    /// </summary>
     void RunBatch(Action work);
+
+    /// <summary>
+    /// True when <see cref="RunBatch"/> writes and leaves the fsync to <see cref="MakeDurable"/>, so the
+    /// writer can build the next batch while another thread waits for the disk.
+    /// </summary>
+    bool SyncsSeparately => false;
+
+    /// <summary>Where the batches written so far end (writer thread): what <see cref="MakeDurable"/> is given.</summary>
+    long WrittenPosition => 0;
+
+    /// <summary>Returns once everything written up to <paramref name="position"/> survives a power loss; throws when it cannot.</summary>
+    void MakeDurable(long position)
+    {
+    }
 
     StoredMessage? Find(Guid id);
     StoredMessage? FindByTransactionId(string transactionId);

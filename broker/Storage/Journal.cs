@@ -9,6 +9,9 @@ namespace HalfMsgBroker.Storage;
 /// write (and one fsync in <see cref="Durability.Fsync"/>) before any of its commands is answered;
 /// LiteDB receives the same changes later, coalesced, and records the last frame it holds. So a
 /// commit costs a sequential append instead of LiteDB's page-rewriting transaction.
+/// In <see cref="Durability.Fsync"/> the fsync is a separate step (<see cref="Sync"/>, called by the
+/// writer's completer thread), so the writer builds and writes the next frame while the previous one
+/// is being synced; one fsync covers every frame written before it began (group commit, pipelined).
 /// Frame: payload length (u32), CRC-32C of sequence and payload (u32), sequence (u64), payload.
 /// Files are segments named by their first sequence; a segment is deleted once LiteDB holds all of it.
 /// Reading and judging damage is <see cref="JournalScan"/>'s job. A failed write or fsync breaks the
@@ -23,6 +26,11 @@ internal sealed class Journal : IDisposable
     private readonly bool _fsync;
     private readonly long _segmentBytes;
     private readonly Lock _segmentsLock = new();
+
+    // Taken by Sync and by a segment roll, so an fsync never meets a segment being closed.
+    private readonly Lock _syncLock = new();
+    private long _writtenSeq;
+    private long _syncedSeq;
 
     // Closed segments, oldest first, with the last sequence each holds.
     private readonly Queue<(string Path, long LastSeq)> _closed = new();
@@ -48,14 +56,20 @@ internal sealed class Journal : IDisposable
     {
         Directory.CreateDirectory(directory);
         foreach (var path in JournalScan.Segments(directory)) File.Delete(path);
-        var journal = new Journal(directory, durability, segmentBytes, files) { _nextSeq = nextSeq };
+        var journal = new Journal(directory, durability, segmentBytes, files) { _nextSeq = nextSeq, _writtenSeq = nextSeq - 1, _syncedSeq = nextSeq - 1 };
         journal.OpenSegment();
         return journal;
     }
 
+    /// <summary>True when frames need <see cref="Sync"/> before they count as durable.</summary>
+    public bool SyncsSeparately => _fsync;
+
+    /// <summary>The last frame that survives a power loss (with fsync) or a process crash (without).</summary>
+    public long SyncedSeq => Volatile.Read(ref _syncedSeq);
+
     /// <summary>
-    /// Writer thread: appends one frame; when this returns, it survives a process crash (and with
-    /// fsync, a power loss). The first <see cref="HeaderBytes"/> of <paramref name="frame"/> are
+    /// Writer thread: appends one frame; when this returns, it survives a process crash (with fsync,
+    /// a power loss once <see cref="Sync"/> has covered it). The first <see cref="HeaderBytes"/> of <paramref name="frame"/> are
     /// left free by the caller for the header, so the payload is not copied.
     /// </summary>
     public long Append(Span<byte> frame)
@@ -69,18 +83,50 @@ internal sealed class Journal : IDisposable
         try
         {
             _current!.Write(frame);
-            if (_fsync) _current.Sync();
         }
         catch (Exception e)
         {
-            // Not cut back and retried: after a failed write or fsync what the file holds is unknown.
-            _broken = true;
-            throw new JournalFailedException($"Writing the journal segment {_currentPath} failed ({e.Message}); the broker takes no more writes and must restart to replay the journal.", e);
+            throw Broken(e);
         }
         _currentLength += frame.Length;
         _nextSeq = seq + 1;
+        Volatile.Write(ref _writtenSeq, seq);
+        if (!_fsync) Volatile.Write(ref _syncedSeq, seq);
         if (_currentLength >= _segmentBytes) TryRollSegment(seq);
         return seq;
+    }
+
+    /// <summary>
+    /// One thread at a time, beside the writer: fsyncs the current segment, making every frame written
+    /// before the call durable, and returns the last of them. Concurrent appends are fine: a write
+    /// and an fsync of one file do not exclude each other, and a frame written during the fsync is
+    /// simply covered by the next one.
+    /// </summary>
+    public long Sync()
+    {
+        lock (_syncLock)
+        {
+            if (_broken) throw new JournalFailedException("The journal failed an earlier write and takes no more until the broker restarts.", new IOException("journal broken"));
+            var target = Volatile.Read(ref _writtenSeq);
+            if (target <= _syncedSeq) return _syncedSeq;
+            try
+            {
+                _current!.Sync();
+            }
+            catch (Exception e)
+            {
+                throw Broken(e);
+            }
+            Volatile.Write(ref _syncedSeq, target);
+            return target;
+        }
+    }
+
+    // Not cut back and retried: after a failed write or fsync what the file holds is unknown.
+    private JournalFailedException Broken(Exception e)
+    {
+        _broken = true;
+        return new JournalFailedException($"Writing the journal segment {_currentPath} failed ({e.Message}); the broker takes no more writes and must restart to replay the journal.", e);
     }
 
     /// <summary>Any thread: LiteDB now durably holds every frame up to <paramref name="appliedSeq"/>.</summary>
@@ -99,7 +145,7 @@ internal sealed class Journal : IDisposable
     /// <summary>Closes the journal; when LiteDB holds everything (<paramref name="allApplied"/>) no segment is left to read on the next start.</summary>
     public void Close(bool allApplied)
     {
-        _current?.Dispose();
+        lock (_syncLock) _current?.Dispose();
         _current = null;
         // A broken journal is kept whole: the next start judges it.
         if (!allApplied || _broken) return;
@@ -113,23 +159,42 @@ internal sealed class Journal : IDisposable
     public void Dispose() => Close(allApplied: false);
 
     /// <summary>
-    /// The frame is durable already, so nothing here may fail the append: if the next segment cannot be
+    /// The frame is written already, so nothing here may fail the append: if the next segment cannot be
     /// made now, frames keep going to the current one and the roll is tried again after the next frame.
+    /// A failed fsync of the closing segment breaks the journal; the frame's caller learns it from <see cref="Sync"/>.
     /// </summary>
     private void TryRollSegment(long lastSeq)
     {
-        var previous = (_current!, _currentPath!, _currentLength);
-        try
+        lock (_syncLock)
         {
-            OpenSegment();
+            // The closing segment's unsynced tail is synced here: Sync only ever reaches the current one.
+            if (_fsync && _syncedSeq < lastSeq)
+            {
+                try
+                {
+                    _current!.Sync();
+                }
+                catch (Exception e)
+                {
+                    // The frame was answered by nobody yet; Append's caller sees the failure through Sync.
+                    Broken(e);
+                    return;
+                }
+                Volatile.Write(ref _syncedSeq, lastSeq);
+            }
+            var previous = (_current!, _currentPath!, _currentLength);
+            try
+            {
+                OpenSegment();
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                (_current, _currentPath, _currentLength) = previous;
+                return;
+            }
+            previous.Item1.Dispose();
+            lock (_segmentsLock) _closed.Enqueue((previous.Item2, lastSeq));
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            (_current, _currentPath, _currentLength) = previous;
-            return;
-        }
-        previous.Item1.Dispose();
-        lock (_segmentsLock) _closed.Enqueue((previous.Item2, lastSeq));
     }
 
     private void OpenSegment()

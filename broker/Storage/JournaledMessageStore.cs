@@ -40,6 +40,7 @@ public sealed class JournaledMessageStore : IMessageStore
     private readonly ArrayBufferWriter<byte> _frame = new(64 * 1024);
     private readonly Dictionary<int, int> _keyHashes = [];
     private int _batchThread;
+    private long _writtenSeq;
 
     // Held for a whole batch; Dispose takes it to wait out a batch in flight.
     private readonly object _writeLock = new();
@@ -60,7 +61,7 @@ public sealed class JournaledMessageStore : IMessageStore
 
     private readonly Thread _applier;
 
-    /// <param name="journalFailed">Called once, on the writer thread, when a journal write or fsync fails: the host stops the broker.</param>
+    /// <param name="journalFailed">Called once, on the writer's or its completer's thread, when a journal write or fsync fails: the host stops the broker.</param>
     /// <param name="salvage">
     /// Replay every intact frame even past corruption, moving damaged segments to <c>journal/quarantine/</c>
     /// (the <c>journal salvage</c> command); otherwise corruption refuses the open with <see cref="JournalCorruptException"/>.
@@ -138,10 +139,10 @@ public sealed class JournaledMessageStore : IMessageStore
         }
         catch (JournalFailedException e)
         {
-            if (Interlocked.CompareExchange(ref _journalFailure, e, null) is null) _journalFailed(e);
-            throw JournalBroken();
+            throw Failed(e);
         }
         _staged.LastSeq = seq;
+        _writtenSeq = seq;
         foreach (var change in _staged.Messages.Values)
         {
             if (change.UniqueKey is not { } key) continue;
@@ -150,6 +151,33 @@ public sealed class JournaledMessageStore : IMessageStore
             else if (!change.InDb) CountKey(key, +1);
         }
         Publish(_staged);
+    }
+
+    public bool SyncsSeparately => _journal.SyncsSeparately;
+
+    public long WrittenPosition => _writtenSeq;
+
+    public void MakeDurable(long position)
+    {
+        if (_journal.SyncedSeq >= position) return;
+        if (JournalFailure is not null) throw JournalBroken();
+        try
+        {
+            _journal.Sync();
+        }
+        catch (JournalFailedException e)
+        {
+            throw Failed(e);
+        }
+        // The applier takes only durable frames: LiteDB must never hold a change a power loss takes from the journal.
+        lock (_gate) Monitor.PulseAll(_gate);
+    }
+
+    private StoreUnavailableException Failed(JournalFailedException e)
+    {
+        if (Interlocked.CompareExchange(ref _journalFailure, e, null) is null) _journalFailed(e);
+        lock (_gate) Monitor.PulseAll(_gate);
+        return JournalBroken();
     }
 
     private static StoreUnavailableException JournalBroken() =>
@@ -322,6 +350,14 @@ public sealed class JournaledMessageStore : IMessageStore
         // No frame may be appended once the journal is judged fully applied (it is then deleted), and
         // the applier must outlive a batch still in flight so that one is applied too.
         lock (_writeLock) _closing = true;
+        try
+        {
+            MakeDurable(_writtenSeq);
+        }
+        catch (StoreUnavailableException)
+        {
+            // The journal broke: the applier stops short and the journal is kept for the next start.
+        }
         lock (_gate)
         {
             _drained = true;
@@ -407,6 +443,12 @@ public sealed class JournaledMessageStore : IMessageStore
                 batch = _pending;
                 _pending = spare;
                 _applying = batch;
+                // With fsync pipelined, the newest frames may still be on their way to the disk.
+                while (_journal.SyncedSeq < batch.LastSeq)
+                {
+                    if (_crashed || JournalFailure is not null) return;
+                    Monitor.Wait(_gate, 100);
+                }
             }
 
             if (!ApplyUntilStored(batch)) return;

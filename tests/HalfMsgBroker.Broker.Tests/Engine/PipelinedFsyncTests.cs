@@ -1,0 +1,80 @@
+using System.Net;
+using HalfMsgBroker.Storage;
+using HalfMsgBroker.Tests.Support;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace HalfMsgBroker.Tests.Engine;
+
+/// <summary>
+/// In <c>Fsync</c> mode the writer writes the next group commit while the previous one is being synced;
+/// nothing of a batch is answered or visible before its fsync returns.
+/// </summary>
+public sealed class PipelinedFsyncTests
+{
+    [Fact]
+    public async Task A_batch_is_answered_and_visible_only_after_its_fsync_while_the_next_batch_is_written_meanwhile()
+    {
+        var files = new HeldSyncFiles();
+        await using var broker = new BrokerFactory(new Dictionary<string, string?> { ["Broker:Storage:Durability"] = "Fsync" });
+        var factory = broker.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<IJournalFiles>(files)));
+        using var c = factory.CreateClient();
+        c.DefaultRequestHeaders.Authorization = new("Bearer", BrokerFactory.AdminKey);
+        await c.Subscribe("inventory", "orders");
+
+        files.Hold();
+        var writes = files.Writes;
+        var first = c.Post("/v1/topics/orders/messages", new { body = new { n = 1 } });
+        await Eventually.Until(() => files.Writes > writes && files.SyncsWaiting > 0, "the first send's frame written and its fsync begun");
+        var second = c.Post("/v1/topics/orders/messages", new { body = new { n = 2 } });
+        // The writer is not stuck behind the fsync: the second frame reaches the file while the first is still syncing.
+        await Eventually.Until(() => files.Writes > writes + 1, "the second send's frame written during the first fsync");
+
+        Assert.False(first.IsCompleted, "a send was answered before its fsync returned");
+        Assert.False(second.IsCompleted, "a send was answered before its fsync returned");
+        Assert.Empty(await c.Receive("inventory", "orders"));
+
+        files.Release();
+        Assert.Equal(HttpStatusCode.Created, (await first).Status);
+        Assert.Equal(HttpStatusCode.Created, (await second).Status);
+        var received = await c.Receive("inventory", "orders");
+        Assert.Equal(2, received.Count);
+    }
+
+    /// <summary>The real journal files, with fsyncs that wait while held.</summary>
+    private sealed class HeldSyncFiles : IJournalFiles
+    {
+        private readonly ManualResetEventSlim _open = new(initialState: true);
+        private int _writes;
+        private int _syncsWaiting;
+
+        public int Writes => Volatile.Read(ref _writes);
+        public int SyncsWaiting => Volatile.Read(ref _syncsWaiting);
+
+        public void Hold() => _open.Reset();
+
+        public void Release() => _open.Set();
+
+        public IJournalSegmentFile Create(string path) => new Segment(this, JournalFiles.Real.Create(path));
+
+        private sealed class Segment(HeldSyncFiles owner, IJournalSegmentFile real) : IJournalSegmentFile
+        {
+            public void Write(ReadOnlySpan<byte> data)
+            {
+                real.Write(data);
+                Interlocked.Increment(ref owner._writes);
+            }
+
+            public void Sync()
+            {
+                Interlocked.Increment(ref owner._syncsWaiting);
+                owner._open.Wait(TimeSpan.FromSeconds(30));
+                Interlocked.Decrement(ref owner._syncsWaiting);
+                real.Sync();
+            }
+
+            public void Dispose() => real.Dispose();
+        }
+    }
+}
