@@ -104,8 +104,17 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
         await using var ch = await conn.CreateChannelAsync(
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), hard);
         var props = new BasicProperties { Persistent = true };
+        // --rate paces each producer exactly as the broker's producers are paced (a fixed schedule).
+        var interval = s.Rate > 0 ? TimeSpan.FromSeconds(s.Producers / (double)s.Rate) : TimeSpan.Zero;
+        var next = Stopwatch.GetTimestamp();
         while (!stop() && !hard.IsCancellationRequested)
         {
+            if (interval > TimeSpan.Zero)
+            {
+                next += (long)(interval.TotalSeconds * Stopwatch.Frequency);
+                var ahead = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), next);
+                if (ahead > TimeSpan.Zero) await Task.Delay(ahead, hard);
+            }
             var k = tracker.Next();
             if (k < 0) break;
             var body = Body(k);
@@ -182,7 +191,7 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
 
     public async Task<Row> EndToEndAsync(bool shared)
     {
-        const string name = "1 e2e transactional";
+        var name = "1 e2e transactional" + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "");
         log($"workload {name} [RabbitMQ, {LayoutOf(shared)}]");
         var queue = $"bench-w1-{_run}";
         await DeclareAsync(queue);

@@ -40,12 +40,18 @@ internal sealed class Settings
     public string Command { get; set; } = "";
     public string BrokerCommit { get; set; } = "";
     public HashSet<int> Workloads { get; set; } = [1, 2, 3, 4, 5];
-    public List<string> Modes { get; set; } = ["Process", "Fsync"];
+    public List<string> Modes { get; set; } = ["Fsync", "Process"];
 
     public int Producers { get; set; } = 16;
 
     /// <summary>Target messages per second across all producers (0: as fast as they go).</summary>
     public int Rate { get; set; }
+
+    /// <summary>
+    /// After the full-load rows, workload 1 runs again at this offered rate (RabbitMQ and each mode), for
+    /// latency at a light load; 0 turns it off. Ignored when --rate already paces every row.
+    /// </summary>
+    public int LightRate { get; set; } = 1000;
 
     /// <summary>Workloads 1 and 3 with plain sends instead of half → commit: the consuming side's capacity.</summary>
     public bool PlainSends { get; set; }
@@ -112,6 +118,7 @@ internal sealed class Settings
                 case "--modes": s.Modes = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries)]; break;
                 case "--producers": s.Producers = int.Parse(Next()); break;
                 case "--rate": s.Rate = int.Parse(Next()); break;
+                case "--light-rate": s.LightRate = int.Parse(Next()); break;
                 case "--plain-sends": s.PlainSends = true; break;
                 case "--consumers": s.Consumers = int.Parse(Next()); break;
                 case "--batch-sends": s.BatchSends = int.Parse(Next()); break;
