@@ -104,13 +104,14 @@ internal sealed class StoreWriter : IDisposable
     private void Loop()
     {
         var reader = _channel.Reader;
+        var wait = new ChannelWait<StoreCommand>(reader);
         var batch = new List<StoreCommand>(_maxBatch);
         while (true)
         {
             if (!reader.TryRead(out var first))
             {
                 // Blocking is right here: this thread exists only to run the writer.
-                if (!reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult()) break;
+                if (!wait.WaitToRead()) break;
                 continue;
             }
 
@@ -211,7 +212,8 @@ internal sealed class StoreWriter : IDisposable
     private void CompleteLoop()
     {
         var reader = _written.Reader;
-        while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
+        var wait = new ChannelWait<WrittenBatch>(reader);
+        while (wait.WaitToRead())
         {
             while (reader.TryRead(out var written))
             {

@@ -443,11 +443,20 @@ public sealed class JournaledMessageStore : IMessageStore
                 batch = _pending;
                 _pending = spare;
                 _applying = batch;
-                // With fsync pipelined, the newest frames may still be on their way to the disk.
-                while (_journal.SyncedSeq < batch.LastSeq)
+            }
+
+            // With fsync pipelined the newest frames may not be on the disk yet; LiteDB must never hold a
+            // change a power loss could take from the journal, so they are synced first (usually the
+            // writer's completer has done it already and this returns at once).
+            if (_journal.SyncedSeq < batch.LastSeq)
+            {
+                try
                 {
-                    if (_crashed || JournalFailure is not null) return;
-                    Monitor.Wait(_gate, 100);
+                    MakeDurable(batch.LastSeq);
+                }
+                catch (StoreUnavailableException)
+                {
+                    return; // the journal broke: the next start replays it
                 }
             }
 
