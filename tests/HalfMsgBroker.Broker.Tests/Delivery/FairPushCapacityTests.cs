@@ -42,9 +42,10 @@ public sealed class FairPushCapacityTests(ITestOutputHelper output)
         await Eventually.Until(() => tarpit.Requests >= 200, "the tarpits holding most of the 256 push slots");
         var withTarpits = await HealthyP99Async(c, arrivedAt);
 
-        // A p99 of a few milliseconds alone would make "within 2x" a coin toss on a shared machine,
-        // hence the 50 ms floor; without a fair share the healthy pushes would not arrive at all.
-        var allowed = Math.Max(2 * alone, alone + 50);
+        // Without a fair share the healthy pushes wait for the tarpits' 60 s timeouts: that is what this
+        // catches. A p99 of 100 samples on a shared 2-core machine (each send waits for an fsync) swings
+        // by hundreds of milliseconds between two rounds, hence the 500 ms floor rather than "within 2x".
+        var allowed = Math.Max(2 * alone, alone + 500);
         output.WriteLine($"healthy push p99: {alone:F1} ms alone, {withTarpits:F1} ms with {tarpit.Requests} tarpit requests held");
         Assert.True(withTarpits <= allowed,
             $"healthy push p99 {withTarpits:F1} ms with the tarpits holding {tarpit.Requests} requests, {alone:F1} ms alone (allowed {allowed:F1} ms)");
