@@ -34,6 +34,14 @@ internal static class BrokerTelemetry
             .WithMetrics(m =>
             {
                 m.AddMeter(BrokerMetrics.MeterName);
+                // Meters are process-wide and OpenTelemetry tells them apart by name only: another host in the
+                // process (tests host several brokers) would merge its figures into this one's, and its
+                // disposal would end this host's streams. Only this host's IMeterFactory's meter counts.
+                ((IDeferredMeterProviderBuilder)m).Configure((sp, b) =>
+                {
+                    var own = sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+                    b.AddView(i => i.Meter.Name == BrokerMetrics.MeterName && !ReferenceEquals(i.Meter.Scope, own) ? MetricStreamConfiguration.Drop : null);
+                });
                 if (options.HttpMetrics) m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation();
                 if (options.Prometheus) m.AddPrometheusExporter();
                 if (otlpMetrics) m.AddOtlpExporter();
