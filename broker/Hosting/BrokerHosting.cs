@@ -108,7 +108,7 @@ public static class BrokerHosting
         });
         builder.AddBrokerAccess();
         services.AddHealthChecks().AddCheck<BrokerReadiness>("ready", tags: ["ready"]);
-        services.AddOpenApi();
+        services.AddOpenApi(o => o.AddDocumentTransformer<BearerSecurityScheme>());
         builder.AddBrokerTelemetry();
         return builder;
     }

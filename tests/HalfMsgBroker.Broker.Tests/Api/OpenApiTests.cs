@@ -49,6 +49,11 @@ public sealed partial class OpenApiTests(BrokerFixture broker) : IClassFixture<B
         Assert.True(missing.Count == 0, "missing in /openapi/v1.json: " + string.Join("; ", missing));
         Assert.True(bodies >= 13, $"expected every body endpoint's schema, found {bodies}");
 
+        // How to authenticate: the API key as a bearer token, for every operation.
+        Assert.Equal(("http", "bearer"), (document.Json["components"]!["securitySchemes"]!["apiKey"]!.Str("type"),
+            document.Json["components"]!["securitySchemes"]!["apiKey"]!.Str("scheme")));
+        Assert.NotNull(document.Json["security"]![0]!["apiKey"]);
+
         // The schemas are the real ones: a send's body names its fields.
         var send = paths.Single(p => p.Key == "/v1/topics/{topic}/messages").Value!["post"]!["requestBody"]!["content"]!["application/json"]!["schema"]!;
         var sendSchema = Resolve(document.Json, send);
