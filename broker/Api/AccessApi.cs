@@ -13,7 +13,7 @@ internal static class AccessApi
     public static void MapAccessApi(this IEndpointRouteBuilder app)
     {
         var keys = app.MapGroup("/v1/api-keys").WithTags("Access control").RequireAuthorization(Policies.Admin);
-        keys.MapPost("/", CreateAsync).Produces<ApiKeyView>(201).ProducesProblem(400).ProducesProblem(429);
+        keys.MapPost("/", CreateAsync).Accepts<ApiKeyRequest>("application/json").Produces<ApiKeyView>(201).ProducesProblem(400).ProducesProblem(429);
         keys.MapGet("/", List).Produces<ApiKeyList>();
         keys.MapDelete("/{id}", Revoke).Produces(204).ProducesProblem(404);
 

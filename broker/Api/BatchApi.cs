@@ -22,15 +22,17 @@ internal static class BatchApi
     {
         var v1 = app.MapGroup("/v1").WithTags("Producing");
         v1.MapPost("/messages/batch", SendAsync).RequireAuthorization(Policies.Produce)
+            .Accepts<SendMessageBatchRequest>("application/json").WithBrokerSpan("send batch")
             .Produces<SendBatchResponse>().ProducesProblem(400).ProducesProblem(403).ProducesProblem(413).ProducesProblem(429);
         v1.MapPost("/half-messages/batch", SendHalfAsync).RequireAuthorization(Policies.Produce)
+            .Accepts<SendHalfMessageBatchRequest>("application/json").WithBrokerSpan("half message batch")
             .Produces<SendBatchResponse>().ProducesProblem(400).ProducesProblem(403).ProducesProblem(413).ProducesProblem(429);
         v1.MapPost("/transactions/commit",
                 (HttpContext http, StoreWriter writer, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct) => EndAsync(true, http, writer, audit, options, ct))
-            .RequireAuthorization(Policies.Transactions).Produces<EndTransactionBatchResponse>().ProducesProblem(400).ProducesProblem(413);
+            .Accepts<EndTransactionBatchRequest>("application/json").WithBrokerSpan("commit batch").RequireAuthorization(Policies.Transactions).Produces<EndTransactionBatchResponse>().ProducesProblem(400).ProducesProblem(413);
         v1.MapPost("/transactions/rollback",
                 (HttpContext http, StoreWriter writer, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct) => EndAsync(false, http, writer, audit, options, ct))
-            .RequireAuthorization(Policies.Transactions).Produces<EndTransactionBatchResponse>().ProducesProblem(400).ProducesProblem(413);
+            .Accepts<EndTransactionBatchRequest>("application/json").WithBrokerSpan("rollback batch").RequireAuthorization(Policies.Transactions).Produces<EndTransactionBatchResponse>().ProducesProblem(400).ProducesProblem(413);
     }
 
     private static async Task<IResult> SendAsync(

@@ -15,7 +15,7 @@ internal static class DeadLetterApi
     {
         var group = app.MapGroup("/v1/consumer-groups/{group}/dead-letters").WithTags("Dead letters").RequireAuthorization(Policies.ConsumerGroup);
         group.MapGet("/", List).Produces<DeadLetterList>().ProducesProblem(400);
-        group.MapPost("/redrive", RedriveAsync).Produces<RedriveResponse>().ProducesProblem(400);
+        group.MapPost("/redrive", RedriveAsync).Accepts<RedriveRequest>(isOptional: true, "application/json").Produces<RedriveResponse>().ProducesProblem(400);
         group.MapDelete("/{messageId}", DeleteOneAsync).Produces(204).ProducesProblem(404);
         group.MapDelete("/", DeleteAllAsync).Produces<DeleteResponse>().ProducesProblem(400);
     }

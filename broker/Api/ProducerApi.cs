@@ -16,15 +16,17 @@ internal static class ProducerApi
     {
         var v1 = app.MapGroup("/v1").WithTags("Producing");
         v1.MapPost("/topics/{topic}/messages", SendAsync).RequireAuthorization(Policies.SendToTopic).RefusedWhenDiskLow()
+            .Accepts<SendMessageRequest>("application/json").WithBrokerSpan("send")
             .Produces<SendMessageResponse>(201).Produces<SendMessageResponse>(200).ProducesProblem(400).ProducesProblem(409).ProducesProblem(413).ProducesProblem(429);
         v1.MapPost("/topics/{topic}/half-messages", SendHalfAsync).RequireAuthorization(Policies.SendToTopic).RefusedWhenDiskLow()
+            .Accepts<SendHalfMessageRequest>("application/json").WithBrokerSpan("half message")
             .Produces<HalfMessageResponse>(201).Produces<HalfMessageResponse>(200).ProducesProblem(400).ProducesProblem(403).ProducesProblem(409).ProducesProblem(413).ProducesProblem(429);
         v1.MapPost("/transactions/{transactionId}/commit",
                 (string transactionId, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct) => EndAsync(transactionId, true, http, writer, audit, ct))
-            .RequireAuthorization(Policies.Transactions).Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
+            .WithBrokerSpan("commit").RequireAuthorization(Policies.Transactions).Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
         v1.MapPost("/transactions/{transactionId}/rollback",
                 (string transactionId, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct) => EndAsync(transactionId, false, http, writer, audit, ct))
-            .RequireAuthorization(Policies.Transactions).Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
+            .WithBrokerSpan("rollback").RequireAuthorization(Policies.Transactions).Produces<EndTransactionResponse>().ProducesProblem(404).ProducesProblem(409);
         v1.MapGet("/transactions/{transactionId}", GetTransaction).RequireAuthorization(Policies.Transactions)
             .Produces<TransactionView>().ProducesProblem(404);
         v1.MapGet("/transactions", ListTransactions).RequireAuthorization(Policies.Transactions)

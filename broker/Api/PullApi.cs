@@ -18,10 +18,11 @@ internal static class PullApi
     {
         var group = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Pull").RequireAuthorization(Policies.ConsumerGroup);
         group.MapPost("/topics/{topic}/receive", ReceiveAsync).RequireRateLimiting(AccessHosting.LongPollPolicy)
+            .Accepts<ReceiveRequest>(isOptional: true, "application/json").WithBrokerSpan("receive")
             .Produces<ReceiveResponse>().ProducesProblem(400).ProducesProblem(404).ProducesProblem(409).ProducesProblem(429);
-        group.MapPost("/ack", AckAsync).Produces<AckResponse>().ProducesProblem(400);
-        group.MapPost("/nack", NackAsync).Produces<NackResponse>().ProducesProblem(400).ProducesProblem(409).ProducesProblem(503);
-        group.MapPost("/change-invisibility", ChangeInvisibilityAsync).Produces<ChangeInvisibilityResponse>().ProducesProblem(400).ProducesProblem(409);
+        group.MapPost("/ack", AckAsync).Accepts<AckRequest>("application/json").WithBrokerSpan("ack").Produces<AckResponse>().ProducesProblem(400);
+        group.MapPost("/nack", NackAsync).Accepts<NackRequest>("application/json").Produces<NackResponse>().ProducesProblem(400).ProducesProblem(409).ProducesProblem(503);
+        group.MapPost("/change-invisibility", ChangeInvisibilityAsync).Accepts<ChangeInvisibilityRequest>("application/json").Produces<ChangeInvisibilityResponse>().ProducesProblem(400).ProducesProblem(409);
     }
 
     private static async Task<IResult> ReceiveAsync(
@@ -60,7 +61,7 @@ internal static class PullApi
             }
             messages.Add(new ReceivedMessage(
                 payload.Id.ToString(), handles.Issue(payload.Id, lease.Nonce, group), payload.Topic, payload.Tag, payload.Keys,
-                payload.Properties, new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt)));
+                payload.Properties, new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), payload.TraceParent));
         }
         return TypedResults.Json(new ReceiveResponse(messages), BrokerJsonContext.Default.ReceiveResponse);
     }

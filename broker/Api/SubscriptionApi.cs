@@ -19,13 +19,13 @@ internal static class SubscriptionApi
     public static void MapSubscriptionApi(this IEndpointRouteBuilder app)
     {
         var producers = app.MapGroup("/v1/producer-groups").WithTags("Producer groups").RequireAuthorization(Policies.ProducerGroup);
-        producers.MapPut("/{group}", PutProducerGroupAsync).Produces<ProducerGroupView>(201).Produces<ProducerGroupView>().ProducesProblem(400);
+        producers.MapPut("/{group}", PutProducerGroupAsync).Accepts<ProducerGroupRequest>(isOptional: true, "application/json").Produces<ProducerGroupView>(201).Produces<ProducerGroupView>().ProducesProblem(400);
         producers.MapGet("/{group}", GetProducerGroup).Produces<ProducerGroupView>().ProducesProblem(404);
         producers.MapPost("/{group}/signing-secret/rotate", SigningApi.RotateProducerGroupAsync)
             .Produces<ProducerGroupView>().ProducesProblem(404).ProducesProblem(409);
 
         var consumers = app.MapGroup("/v1/consumer-groups/{group}").WithTags("Subscriptions").RequireAuthorization(Policies.ConsumerGroup);
-        consumers.MapPut("/subscriptions/{topic}", PutSubscriptionAsync).Produces<SubscriptionView>(201).Produces<SubscriptionView>().ProducesProblem(400);
+        consumers.MapPut("/subscriptions/{topic}", PutSubscriptionAsync).Accepts<SubscriptionRequest>(isOptional: true, "application/json").Produces<SubscriptionView>(201).Produces<SubscriptionView>().ProducesProblem(400);
         consumers.MapDelete("/subscriptions/{topic}", DeleteSubscriptionAsync).Produces(204).ProducesProblem(404);
         consumers.MapPost("/subscriptions/{topic}/signing-secret/rotate", SigningApi.RotateSubscriptionAsync)
             .Produces<SubscriptionView>().ProducesProblem(404).ProducesProblem(409);

@@ -48,6 +48,7 @@ public sealed record ReceiveRequest
     public int? InvisibleSeconds { get; init; }
 }
 
+/// <param name="TraceParent">The producer's W3C <c>traceparent</c> when its send carried one, so a consumer continues its trace.</param>
 public sealed record ReceivedMessage(
     string MessageId,
     string ReceiptHandle,
@@ -57,7 +58,8 @@ public sealed record ReceivedMessage(
     Dictionary<string, string>? Properties,
     RawJson Body,
     int Attempt,
-    DateTime BornAt);
+    DateTime BornAt,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? TraceParent = null);
 
 public sealed record ReceiveResponse(IReadOnlyList<ReceivedMessage> Messages);
 

@@ -25,7 +25,8 @@ internal sealed class PushDeliveryService(
     IMessageStore store,
     IOptions<BrokerOptions> options,
     TimeProvider time,
-    ILogger<PushDeliveryService> logger) : BackgroundService
+    ILogger<PushDeliveryService> logger,
+    BrokerMetrics metrics) : BackgroundService
 {
     private static readonly TimeSpan RecheckEvery = TimeSpan.FromSeconds(2);
 
@@ -142,9 +143,10 @@ internal sealed class PushDeliveryService(
                     new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), queue.Group),
                 BrokerJsonContext.Default.PushBody);
             var signing = CallSigning.For(_brokerSecrets, subscription.Signing, payload.Id, time.GetUtcNow().ToUnixTimeMilliseconds());
-            var result = await http.PostJsonAsync(push.Url, body, push.TimeoutMs, Headers(payload, lease, queue.Group), signing, 0, cancellationToken);
-            BrokerMetrics.PushAttempts.Add(1);
-            if (!result.IsSuccess) BrokerMetrics.PushFailures.Add(1);
+            using var activity = BrokerTracing.StartCall("push", payload.TraceParent, payload.Topic, payload.Id, queue.Group);
+            var result = await http.PostJsonAsync(push.Url, body, push.TimeoutMs, Headers(payload, lease, queue.Group, activity is null), signing, 0, cancellationToken);
+            BrokerTracing.Ended(activity, result.Status, result.IsSuccess ? null : result.Describe());
+            metrics.Pushed(result.IsSuccess ? null : result.Describe());
 
             if (result.IsSuccess)
             {
@@ -174,12 +176,17 @@ internal sealed class PushDeliveryService(
         catch (Exception e)
         {
             logger.LogError(e, "Push of message {MessageId} to {Group} failed unexpectedly", entry.MessageId, queue.Group);
+            metrics.PushBrokerError();
             // The log has the exception; lastError is read by clients, so it gets a fixed word.
             await queue.PushFailedAsync(entry, "broker error", _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
         }
     }
 
-    private static List<KeyValuePair<string, string>> Headers(MessagePayload payload, Lease lease, string group)
+    /// <param name="forwardTrace">
+    /// Without a span of the broker's own (tracing off), the producer's traceparent is passed on as it is;
+    /// with one, the HTTP client sends the span's, which continues the same trace.
+    /// </param>
+    private static List<KeyValuePair<string, string>> Headers(MessagePayload payload, Lease lease, string group, bool forwardTrace)
     {
         var headers = new List<KeyValuePair<string, string>>(4)
         {
@@ -187,7 +194,7 @@ internal sealed class PushDeliveryService(
             new("HalfMsg-Attempt", lease.Attempt.ToString(CultureInfo.InvariantCulture)),
             new("HalfMsg-Consumer-Group", group),
         };
-        if (payload.TraceParent is { } trace) headers.Add(new("traceparent", trace));
+        if (forwardTrace && payload.TraceParent is { } trace) headers.Add(new("traceparent", trace));
         return headers;
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using HalfMsgBroker.Hosting;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 
@@ -13,7 +12,7 @@ internal static class DiskSpaceHosting
         services.AddSingleton(sp =>
         {
             var monitor = ActivatorUtilities.CreateInstance<DiskSpaceMonitor>(sp);
-            BrokerMetrics.ObserveDiskSpace(sp.GetRequiredService<IMeterFactory>(), monitor);
+            BrokerGauges.ObserveDiskSpace(sp.GetRequiredService<BrokerMetrics>().Meter, monitor);
             return monitor;
         });
         services.AddHostedService(sp => sp.GetRequiredService<DiskSpaceMonitor>());

@@ -42,7 +42,9 @@ internal sealed class AckDeliveries(IReadOnlyList<AckItem> acks) : DeliveryChang
         var acked = 0;
         foreach (var ack in acks)
         {
-            if (Change(ctx, ack.MessageId, ack.Group, d => DeliveryLifecycle.Ack(d, ack.Attempts))) acked++;
+            if (Changed(ctx, ack.MessageId, ack.Group, d => DeliveryLifecycle.Ack(d, ack.Attempts)) is not { } message) continue;
+            acked++;
+            ctx.Tally.Acked(message, ctx.Now);
         }
         return acked;
     }

@@ -87,6 +87,7 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
 
         ctx.Messages.Insert(message);
         ctx.CountMessage(message.Topic, 1);
+        ctx.Tally.Sent(half);
         return new SendResult(SendStatus.Created, MessageSnapshot.Of(message));
     }
 
@@ -149,6 +150,7 @@ internal static class Publication
 {
     public static void Resolved(WriteContext ctx, StoredMessage message)
     {
+        ctx.Tally.Resolved(message);
         if (message.State == MessageState.Committed) FanOut(ctx, message);
         else DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
     }

@@ -25,6 +25,7 @@ internal sealed class StoreWriter : IDisposable
     private readonly IMessageStore _store;
     private readonly TimeProvider _time;
     private readonly ILogger<StoreWriter> _logger;
+    private readonly BrokerMetrics _metrics;
     private readonly WriteContext _context;
     private readonly int _maxBatch;
     private readonly int _fillTo;
@@ -42,8 +43,9 @@ internal sealed class StoreWriter : IDisposable
     private readonly Channel<WrittenBatch> _written = Channel.CreateBounded<WrittenBatch>(
         new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
 
-    public StoreWriter(IMessageStore store, DeliveryRegistry deliveries, CheckSchedule checks, IOptions<BrokerOptions> options, TimeProvider time, ILogger<StoreWriter> logger)
+    public StoreWriter(IMessageStore store, DeliveryRegistry deliveries, CheckSchedule checks, IOptions<BrokerOptions> options, TimeProvider time, ILogger<StoreWriter> logger, BrokerMetrics metrics)
     {
+        _metrics = metrics;
         _store = store;
         _time = time;
         _logger = logger;
@@ -173,9 +175,7 @@ internal sealed class StoreWriter : IDisposable
         });
         BatchesCommitted++;
         CommandsCommitted += batch.Count;
-        BrokerMetrics.StoreCommands.Add(batch.Count);
-        BrokerMetrics.StoreBatchSize.Record(batch.Count);
-        BrokerMetrics.StoreCommitMs.Record(_time.GetElapsedTime(started).TotalMilliseconds);
+        _metrics.BatchCommitted(batch.Count, _time.GetElapsedTime(started), _context.Tally);
 
         if (_completer is null)
         {

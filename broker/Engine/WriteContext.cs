@@ -28,6 +28,9 @@ internal sealed class WriteContext(IMessageStore store, BrokerOptions options, D
     /// <summary>Time-ordered message ids, in order even within a millisecond.</summary>
     public MessageIds Ids { get; } = new();
 
+    /// <summary>What the batch's commands did, for the metrics once it is durable.</summary>
+    public BatchTally Tally { get; } = new();
+
     /// <summary>The batch's clock: every command in one group commit sees the same "now".</summary>
     public long Now { get; private set; }
 
@@ -43,6 +46,7 @@ internal sealed class WriteContext(IMessageStore store, BrokerOptions options, D
         Careful = careful;
         _effects.Clear();
         _topicDeltas.Clear();
+        Tally.Clear();
     }
 
     internal void FlushCounts() => Store.AddToTopicCounts(_topicDeltas);

@@ -66,7 +66,8 @@ public static class BrokerHosting
                 {
                     logger.LogCritical(e, "A journal write or fsync failed: the broker takes no more writes and stops; restart it to replay the journal");
                     sp.GetRequiredService<IHostApplicationLifetime>().StopApplication();
-                });
+                },
+                metrics: sp.GetRequiredService<BrokerMetrics>());
         });
         services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IMessageStore>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();
@@ -107,7 +108,8 @@ public static class BrokerHosting
         });
         builder.AddBrokerAccess();
         services.AddHealthChecks().AddCheck<BrokerReadiness>("ready", tags: ["ready"]);
-        services.AddOpenApi();
+        services.AddOpenApi(o => o.AddDocumentTransformer<BearerSecurityScheme>());
+        builder.AddBrokerTelemetry();
         return builder;
     }
 
@@ -126,6 +128,7 @@ public static class BrokerHosting
         });
         app.UseStatusCodePages();
         app.UseBrokerAccess();
+        app.UseBrokerSpans();
 
         app.MapProducerApi();
         app.MapSubscriptionApi();
@@ -138,6 +141,7 @@ public static class BrokerHosting
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = ReadinessResponse.WriteAsync })
             .AllowAnonymous();
         app.MapOpenApi().AllowAnonymous();
+        app.MapBrokerTelemetry();
         return app;
     }
 }

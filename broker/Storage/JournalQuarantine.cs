@@ -1,4 +1,3 @@
-using HalfMsgBroker.Hosting;
 using LiteDB;
 
 namespace HalfMsgBroker.Storage;
@@ -17,7 +16,6 @@ internal sealed class JournalQuarantine : IDisposable
     {
         Folder = Path.Combine(journalDirectory, "quarantine");
         _count = Directory.Exists(Folder) ? Directory.GetFiles(Folder).Length : 0;
-        BrokerMetrics.StorageQuarantined.Add(_count);
     }
 
     public string Folder { get; }
@@ -54,12 +52,8 @@ internal sealed class JournalQuarantine : IDisposable
         return path;
     }
 
-    private void Added()
-    {
-        Interlocked.Increment(ref _count);
-        BrokerMetrics.StorageQuarantined.Add(1);
-    }
+    private void Added() => Interlocked.Increment(ref _count);
 
-    /// <summary>The metric is a gauge across restarts: this store's share leaves with it.</summary>
-    public void Dispose() => BrokerMetrics.StorageQuarantined.Add(-Interlocked.Exchange(ref _count, 0));
+    /// <summary>A closed store reports no quarantine of its own any more.</summary>
+    public void Dispose() => Interlocked.Exchange(ref _count, 0);
 }

@@ -29,6 +29,7 @@ public sealed class JournaledMessageStore : IMessageStore
     private readonly ILogger _logger;
     private readonly Action<Exception> _applyFailed;
     private readonly Action<Exception> _journalFailed;
+    private readonly BrokerMetrics? _metrics;
     private JournalFailedException? _journalFailure;
     private readonly int _applyDelayMs;
     private readonly int _applyBatch;
@@ -68,9 +69,11 @@ public sealed class JournaledMessageStore : IMessageStore
     /// </param>
     public JournaledMessageStore(
         LiteDbMessageStore db, string journalDirectory, StorageOptions options, Action<Exception> applyFailed,
-        ILogger? logger = null, IJournalFiles? files = null, Action<Exception>? journalFailed = null, bool salvage = false)
+        ILogger? logger = null, IJournalFiles? files = null, Action<Exception>? journalFailed = null, bool salvage = false,
+        BrokerMetrics? metrics = null)
     {
         _db = db;
+        _metrics = metrics;
         _applyFailed = applyFailed;
         _logger = logger ?? NullLogger.Instance;
         _journalFailed = journalFailed ?? (_ => { });
@@ -419,6 +422,15 @@ public sealed class JournaledMessageStore : IMessageStore
         }
     }
 
+    /// <summary>Journal frames LiteDB does not hold yet: how far the apply lags behind the journal.</summary>
+    internal long ApplyLagFrames
+    {
+        get
+        {
+            lock (_gate) return _journaledSeq - _appliedSeq;
+        }
+    }
+
     private void ApplyLoop()
     {
         var spare = new ChangeSet();
@@ -491,8 +503,7 @@ public sealed class JournaledMessageStore : IMessageStore
                     if (refusals >= PoisonTries) ApplyIsolatingPoison(batch);
                     else _db.Apply(batch, updateFirst: retry);
                     ApplyFault?.Invoke(true);
-                    BrokerMetrics.StoreApplyDocuments.Record(batch.Count);
-                    BrokerMetrics.StoreApplyMs.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    _metrics?.Applied(batch.Count, Stopwatch.GetElapsedTime(started));
                 }
                 Volatile.Write(ref _failingSince, 0);
                 return true;

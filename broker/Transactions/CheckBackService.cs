@@ -28,7 +28,8 @@ internal sealed class CheckBackService(
     OutboundHttp http,
     IOptions<BrokerOptions> options,
     TimeProvider time,
-    ILogger<CheckBackService> logger) : BackgroundService
+    ILogger<CheckBackService> logger,
+    BrokerMetrics metrics) : BackgroundService
 {
     private const int MaxAnswerBytes = 64 * 1024;
     private static readonly TimeSpan LeaseMargin = TimeSpan.FromSeconds(1);
@@ -246,10 +247,21 @@ internal sealed class CheckBackService(
             BrokerJsonContext.Default.CheckRequestBody);
         // The message id travels as a header too, so a receiver can verify a v2 signature before parsing the body.
         var signing = CallSigning.For(_brokerSecrets, group.Signing, m.Id, time.GetUtcNow().ToUnixTimeMilliseconds());
-        var result = await http.PostJsonAsync(
-            url, body, group.CheckTimeoutMs, [new(MessageIdHeader, m.Id.ToString())], signing, MaxAnswerBytes, cancellationToken);
-        BrokerMetrics.Checks.Add(1);
-        return result.IsSuccess ? ReadAnswer(result.Body) : (CheckAnswer.Unknown, result.Describe());
+        using var activity = BrokerTracing.StartCall("check", m.TraceParent, m.Topic, m.Id, check.ProducerGroup);
+        // As with pushes: the producer's own traceparent goes along only when the broker has no span to send instead.
+        List<KeyValuePair<string, string>> headers = [new(MessageIdHeader, m.Id.ToString())];
+        if (activity is null && m.TraceParent is { } trace) headers.Add(new("traceparent", trace));
+        var result = await http.PostJsonAsync(url, body, group.CheckTimeoutMs, headers, signing, MaxAnswerBytes, cancellationToken);
+        var answer = result.IsSuccess ? ReadAnswer(result.Body) : (CheckAnswer.Unknown, result.Describe());
+        BrokerTracing.Ended(activity, result.Status, result.IsSuccess ? null : result.Describe());
+        activity?.SetTag("halfmsg.check.answer", answer.Item2);
+        metrics.Checked(!result.IsSuccess ? "failed" : answer.Item1 switch
+        {
+            CheckAnswer.Commit => "commit",
+            CheckAnswer.Rollback => "rollback",
+            _ => "unknown",
+        });
+        return answer;
     }
 
     /// <summary>Reads <c>{"state": …}</c>, accepting RocketMQ's names too; anything else is unknown.</summary>

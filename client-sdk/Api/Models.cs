@@ -320,6 +320,7 @@ public sealed record ReceiveRequest(int MaxMessages = 16, int WaitSeconds = 20, 
 /// <param name="Body">The body.</param>
 /// <param name="Attempt">1 for the first delivery.</param>
 /// <param name="BornAt">When the message was sent.</param>
+/// <param name="TraceParent">The producer's W3C <c>traceparent</c>, when its send carried one.</param>
 public sealed record ReceivedMessageData(
     string MessageId,
     string ReceiptHandle,
@@ -329,7 +330,8 @@ public sealed record ReceivedMessageData(
     IReadOnlyDictionary<string, string>? Properties,
     JsonElement Body,
     int Attempt,
-    DateTimeOffset BornAt);
+    DateTimeOffset BornAt,
+    string? TraceParent = null);
 
 /// <summary>Answer to a pull receive.</summary>
 /// <param name="Messages">The messages; empty when none came within the wait.</param>

@@ -154,12 +154,15 @@ public static class HalfMsgEndpointRouteBuilderExtensions
                 return;
             }
 
+            using var activity = HalfMsgDiagnostics.StartProcess(
+                delivery.Topic, delivery.MessageId, delivery.ConsumerGroup, delivery.Attempt, context.Request.Headers.TraceParent.ToString());
             try
             {
                 await handler(delivery, context.RequestServices, context.RequestAborted).ConfigureAwait(false);
             }
             catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
             {
+                HalfMsgDiagnostics.Failed(activity, ex);
                 Logger(context).LogWarning(ex, "Push handler failed for message {MessageId} (attempt {Attempt}); answering 500 so the broker retries", delivery.MessageId, delivery.Attempt);
                 await WriteProblemAsync(context, StatusCodes.Status500InternalServerError, "handler-failed", "The handler threw " + ex.GetType().Name + ".").ConfigureAwait(false);
                 return;

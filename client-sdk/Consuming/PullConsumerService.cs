@@ -180,6 +180,8 @@ internal sealed partial class PullConsumerService<T>(
             await using (scope.ConfigureAwait(false))
             {
                 bool success;
+                using var activity = HalfMsgDiagnostics.StartProcess(
+                    message.Topic, message.MessageId, message.ConsumerGroup, message.Attempt, message.Data.TraceParent);
                 try
                 {
                     await handler(delivery, scope.ServiceProvider, stoppingToken).ConfigureAwait(false);
@@ -187,6 +189,7 @@ internal sealed partial class PullConsumerService<T>(
                 }
                 catch (Exception ex)
                 {
+                    HalfMsgDiagnostics.Failed(activity, ex);
                     LogHandlerFailed(ex, message.MessageId, message.Attempt);
                     success = false;
                 }

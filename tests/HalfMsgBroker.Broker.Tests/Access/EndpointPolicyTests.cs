@@ -24,11 +24,22 @@ public sealed class EndpointPolicyTests(BrokerFixture broker) : IClassFixture<Br
     }
 
     [Fact]
-    public void Only_health_and_the_openapi_document_are_anonymous()
+    public void Only_health_the_openapi_document_and_its_reference_page_are_anonymous()
     {
         var endpoints = broker.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>();
         var anonymous = endpoints.Where(e => e.Metadata.GetMetadata<IAllowAnonymous>() is not null)
             .Select(e => e.RoutePattern.RawText!).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(["/health/live", "/health/ready", "/openapi/{documentName}.json"], anonymous);
+        // /scalar is the page, its scripts and its icon (Scalar.AspNetCore maps one endpoint each).
+        Assert.Equal(["/health/live", "/health/ready", "/openapi/{documentName}.json"], anonymous.Where(p => !p.StartsWith("/scalar", StringComparison.Ordinal)));
+        Assert.Contains("/scalar/scalar.js", anonymous);
+    }
+
+    [Fact]
+    public void The_metrics_scrape_needs_the_admin_policy()
+    {
+        var metrics = Assert.Single(broker.Factory.Services.GetRequiredService<EndpointDataSource>().Endpoints.OfType<RouteEndpoint>(),
+            e => e.RoutePattern.RawText == "/metrics");
+        Assert.Null(metrics.Metadata.GetMetadata<IAllowAnonymous>());
+        Assert.Equal(["admin"], metrics.Metadata.GetOrderedMetadata<IAuthorizeData>().Select(a => a.Policy));
     }
 }
