@@ -260,7 +260,7 @@ public sealed class JournaledMessageStore : IMessageStore
         return _db.DuePurges(now, limit);
     }
 
-    public IEnumerable<StoredMessage> OpenMessages()
+    public IEnumerable<OpenMessage> OpenMessages()
     {
         CatchUp();
         return _db.OpenMessages();
