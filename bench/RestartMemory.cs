@@ -38,8 +38,8 @@ internal sealed class RestartMemory(Settings s, Action<string> log)
         if (!string.IsNullOrEmpty(s.BrokerCommit)) md.AppendLine(CultureInfo.InvariantCulture, $"- Broker: {s.BrokerCommit}");
         md.AppendLine(CultureInfo.InvariantCulture, $"- N = {s.RestartMemoryCount} messages per scenario, body ≈{s.PayloadBytes} B, durability Process; total time {Stopwatch.GetElapsedTime(started).TotalSeconds:F0} s");
         md.AppendLine();
-        md.AppendLine("| scenario | stop | ready (ms) | RSS at ready (MiB) | RSS +10 s (MiB) | RSS after forced GC (MiB) | managed heap after GC (MiB) | RSS before stop (MiB) | data (MiB) |");
-        md.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        md.AppendLine("| scenario | stop | ready (ms) | RSS at ready (MiB) | RSS +10 s (MiB) | RSS after forced GC (MiB) | managed heap after GC (MiB) | RSS before stop (MiB) | data (MiB) | load average |");
+        md.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         foreach (var row in run._rows) md.AppendLine(row);
         md.AppendLine();
         md.AppendLine("Ready = process start → first `200` of `GET /health/ready`. RSS = VmRSS from /proc. \"Forced GC\": `dotnet-gcdump collect` "
@@ -66,6 +66,8 @@ internal sealed class RestartMemory(Settings s, Action<string> log)
         log($"restart memory: scenario {scenario}, {s.RestartMemoryCount} messages");
         await using var broker = await BrokerHost.StartAsync(s, "rm-" + scenario, "Process");
         using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1, broker.Keys);
+        // While LiteDB is far behind the journal, the writer waits for it (MaxUnappliedChanges): a batch may take minutes.
+        client.Http.Timeout = TimeSpan.FromMinutes(5);
         var fill = Stopwatch.GetTimestamp();
         switch (scenario)
         {
@@ -86,8 +88,9 @@ internal sealed class RestartMemory(Settings s, Action<string> log)
 
         foreach (var kill in new[] { true, false })
         {
-            // Let the applier bring LiteDB up to date first, as a broker that has run for a while would be.
-            await Task.Delay(TimeSpan.FromSeconds(3));
+            // LiteDB first takes what the journal holds (an index query waits for that), as in a broker that has
+            // run for a while: what is measured is the restart with N stored messages, not the replay of a backlog.
+            await CaughtUpAsync(client);
             var rssBefore = Proc.RssMiB(broker.Pid);
             var mark = new FileInfo(broker.LogPath).Length;
             if (kill)
@@ -109,13 +112,13 @@ internal sealed class RestartMemory(Settings s, Action<string> log)
             var rssAfterGc = Proc.RssMiB(broker.Pid);
             var stop = kill ? "kill -9" : "clean stop";
             _rows.Add(string.Create(CultureInfo.InvariantCulture,
-                $"| {scenario} | {stop} | {broker.ReadyMs:F0} | {rssReady:F0} | {rssSettled:F0} | {Fmt(rssAfterGc, heapMiB)} | {Fmt(heapMiB, heapMiB)} | {rssBefore:F0} | {bytes / 1048576.0:F0} |"));
+                $"| {scenario} | {stop} | {broker.ReadyMs:F0} | {rssReady:F0} | {rssSettled:F0} | {Fmt(rssAfterGc, heapMiB)} | {Fmt(heapMiB, heapMiB)} | {rssBefore:F0} | {bytes / 1048576.0:F0} | {Proc.LoadAverage()} |"));
             log($"  {scenario} / {stop}: ready {broker.ReadyMs:F0} ms, RSS {rssReady:F0} → {rssSettled:F0} MiB (+10 s), heap {heapMiB:F0} MiB");
             _logLines.Add($"# {scenario}, after {stop}:");
             _logLines.AddRange(StartupLines(broker.LogPath, mark));
             if (top.Count > 0)
             {
-                _logLines.Add($"# {scenario}, after {stop}: largest types on the managed heap (dotnet-gcdump report)");
+                _logLines.Add($"# {scenario}, after {stop}: largest types on the managed heap (dotnet-gcdump report: total, objects × type)");
                 _logLines.AddRange(top);
             }
             await CheckReceiveAsync(client, scenario);
@@ -128,6 +131,25 @@ internal sealed class RestartMemory(Settings s, Action<string> log)
         catch (IOException)
         {
         }
+    }
+
+    private async Task CaughtUpAsync(BrokerClient client)
+    {
+        var t = Stopwatch.GetTimestamp();
+        for (var i = 0; ; i++)
+        {
+            try
+            {
+                await client.GetStringAsync("v1/topics");
+                break;
+            }
+            catch (HttpRequestException) when (i < 20)
+            {
+                // 503: LiteDB took more than 30 s to catch up; ask again.
+            }
+        }
+        log($"  LiteDB caught up with the journal in {Stopwatch.GetElapsedTime(t).TotalSeconds:F0} s");
+        await Task.Delay(TimeSpan.FromSeconds(2));
     }
 
     private static string Fmt(double value, double present) => double.IsNaN(present) ? "n/a" : value.ToString("F0", CultureInfo.InvariantCulture);
@@ -223,15 +245,18 @@ internal sealed class RestartMemory(Settings s, Action<string> log)
         var report = await RunToolAsync(s.GcDumpTool, $"report '{file}'");
         // The report: a header line, then "   bytes  count  type" rows sorted by size.
         var lines = report.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // The report: "GC Heap bytes", then rows of "object bytes, count, type" (object bytes: the size of one).
         long totalBytes = 0;
-        var top = new List<string>();
+        var rows = new List<(double MiB, string Line)>();
         foreach (var line in lines)
         {
-            var parts = line.Split(' ', 2, StringSplitOptions.RemoveEmptyEntries);
+            var parts = line.Split(' ', 3, StringSplitOptions.RemoveEmptyEntries);
             if (parts.Length < 2 || !long.TryParse(parts[0], NumberStyles.AllowThousands, CultureInfo.InvariantCulture, out var bytes)) continue;
-            if (parts[1].Trim() == "GC Heap bytes") totalBytes = bytes;
-            else if (!parts[1].Contains("GC Heap", StringComparison.Ordinal) && top.Count < 8) top.Add(line);
+            if (parts[1] == "GC" && line.EndsWith("GC Heap bytes", StringComparison.Ordinal)) totalBytes = bytes;
+            else if (parts.Length == 3 && long.TryParse(parts[1], NumberStyles.AllowThousands, CultureInfo.InvariantCulture, out var count))
+                rows.Add((bytes * count / 1048576.0, string.Create(CultureInfo.InvariantCulture, $"{bytes * count / 1048576.0,8:F1} MiB  {count,7} × {parts[2]}")));
         }
+        var top = rows.OrderByDescending(r => r.MiB).Take(8).Select(r => r.Line).ToList();
         return (totalBytes / 1048576.0, top);
     }
 
