@@ -340,7 +340,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         var to = MessageCodec.PrefixEnd(MessageCodec.OpenPrefix);
         while (true)
         {
-            var chunk = _messages.Query().Where(QueueRange(from, to)).Select(OpenProjection).Limit(ScanChunk).ToList();
+            var projection = t_openProjection ??= BsonExpression.Create(
+                "{_id: $._id, t: $.t, da: $.da, d: $.d, " + MessageCodec.QueueField + ": $." + MessageCodec.QueueField + "}");
+            var chunk = _messages.Query().Where(QueueRange(from, to)).Select(projection).Limit(ScanChunk).ToList();
             foreach (var doc in chunk)
             {
                 var key = doc[MessageCodec.QueueField].AsString;
@@ -359,8 +361,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore
 
     private const int ScanChunk = 5000;
 
-    private static readonly BsonExpression OpenProjection =
-        BsonExpression.Create("{_id: $._id, t: $.t, da: $.da, d: $.d, " + MessageCodec.QueueField + ": $." + MessageCodec.QueueField + "}");
+    [ThreadStatic]
+    private static BsonExpression? t_openProjection;
 
     public IReadOnlyList<TopicCount> TopicCounts() => _topicCounts.All();
 
