@@ -378,6 +378,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     internal string ExplainUnique(string key) =>
         _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.UniqueField + " = @0", new BsonValue(key))).GetPlan().ToString();
 
+    internal string ExplainOpenMessages() =>
+        _messages.Query().Where(QueueRange(MessageCodec.OpenPrefix, MessageCodec.PrefixEnd(MessageCodec.OpenPrefix))).Limit(ScanChunk).GetPlan().ToString();
+
     internal string ExplainDueChecks(long now) =>
         _messages.Query().Where(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now))).GetPlan().ToString();
 

@@ -61,6 +61,17 @@ public sealed class OpenRangeTests : IDisposable
     }
 
     [Fact]
+    public void Recovery_reads_an_index_range_of_the_open_queue_and_no_prepared_message()
+    {
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        var plan = store.ExplainOpenMessages();
+        Assert.Contains("INDEX", plan.ToUpperInvariant(), StringComparison.Ordinal);
+        Assert.Contains("\"q\"", plan, StringComparison.Ordinal);
+        Assert.Contains("o:", plan, StringComparison.Ordinal);
+        Assert.DoesNotContain("c:", plan, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_open_range_is_read_in_chunks_and_every_open_message_comes_back_once()
     {
         // More than two chunks (5,000 each), so the walk resumes from the last key twice.
