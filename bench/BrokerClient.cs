@@ -118,7 +118,8 @@ internal sealed class BrokerClient : IDisposable
     }
 
     /// <summary>POST /v1/half-messages/batch: one half message per (transactionId, k), all on <paramref name="topic"/>.</summary>
-    public Task<HttpStatusCode> SendHalfBatchAsync(string topic, string group, IReadOnlyList<(string TxId, long K)> items, CancellationToken ct)
+    public Task<HttpStatusCode> SendHalfBatchAsync(
+        string topic, string group, IReadOnlyList<(string TxId, long K)> items, CancellationToken ct, int? immunitySeconds = null)
     {
         var body = Write(w =>
         {
@@ -132,6 +133,7 @@ internal sealed class BrokerClient : IDisposable
                 w.WriteString("transactionId", txId);
                 w.WriteString("tag", "bench");
                 WriteBody(w, k);
+                if (immunitySeconds is { } seconds) w.WriteNumber("checkImmunitySeconds", seconds);
                 w.WriteEndObject();
             }
             w.WriteEndArray();

@@ -81,6 +81,14 @@ internal sealed class Settings
     public TimeSpan CheckDrainBudget => Quick ? TimeSpan.FromSeconds(45) : TimeSpan.FromSeconds(150);
 
     public int RestartCount { get; set; }
+
+    /// <summary>The restart-memory mode (<see cref="RestartMemory"/>) instead of the workloads.</summary>
+    public bool RestartMemory { get; set; }
+    public int RestartMemoryCount { get; set; } = 1_000_000;
+    public List<string> RestartMemoryScenarios { get; set; } = ["open", "prepared"];
+
+    /// <summary>Path of a dotnet-gcdump executable: the restart-memory mode then reports the managed heap.</summary>
+    public string? GcDumpTool { get; set; }
     public TimeSpan RestartLoadBudget => Quick ? TimeSpan.FromSeconds(60) : TimeSpan.FromSeconds(300);
 
     public static Settings Parse(string[] args)
@@ -127,6 +135,10 @@ internal sealed class Settings
                 case "--warmup-seconds": warmup = int.Parse(Next()); break;
                 case "--check-count": checkCount = int.Parse(Next()); break;
                 case "--restart-count": restartCount = int.Parse(Next()); break;
+                case "--restart-memory": s.RestartMemory = true; break;
+                case "--restart-memory-count": s.RestartMemoryCount = int.Parse(Next()); break;
+                case "--restart-memory-scenarios": s.RestartMemoryScenarios = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries)]; break;
+                case "--gcdump-tool": s.GcDumpTool = Next(); break;
                 default: throw new ArgumentException($"unknown argument {args[i]}");
             }
         }

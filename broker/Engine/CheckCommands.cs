@@ -20,11 +20,6 @@ internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) 
         foreach (var (id, lease) in due)
         {
             var message = ctx.Messages.Find(id);
-            if (message is not null && TransactionLifecycle.Refile(message, ctx.Now))
-            {
-                ctx.Messages.Update(message);
-                continue;
-            }
             if (message is null || message.State != MessageState.Prepared || message.NextCheckAt > ctx.Now) continue;
 
             if (TransactionLifecycle.ExhaustIfOutOfChecks(message, ctx.Now, ctx.Options.Transactions.MaxChecks))

@@ -71,8 +71,11 @@ public interface IMessageStore : IDisposable
     /// <summary>Dead letters made before <paramref name="deadLetteredBefore"/>, earliest first (an index range).</summary>
     IReadOnlyList<DeadLetterRef> ExpiredDeadLetters(long deadLetteredBefore, int limit);
 
-    /// <summary>Committed messages with deliveries still to make: what recovery reloads after a restart.</summary>
-    IEnumerable<StoredMessage> OpenMessages();
+    /// <summary>
+    /// Committed messages with deliveries still to make, without their bodies: what recovery reloads
+    /// after a restart. Read in chunks of the open range, so memory does not grow with their number.
+    /// </summary>
+    IEnumerable<OpenMessage> OpenMessages();
 
     /// <summary>Messages carrying the key (and on the topic, when given), in id order after <paramref name="after"/>.</summary>
     StorePage<StoredMessage> FindByKey(string key, string? topic, Guid? after, int limit);

@@ -36,10 +36,10 @@ public sealed class JournaledMessageStore : IMessageStore
     private readonly int _maxUnapplied;
 
     // Writer thread only: the batch in progress, its journal frame, and how many stored
-    // messages hold each transactionId/Idempotency-Key hash (a hash missing here is a key never used).
+    // messages hold each transactionId/Idempotency-Key hash (a hash missing there is a key never used).
     private readonly ChangeSet _staged = new();
     private readonly ArrayBufferWriter<byte> _frame = new(64 * 1024);
-    private readonly Dictionary<int, int> _keyHashes = [];
+    private readonly StoredKeyHashes _keyHashes;
     private int _batchThread;
     private long _writtenSeq;
 
@@ -87,7 +87,6 @@ public sealed class JournaledMessageStore : IMessageStore
             var lastSeq = new JournalReplay(db, journalDirectory, _logger, ApplyIsolatingPoison).Run(salvage, _quarantine);
             _journal = Journal.Start(journalDirectory, options.Durability, options.JournalSegmentBytes, lastSeq + 1, files ?? JournalFiles.Real);
             _journaledSeq = _appliedSeq = lastSeq;
-            foreach (var key in db.ProducerChosenKeys()) CountKey(key, +1);
         }
         catch
         {
@@ -98,6 +97,8 @@ public sealed class JournaledMessageStore : IMessageStore
 
         _applier = new Thread(ApplyLoop) { IsBackground = true, Name = "halfmsg-store-applier" };
         _applier.Start();
+        _keyHashes = new StoredKeyHashes(db.ProducerChosenKeys, _writeLock, _logger);
+        _keyHashes.Start();
     }
 
     /// <summary>Files in <c>journal/quarantine/</c>: damaged segments and changes LiteDB refused, until an operator clears them.</summary>
@@ -150,8 +151,14 @@ public sealed class JournaledMessageStore : IMessageStore
         {
             if (change.UniqueKey is not { } key) continue;
             // InDb false: inserted by this batch (counted now) or inserted and deleted in it (never counted).
-            if (change.Message is null) CountKey(key, change.InDb ? -1 : 0);
-            else if (!change.InDb) CountKey(key, +1);
+            if (change.Message is null)
+            {
+                if (change.InDb) _keyHashes.Removed(key);
+            }
+            else if (!change.InDb)
+            {
+                _keyHashes.Added(key);
+            }
         }
         Publish(_staged);
     }
@@ -291,7 +298,7 @@ public sealed class JournaledMessageStore : IMessageStore
         return _db.DuePurges(now, limit);
     }
 
-    public IEnumerable<StoredMessage> OpenMessages()
+    public IEnumerable<OpenMessage> OpenMessages()
     {
         CatchUp();
         return _db.OpenMessages();
@@ -361,6 +368,7 @@ public sealed class JournaledMessageStore : IMessageStore
         {
             // The journal broke: the applier stops short and the journal is kept for the next start.
         }
+        _keyHashes.Stop();
         lock (_gate)
         {
             _drained = true;
@@ -382,6 +390,7 @@ public sealed class JournaledMessageStore : IMessageStore
             Monitor.PulseAll(_gate);
         }
         lock (_writeLock) _closing = true;
+        _keyHashes.Stop();
         _applier.Join(TimeSpan.FromSeconds(30));
         _journal.Dispose();
         _quarantine.Dispose();
@@ -655,16 +664,17 @@ public sealed class JournaledMessageStore : IMessageStore
     {
         if (_staged.TryFindUnique(key, out var staged)) return staged is not null;
         // Nearly every key is new, and its hash is not counted: no lookup at all.
-        if (!_keyHashes.ContainsKey(key.GetHashCode(StringComparison.Ordinal))) return false;
+        if (!_keyHashes.MayHold(key)) return false;
         return TryUnappliedUnique(key, out var holder) ? holder is not null : _db.FindByUniqueKey(key) is not null;
     }
 
-    private void CountKey(string key, int delta)
+    /// <summary>Whether the stored unique keys are counted in yet (tests).</summary>
+    internal bool KeysCounted
     {
-        var hash = key.GetHashCode(StringComparison.Ordinal);
-        var count = _keyHashes.GetValueOrDefault(hash) + delta;
-        if (count > 0) _keyHashes[hash] = count;
-        else _keyHashes.Remove(hash);
+        get
+        {
+            lock (_writeLock) return _keyHashes.Counted;
+        }
     }
 
     private void PutDocument(DocumentCollection collection, string id, BsonDocument doc)

@@ -60,6 +60,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
             _deadLetters.EnsureIndex(DeadLetterCodec.MessageField, "$." + DeadLetterCodec.MessageField);
             _deadLetters.EnsureIndex(DeadLetterCodec.DeadLetteredAtField, "$." + DeadLetterCodec.DeadLetteredAtField);
             LookupMigration.Run(_db, _messages, _deadLetters, notice);
+            QueueKeyMigration.Run(_db, _messages, _meta, notice);
         }
         catch
         {
@@ -265,20 +266,36 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         return db.GetCollection("meta").FindById(JournalMarkId)?["v"].AsInt64 ?? 0;
     }
 
-    /// <summary>Every stored transactionId and Idempotency-Key, read from the unique index alone.</summary>
+    /// <summary>
+    /// Every stored transactionId and Idempotency-Key, read from the unique index alone, in chunks that
+    /// are each their own query (see <see cref="OpenMessages"/>: one query would pin every index page).
+    /// </summary>
     internal IEnumerable<string> ProducerChosenKeys()
     {
         foreach (var prefix in new[] { "x:", "i:" })
         {
-            foreach (var doc in _messages.Query().Where(Query.StartsWith(MessageCodec.UniqueField, prefix)).Select("$." + MessageCodec.UniqueField).ToEnumerable())
+            var from = prefix;
+            var to = prefix[..^1] + ";"; // past every key with the prefix: ';' follows ':'
+            while (true)
             {
-                foreach (var (_, value) in doc) yield return value.AsString;
+                var range = BsonExpression.Create("$." + MessageCodec.UniqueField + " BETWEEN @0 AND @1", new BsonValue(from), new BsonValue(to));
+                var chunk = _messages.Query().Where(range).Select("$." + MessageCodec.UniqueField).Limit(ScanChunk).ToList();
+                foreach (var doc in chunk)
+                {
+                    foreach (var (_, value) in doc)
+                    {
+                        if (value.AsString != from) yield return value.AsString;
+                    }
+                }
+                if (chunk.Count < ScanChunk) break;
+                from = chunk[^1].Values.Single().AsString;
             }
         }
     }
 
     internal string ExplainProducerChosenKeys() =>
-        _messages.Query().Where(Query.StartsWith(MessageCodec.UniqueField, "x:")).Select("$." + MessageCodec.UniqueField).GetPlan().ToString();
+        _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.UniqueField + " BETWEEN @0 AND @1", new BsonValue("x:"), new BsonValue("x;")))
+            .Select("$." + MessageCodec.UniqueField).Limit(ScanChunk).GetPlan().ToString();
 
     private const string JournalMarkId = "journalApplied";
 
@@ -304,26 +321,48 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     {
         var doc = _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(MaxTime)), 0, 1)
             .FirstOrDefault();
-        if (doc is null) return null;
-        var m = MessageCodec.FromBson(doc);
-        return m.State == MessageState.Prepared ? m.NextCheckAt : m.FiledCheckAt;
+        return doc is null ? null : MessageCodec.FromBson(doc).NextCheckAt;
     }
 
     public IReadOnlyList<Guid> DuePurges(long now, int limit) =>
         _messages.Find(QueueRange(MessageCodec.PurgeKey(0), MessageCodec.PurgeKey(now)), 0, limit)
             .Select(doc => doc["_id"].AsGuid).ToList();
 
-    public IEnumerable<StoredMessage> OpenMessages()
+    /// <summary>
+    /// The open range in chunks, each its own query: LiteDB keeps every page a query reads until the query
+    /// ends, and never gives the memory back, so one query over every open message would pin them all.
+    /// Only the fields recovery needs are projected; the keys are unique (<c>o:&lt;id&gt;</c>), so each chunk
+    /// starts at the last key of the one before.
+    /// </summary>
+    public IEnumerable<OpenMessage> OpenMessages()
     {
-        foreach (var doc in _messages.Find(Query.EQ(MessageCodec.QueueField, MessageCodec.Open))) yield return MessageCodec.FromBson(doc);
-
-        // Committed messages still filed under their old check time (see StoredMessage.FiledCheckAt).
-        var committed = (int)MessageState.Committed;
-        foreach (var doc in _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(MaxTime))))
+        var from = MessageCodec.OpenPrefix;
+        var to = MessageCodec.PrefixEnd(MessageCodec.OpenPrefix);
+        while (true)
         {
-            if (doc["s"].AsInt32 == committed) yield return MessageCodec.FromBson(doc);
+            var projection = t_openProjection ??= BsonExpression.Create(
+                "{_id: $._id, t: $.t, da: $.da, d: $.d, " + MessageCodec.QueueField + ": $." + MessageCodec.QueueField + "}");
+            var chunk = _messages.Query().Where(QueueRange(from, to)).Select(projection).Limit(ScanChunk).ToList();
+            foreach (var doc in chunk)
+            {
+                var key = doc[MessageCodec.QueueField].AsString;
+                if (key == from) continue; // the last of the previous chunk
+                var deliveries = new List<StoredDelivery>();
+                if (doc["d"].IsArray)
+                {
+                    foreach (var d in doc["d"].AsArray) deliveries.Add(MessageCodec.DeliveryFromBson(d.AsDocument));
+                }
+                yield return new OpenMessage(doc["_id"].AsGuid, doc["t"].AsString, doc["da"].IsNull ? 0 : doc["da"].AsInt64, deliveries);
+            }
+            if (chunk.Count < ScanChunk) yield break;
+            from = chunk[^1][MessageCodec.QueueField].AsString;
         }
     }
+
+    private const int ScanChunk = 5000;
+
+    [ThreadStatic]
+    private static BsonExpression? t_openProjection;
 
     public IReadOnlyList<TopicCount> TopicCounts() => _topicCounts.All();
 
@@ -338,6 +377,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore
 
     internal string ExplainUnique(string key) =>
         _messages.Query().Where(BsonExpression.Create("$." + MessageCodec.UniqueField + " = @0", new BsonValue(key))).GetPlan().ToString();
+
+    internal string ExplainOpenMessages() =>
+        _messages.Query().Where(QueueRange(MessageCodec.OpenPrefix, MessageCodec.PrefixEnd(MessageCodec.OpenPrefix))).Limit(ScanChunk).GetPlan().ToString();
 
     internal string ExplainDueChecks(long now) =>
         _messages.Query().Where(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now))).GetPlan().ToString();

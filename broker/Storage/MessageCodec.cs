@@ -19,7 +19,13 @@ internal static class MessageCodec
 
     public const string CheckPrefix = "c:";
     public const string PurgePrefix = "p:";
-    public const string Open = "o";
+    /// <summary>Open (committed, deliveries still to make): <c>o:&lt;id as 32 hex digits&gt;</c>, unique, so recovery reads it in chunks.</summary>
+    public const string OpenPrefix = "o:";
+
+    /// <summary>How open messages were filed before 2026-11-30 (all under one key); rewritten once by <see cref="QueueKeyMigration"/>.</summary>
+    public const string LegacyOpen = "o";
+
+    public static string OpenKey(Guid id) => OpenPrefix + IdKey(id);
 
     public static string CheckKey(long dueAt) => CheckPrefix + dueAt.ToString("D15", CultureInfo.InvariantCulture);
     public static string PurgeKey(long dueAt) => PurgePrefix + dueAt.ToString("D15", CultureInfo.InvariantCulture);
@@ -134,7 +140,7 @@ internal static class MessageCodec
         return doc;
     }
 
-    private static StoredDelivery DeliveryFromBson(BsonDocument doc) => new()
+    internal static StoredDelivery DeliveryFromBson(BsonDocument doc) => new()
     {
         Group = doc["g"].AsString,
         State = (DeliveryState)doc["s"].AsInt32,
@@ -146,12 +152,14 @@ internal static class MessageCodec
 
     /// <summary>
     /// A message waits in at most one due-time queue: for its check, for delivery, or for purge. A
-    /// committed message with deliveries to make may still sit under its old check time.
+    /// commit moves it from the check queue to the open one (<see cref="StoredMessage.FiledCheckAt"/> no
+    /// longer keeps it under its check time): so the check range holds only prepared messages, and
+    /// recovery finds the open ones without reading a single prepared message.
     /// </summary>
-    private static string? QueueKeyOf(StoredMessage m)
+    internal static string? QueueKeyOf(StoredMessage m)
     {
         if (m.State == MessageState.Prepared) return CheckKey(m.NextCheckAt);
-        if (DeliveryLifecycle.HasOpenDeliveries(m)) return m.FiledCheckAt != 0 ? CheckKey(m.FiledCheckAt) : Open;
+        if (DeliveryLifecycle.HasOpenDeliveries(m)) return OpenKey(m.Id);
         return m.PurgeAt != 0 ? PurgeKey(m.PurgeAt) : null;
     }
 

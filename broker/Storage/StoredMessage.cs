@@ -39,9 +39,8 @@ public sealed class StoredMessage
     public long ResolvedAt { get; set; }
 
     /// <summary>
-    /// The check time a committed message was filed under while it was prepared. It stays filed there
-    /// until a delivery change rewrites it anyway, so a commit moves no index entry; if that time comes
-    /// first, check-back re-files it as open (see <see cref="TransactionLifecycle.End"/>).
+    /// Until 2026-11-30 a commit left the message filed under its check time (this one) until its ack.
+    /// No longer set (a commit files it as open); kept so journals and documents written before still read.
     /// </summary>
     public long FiledCheckAt { get; set; }
 

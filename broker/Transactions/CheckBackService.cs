@@ -120,7 +120,7 @@ internal sealed class CheckBackService(
             var lease = TimeSpan.FromMilliseconds(timeoutMs) + LeaseMargin;
             if (m.State != MessageState.Prepared || TransactionLifecycle.IsExhausted(m, _options.MaxChecks))
             {
-                // Re-filed or rolled back by BeginChecks without a call: no slot needed.
+                // Ended meanwhile, or rolled back by BeginChecks without a call: no slot needed.
                 begin.Add((m.Id, lease));
                 continue;
             }

@@ -103,6 +103,7 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         var notices = new List<string>();
         using (var store = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add))
         {
+            notices.RemoveAll(n => n.Contains("queue entries", StringComparison.Ordinal)); // QueueKeyMigration, tested on its own
             Assert.Equal(2, notices.Count); // before (it may take minutes) and after
             Assert.Contains("IgnoreCase", notices[0], StringComparison.Ordinal);
             Assert.StartsWith("Rebuilt", notices[1], StringComparison.Ordinal);
@@ -237,32 +238,6 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         Assert.Equal([finished.Id], store.DuePurges(300, 10));
         Assert.Equal([open.Id], store.OpenMessages().Select(m => m.Id));
         Assert.Empty(store.DueChecks(long.MaxValue / 1000, 10));
-    }
-
-    [Fact]
-    public void A_commit_leaves_the_message_filed_under_its_check_time_until_check_back_refiles_it()
-    {
-        var message = Half("filed", 700);
-        message.Deliveries.Add(new StoredDelivery { Group = "inv" });
-        using (var store = new LiteDbMessageStore(_path, Durability.Process))
-        {
-            store.RunBatch(() => store.Insert(message));
-            Assert.Equal(EndOutcome.Applied, TransactionLifecycle.End(message, commit: true, ResolvedBy.Producer, now: 10));
-            store.RunBatch(() => store.Update(message));
-
-            // Still in the check range (no index move), yet recovery sees it as open and check-back knows its time.
-            Assert.Equal(700, store.EarliestCheckDue());
-            Assert.Equal([message.Id], store.OpenMessages().Select(m => m.Id));
-            Assert.False(TransactionLifecycle.Refile(message, now: 699));
-            Assert.True(TransactionLifecycle.Refile(message, now: 700));
-            store.RunBatch(() => store.Update(message));
-        }
-
-        using var reopened = new LiteDbMessageStore(_path, Durability.Process);
-        Assert.Null(reopened.EarliestCheckDue());
-        Assert.Empty(reopened.DueChecks(long.MaxValue / 1000, 10));
-        var open = Assert.Single(reopened.OpenMessages());
-        Assert.Equal((message.Id, MessageState.Committed, 0L), (open.Id, open.State, open.FiledCheckAt));
     }
 
     [Fact]

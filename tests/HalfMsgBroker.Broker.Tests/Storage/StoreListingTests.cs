@@ -252,6 +252,7 @@ public sealed class StoreListingTests : IDisposable
         var notices = new List<string>();
         using (var store = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add))
         {
+            notices.RemoveAll(n => n.Contains("queue entries", StringComparison.Ordinal)); // QueueKeyMigration, tested on its own
             Assert.Equal(2, notices.Count);
             Assert.StartsWith("Rewrote the lookup entries of 2 messages", notices[1], StringComparison.Ordinal);
             Assert.Equal([keyed.Id, dead.Id], Ids(store.FindByKey("order-1", null, null, 10)));
@@ -274,7 +275,7 @@ public sealed class StoreListingTests : IDisposable
         var p1 = Message("t1", tx: "p1", state: MessageState.Prepared, nextCheckAt: 900);
         var plain = Message("t1");
         var c1 = Message("t1", tx: "c1");
-        c1.FiledCheckAt = 50; // committed, still filed under its check time
+        c1.FiledCheckAt = 50; // committed, as a journal written before 2026-11-30 carries it: filed as open all the same
         c1.Deliveries.Add(new StoredDelivery { Group = "inv" });
         var p2 = Message("t1", tx: "p2", state: MessageState.Prepared, producerGroup: "pg-b", nextCheckAt: 800);
         var r1 = Message("t2", tx: "r1", state: MessageState.RolledBack);
