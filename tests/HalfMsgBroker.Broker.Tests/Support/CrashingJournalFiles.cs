@@ -137,14 +137,18 @@ public sealed class CrashingJournalFiles : IJournalFiles
         if (fault is null) return null;
         // A failed create or directory fsync (a segment roll) does not break the journal: it keeps the current segment.
         if (fault.Dies || call is SeamCall.Write or SeamCall.Sync) FaultedBatch ??= WritesStarted - 1;
-        FaultKind ??= $"{(fault.Dies ? "death" : "failure")} in {call}" + call switch
+        var kind = $"{(fault.Dies ? "death" : "failure")} in {call}" + call switch
         {
             SeamCall.Write => fault.Bytes == 0 ? " (nothing written)" : fault.Bytes == length ? " (all written)" : " (cut)",
             SeamCall.Sync when fault.Dies => fault.AfterSync ? " (after the fsync)" : " (before the fsync)",
             SeamCall.Sync => fault.PageCacheKeeps ? " (page cache keeps)" : " (page cache drops)",
             _ => "",
         };
-        FaultDescription ??= $"{(fault.Dies ? "death" : "failure")} at armed seam call {_armedCalls} ({call} {Path.GetFileName(path)}, {length} bytes, {fault})";
+        // Repeats of one fault (every roll failing for a while) are named once.
+        var repeat = FaultKind?.EndsWith(kind, StringComparison.Ordinal) == true;
+        if (!repeat) FaultKind = FaultKind is null ? kind : FaultKind + ", then " + kind;
+        var description = $"{(fault.Dies ? "death" : "failure")} at armed seam call {_armedCalls} ({call} {Path.GetFileName(path)}, {length} bytes, {fault})";
+        if (!repeat) FaultDescription = FaultDescription is null ? description : FaultDescription + ", then " + description;
         if (fault.Dies && call is SeamCall.Create or SeamCall.SyncDirectory) Die();
         return fault;
     }

@@ -106,7 +106,8 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
 
             if (scenario is { Model: CrashModel.PowerCut, LiteDbLastDurable: true }) TakeDurableLiteDb();
             _files.OnDeath = TakeImage;
-            _files.Plan = (n, call, length) => n == scenario.CrashCall ? scenario.FaultFor(call, length) : null;
+            var plan = new CrashScenario.PlanState();
+            _files.Plan = (n, call, length) => scenario.FaultAt(n, call, length, plan);
             _files.Armed = true;
 
             var workload = new CrashWorkload(new Random(scenario.Seed * 7 + 1), writer);

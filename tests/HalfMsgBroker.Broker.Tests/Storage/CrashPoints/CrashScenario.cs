@@ -21,7 +21,9 @@ internal sealed record CrashScenario(
     bool PageCacheKeeps,
     bool CleanStopAfterFailure,
     bool LiteDbLastDurable,
-    bool FlipByte)
+    bool FlipByte,
+    int SecondFaultAfter,
+    int RollCall)
 {
     public static CrashScenario From(int seed)
     {
@@ -48,14 +50,45 @@ internal sealed record CrashScenario(
             PageCacheKeeps: r.Next(2) == 0,
             CleanStopAfterFailure: r.Next(2) == 0,
             LiteDbLastDurable: r.Next(2) == 0,
-            FlipByte: r.Next(8) == 0);
+            FlipByte: r.Next(8) == 0,
+            SecondFaultAfter: 1 + r.Next(12),
+            // One seed in five aims its first fault at a segment roll (rare among calls) instead of a call number.
+            RollCall: r.Next(5) == 0 ? 1 + r.Next(4) : 0);
     }
 
-    /// <summary>What the plan does at the chosen armed call of the journal's file seam.</summary>
-    public SeamFault FaultFor(SeamCall call, int length) => call switch
+    /// <summary>
+    /// What the plan does at armed call <paramref name="n"/> of the journal's file seam. A failed segment roll (create or
+    /// folder fsync) does not stop the journal, so more follow it: every later roll fails too, and the process dies in a
+    /// write or an fsync a few calls later.
+    /// </summary>
+    public SeamFault? FaultAt(int n, SeamCall call, int length, PlanState state)
     {
-        SeamCall.Write => new SeamFault(!Fails, Bytes: (int)Math.Min(length, Math.Floor(CutFraction * (length + 1)))),
-        SeamCall.Sync => new SeamFault(!Fails, AfterSync: AfterSync, PageCacheKeeps: PageCacheKeeps),
-        _ => new SeamFault(!Fails),
+        var roll = call is SeamCall.Create or SeamCall.SyncDirectory;
+        if (roll) state.RollCalls++;
+        if (state.FirstAt == 0 && (RollCall > 0 ? roll && state.RollCalls == RollCall : n == CrashCall))
+        {
+            state.FirstAt = n;
+            state.RollFailed = Fails && roll;
+            return FaultFor(call, length, !Fails);
+        }
+        if (!state.RollFailed) return null;
+        // The folder stays unwritable for a while (every roll fails), then the process dies in a write or fsync.
+        if (roll) return FaultFor(call, length, dies: false);
+        return n >= state.FirstAt + SecondFaultAfter ? FaultFor(call, length, dies: true) : null;
+    }
+
+    /// <summary>Where a run's plan stands.</summary>
+    internal sealed class PlanState
+    {
+        public int RollCalls { get; set; }
+        public int FirstAt { get; set; }
+        public bool RollFailed { get; set; }
+    }
+
+    private SeamFault FaultFor(SeamCall call, int length, bool dies) => call switch
+    {
+        SeamCall.Write => new SeamFault(dies, Bytes: (int)Math.Min(length, Math.Floor(CutFraction * (length + 1)))),
+        SeamCall.Sync => new SeamFault(dies, AfterSync: AfterSync, PageCacheKeeps: PageCacheKeeps),
+        _ => new SeamFault(dies),
     };
 }

@@ -31,6 +31,19 @@ public sealed class JournalCrashPointTests(ITestOutputHelper output)
         Assert.True(failures.Count == 0, $"{failures.Count} of {count} seeds failed:\n" + string.Join("\n", failures));
     }
 
+    /// <summary>
+    /// Seeds that found bugs: 7211 and 7921 fail a segment roll's folder fsync (the new, empty file stays behind and every
+    /// later roll fails), then die mid-write; the torn write was judged corruption because an empty segment followed it.
+    /// </summary>
+    [Theory]
+    [InlineData(7211)]
+    [InlineData(7921)]
+    public async Task Seeds_that_found_bugs_pass(int seed)
+    {
+        var (failure, _) = await CrashRun.Run(seed, TimeSpan.FromSeconds(120));
+        Assert.Null(failure);
+    }
+
     private static int Setting(string name, int fallback) =>
         int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.None, CultureInfo.InvariantCulture, out var value) ? value : fallback;
 }
