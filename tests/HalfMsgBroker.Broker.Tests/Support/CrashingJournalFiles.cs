@@ -35,10 +35,14 @@ public sealed class CrashingJournalFiles : IJournalFiles
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Shadow> _shadows = new(StringComparer.Ordinal);
     private int _armedCalls;
+    private int _deletes;
     private volatile bool _dead;
 
     /// <summary>Decides per armed call (numbered from 1); null: the call runs normally.</summary>
     public Func<int, SeamCall, int, SeamFault?>? Plan { get; set; }
+
+    /// <summary>Dies before the k-th deletion (numbered from 1) when it answers true. Only for a start's deletions: the applier's cannot throw.</summary>
+    public Func<int, bool>? DeletePlan { get; set; }
 
     /// <summary>Runs on the dying thread before the call throws: the moment to take the crash image.</summary>
     public Action? OnDeath { get; set; }
@@ -72,6 +76,11 @@ public sealed class CrashingJournalFiles : IJournalFiles
     {
         // The applier deletes applied segments; after a death nothing of the process happens any more.
         if (_dead) return;
+        if (DeletePlan?.Invoke(++_deletes) == true)
+        {
+            FaultDescription ??= $"death before deleting {Path.GetFileName(path)}";
+            Die();
+        }
         JournalFiles.Real.Delete(path);
         lock (_lock)
         {
@@ -88,6 +97,21 @@ public sealed class CrashingJournalFiles : IJournalFiles
             foreach (var s in _shadows.Values)
             {
                 if (s.Directory == directory) s.DurablyExists = s.Exists;
+            }
+        }
+    }
+
+    /// <summary>Takes the segments already in <paramref name="directory"/> as fsynced, with durable entries (a start's view of them).</summary>
+    public void Adopt(string directory)
+    {
+        lock (_lock)
+        {
+            foreach (var path in JournalScan.Segments(directory))
+            {
+                var shadow = new Shadow(directory) { DurablyExists = true };
+                shadow.Bytes.Write(File.ReadAllBytes(path));
+                shadow.Synced = shadow.Bytes.Length;
+                _shadows[path] = shadow;
             }
         }
     }

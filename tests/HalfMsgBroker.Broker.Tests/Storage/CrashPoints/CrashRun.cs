@@ -34,6 +34,7 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
     private Dictionary<string, byte[]>? _durableLiteDb;
     private string? _flipped;
     private bool? _crashedBatchApplied;
+    private string? _recoveryCrash;
     private string _end = "no end";
 
     /// <returns>The failure (null when the seed passed), and what kind of crash the seed met, for the summary.</returns>
@@ -55,11 +56,12 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
 
     private string Kind =>
         $"{scenario.Durability}/{_files.FaultKind ?? "no fault"} then {_end}" +
-        $"{(_crashedBatchApplied is { } applied ? applied ? ", crashed commit replayed" : ", crashed commit lost" : "")}{(_flipped is null ? "" : ", byte flipped")}";
+        $"{(_crashedBatchApplied is { } applied ? applied ? ", crashed commit replayed" : ", crashed commit lost" : "")}{(_flipped is null ? "" : ", byte flipped")}" +
+        (_recoveryCrash is null ? "" : ", crashed again in the recovery");
 
     private string Describe(string problem) =>
         $"seed {scenario.Seed} [{scenario}] crash: {_files.FaultDescription ?? "killed after the workload"}" +
-        (_flipped is null ? "" : $", {_flipped}") + $": {problem}";
+        (_flipped is null ? "" : $", {_flipped}") + (_recoveryCrash is null ? "" : $", {_recoveryCrash}") + $": {problem}";
 
     public void Dispose()
     {
@@ -233,10 +235,12 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
         }
     }
 
-    private Dictionary<string, byte[]> ReadLiteDbFiles()
+    private Dictionary<string, byte[]> ReadLiteDbFiles() => ReadLiteDbFiles(_data);
+
+    private static Dictionary<string, byte[]> ReadLiteDbFiles(string folder)
     {
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-        foreach (var path in Directory.GetFiles(_data, "broker*.db"))
+        foreach (var path in Directory.GetFiles(folder, "broker*.db"))
         {
             using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
             using var copy = new MemoryStream();
@@ -248,24 +252,30 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
 
     private void Reopen()
     {
-        var journalDir = Path.Combine(_image, "journal");
+        var image = _image;
+        var journalDir = Path.Combine(image, "journal");
         if (scenario.FlipByte) FlipAByte(journalDir);
         var segments = JournalScan.Scan(journalDir);
         var lastIntact = segments.Where(s => s.Frames > 0).Select(s => s.LastSeq).DefaultIfEmpty(0).Max();
-        var before = Snapshot();
+        if (scenario.RecoveryCrash > 0 && _flipped is null && segments.Count > 0 && CrashInRecovery(journalDir, segments.Count) is { } second)
+        {
+            image = second;
+            journalDir = Path.Combine(image, "journal");
+        }
+        var before = Snapshot(image);
 
         LiteDbMessageStore db;
         JournaledMessageStore store;
         try
         {
-            JournalReplay.Preflight(_image, journalDir);
-            db = new LiteDbMessageStore(_image, scenario.Durability, scenario.CheckpointPages);
+            JournalReplay.Preflight(image, journalDir);
+            db = new LiteDbMessageStore(image, scenario.Durability, scenario.CheckpointPages);
             store = new JournaledMessageStore(db, journalDir, new StorageOptions { Durability = scenario.Durability }, _ => { }, NullLogger.Instance);
         }
         catch (JournalCorruptException e)
         {
             if (_flipped is null) _problems.Add("the reopen refused the journal: " + e.Message);
-            else if (ChangedFiles(before, Snapshot()) is { Length: > 0 } changed) _problems.Add("the refused start changed files in the data folder: " + changed);
+            else if (ChangedFiles(before, Snapshot(image)) is { Length: > 0 } changed) _problems.Add("the refused start changed files in the data folder: " + changed);
             return;
         }
         using (store)
@@ -279,6 +289,45 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
             if (applied < lastIntact) _problems.Add($"recovery left intact frames unapplied: LiteDB holds up to frame {applied}, the journal held intact frames up to {lastIntact}");
             Check(store);
         }
+    }
+
+    /// <summary>
+    /// A second crash, during the recovery: the replay has stored the frames in LiteDB, and the process dies before
+    /// the start's k-th segment deletion (or before it creates the new segment). The next start must still find all.
+    /// </summary>
+    /// <returns>The folder as that crash leaves it, or null when the recovery ended before the crash point.</returns>
+    private string? CrashInRecovery(string journalDir, int segmentCount)
+    {
+        var second = Path.Combine(root, "image-after-recovery-crash");
+        var dieAt = 1 + (scenario.RecoveryCrash - 1) % (segmentCount + 1);
+        var files = new CrashingJournalFiles();
+        files.Adopt(journalDir);
+        files.DeletePlan = k => k == dieAt;
+        files.Plan = (_, call, _) => call == SeamCall.Create && dieAt > segmentCount ? new SeamFault(Dies: true) : null;
+        files.Armed = true;
+        var model = scenario.Durability == Durability.Fsync ? scenario.Model : CrashModel.Kill;
+        files.OnDeath = () =>
+        {
+            Directory.CreateDirectory(Path.Combine(second, "journal"));
+            foreach (var (name, bytes) in ReadLiteDbFiles(_image)) File.WriteAllBytes(Path.Combine(second, name), bytes);
+            foreach (var (name, bytes) in files.JournalImage(model, new Random(scenario.Seed * 19 + 11))) File.WriteAllBytes(Path.Combine(second, "journal", name), bytes);
+        };
+        try
+        {
+            JournalReplay.Preflight(_image, journalDir);
+            var db = new LiteDbMessageStore(_image, scenario.Durability, scenario.CheckpointPages);
+            new JournaledMessageStore(db, journalDir, new StorageOptions { Durability = scenario.Durability }, _ => { }, NullLogger.Instance, files).DisposeAsIfCrashed();
+        }
+        catch (IOException) when (files.Dead)
+        {
+            _recoveryCrash = $"died in the recovery before {(dieAt > segmentCount ? "creating the new segment" : $"deleting segment {dieAt} of {segmentCount}")} ({model})";
+            return second;
+        }
+        catch (JournalCorruptException)
+        {
+            // Judged by the reopen below, on the same image.
+        }
+        return null;
     }
 
     private void Check(JournaledMessageStore store)
@@ -352,7 +401,7 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
     }
 
     // broker.lock is the start's own lock file, not data.
-    private Dictionary<string, byte[]> Snapshot() => Directory.GetFiles(_image, "*", SearchOption.AllDirectories)
+    private static Dictionary<string, byte[]> Snapshot(string image) => Directory.GetFiles(image, "*", SearchOption.AllDirectories)
         .Where(p => Path.GetFileName(p) != "broker.lock")
         .ToDictionary(p => p, File.ReadAllBytes, StringComparer.Ordinal);
 

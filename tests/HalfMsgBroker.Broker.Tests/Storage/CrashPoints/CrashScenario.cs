@@ -23,7 +23,8 @@ internal sealed record CrashScenario(
     bool LiteDbLastDurable,
     bool FlipByte,
     int SecondFaultAfter,
-    int RollCall)
+    int RollCall,
+    int RecoveryCrash)
 {
     public static CrashScenario From(int seed)
     {
@@ -53,7 +54,9 @@ internal sealed record CrashScenario(
             FlipByte: r.Next(8) == 0,
             SecondFaultAfter: 1 + r.Next(12),
             // One seed in five aims its first fault at a segment roll (rare among calls) instead of a call number.
-            RollCall: r.Next(5) == 0 ? 1 + r.Next(4) : 0);
+            RollCall: r.Next(5) == 0 ? 1 + r.Next(4) : 0,
+            // One seed in four crashes again during the recovery (0: not).
+            RecoveryCrash: r.Next(4) == 0 ? 1 + r.Next(8) : 0);
     }
 
     /// <summary>
