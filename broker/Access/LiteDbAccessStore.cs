@@ -32,7 +32,11 @@ internal sealed class LiteDbAccessStore : IAccessStore
         _keys = _db.GetCollection("keys");
         _audit = _db.GetCollection("audit", BsonAutoId.Int64);
         _audit.EnsureIndex("at", "$.at");
-        if (durability == Durability.Fsync) _sync = new LogFileSync(file);
+        if (durability == Durability.Fsync)
+        {
+            _sync = new LogFileSync(file);
+            DirectorySync.Flush(dataPath); // LiteDB never fsyncs the folder its new file is in
+        }
     }
 
     public IReadOnlyList<ApiKey> Keys() => _keys.FindAll().Select(FromBson).ToList();

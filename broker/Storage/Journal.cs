@@ -21,6 +21,9 @@ namespace HalfMsgBroker.Storage;
 internal sealed class Journal : IDisposable
 {
     public const int HeaderBytes = 16;
+
+    /// <summary>The smallest segment size honoured (the fault-injection tests use it to roll segments often).</summary>
+    public const long MinSegmentBytes = 64 * 1024;
     private readonly string _directory;
     private readonly IJournalFiles _files;
     private readonly bool _fsync;
@@ -45,7 +48,7 @@ internal sealed class Journal : IDisposable
         _directory = directory;
         _files = files;
         _fsync = durability == Durability.Fsync;
-        _segmentBytes = Math.Max(1 << 20, segmentBytes);
+        _segmentBytes = Math.Max(MinSegmentBytes, segmentBytes);
     }
 
     /// <summary>
@@ -55,7 +58,7 @@ internal sealed class Journal : IDisposable
     public static Journal Start(string directory, Durability durability, long segmentBytes, long nextSeq, IJournalFiles files)
     {
         Directory.CreateDirectory(directory);
-        foreach (var path in JournalScan.Segments(directory)) File.Delete(path);
+        foreach (var path in JournalScan.Segments(directory)) files.Delete(path);
         var journal = new Journal(directory, durability, segmentBytes, files) { _nextSeq = nextSeq, _writtenSeq = nextSeq - 1, _syncedSeq = nextSeq - 1 };
         journal.OpenSegment();
         return journal;
@@ -137,7 +140,7 @@ internal sealed class Journal : IDisposable
             while (_closed.TryPeek(out var oldest) && oldest.LastSeq <= appliedSeq)
             {
                 _closed.Dequeue();
-                File.Delete(oldest.Path);
+                _files.Delete(oldest.Path);
             }
         }
     }
@@ -151,9 +154,9 @@ internal sealed class Journal : IDisposable
         if (!allApplied || _broken) return;
         lock (_segmentsLock)
         {
-            while (_closed.TryDequeue(out var segment)) File.Delete(segment.Path);
+            while (_closed.TryDequeue(out var segment)) _files.Delete(segment.Path);
         }
-        if (_currentPath is not null) File.Delete(_currentPath);
+        if (_currentPath is not null) _files.Delete(_currentPath);
     }
 
     public void Dispose() => Close(allApplied: false);
@@ -215,7 +218,7 @@ internal sealed class Journal : IDisposable
     }
 
     // A new file's directory entry must be durable too, or a power loss could drop the whole segment.
-    private void SyncDirectory() => DirectorySync.Flush(_directory);
+    private void SyncDirectory() => _files.SyncDirectory(_directory);
 
     internal static uint Checksum(ReadOnlySpan<byte> data)
     {

@@ -1,13 +1,20 @@
 namespace HalfMsgBroker.Storage;
 
 /// <summary>
-/// The journal's segment files, behind a seam so a test can fail a write or an fsync. One interface
+/// The journal's segment files, behind a seam so a test can fail a write or an fsync, cut a write short,
+/// or model a power cut (which needs to see file deletions and directory fsyncs too). One interface
 /// call per write and per fsync, nothing allocated: the hot path costs what a bare FileStream does.
 /// </summary>
 public interface IJournalFiles
 {
     /// <summary>Creates a new, empty segment file that nobody else writes.</summary>
     IJournalSegmentFile Create(string path);
+
+    /// <summary>Deletes a segment file LiteDB durably holds (durable itself only after a later <see cref="SyncDirectory"/>).</summary>
+    void Delete(string path);
+
+    /// <summary>fsync of the directory: its new and deleted entries survive a power loss once this returns.</summary>
+    void SyncDirectory(string directory);
 }
 
 /// <summary>One open segment: appends, and the fsync that makes them survive a power loss.</summary>
@@ -27,6 +34,10 @@ public sealed class JournalFiles : IJournalFiles
 
     public IJournalSegmentFile Create(string path) =>
         new Segment(new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.Read, bufferSize: 0));
+
+    public void Delete(string path) => File.Delete(path);
+
+    public void SyncDirectory(string directory) => DirectorySync.Flush(directory);
 
     private sealed class Segment(FileStream file) : IJournalSegmentFile
     {

@@ -77,8 +77,20 @@ internal static class JournalScan
         return null;
     }
 
-    public static bool IsTornTail(IReadOnlyList<SegmentReport> segments, int index, JournalDamage damage) =>
-        index == segments.Count - 1 && damage.ToEnd && segments[index].Damage.Count == 1;
+    /// <summary>
+    /// Damage that is the one write a crash cut short: it runs to the end of the last segment holding any bytes.
+    /// Empty segments may follow it: a roll whose folder fsync failed leaves its new file behind, and the journal
+    /// goes on writing to the old one.
+    /// </summary>
+    public static bool IsTornTail(IReadOnlyList<SegmentReport> segments, int index, JournalDamage damage)
+    {
+        if (!damage.ToEnd || segments[index].Damage.Count != 1) return false;
+        for (var i = index + 1; i < segments.Count; i++)
+        {
+            if (segments[i].Bytes > 0) return false;
+        }
+        return true;
+    }
 
     /// <summary>
     /// The segment's intact frames, in file order, to <paramref name="frame"/> (the payload is valid only during the call);

@@ -70,7 +70,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         }
 
         _topicCounts = new TopicCounts(_topics, _meta, _messages);
-        if (durability == Durability.Fsync) _sync = new LogFileSync(file);
+        if (durability == Durability.Fsync)
+        {
+            _sync = new LogFileSync(file);
+            // LiteDB never fsyncs the folder: a data file it just created (or a migration renamed) must not vanish in a power loss.
+            DirectorySync.Flush(dataPath);
+        }
     }
 
     public void RunBatch(Action work)
@@ -262,7 +267,12 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     {
         var file = Path.Combine(dataPath, FileName);
         if (!File.Exists(file)) return null;
-        using var db = new LiteDatabase(new ConnectionString { Filename = file, ReadOnly = true, Connection = ConnectionType.Direct });
+        // LiteDB deletes an empty log file when it closes, even read-only: an empty log is handed over as an empty
+        // stream instead, so a refused start leaves even that file in place.
+        var log = Path.Combine(dataPath, Path.GetFileNameWithoutExtension(FileName) + "-log" + Path.GetExtension(FileName));
+        var settings = new LiteDB.Engine.EngineSettings { Filename = file, ReadOnly = true };
+        if (new FileInfo(log) is { Exists: true, Length: 0 }) settings.LogStream = new MemoryStream();
+        using var db = new LiteDatabase(new LiteDB.Engine.LiteEngine(settings));
         return db.GetCollection("meta").FindById(JournalMarkId)?["v"].AsInt64 ?? 0;
     }
 
