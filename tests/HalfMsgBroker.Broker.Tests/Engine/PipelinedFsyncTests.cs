@@ -58,6 +58,10 @@ public sealed class PipelinedFsyncTests
 
         public IJournalSegmentFile Create(string path) => new Segment(this, JournalFiles.Real.Create(path));
 
+        public void Delete(string path) => JournalFiles.Real.Delete(path);
+
+        public void SyncDirectory(string directory) => JournalFiles.Real.SyncDirectory(directory);
+
         private sealed class Segment(HeldSyncFiles owner, IJournalSegmentFile real) : IJournalSegmentFile
         {
             public void Write(ReadOnlySpan<byte> data)

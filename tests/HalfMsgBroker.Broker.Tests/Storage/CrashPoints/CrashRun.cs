@@ -1,3 +1,4 @@
+using HalfMsgBroker.Hosting;
 using System.Collections.Concurrent;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Delivery;
@@ -87,6 +88,8 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
         store.ApplyFault = ApplierStep;
         var services = new ServiceCollection()
             .AddLogging()
+            .AddMetrics()
+            .AddSingleton<BrokerMetrics>()
             .AddSingleton(Options.Create(options))
             .AddSingleton(TimeProvider.System)
             .AddSingleton<IMessageStore>(store)
