@@ -251,7 +251,7 @@ internal sealed class CheckBackService(
         // As with pushes: the producer's own traceparent goes along only when the broker has no span to send instead.
         List<KeyValuePair<string, string>> headers = [new(MessageIdHeader, m.Id.ToString())];
         if (activity is null && m.TraceParent is { } trace) headers.Add(new("traceparent", trace));
-        var result = await http.PostJsonAsync(url, body, group.CheckTimeoutMs, headers, signing, MaxAnswerBytes, cancellationToken);
+        var result = await http.PostJsonAsync(url, body, group.CheckTimeoutMs, headers, signing, MaxAnswerBytes + 1, cancellationToken);
         var answer = result.IsSuccess ? ReadAnswer(result.Body) : (CheckAnswer.Unknown, result.Describe());
         BrokerTracing.Ended(activity, result.Status, result.IsSuccess ? null : result.Describe());
         activity?.SetTag("halfmsg.check.answer", answer.Item2);
@@ -264,26 +264,9 @@ internal sealed class CheckBackService(
         return answer;
     }
 
-    /// <summary>Reads <c>{"state": …}</c>, accepting RocketMQ's names too; anything else is unknown.</summary>
-    internal static (CheckAnswer, string) ReadAnswer(byte[] body)
-    {
-        string? state;
-        try
-        {
-            state = JsonSerializer.Deserialize(body, BrokerJsonContext.Default.CheckAnswerBody)?.State;
-        }
-        catch (JsonException)
-        {
-            return (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer);
-        }
-        return state?.ToUpperInvariant() switch
-        {
-            "COMMIT" or "COMMIT_MESSAGE" => (CheckAnswer.Commit, "commit"),
-            "ROLLBACK" or "ROLLBACK_MESSAGE" => (CheckAnswer.Rollback, "rollback"),
-            "UNKNOWN" or "UNKNOW" => (CheckAnswer.Unknown, "unknown"),
-            _ => (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer),
-        };
-    }
+    /// <summary>An answer longer than the limit was not read whole, so it is not an answer (fail closed).</summary>
+    internal static (CheckAnswer, string) ReadAnswer(byte[] body) =>
+        body.Length > MaxAnswerBytes ? (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer) : CheckAnswerReader.Read(body);
 
     private static int TimeoutOf(StoredMessage m, Dictionary<string, ProducerGroup?> groups) =>
         m.ProducerGroup is { } name && groups.GetValueOrDefault(name) is { } g ? g.CheckTimeoutMs : DefaultCheckTimeoutMs;
