@@ -27,7 +27,7 @@ internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) 
             }
             if (message is null || message.State != MessageState.Prepared || message.NextCheckAt > ctx.Now) continue;
 
-            if (TransactionLifecycle.ExhaustIfOutOfChecks(message, ctx.Now, ctx.Options.Transactions.MaxChecks))
+            if (TransactionLifecycle.ExhaustIfOutOfChecks(message, ctx.Now, ctx.Options.Transactions))
             {
                 Publication.Resolved(ctx, message);
             }
@@ -51,13 +51,12 @@ internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer ans
         if (message is null) return CheckOutcome.Ignored;
 
         var outcome = TransactionLifecycle.ApplyCheckAnswer(
-            message, checkNumber, answer, resultText, ctx.Now, ctx.Options.Transactions.MaxChecks);
+            message, checkNumber, answer, resultText, ctx.Now, ctx.Options.Transactions);
         switch (outcome)
         {
             case CheckOutcome.Ignored:
                 return outcome;
             case CheckOutcome.StillPrepared:
-                message.NextCheckAt = ctx.Now + (long)ctx.Options.Transactions.CheckInterval.TotalMilliseconds;
                 var due = message.NextCheckAt;
                 ctx.AfterCommit(() => ctx.Checks.Nudge(due));
                 break;

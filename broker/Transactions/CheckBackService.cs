@@ -118,7 +118,7 @@ internal sealed class CheckBackService(
         {
             var timeoutMs = TimeoutOf(m, groups);
             var lease = TimeSpan.FromMilliseconds(timeoutMs) + LeaseMargin;
-            if (m.State != MessageState.Prepared || TransactionLifecycle.IsExhausted(m, _options.MaxChecks))
+            if (m.State != MessageState.Prepared || TransactionLifecycle.IsExhausted(m, now, _options))
             {
                 // Re-filed or rolled back by BeginChecks without a call: no slot needed.
                 begin.Add((m.Id, lease));
@@ -252,10 +252,12 @@ internal sealed class CheckBackService(
         List<KeyValuePair<string, string>> headers = [new(MessageIdHeader, m.Id.ToString())];
         if (activity is null && m.TraceParent is { } trace) headers.Add(new("traceparent", trace));
         var result = await http.PostJsonAsync(url, body, group.CheckTimeoutMs, headers, signing, MaxAnswerBytes + 1, cancellationToken);
-        var answer = result.IsSuccess ? ReadAnswer(result.Body) : (CheckAnswer.Unknown, result.Describe());
+        var answer = result.IsSuccess ? ReadAnswer(result.Body)
+            : OutboundErrors.IsUnreachable(result.Error) ? (CheckAnswer.Unreachable, result.Describe())
+            : (CheckAnswer.Unknown, result.Describe());
         BrokerTracing.Ended(activity, result.Status, result.IsSuccess ? null : result.Describe());
         activity?.SetTag("halfmsg.check.answer", answer.Item2);
-        metrics.Checked(!result.IsSuccess ? "failed" : answer.Item1 switch
+        metrics.Checked(answer.Item1 == CheckAnswer.Unreachable ? "unreachable" : !result.IsSuccess ? "failed" : answer.Item1 switch
         {
             CheckAnswer.Commit => "commit",
             CheckAnswer.Rollback => "rollback",
