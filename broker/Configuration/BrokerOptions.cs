@@ -47,6 +47,9 @@ public sealed class TransactionOptions
     /// </summary>
     public TimeSpan MaxPendingTime { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>The longest wait a checker's <c>{"state": "unknown", "retryAfterSeconds": N}</c> gets.</summary>
+    public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>How many check-back calls may be outstanding at once, across all producer groups.</summary>
     public int MaxChecksInFlight { get; set; } = 64;
 

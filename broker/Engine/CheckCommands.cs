@@ -43,7 +43,8 @@ internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) 
 }
 
 /// <summary>Applies a producer's answer to one check; late answers are ignored.</summary>
-internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer answer, string resultText) : StoreCommand<CheckOutcome>
+internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer answer, string resultText, TimeSpan? retryAfter = null)
+    : StoreCommand<CheckOutcome>
 {
     protected override CheckOutcome Run(WriteContext ctx)
     {
@@ -51,7 +52,7 @@ internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer ans
         if (message is null) return CheckOutcome.Ignored;
 
         var outcome = TransactionLifecycle.ApplyCheckAnswer(
-            message, checkNumber, answer, resultText, ctx.Now, ctx.Options.Transactions);
+            message, checkNumber, answer, resultText, ctx.Now, ctx.Options.Transactions, retryAfter);
         switch (outcome)
         {
             case CheckOutcome.Ignored:

@@ -84,11 +84,15 @@ public static class TransactionLifecycle
     /// Applies the answer to check number <paramref name="checkNumber"/>. A producer that could not be
     /// reached gives the check back (offline is not a "no") and is asked again after a backoff that
     /// doubles from <see cref="FirstUnreachableRetry"/> up to the check interval; every other
-    /// non-final answer spends it. Either way the transaction ends as checkExhausted once it has
-    /// been prepared for <see cref="TransactionOptions.MaxPendingTime"/>.
+    /// non-final answer spends it — except an unknown that asks to be checked again after
+    /// <paramref name="retryAfter"/> ("still running"): that is honoured, up to
+    /// <see cref="TransactionOptions.MaxRetryAfter"/>, and gives the check back too. Either way the
+    /// transaction ends as checkExhausted once it has been prepared for
+    /// <see cref="TransactionOptions.MaxPendingTime"/>.
     /// </summary>
     public static CheckOutcome ApplyCheckAnswer(
-        StoredMessage m, int checkNumber, CheckAnswer answer, string resultText, long now, TransactionOptions rules)
+        StoredMessage m, int checkNumber, CheckAnswer answer, string resultText, long now, TransactionOptions rules,
+        TimeSpan? retryAfter = null)
     {
         if (m.State != MessageState.Prepared || m.CheckCount != checkNumber) return CheckOutcome.Ignored;
 
@@ -107,6 +111,12 @@ public static class TransactionLifecycle
                 m.UnreachableCount++;
                 m.UnreachableStreak++;
                 delayMs = UnreachableBackoffMs(m.UnreachableStreak, rules.CheckInterval);
+                break;
+            case CheckAnswer.Unknown when retryAfter is { } after:
+                m.CheckCount--;
+                m.UnknownCount++;
+                m.UnreachableStreak = 0;
+                delayMs = (long)Math.Min(after.TotalMilliseconds, rules.MaxRetryAfter.TotalMilliseconds);
                 break;
             default:
                 m.UnknownCount++;

@@ -12,42 +12,62 @@ namespace HalfMsgBroker.Transactions;
 /// error object, HTML, an array, a duplicate or non-string <c>state</c>, trailing text, padding or
 /// non-ASCII look-alikes (<c>"commıt"</c> upper-cases to <c>COMMIT</c>) — is read as unknown, so a
 /// producer that is failing can never commit a transaction by accident (dtm#535).
+/// An unknown answer may carry <c>"retryAfterSeconds"</c> (a number, at least 1): ask again then.
 /// </summary>
 internal static class CheckAnswerReader
 {
     private static readonly JsonReaderOptions Strict = new() { CommentHandling = JsonCommentHandling.Disallow, MaxDepth = 16 };
 
-    public static (CheckAnswer Answer, string Text) Read(ReadOnlySpan<byte> body)
+    public static (CheckAnswer Answer, string Text, TimeSpan? RetryAfter) Read(ReadOnlySpan<byte> body)
     {
         string? state;
+        TimeSpan? retryAfter;
         try
         {
-            if (!TryReadState(body, out state)) return Invalid;
+            if (!TryReadState(body, out state, out retryAfter)) return Invalid;
         }
         catch (JsonException)
         {
             return Invalid;
         }
         if (state is null || !Ascii.IsValid(state)) return Invalid;
-        if (Is(state, "commit") || Is(state, "COMMIT_MESSAGE")) return (CheckAnswer.Commit, "commit");
-        if (Is(state, "rollback") || Is(state, "ROLLBACK_MESSAGE")) return (CheckAnswer.Rollback, "rollback");
-        if (Is(state, "unknown") || Is(state, "UNKNOW")) return (CheckAnswer.Unknown, "unknown");
+        if (Is(state, "commit") || Is(state, "COMMIT_MESSAGE")) return (CheckAnswer.Commit, "commit", null);
+        if (Is(state, "rollback") || Is(state, "ROLLBACK_MESSAGE")) return (CheckAnswer.Rollback, "rollback", null);
+        if (Is(state, "unknown") || Is(state, "UNKNOW"))
+        {
+            return retryAfter is { } after
+                ? (CheckAnswer.Unknown, $"unknown, retry after {after.TotalSeconds:0.###} s", after)
+                : (CheckAnswer.Unknown, "unknown", null);
+        }
         return Invalid;
     }
 
-    private static (CheckAnswer, string) Invalid => (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer);
+    private static (CheckAnswer, string, TimeSpan?) Invalid => (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer, null);
 
-    private static bool TryReadState(ReadOnlySpan<byte> body, out string? state)
+    private static bool TryReadState(ReadOnlySpan<byte> body, out string? state, out TimeSpan? retryAfter)
     {
         state = null;
+        retryAfter = null;
+        var retrySeen = false;
         var reader = new Utf8JsonReader(body, Strict);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) return false;
         var seen = false;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var isState = reader.ValueTextEquals("state"u8);
+            var isRetryAfter = reader.ValueTextEquals("retryAfterSeconds"u8);
             reader.Read();
-            if (isState)
+            if (isRetryAfter)
+            {
+                // Anything but one number of seconds, at least 1, is no request to wait: the check is spent as usual.
+                retryAfter = !retrySeen && reader.TokenType == JsonTokenType.Number && reader.TryGetDouble(out var seconds)
+                    && seconds >= 1 && seconds <= TimeSpan.MaxValue.TotalSeconds / 2
+                    ? TimeSpan.FromSeconds(seconds)
+                    : null;
+                retrySeen = true;
+                reader.Skip();
+            }
+            else if (isState)
             {
                 if (seen || reader.TokenType != JsonTokenType.String) return false;
                 seen = true;

@@ -477,7 +477,8 @@ public sealed record TransactionCheckRequest(
 
 /// <summary>The answer to a check-back.</summary>
 /// <param name="State">Commit, rollback or unknown.</param>
-public sealed record TransactionCheckResponse(LocalTransactionState State);
+/// <param name="RetryAfterSeconds">With unknown: check again after this many seconds, without spending a check (left out when null).</param>
+public sealed record TransactionCheckResponse(LocalTransactionState State, int? RetryAfterSeconds = null);
 
 /// <summary>The request the broker POSTs to a push subscription's URL.</summary>
 /// <param name="MessageId">The message id (stable across redeliveries).</param>

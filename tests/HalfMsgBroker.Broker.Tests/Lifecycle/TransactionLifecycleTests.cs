@@ -41,6 +41,28 @@ public sealed class TransactionLifecycleTests
     }
 
     [Fact]
+    public void Ask_again_later_waits_as_asked_up_to_the_maximum_and_spends_no_check()
+    {
+        var m = Prepared();
+        var rules = Rules(1);
+        rules.MaxRetryAfter = TimeSpan.FromSeconds(30);
+        TransactionLifecycle.BeginCheck(m, 1000, TimeSpan.FromSeconds(4));
+        Assert.Equal(CheckOutcome.StillPrepared,
+            TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unknown, "unknown, retry after 5 s", 1000, rules, TimeSpan.FromSeconds(5)));
+        Assert.Equal(6000, m.NextCheckAt);
+        Assert.Equal((0, 1), (m.CheckCount, m.UnknownCount));
+
+        TransactionLifecycle.BeginCheck(m, 6000, TimeSpan.FromSeconds(4));
+        TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unknown, "unknown, retry after 3600 s", 6000, rules, TimeSpan.FromHours(1));
+        Assert.Equal(36_000, m.NextCheckAt); // capped at MaxRetryAfter
+        Assert.Equal(MessageState.Prepared, m.State);
+
+        // Without a retry-after the answer spends the only check.
+        TransactionLifecycle.BeginCheck(m, 36_000, TimeSpan.FromSeconds(4));
+        Assert.Equal(CheckOutcome.Exhausted, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unknown, "unknown", 36_000, rules));
+    }
+
+    [Fact]
     public void An_unreachable_producer_ends_as_check_exhausted_once_the_pending_time_is_up()
     {
         var m = Prepared();

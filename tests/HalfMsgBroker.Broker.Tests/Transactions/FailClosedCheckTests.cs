@@ -60,6 +60,27 @@ public sealed class FailClosedCheckTests
     public void What_the_contract_allows_still_reads(string body, CheckAnswer expected) =>
         Assert.Equal(expected, CheckBackService.ReadAnswer(Encoding.UTF8.GetBytes(body)).Item1);
 
+    [Theory]
+    [InlineData("{\"state\":\"unknown\",\"retryAfterSeconds\":30}", 30.0)]
+    [InlineData("{\"retryAfterSeconds\":2.5,\"state\":\"UNKNOW\"}", 2.5)]
+    [InlineData("{\"state\":\"unknown\",\"retryAfterSeconds\":0}", null)]
+    [InlineData("{\"state\":\"unknown\",\"retryAfterSeconds\":-5}", null)]
+    [InlineData("{\"state\":\"unknown\",\"retryAfterSeconds\":\"30\"}", null)]
+    [InlineData("{\"state\":\"unknown\",\"retryAfterSeconds\":1e400}", null)]
+    [InlineData("{\"state\":\"unknown\",\"retryAfterSeconds\":5,\"retryAfterSeconds\":6}", null)]
+    [InlineData("{\"state\":\"maybe\",\"retryAfterSeconds\":30}", null)]
+    public void Retry_after_is_read_only_from_an_unknown_answer_with_one_number_of_at_least_a_second(string body, double? seconds)
+    {
+        var (answer, _, retryAfter) = CheckBackService.ReadAnswer(Encoding.UTF8.GetBytes(body));
+        Assert.Equal(CheckAnswer.Unknown, answer);
+        Assert.Equal(seconds is { } s ? TimeSpan.FromSeconds(s) : null, retryAfter);
+    }
+
+    [Fact]
+    public void A_commit_with_a_retry_after_still_commits_and_carries_no_wait() =>
+        Assert.Equal((CheckAnswer.Commit, "commit", (TimeSpan?)null),
+            CheckBackService.ReadAnswer("{\"state\":\"commit\",\"retryAfterSeconds\":30}"u8.ToArray()));
+
     [Fact]
     public async Task No_other_answer_shape_commits_end_to_end()
     {

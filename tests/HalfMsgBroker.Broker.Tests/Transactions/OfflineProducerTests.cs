@@ -75,3 +75,57 @@ public sealed class OfflineProducerTests
         Assert.True(pending >= TimeSpan.FromSeconds(2), $"ended after {pending}, before MaxPendingTime");
     }
 }
+
+/// <summary>"Still running, ask again in N s" (issue 16, item 1).</summary>
+public sealed class AskAgainLaterTests
+{
+    [Fact]
+    public async Task Ask_again_later_does_not_spend_checks_and_the_next_check_waits_as_asked()
+    {
+        await using var factory = new BrokerFactory(new Dictionary<string, string?> { ["Broker:Transactions:MaxChecks"] = "1" });
+        using var client = factory.CreateClient();
+        await using var checker = await TestReceiver.Start((_, n) => Task.FromResult((200,
+            (string?)(n < 3 ? "{\"state\":\"unknown\",\"retryAfterSeconds\":1}" : "{\"state\":\"commit\"}"))));
+        var group = "pg-" + Guid.NewGuid().ToString("N")[..8];
+        await client.Put($"/v1/producer-groups/{group}", new { checkUrl = checker.Url });
+        var tx = "tx-" + Guid.NewGuid().ToString("N")[..8];
+        await client.SendHalf("t-" + Guid.NewGuid().ToString("N")[..8], tx, group: group);
+
+        var waiting = await Eventually.Until(() => client.Transaction(tx),
+            t => t.Int("unknownCount") >= 1 || t.Str("state") != "prepared", "the first ask-again answer");
+        Assert.Equal("prepared", waiting.Str("state"));
+        Assert.Equal("unknown, retry after 1 s", waiting.Str("lastCheckResult"));
+
+        var resolved = await Eventually.Until(() => client.Transaction(tx), t => t.Str("state") != "prepared", "the transaction resolved");
+        Assert.Equal("committed", resolved.Str("state"));
+        Assert.Equal(1, resolved.Int("checkCount"));
+        Assert.Equal(2, resolved.Int("unknownCount"));
+        var at = checker.Requests.Select(r => r.At).ToArray();
+        Assert.Equal(3, at.Length);
+        // Not the 200 ms CheckInterval: the second asked for.
+        Assert.True(at[1] - at[0] >= TimeSpan.FromSeconds(0.9) && at[2] - at[1] >= TimeSpan.FromSeconds(0.9),
+            $"checked again after {at[1] - at[0]} and {at[2] - at[1]}");
+    }
+
+    [Fact]
+    public async Task Ask_again_later_forever_ends_after_max_pending_time()
+    {
+        await using var factory = new BrokerFactory(new Dictionary<string, string?>
+        {
+            ["Broker:Transactions:MaxChecks"] = "1",
+            ["Broker:Transactions:MaxPendingTime"] = "00:00:02.500",
+        });
+        using var client = factory.CreateClient();
+        await using var checker = await TestReceiver.Answering(200, "{\"state\":\"unknown\",\"retryAfterSeconds\":1}");
+        var group = "pg-" + Guid.NewGuid().ToString("N")[..8];
+        await client.Put($"/v1/producer-groups/{group}", new { checkUrl = checker.Url });
+        var tx = "tx-" + Guid.NewGuid().ToString("N")[..8];
+        await client.SendHalf("t-" + Guid.NewGuid().ToString("N")[..8], tx, group: group);
+
+        var resolved = await Eventually.Until(() => client.Transaction(tx), t => t.Str("state") != "prepared", "the transaction exhausted");
+        Assert.Equal("rolledBack", resolved.Str("state"));
+        Assert.Equal("checkExhausted", resolved.Str("resolvedBy"));
+        Assert.Equal(0, resolved.Int("checkCount"));
+        Assert.True(resolved.Int("unknownCount") >= 2, $"unknownCount {resolved.Int("unknownCount")}");
+    }
+}
