@@ -181,7 +181,9 @@ internal static class ProducerApi
         Times.ToUtcOrNull(m.ResolvedAt),
         Times.ToUtcOrNull(m.LastCheckAt),
         m.LastCheckResult,
-        m.State == MessageState.Prepared ? Times.ToUtcOrNull(m.NextCheckAt) : null);
+        m.State == MessageState.Prepared ? Times.ToUtcOrNull(m.NextCheckAt) : null,
+        m.UnreachableCount,
+        m.UnknownCount);
 
     private static string ResolvedBySuffix(MessageSnapshot m) =>
         StateNames.Of(m.ResolvedBy) is { } by ? $" (resolved by {by})" : "";

@@ -41,6 +41,15 @@ public sealed class TransactionOptions
     public TimeSpan CheckInterval { get; set; } = TimeSpan.FromMinutes(1);
     public int MaxChecks { get; set; } = 15;
 
+    /// <summary>
+    /// How long a transaction may stay prepared in all: checks that cannot reach the producer (and
+    /// "ask again later" answers) do not spend <see cref="MaxChecks"/>, so this is what ends them.
+    /// </summary>
+    public TimeSpan MaxPendingTime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>The longest wait a checker's <c>{"state": "unknown", "retryAfterSeconds": N}</c> gets.</summary>
+    public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromHours(1);
+
     /// <summary>How many check-back calls may be outstanding at once, across all producer groups.</summary>
     public int MaxChecksInFlight { get; set; } = 64;
 

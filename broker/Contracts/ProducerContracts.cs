@@ -44,7 +44,9 @@ public sealed record TransactionView(
     DateTime? ResolvedAt,
     DateTime? LastCheckAt,
     string? LastCheckResult,
-    DateTime? NextCheckAt);
+    DateTime? NextCheckAt,
+    int UnreachableCount,
+    int UnknownCount);
 
 public sealed record TransactionList(IReadOnlyList<TransactionView> Transactions, string? Next);
 

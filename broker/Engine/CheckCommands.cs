@@ -22,7 +22,7 @@ internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) 
             var message = ctx.Messages.Find(id);
             if (message is null || message.State != MessageState.Prepared || message.NextCheckAt > ctx.Now) continue;
 
-            if (TransactionLifecycle.ExhaustIfOutOfChecks(message, ctx.Now, ctx.Options.Transactions.MaxChecks))
+            if (TransactionLifecycle.ExhaustIfOutOfChecks(message, ctx.Now, ctx.Options.Transactions))
             {
                 Publication.Resolved(ctx, message);
             }
@@ -38,7 +38,8 @@ internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) 
 }
 
 /// <summary>Applies a producer's answer to one check; late answers are ignored.</summary>
-internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer answer, string resultText) : StoreCommand<CheckOutcome>
+internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer answer, string resultText, TimeSpan? retryAfter = null)
+    : StoreCommand<CheckOutcome>
 {
     protected override CheckOutcome Run(WriteContext ctx)
     {
@@ -46,13 +47,12 @@ internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer ans
         if (message is null) return CheckOutcome.Ignored;
 
         var outcome = TransactionLifecycle.ApplyCheckAnswer(
-            message, checkNumber, answer, resultText, ctx.Now, ctx.Options.Transactions.MaxChecks);
+            message, checkNumber, answer, resultText, ctx.Now, ctx.Options.Transactions, retryAfter);
         switch (outcome)
         {
             case CheckOutcome.Ignored:
                 return outcome;
             case CheckOutcome.StillPrepared:
-                message.NextCheckAt = ctx.Now + (long)ctx.Options.Transactions.CheckInterval.TotalMilliseconds;
                 var due = message.NextCheckAt;
                 ctx.AfterCommit(() => ctx.Checks.Nudge(due));
                 break;

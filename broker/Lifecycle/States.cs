@@ -41,6 +41,9 @@ public enum CheckAnswer
     Unknown = 0,
     Commit = 1,
     Rollback = 2,
+
+    /// <summary>The producer could not be reached (refused, DNS, connect timeout): no answer, no check spent.</summary>
+    Unreachable = 3,
 }
 
 public static class StateNames

@@ -1,3 +1,4 @@
+using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Storage;
 
 namespace HalfMsgBroker.Lifecycle;
@@ -65,13 +66,31 @@ public static class TransactionLifecycle
 
     public static bool IsExhausted(StoredMessage m, int maxChecks) => m.CheckCount >= maxChecks;
 
-    /// <summary>Applies the answer to check number <paramref name="checkNumber"/>.</summary>
+    /// <summary>Out of checks, or prepared for longer than <see cref="TransactionOptions.MaxPendingTime"/>.</summary>
+    public static bool IsExhausted(StoredMessage m, long now, TransactionOptions rules) =>
+        IsExhausted(m, rules.MaxChecks) || now >= PendingDeadline(m, rules);
+
+    private static long PendingDeadline(StoredMessage m, TransactionOptions rules) =>
+        m.BornAt + (long)Math.Min(rules.MaxPendingTime.TotalMilliseconds, long.MaxValue / 4);
+
+    /// <summary>
+    /// Applies the answer to check number <paramref name="checkNumber"/>. A producer that could not be
+    /// reached gives the check back (offline is not a "no") and is asked again after a backoff that
+    /// doubles from <see cref="FirstUnreachableRetry"/> up to the check interval; every other
+    /// non-final answer spends it — except an unknown that asks to be checked again after
+    /// <paramref name="retryAfter"/> ("still running"): that is honoured, up to
+    /// <see cref="TransactionOptions.MaxRetryAfter"/>, and gives the check back too. Either way the
+    /// transaction ends as checkExhausted once it has been prepared for
+    /// <see cref="TransactionOptions.MaxPendingTime"/>.
+    /// </summary>
     public static CheckOutcome ApplyCheckAnswer(
-        StoredMessage m, int checkNumber, CheckAnswer answer, string resultText, long now, int maxChecks)
+        StoredMessage m, int checkNumber, CheckAnswer answer, string resultText, long now, TransactionOptions rules,
+        TimeSpan? retryAfter = null)
     {
         if (m.State != MessageState.Prepared || m.CheckCount != checkNumber) return CheckOutcome.Ignored;
 
         m.LastCheckResult = resultText;
+        long delayMs;
         switch (answer)
         {
             case CheckAnswer.Commit:
@@ -80,17 +99,47 @@ public static class TransactionLifecycle
             case CheckAnswer.Rollback:
                 End(m, commit: false, ResolvedBy.Check, now);
                 return CheckOutcome.RolledBack;
+            case CheckAnswer.Unreachable:
+                m.CheckCount--;
+                m.UnreachableCount++;
+                m.UnreachableStreak++;
+                delayMs = UnreachableBackoffMs(m.UnreachableStreak, rules.CheckInterval);
+                break;
+            case CheckAnswer.Unknown when retryAfter is { } after:
+                m.CheckCount--;
+                m.UnknownCount++;
+                m.UnreachableStreak = 0;
+                delayMs = (long)Math.Min(after.TotalMilliseconds, rules.MaxRetryAfter.TotalMilliseconds);
+                break;
             default:
-                if (!IsExhausted(m, maxChecks)) return CheckOutcome.StillPrepared;
-                End(m, commit: false, ResolvedBy.CheckExhausted, now);
-                return CheckOutcome.Exhausted;
+                m.UnknownCount++;
+                m.UnreachableStreak = 0;
+                delayMs = (long)rules.CheckInterval.TotalMilliseconds;
+                break;
         }
+        if (IsExhausted(m, now, rules))
+        {
+            End(m, commit: false, ResolvedBy.CheckExhausted, now);
+            return CheckOutcome.Exhausted;
+        }
+        // Never past the deadline: the transaction ends when its time is up, not a backoff later.
+        m.NextCheckAt = Math.Min(now + delayMs, PendingDeadline(m, rules));
+        return CheckOutcome.StillPrepared;
     }
 
-    /// <summary>A due message that has used up its checks is rolled back without another call.</summary>
-    public static bool ExhaustIfOutOfChecks(StoredMessage m, long now, int maxChecks)
+    /// <summary>The first retry after a producer could not be reached; each one after waits twice as long.</summary>
+    public static readonly TimeSpan FirstUnreachableRetry = TimeSpan.FromSeconds(1);
+
+    private static long UnreachableBackoffMs(int streak, TimeSpan cap)
     {
-        if (m.State != MessageState.Prepared || !IsExhausted(m, maxChecks)) return false;
+        var backoff = FirstUnreachableRetry.TotalMilliseconds * Math.Pow(2, Math.Min(streak - 1, 30));
+        return (long)Math.Min(backoff, cap.TotalMilliseconds);
+    }
+
+    /// <summary>A due message that has used up its checks or its pending time is rolled back without another call.</summary>
+    public static bool ExhaustIfOutOfChecks(StoredMessage m, long now, TransactionOptions rules)
+    {
+        if (m.State != MessageState.Prepared || !IsExhausted(m, now, rules)) return false;
         End(m, commit: false, ResolvedBy.CheckExhausted, now);
         return true;
     }

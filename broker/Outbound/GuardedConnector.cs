@@ -32,6 +32,8 @@ internal sealed class GuardedConnector(OutboundPolicy policy, IOutboundResolver 
     public async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken cancellationToken)
     {
         var (host, port) = (context.DnsEndPoint.Host, context.DnsEndPoint.Port);
+        context.InitialRequestMessage.Options.TryGetValue(ConnectProgress.Key, out var progress);
+        progress?.Started();
         if (policy.CheckHost(host) is { } notListed) throw new OutboundRefusedException(notListed);
 
         var addresses = await resolver.ResolveAsync(host, cancellationToken);
@@ -48,6 +50,7 @@ internal sealed class GuardedConnector(OutboundPolicy policy, IOutboundResolver 
             try
             {
                 await socket.ConnectAsync(new IPEndPoint(address, port), cancellationToken);
+                progress?.Connected();
                 return new NetworkStream(socket, ownsSocket: true);
             }
             catch (SocketException e)

@@ -66,6 +66,8 @@ internal sealed class OutboundHttp(IHttpClientFactory factory, TimeProvider time
         using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = Json;
         foreach (var (name, value) in headers) request.Headers.TryAddWithoutValidation(name, value);
+        var progress = new ConnectProgress();
+        request.Options.Set(ConnectProgress.Key, progress);
 
         var timestamp = time.GetUtcNow().ToUnixTimeSeconds();
         if (Signature.Header(signing, url, timestamp, body) is { } signature)
@@ -83,7 +85,7 @@ internal sealed class OutboundHttp(IHttpClientFactory factory, TimeProvider time
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
-            return new OutboundResult(0, [], "timeout");
+            return new OutboundResult(0, [], progress.StillConnecting ? OutboundErrors.ConnectTimeout : OutboundErrors.Timeout);
         }
         catch (Exception e) when (e is HttpRequestException or IOException)
         {

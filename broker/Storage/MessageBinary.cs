@@ -13,7 +13,10 @@ namespace HalfMsgBroker.Storage;
 /// </summary>
 internal static class MessageBinary
 {
-    private const byte Version = 1;
+    // Version 2 appends the check counters after the deliveries; version 1 frames (journals written
+    // before them) still read, with the counters zero.
+    private const byte Version = 2;
+    private const byte WithoutCheckCounters = 1;
 
     public static void Write(IBufferWriter<byte> to, StoredMessage m)
     {
@@ -60,12 +63,16 @@ internal static class MessageBinary
             w.Long(d.NextAttemptAt);
             w.Long(d.DeadLetteredAt);
         }
+        w.Int(m.UnreachableCount);
+        w.Int(m.UnreachableStreak);
+        w.Int(m.UnknownCount);
     }
 
     public static StoredMessage Read(ReadOnlySpan<byte> data)
     {
         var r = new Reader(data);
-        if (r.Byte() != Version) throw new InvalidDataException("Unknown journal message encoding.");
+        var version = r.Byte();
+        if (version is not (Version or WithoutCheckCounters)) throw new InvalidDataException("Unknown journal message encoding.");
         var id = r.Guid();
         var topic = r.String()!;
         var tag = r.String();
@@ -114,6 +121,12 @@ internal static class MessageBinary
                 NextAttemptAt = r.Long(),
                 DeadLetteredAt = r.Long(),
             });
+        }
+        if (version >= Version)
+        {
+            m.UnreachableCount = r.Int();
+            m.UnreachableStreak = r.Int();
+            m.UnknownCount = r.Int();
         }
         if (!r.AtEnd) throw new InvalidDataException("A journal message record is longer than the message it holds.");
         return m;

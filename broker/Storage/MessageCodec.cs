@@ -77,6 +77,9 @@ internal static class MessageCodec
         if (m.NextCheckAt != 0) doc["nc"] = m.NextCheckAt;
         if (m.LastCheckAt != 0) doc["lc"] = m.LastCheckAt;
         if (m.LastCheckResult is not null) doc["lr"] = m.LastCheckResult;
+        if (m.UnreachableCount != 0) doc["ur"] = m.UnreachableCount;
+        if (m.UnreachableStreak != 0) doc["us"] = m.UnreachableStreak;
+        if (m.UnknownCount != 0) doc["uk"] = m.UnknownCount;
         if (m.ResolvedBy != ResolvedBy.None) doc["rb"] = (int)m.ResolvedBy;
         if (m.ResolvedAt != 0) doc["ra"] = m.ResolvedAt;
         if (m.PurgeAt != 0) doc["pa"] = m.PurgeAt;
@@ -119,6 +122,9 @@ internal static class MessageCodec
             NextCheckAt = Int64OrZero(doc, "nc"),
             LastCheckAt = Int64OrZero(doc, "lc"),
             LastCheckResult = StringOrNull(doc, "lr"),
+            UnreachableCount = doc.TryGetValue("ur", out var ur) ? ur.AsInt32 : 0,
+            UnreachableStreak = doc.TryGetValue("us", out var us) ? us.AsInt32 : 0,
+            UnknownCount = doc.TryGetValue("uk", out var uk) ? uk.AsInt32 : 0,
             ResolvedBy = doc.TryGetValue("rb", out var rb) ? (ResolvedBy)rb.AsInt32 : ResolvedBy.None,
             ResolvedAt = Int64OrZero(doc, "ra"),
             PurgeAt = Int64OrZero(doc, "pa"),

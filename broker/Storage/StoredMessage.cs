@@ -35,6 +35,16 @@ public sealed class StoredMessage
     public long NextCheckAt { get; set; }
     public long LastCheckAt { get; set; }
     public string? LastCheckResult { get; set; }
+
+    /// <summary>Checks that could not reach the producer; they do not count in <see cref="CheckCount"/>.</summary>
+    public int UnreachableCount { get; set; }
+
+    /// <summary>Unreachable checks in a row, for the backoff between them.</summary>
+    public int UnreachableStreak { get; set; }
+
+    /// <summary>Checks answered unknown (or with a timeout, an error status or an invalid answer).</summary>
+    public int UnknownCount { get; set; }
+
     public ResolvedBy ResolvedBy { get; set; }
     public long ResolvedAt { get; set; }
 

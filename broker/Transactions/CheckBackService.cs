@@ -118,7 +118,7 @@ internal sealed class CheckBackService(
         {
             var timeoutMs = TimeoutOf(m, groups);
             var lease = TimeSpan.FromMilliseconds(timeoutMs) + LeaseMargin;
-            if (m.State != MessageState.Prepared || TransactionLifecycle.IsExhausted(m, _options.MaxChecks))
+            if (m.State != MessageState.Prepared || TransactionLifecycle.IsExhausted(m, now, _options))
             {
                 // Ended meanwhile, or rolled back by BeginChecks without a call: no slot needed.
                 begin.Add((m.Id, lease));
@@ -217,10 +217,10 @@ internal sealed class CheckBackService(
     {
         try
         {
-            var (answer, text) = group?.CheckUrl is { } url
+            var (answer, text, retryAfter) = group?.CheckUrl is { } url
                 ? await AskProducerAsync(url, group, check, cancellationToken)
-                : (CheckAnswer.Unknown, "no checkUrl");
-            var outcome = await writer.Submit(new ApplyCheckAnswer(check.Message.Id, check.CheckNumber, answer, text), cancellationToken);
+                : (CheckAnswer.Unknown, "no checkUrl", null);
+            var outcome = await writer.Submit(new ApplyCheckAnswer(check.Message.Id, check.CheckNumber, answer, text, retryAfter), cancellationToken);
             logger.LogDebug("Check {Number} of transaction {TransactionId}: {Answer} -> {Outcome}",
                 check.CheckNumber, check.TransactionId, text, outcome);
         }
@@ -238,7 +238,7 @@ internal sealed class CheckBackService(
         }
     }
 
-    private async Task<(CheckAnswer, string)> AskProducerAsync(string url, ProducerGroup group, CheckToSend check, CancellationToken cancellationToken)
+    private async Task<(CheckAnswer, string, TimeSpan?)> AskProducerAsync(string url, ProducerGroup group, CheckToSend check, CancellationToken cancellationToken)
     {
         var m = check.Message;
         var body = JsonSerializer.SerializeToUtf8Bytes(
@@ -251,11 +251,13 @@ internal sealed class CheckBackService(
         // As with pushes: the producer's own traceparent goes along only when the broker has no span to send instead.
         List<KeyValuePair<string, string>> headers = [new(MessageIdHeader, m.Id.ToString())];
         if (activity is null && m.TraceParent is { } trace) headers.Add(new("traceparent", trace));
-        var result = await http.PostJsonAsync(url, body, group.CheckTimeoutMs, headers, signing, MaxAnswerBytes, cancellationToken);
-        var answer = result.IsSuccess ? ReadAnswer(result.Body) : (CheckAnswer.Unknown, result.Describe());
+        var result = await http.PostJsonAsync(url, body, group.CheckTimeoutMs, headers, signing, MaxAnswerBytes + 1, cancellationToken);
+        var answer = result.IsSuccess ? ReadAnswer(result.Body)
+            : OutboundErrors.IsUnreachable(result.Error) ? (CheckAnswer.Unreachable, result.Describe(), (TimeSpan?)null)
+            : (CheckAnswer.Unknown, result.Describe(), null);
         BrokerTracing.Ended(activity, result.Status, result.IsSuccess ? null : result.Describe());
         activity?.SetTag("halfmsg.check.answer", answer.Item2);
-        metrics.Checked(!result.IsSuccess ? "failed" : answer.Item1 switch
+        metrics.Checked(answer.Item1 == CheckAnswer.Unreachable ? "unreachable" : !result.IsSuccess ? "failed" : answer.Item1 switch
         {
             CheckAnswer.Commit => "commit",
             CheckAnswer.Rollback => "rollback",
@@ -264,26 +266,9 @@ internal sealed class CheckBackService(
         return answer;
     }
 
-    /// <summary>Reads <c>{"state": …}</c>, accepting RocketMQ's names too; anything else is unknown.</summary>
-    internal static (CheckAnswer, string) ReadAnswer(byte[] body)
-    {
-        string? state;
-        try
-        {
-            state = JsonSerializer.Deserialize(body, BrokerJsonContext.Default.CheckAnswerBody)?.State;
-        }
-        catch (JsonException)
-        {
-            return (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer);
-        }
-        return state?.ToUpperInvariant() switch
-        {
-            "COMMIT" or "COMMIT_MESSAGE" => (CheckAnswer.Commit, "commit"),
-            "ROLLBACK" or "ROLLBACK_MESSAGE" => (CheckAnswer.Rollback, "rollback"),
-            "UNKNOWN" or "UNKNOW" => (CheckAnswer.Unknown, "unknown"),
-            _ => (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer),
-        };
-    }
+    /// <summary>An answer longer than the limit was not read whole, so it is not an answer (fail closed).</summary>
+    internal static (CheckAnswer, string, TimeSpan?) ReadAnswer(byte[] body) =>
+        body.Length > MaxAnswerBytes ? (CheckAnswer.Unknown, OutboundErrors.InvalidAnswer, null) : CheckAnswerReader.Read(body);
 
     private static int TimeoutOf(StoredMessage m, Dictionary<string, ProducerGroup?> groups) =>
         m.ProducerGroup is { } name && groups.GetValueOrDefault(name) is { } g ? g.CheckTimeoutMs : DefaultCheckTimeoutMs;

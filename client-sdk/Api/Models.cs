@@ -227,6 +227,11 @@ public sealed record BatchEndResult(IReadOnlyList<BatchEndItemResult> Results);
 /// <param name="LastCheckAt">When the last check-back was sent.</param>
 /// <param name="LastCheckResult">What the last check-back got: <c>unknown</c>, <c>timeout</c>, <c>http 503</c>, …</param>
 /// <param name="NextCheckAt">When the next check-back is due.</param>
+/// <param name="UnreachableCount">
+/// Check-backs that could not reach the producer (connection refused, DNS, connect timeout); they do
+/// not count in <paramref name="CheckCount"/> and do not use up the broker's MaxChecks.
+/// </param>
+/// <param name="UnknownCount">Check-backs answered unknown, or with a timeout, an error status or an invalid answer.</param>
 public sealed record TransactionInfo(
     string TransactionId,
     string MessageId,
@@ -239,7 +244,9 @@ public sealed record TransactionInfo(
     DateTimeOffset? ResolvedAt,
     DateTimeOffset? LastCheckAt,
     string? LastCheckResult,
-    DateTimeOffset? NextCheckAt);
+    DateTimeOffset? NextCheckAt,
+    int UnreachableCount = 0,
+    int UnknownCount = 0);
 
 /// <summary>A page of transactions.</summary>
 /// <param name="Transactions">The transactions, oldest first.</param>
@@ -470,7 +477,8 @@ public sealed record TransactionCheckRequest(
 
 /// <summary>The answer to a check-back.</summary>
 /// <param name="State">Commit, rollback or unknown.</param>
-public sealed record TransactionCheckResponse(LocalTransactionState State);
+/// <param name="RetryAfterSeconds">With unknown: check again after this many seconds, without spending a check (left out when null).</param>
+public sealed record TransactionCheckResponse(LocalTransactionState State, int? RetryAfterSeconds = null);
 
 /// <summary>The request the broker POSTs to a push subscription's URL.</summary>
 /// <param name="MessageId">The message id (stable across redeliveries).</param>

@@ -15,7 +15,8 @@ public static class HalfMsgEndpointRouteBuilderExtensions
     /// <summary>
     /// Maps <c>POST {pattern}</c> as the producer group's check endpoint: verifies the signature
     /// (401 problem when bad, stale, or missing while required), calls the registered
-    /// <see cref="ITransactionChecker"/> and answers <c>{"state":"commit|rollback|unknown"}</c>.
+    /// <see cref="ITransactionChecker"/> (its <see cref="ITransactionChecker.AnswerAsync"/>) and answers
+    /// <c>{"state":"commit|rollback|unknown"}</c>, with <c>"retryAfterSeconds"</c> when the checker asks for it.
     /// </summary>
     /// <param name="endpoints">The route builder.</param>
     /// <param name="pattern">The route, e.g. <c>/halfmsg/check</c>.</param>
@@ -23,7 +24,7 @@ public static class HalfMsgEndpointRouteBuilderExtensions
     public static IEndpointConventionBuilder MapHalfMsgCheck(this IEndpointRouteBuilder endpoints, string pattern) =>
         endpoints.MapHalfMsgCheck(
             pattern,
-            (request, services, ct) => services.GetRequiredService<ITransactionChecker>().CheckAsync(request, ct));
+            (request, services, ct) => services.GetRequiredService<ITransactionChecker>().AnswerAsync(request, ct));
 
     /// <summary>Maps <c>POST {pattern}</c> as a check endpoint answered by a delegate (given the request's services).</summary>
     /// <param name="endpoints">The route builder.</param>
@@ -34,6 +35,25 @@ public static class HalfMsgEndpointRouteBuilderExtensions
         this IEndpointRouteBuilder endpoints,
         string pattern,
         Func<TransactionCheckRequest, IServiceProvider, CancellationToken, Task<LocalTransactionState>> checker)
+    {
+        ArgumentNullException.ThrowIfNull(checker);
+        return endpoints.MapHalfMsgCheck(
+            pattern,
+            async (request, services, ct) => TransactionCheckResult.FromState(await checker(request, services, ct).ConfigureAwait(false)));
+    }
+
+    /// <summary>
+    /// Maps <c>POST {pattern}</c> as a check endpoint answered by a delegate that may also say when to
+    /// ask again (<see cref="TransactionCheckResult.AskAgainIn"/>).
+    /// </summary>
+    /// <param name="endpoints">The route builder.</param>
+    /// <param name="pattern">The route.</param>
+    /// <param name="checker">Answers one check.</param>
+    /// <returns>The endpoint's convention builder.</returns>
+    public static IEndpointConventionBuilder MapHalfMsgCheck(
+        this IEndpointRouteBuilder endpoints,
+        string pattern,
+        Func<TransactionCheckRequest, IServiceProvider, CancellationToken, Task<TransactionCheckResult>> checker)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentException.ThrowIfNullOrEmpty(pattern);
@@ -63,10 +83,10 @@ public static class HalfMsgEndpointRouteBuilderExtensions
                 return;
             }
 
-            LocalTransactionState state;
+            TransactionCheckResult answer;
             try
             {
-                state = await checker(request, context.RequestServices, context.RequestAborted).ConfigureAwait(false);
+                answer = await checker(request, context.RequestServices, context.RequestAborted).ConfigureAwait(false);
             }
             catch (Exception ex) when (!context.RequestAborted.IsCancellationRequested)
             {
@@ -76,7 +96,7 @@ public static class HalfMsgEndpointRouteBuilderExtensions
             }
 
             context.Response.StatusCode = StatusCodes.Status200OK;
-            await context.Response.WriteAsJsonAsync(new TransactionCheckResponse(state), HalfMsgJsonContext.Default.TransactionCheckResponse, cancellationToken: context.RequestAborted).ConfigureAwait(false);
+            await context.Response.WriteAsJsonAsync(new TransactionCheckResponse(answer.State, answer.RetryAfterSeconds), HalfMsgJsonContext.Default.TransactionCheckResponse, cancellationToken: context.RequestAborted).ConfigureAwait(false);
         });
     }
 

@@ -137,4 +137,15 @@ public interface ITransactionChecker
     /// <param name="cancellationToken">Cancelled when the broker gives up on the call.</param>
     /// <returns>Commit, rollback, or unknown (ask again later).</returns>
     Task<LocalTransactionState> CheckAsync(TransactionCheckRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// What <c>MapHalfMsgCheck</c> answers. By default <see cref="CheckAsync"/>'s state; implement it to
+    /// answer "still running, ask again in N s" (<see cref="TransactionCheckResult.AskAgainIn"/>), which
+    /// does not use up one of the broker's checks.
+    /// </summary>
+    /// <param name="request">The half message being checked.</param>
+    /// <param name="cancellationToken">Cancelled when the broker gives up on the call.</param>
+    /// <returns>The answer.</returns>
+    async Task<TransactionCheckResult> AnswerAsync(TransactionCheckRequest request, CancellationToken cancellationToken = default) =>
+        await CheckAsync(request, cancellationToken).ConfigureAwait(false);
 }

@@ -170,6 +170,46 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
         Assert.Equal("o-5", message.GetBody<Order>().OrderId);
     }
 
+    [Fact]
+    public async Task A_checker_can_answer_ask_again_later_without_spending_the_brokers_checks()
+    {
+        var asked = new List<DateTimeOffset>();
+        await using var app = await StartProducerAppAsync(a => a.MapHalfMsgCheck("/halfmsg/check", (_, _, _) =>
+        {
+            lock (asked)
+            {
+                asked.Add(DateTimeOffset.UtcNow);
+                return Task.FromResult(asked.Count < 3 ? TransactionCheckResult.AskAgainIn(TimeSpan.FromSeconds(1)) : TransactionCheckResult.Commit);
+            }
+        }));
+        var half = await app.Services.GetRequiredService<HalfMsgClient>().SendHalfAsync(_topic, _group, new Order("o-9", 1));
+
+        var info = await WaitForEndAsync(half.TransactionId);
+        Assert.Equal(MessageState.Committed, info.State);
+        Assert.Equal(TransactionResolver.Check, info.ResolvedBy);
+        Assert.Equal(1, info.CheckCount); // only the commit spent a check
+        Assert.Equal(2, info.UnknownCount);
+        lock (asked)
+        {
+            Assert.Equal(3, asked.Count);
+            // The broker waited the asked second instead of its 300 ms check interval.
+            Assert.True(asked[1] - asked[0] >= TimeSpan.FromSeconds(0.9), $"asked again after {asked[1] - asked[0]}");
+        }
+    }
+
+    [Fact]
+    public void Ask_again_later_is_sent_as_unknown_with_whole_retry_after_seconds()
+    {
+        var answer = TransactionCheckResult.AskAgainIn(TimeSpan.FromSeconds(2.2));
+        var json = System.Text.Json.JsonSerializer.Serialize(
+            new TransactionCheckResponse(answer.State, 3), HalfMsgJsonContext.Default.TransactionCheckResponse);
+        Assert.Equal("{\"state\":\"unknown\",\"retryAfterSeconds\":3}", json);
+        Assert.Equal(TimeSpan.FromSeconds(2.2), answer.RetryAfter);
+        Assert.Equal("{\"state\":\"commit\"}", System.Text.Json.JsonSerializer.Serialize(
+            new TransactionCheckResponse(((TransactionCheckResult)LocalTransactionState.Commit).State), HalfMsgJsonContext.Default.TransactionCheckResponse));
+        Assert.Throws<ArgumentOutOfRangeException>(() => TransactionCheckResult.AskAgainIn(TimeSpan.FromMilliseconds(500)));
+    }
+
     /// <summary>
     /// The race the transaction log closes: the check arrives while the local transaction is open but has
     /// written nothing yet. The checker marks it rolled back; the local transaction then fails on its insert.

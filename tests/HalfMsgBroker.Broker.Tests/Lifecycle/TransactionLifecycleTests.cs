@@ -1,3 +1,4 @@
+using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Lifecycle;
 using HalfMsgBroker.Storage;
 
@@ -9,6 +10,70 @@ public sealed class TransactionLifecycleTests
     {
         Id = Guid.CreateVersion7(), Topic = "orders", Body = "{}"u8.ToArray(), State = MessageState.Prepared, TransactionId = "t", NextCheckAt = 100,
     };
+
+    private static TransactionOptions Rules(int maxChecks, double maxPendingSeconds = 86400) => new()
+    {
+        MaxChecks = maxChecks, CheckInterval = TimeSpan.FromSeconds(60), MaxPendingTime = TimeSpan.FromSeconds(maxPendingSeconds),
+    };
+
+    [Fact]
+    public void An_unreachable_producer_does_not_spend_a_check_and_is_retried_with_a_backoff_capped_at_the_interval()
+    {
+        var m = Prepared();
+        var rules = Rules(1);
+        var delays = new List<long>();
+        for (var now = 1000L; delays.Count < 8; now += 1000)
+        {
+            TransactionLifecycle.BeginCheck(m, now, TimeSpan.FromSeconds(4));
+            Assert.Equal(CheckOutcome.StillPrepared, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unreachable, "connection refused", now, rules));
+            delays.Add(m.NextCheckAt - now);
+        }
+        Assert.Equal(new long[] { 1000, 2000, 4000, 8000, 16000, 32000, 60000, 60000 }, delays);
+        Assert.Equal(0, m.CheckCount);
+        Assert.Equal(8, m.UnreachableCount);
+        Assert.Equal(0, m.UnknownCount);
+
+        // The one check MaxChecks allows is spent by the first answer that is not "unreachable".
+        TransactionLifecycle.BeginCheck(m, 20_000, TimeSpan.FromSeconds(4));
+        Assert.Equal(CheckOutcome.Exhausted, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unknown, "http 503", 20_000, rules));
+        Assert.Equal((1, 8, 1), (m.CheckCount, m.UnreachableCount, m.UnknownCount));
+        Assert.Equal(ResolvedBy.CheckExhausted, m.ResolvedBy);
+    }
+
+    [Fact]
+    public void Ask_again_later_waits_as_asked_up_to_the_maximum_and_spends_no_check()
+    {
+        var m = Prepared();
+        var rules = Rules(1);
+        rules.MaxRetryAfter = TimeSpan.FromSeconds(30);
+        TransactionLifecycle.BeginCheck(m, 1000, TimeSpan.FromSeconds(4));
+        Assert.Equal(CheckOutcome.StillPrepared,
+            TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unknown, "unknown, retry after 5 s", 1000, rules, TimeSpan.FromSeconds(5)));
+        Assert.Equal(6000, m.NextCheckAt);
+        Assert.Equal((0, 1), (m.CheckCount, m.UnknownCount));
+
+        TransactionLifecycle.BeginCheck(m, 6000, TimeSpan.FromSeconds(4));
+        TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unknown, "unknown, retry after 3600 s", 6000, rules, TimeSpan.FromHours(1));
+        Assert.Equal(36_000, m.NextCheckAt); // capped at MaxRetryAfter
+        Assert.Equal(MessageState.Prepared, m.State);
+
+        // Without a retry-after the answer spends the only check.
+        TransactionLifecycle.BeginCheck(m, 36_000, TimeSpan.FromSeconds(4));
+        Assert.Equal(CheckOutcome.Exhausted, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unknown, "unknown", 36_000, rules));
+    }
+
+    [Fact]
+    public void An_unreachable_producer_ends_as_check_exhausted_once_the_pending_time_is_up()
+    {
+        var m = Prepared();
+        var rules = Rules(15, maxPendingSeconds: 10);
+        TransactionLifecycle.BeginCheck(m, 9_000, TimeSpan.FromSeconds(4));
+        Assert.Equal(CheckOutcome.StillPrepared, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Unreachable, "dns", 9_500, rules));
+        Assert.Equal(10_000, m.NextCheckAt); // the deadline, not a backoff later
+        Assert.False(TransactionLifecycle.ExhaustIfOutOfChecks(m, 9_999, rules));
+        Assert.True(TransactionLifecycle.ExhaustIfOutOfChecks(m, 10_000, rules));
+        Assert.Equal(ResolvedBy.CheckExhausted, m.ResolvedBy);
+    }
 
     [Theory]
     [InlineData(true, MessageState.Committed)]
@@ -50,7 +115,7 @@ public sealed class TransactionLifecycleTests
         var m = Prepared();
         TransactionLifecycle.BeginCheck(m, 100, TimeSpan.FromSeconds(1));
         TransactionLifecycle.End(m, true, ResolvedBy.Producer, 150);
-        Assert.Equal(CheckOutcome.Ignored, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Rollback, "rollback", 200, 15));
+        Assert.Equal(CheckOutcome.Ignored, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Rollback, "rollback", 200, Rules(15)));
         Assert.Equal(MessageState.Committed, m.State);
         Assert.Null(m.LastCheckResult);
     }
@@ -61,7 +126,7 @@ public sealed class TransactionLifecycleTests
         var m = Prepared();
         TransactionLifecycle.BeginCheck(m, 100, TimeSpan.FromSeconds(1));
         TransactionLifecycle.BeginCheck(m, 1200, TimeSpan.FromSeconds(1));
-        Assert.Equal(CheckOutcome.Ignored, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Commit, "commit", 1300, 15));
+        Assert.Equal(CheckOutcome.Ignored, TransactionLifecycle.ApplyCheckAnswer(m, 1, CheckAnswer.Commit, "commit", 1300, Rules(15)));
         Assert.Equal(MessageState.Prepared, m.State);
     }
 
@@ -73,7 +138,7 @@ public sealed class TransactionLifecycleTests
     {
         var m = Prepared();
         TransactionLifecycle.BeginCheck(m, 100, TimeSpan.FromSeconds(1));
-        Assert.Equal(outcome, TransactionLifecycle.ApplyCheckAnswer(m, 1, answer, "x", 200, 15));
+        Assert.Equal(outcome, TransactionLifecycle.ApplyCheckAnswer(m, 1, answer, "x", 200, Rules(15)));
         Assert.Equal(state, m.State);
         Assert.Equal(1, m.CheckCount);
         if (state != MessageState.Prepared) Assert.Equal(ResolvedBy.Check, m.ResolvedBy);
@@ -84,7 +149,7 @@ public sealed class TransactionLifecycleTests
     {
         var m = Prepared();
         for (var i = 0; i < 3; i++) TransactionLifecycle.BeginCheck(m, 100 * i, TimeSpan.FromSeconds(1));
-        Assert.Equal(CheckOutcome.Exhausted, TransactionLifecycle.ApplyCheckAnswer(m, 3, CheckAnswer.Unknown, "timeout", 400, maxChecks: 3));
+        Assert.Equal(CheckOutcome.Exhausted, TransactionLifecycle.ApplyCheckAnswer(m, 3, CheckAnswer.Unknown, "timeout", 400, Rules(3)));
         Assert.Equal(MessageState.RolledBack, m.State);
         Assert.Equal(ResolvedBy.CheckExhausted, m.ResolvedBy);
         Assert.Equal("timeout", m.LastCheckResult);
@@ -95,9 +160,9 @@ public sealed class TransactionLifecycleTests
     {
         var m = Prepared();
         m.CheckCount = 3;
-        Assert.True(TransactionLifecycle.ExhaustIfOutOfChecks(m, 500, maxChecks: 3));
+        Assert.True(TransactionLifecycle.ExhaustIfOutOfChecks(m, 500, Rules(3)));
         Assert.Equal(ResolvedBy.CheckExhausted, m.ResolvedBy);
-        Assert.False(TransactionLifecycle.ExhaustIfOutOfChecks(Prepared(), 500, maxChecks: 3));
+        Assert.False(TransactionLifecycle.ExhaustIfOutOfChecks(Prepared(), 500, Rules(3)));
     }
 
     [Fact]

@@ -33,6 +33,9 @@ public sealed class MessageBinaryTests
             ResolvedAt = 1_700_000_000_005,
             FiledCheckAt = 1_700_000_000_006,
             PurgeAt = 1_700_000_000_007,
+            UnreachableCount = 11,
+            UnreachableStreak = 4,
+            UnknownCount = 2,
         };
         message.Deliveries.Add(new StoredDelivery { Group = "inventory", State = DeliveryState.DeadLettered, Attempts = 5, LastError = "timeout", NextAttemptAt = 9, DeadLetteredAt = 10 });
         message.Deliveries.Add(new StoredDelivery { Group = "billing", State = DeliveryState.Acked, Attempts = 1 });
@@ -44,6 +47,50 @@ public sealed class MessageBinaryTests
         // The BSON document LiteDB would store covers every field, derived index keys included.
         Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read)));
         Assert.Equal(message.Properties, read.Properties);
+    }
+
+    [Fact]
+    public void A_version_1_frame_written_before_the_check_counters_still_reads()
+    {
+        var message = new StoredMessage
+        {
+            Id = Guid.CreateVersion7(), Topic = "orders", Body = "{}"u8.ToArray(), State = MessageState.Prepared,
+            TransactionId = "tx-1", CheckCount = 2, LastCheckResult = "timeout",
+        };
+        message.Deliveries.Add(new StoredDelivery { Group = "inventory", State = DeliveryState.Pending });
+        var buffer = new ArrayBufferWriter<byte>();
+        MessageBinary.Write(buffer, message);
+        var current = buffer.WrittenSpan.ToArray();
+        Assert.Equal(2, current[0]);
+
+        // Version 1 is version 2 without the three counters at the end (4 bytes each).
+        var old = current[..^12];
+        old[0] = 1;
+        var read = MessageBinary.Read(old);
+
+        Assert.Equal((0, 0, 0), (read.UnreachableCount, read.UnreachableStreak, read.UnknownCount));
+        Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read)));
+        old[0] = 3;
+        Assert.Throws<InvalidDataException>(() => MessageBinary.Read(old));
+    }
+
+    [Fact]
+    public void A_document_stored_before_the_check_counters_reads_with_them_zero()
+    {
+        var message = new StoredMessage
+        {
+            Id = Guid.CreateVersion7(), Topic = "orders", Body = "{}"u8.ToArray(), State = MessageState.Prepared,
+            TransactionId = "tx-1", CheckCount = 2, UnreachableCount = 5, UnreachableStreak = 5, UnknownCount = 1,
+        };
+        var doc = MessageCodec.ToBson(message);
+        Assert.True(doc.Remove("ur") && doc.Remove("us") && doc.Remove("uk"));
+
+        var read = MessageCodec.FromBson(doc);
+
+        Assert.Equal((0, 0, 0), (read.UnreachableCount, read.UnreachableStreak, read.UnknownCount));
+        Assert.Equal((message.Id, 2, "tx-1"), (read.Id, read.CheckCount, read.TransactionId));
+        var roundTrip = MessageCodec.FromBson(MessageCodec.ToBson(message));
+        Assert.Equal((5, 5, 1), (roundTrip.UnreachableCount, roundTrip.UnreachableStreak, roundTrip.UnknownCount));
     }
 
     [Fact]
