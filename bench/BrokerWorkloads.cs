@@ -80,18 +80,10 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         Recorder send, Func<bool> stop, CancellationToken hard)
     {
         var part = send.NewPart();
-        // With --rate each producer paces itself to rate / P messages per second, on a fixed schedule
-        // (a late message does not shift the next one), so latency is measured at that offered load.
-        var interval = s.Rate > 0 ? TimeSpan.FromSeconds(s.Producers / (double)s.Rate) : TimeSpan.Zero;
-        var next = Stopwatch.GetTimestamp();
+        var pacer = new Pacer(s);
         while (!stop() && !hard.IsCancellationRequested)
         {
-            if (interval > TimeSpan.Zero)
-            {
-                next += (long)(interval.TotalSeconds * Stopwatch.Frequency);
-                var ahead = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), next);
-                if (ahead > TimeSpan.Zero) await Task.Delay(ahead, hard);
-            }
+            await pacer.WaitTurnAsync(hard);
             var k = tracker.Next();
             if (k < 0) break;
             try

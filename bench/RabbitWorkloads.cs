@@ -104,17 +104,10 @@ internal sealed class RabbitWorkloads(Settings s, Action<string> log)
         await using var ch = await conn.CreateChannelAsync(
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), hard);
         var props = new BasicProperties { Persistent = true };
-        // --rate paces each producer exactly as the broker's producers are paced (a fixed schedule).
-        var interval = s.Rate > 0 ? TimeSpan.FromSeconds(s.Producers / (double)s.Rate) : TimeSpan.Zero;
-        var next = Stopwatch.GetTimestamp();
+        var pacer = new Pacer(s);
         while (!stop() && !hard.IsCancellationRequested)
         {
-            if (interval > TimeSpan.Zero)
-            {
-                next += (long)(interval.TotalSeconds * Stopwatch.Frequency);
-                var ahead = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), next);
-                if (ahead > TimeSpan.Zero) await Task.Delay(ahead, hard);
-            }
+            await pacer.WaitTurnAsync(hard);
             var k = tracker.Next();
             if (k < 0) break;
             var body = Body(k);

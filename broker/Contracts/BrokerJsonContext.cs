@@ -24,7 +24,6 @@ namespace HalfMsgBroker.Contracts;
 [JsonSerializable(typeof(ProducerGroupRequest))]
 [JsonSerializable(typeof(ProducerGroupView))]
 [JsonSerializable(typeof(CheckRequestBody))]
-[JsonSerializable(typeof(CheckAnswerBody))]
 [JsonSerializable(typeof(SubscriptionRequest))]
 [JsonSerializable(typeof(SubscriptionView))]
 [JsonSerializable(typeof(ConsumerGroupView))]

@@ -82,8 +82,3 @@ public sealed record CheckRequestBody(
     RawJson Body,
     int CheckTimes,
     DateTime BornAt);
-
-public sealed record CheckAnswerBody
-{
-    public string? State { get; init; }
-}

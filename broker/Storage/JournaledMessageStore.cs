@@ -179,14 +179,11 @@ public sealed class JournaledMessageStore : IMessageStore
         {
             throw Failed(e);
         }
-        // The applier takes only durable frames: LiteDB must never hold a change a power loss takes from the journal.
-        lock (_gate) Monitor.PulseAll(_gate);
     }
 
     private StoreUnavailableException Failed(JournalFailedException e)
     {
         if (Interlocked.CompareExchange(ref _journalFailure, e, null) is null) _journalFailed(e);
-        lock (_gate) Monitor.PulseAll(_gate);
         return JournalBroken();
     }
 
