@@ -21,7 +21,7 @@ public interface IAccessStore : IDisposable
     AuditEntry Append(long at, string actor, string action, string target, string? detail);
 
     /// <summary>Entries with an id above <paramref name="after"/>, oldest first.</summary>
-    IReadOnlyList<AuditEntry> Audit(long after, int limit);
+    IReadOnlyList<AuditEntry> Audit(long after, int limit, string? target = null);
 
     /// <summary>Deletes entries older than <paramref name="before"/>; returns how many.</summary>
     int PurgeAudit(long before);

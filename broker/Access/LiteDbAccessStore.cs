@@ -32,6 +32,8 @@ internal sealed class LiteDbAccessStore : IAccessStore
         _keys = _db.GetCollection("keys");
         _audit = _db.GetCollection("audit", BsonAutoId.Int64);
         _audit.EnsureIndex("at", "$.at");
+        // The console reads one transaction's or one group's entries (GET /v1/audit?target=).
+        _audit.EnsureIndex("target", "$.target");
         if (durability == Durability.Fsync)
         {
             _sync = new LogFileSync(file);
@@ -74,8 +76,11 @@ internal sealed class LiteDbAccessStore : IAccessStore
         return new AuditEntry(id.AsInt64, at, actor, action, target, detail);
     }
 
-    public IReadOnlyList<AuditEntry> Audit(long after, int limit) =>
-        _audit.Find(Query.GT("_id", after), limit: limit)
+    public IReadOnlyList<AuditEntry> Audit(long after, int limit, string? target = null) =>
+        (target is null
+            ? _audit.Find(Query.GT("_id", after), limit: limit)
+            // Read through the target index; one target's entries are few, so ordering them by id is cheap.
+            : _audit.Query().Where(Query.EQ("target", target)).Where(Query.GT("_id", after)).OrderBy("_id").Limit(limit).ToEnumerable())
             .Select(d => new AuditEntry(d["_id"].AsInt64, d["at"].AsInt64, d["actor"].AsString, d["action"].AsString, d["target"].AsString,
                 d.TryGetValue("detail", out var detail) ? detail.AsString : null))
             .ToList();

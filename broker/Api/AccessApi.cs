@@ -64,13 +64,14 @@ internal static class AccessApi
         return TypedResults.NoContent();
     }
 
-    private static IResult Audit(IAccessStore store, long? after = null, int? limit = null)
+    private static IResult Audit(IAccessStore store, long? after = null, int? limit = null, string? target = null)
     {
         var errors = new FieldErrors();
         var take = errors.Range("limit", limit, 1, 1000, 100)!.Value;
         if (after is < 0) errors.Add("after", "must be the 'next' cursor of a previous page");
+        if (target is { Length: 0 or > 300 }) errors.Add("target", "must be 1-300 characters (a transaction id, a group, group/topic, a key id)");
         if (errors.Any) return errors.ToProblem();
-        var page = store.Audit(after ?? 0, take);
+        var page = store.Audit(after ?? 0, take, target);
         var views = page.Select(e => new AuditEntryView(e.Id, Times.ToUtc(e.At), e.Actor, e.Action, e.Target, e.Detail)).ToList();
         var next = page.Count == take ? page[^1].Id.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
         return TypedResults.Json(new AuditList(views, next), BrokerJsonContext.Default.AuditList);

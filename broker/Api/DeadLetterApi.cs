@@ -48,6 +48,8 @@ internal static class DeadLetterApi
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         var read = await RequestBody.ReadAsync(request, BrokerJsonContext.Default.RedriveRequest, options.Value.MaxMessageBytes, true, ct);
         if (read.Problem is not null) return read.Problem;
+        var (reason, badReason) = AuditReason.Read(request, read.Value?.Reason);
+        if (badReason is not null) return badReason;
 
         List<Guid>? ids = null;
         if (read.Value?.MessageIds is { } given)
@@ -64,7 +66,8 @@ internal static class DeadLetterApi
         var redriven = ids is null
             ? await DeadLetterPages.ForEachAsync(store, group, null, page => writer.Submit(new RedriveDeadLetters(group, page), ct), ct)
             : await writer.Submit(new RedriveDeadLetters(group, ids), ct);
-        audit.Record(http.Caller(), "dead-letters.redrive", group, all ? $"all: {redriven} redriven" : $"{redriven} of {ids!.Count} redriven: {Listed(ids)}");
+        audit.Record(http.Caller(), "dead-letters.redrive", group,
+            AuditReason.Append(all ? $"all: {redriven} redriven" : $"{redriven} of {ids!.Count} redriven: {Listed(ids)}", reason));
         return TypedResults.Json(new RedriveResponse(redriven), BrokerJsonContext.Default.RedriveResponse);
     }
 
@@ -76,8 +79,10 @@ internal static class DeadLetterApi
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (!Guid.TryParse(messageId, out var id)) return Problems.InvalidField("messageId", "must be a messageId");
+        var (reason, badReason) = AuditReason.Read(http.Request);
+        if (badReason is not null) return badReason;
         var deleted = await writer.Submit(new DeleteDeadLetters(group, [id]), ct);
-        if (deleted > 0) audit.Record(http.Caller(), "dead-letters.delete", group, $"messageId={id}");
+        if (deleted > 0) audit.Record(http.Caller(), "dead-letters.delete", group, AuditReason.Append($"messageId={id}", reason));
         return deleted > 0
             ? TypedResults.NoContent()
             : Problems.NotFound("dead-letter-not-found", $"Consumer group '{group}' has no dead letter for message {messageId}.");
@@ -88,8 +93,10 @@ internal static class DeadLetterApi
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
+        var (reason, badReason) = AuditReason.Read(http.Request);
+        if (badReason is not null) return badReason;
         var deleted = await DeadLetterPages.ForEachAsync(store, group, topic, page => writer.Submit(new DeleteDeadLetters(group, page), ct), ct);
-        audit.Record(http.Caller(), "dead-letters.delete", group, $"all{(topic is null ? "" : $" of topic {topic}")}: {deleted} deleted");
+        audit.Record(http.Caller(), "dead-letters.delete", group, AuditReason.Append($"all{(topic is null ? "" : $" of topic {topic}")}: {deleted} deleted", reason));
         return TypedResults.Json(new DeleteResponse(deleted), BrokerJsonContext.Default.DeleteResponse);
     }
 }

@@ -78,6 +78,11 @@ internal static class LookupApi
                     _ => (DeliveryState.Pending, 0L),
                 };
             }
-            return new DeliveryView(d.Group, StateNames.Of(state), attempts, d.LastError, Times.ToUtcOrNull(next));
-        }).ToList());
+            return new DeliveryView(d.Group, StateNames.Of(state), attempts, d.LastError, Times.ToUtcOrNull(next),
+                state == DeliveryState.DeadLettered ? Times.ToUtcOrNull(d.DeadLetteredAt) : null);
+        }).ToList(),
+        Times.ToUtcOrNull(m.ResolvedAt),
+        m.TransactionId is null ? null : new ResolutionView(
+            StateNames.Of(m.ResolvedBy), Times.ToUtcOrNull(m.ResolvedAt), m.CheckCount, Times.ToUtcOrNull(m.LastCheckAt), m.LastCheckResult,
+            m.State == MessageState.Prepared ? Times.ToUtcOrNull(m.NextCheckAt) : null, m.UnreachableCount, m.UnknownCount));
 }

@@ -115,12 +115,16 @@ internal static class ProducerApi
     private static async Task<IResult> EndAsync(string transactionId, bool commit, HttpContext http, StoreWriter writer, AuditLog audit, CancellationToken ct)
     {
         if (!Identifiers.IsValidTransactionId(transactionId)) return Problems.InvalidField("transactionId", Identifiers.TransactionIdRule);
+        var (reason, badReason) = AuditReason.Read(http.Request);
+        if (badReason is not null) return badReason;
         var caller = http.Caller();
         var result = await writer.Submit(new EndTransaction(transactionId, commit, caller.MayUseProducerGroup), ct);
         var m = result.Message;
-        if (result.Status == EndStatus.Applied && caller.IsAdminKey)
+        // A producer ending its own transactions is routine; an admin key doing it, or anyone giving a reason, is an operator's act.
+        if (result.Status == EndStatus.Applied && (caller.IsAdminKey || reason is not null))
         {
-            audit.Record(caller, commit ? "transaction.commit" : "transaction.rollback", transactionId, $"messageId={m!.Id} topic={m.Topic}");
+            audit.Record(caller, commit ? "transaction.commit" : "transaction.rollback", transactionId,
+                AuditReason.Append($"messageId={m!.Id} topic={m.Topic}", reason));
         }
         return result.Status switch
         {
@@ -142,9 +146,12 @@ internal static class ProducerApi
     }
 
     private static IResult ListTransactions(
-        HttpContext http, IMessageStore store, string? state = null, string? producerGroup = null, string? topic = null, int? limit = null, string? after = null)
+        HttpContext http, IMessageStore store, TimeProvider time, string? state = null, string? producerGroup = null, string? topic = null,
+        int? limit = null, string? after = null, long? minAgeSeconds = null)
     {
         var errors = new FieldErrors();
+        if (minAgeSeconds is < 0 or > 10L * 365 * 86_400) errors.Add("minAgeSeconds", "must be between 0 and 315360000 (ten years)");
+        var bornBefore = minAgeSeconds is { } age ? time.GetUtcNow().ToUnixTimeMilliseconds() - age * 1000 : long.MaxValue;
         MessageState? wanted = null;
         if (state is not null)
         {
@@ -164,7 +171,7 @@ internal static class ProducerApi
 
         // One more than the page, so the last page says so (next: null) instead of pointing at an empty one.
         var caller = http.Caller();
-        var page = store.Transactions(wanted, producerGroup, topic, cursor, take + 1, m => caller.MayUseProducerGroup(m.ProducerGroup));
+        var page = store.Transactions(wanted, producerGroup, topic, cursor, take + 1, m => m.BornAt <= bornBefore && caller.MayUseProducerGroup(m.ProducerGroup));
         var next = page.Count > take ? page[take - 1].Id.ToString() : null;
         return TypedResults.Json(new TransactionList(page.Take(take).Select(ToView).ToList(), next), BrokerJsonContext.Default.TransactionList);
     }

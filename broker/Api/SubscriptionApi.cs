@@ -129,7 +129,8 @@ internal static class SubscriptionApi
         var views = queues.Select(q =>
         {
             var counts = q.Counts();
-            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, store.CountDeadLetters(group, q.Topic)), null, now);
+            return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, store.CountDeadLetters(group, q.Topic)), null, now)
+                with { PushHealth = ConsoleApi.HealthOf(q) };
         }).ToList();
         return TypedResults.Json(new ConsumerGroupView(group, views), BrokerJsonContext.Default.ConsumerGroupView);
     }
@@ -155,7 +156,8 @@ internal static class SubscriptionApi
             StateNames.Of(s.OnExhausted),
             Times.ToUtc(s.CreatedAt),
             counts,
-            signing.Signing, signing.Secret, signing.CreatedAt, signing.Fingerprint, signing.PreviousExpiresAt);
+            signing.Signing, signing.Secret, signing.CreatedAt, signing.Fingerprint, signing.PreviousExpiresAt,
+            s.Paused);
     }
 
     private static long Now(TimeProvider time) => time.GetUtcNow().ToUnixTimeMilliseconds();

@@ -48,4 +48,10 @@ namespace HalfMsgBroker.Contracts;
 [JsonSerializable(typeof(ApiKeyView))]
 [JsonSerializable(typeof(ApiKeyList))]
 [JsonSerializable(typeof(AuditList))]
+[JsonSerializable(typeof(ReasonRequest))]
+[JsonSerializable(typeof(CheckNowResponse))]
+[JsonSerializable(typeof(ConsumerGroupList))]
+[JsonSerializable(typeof(ProducerGroupList))]
+[JsonSerializable(typeof(TopicStatsView))]
+[JsonSerializable(typeof(OverviewView))]
 public sealed partial class BrokerJsonContext : JsonSerializerContext;

@@ -37,7 +37,9 @@ public sealed record SubscriptionView(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? SigningSecret,
     DateTime? SigningSecretCreatedAt,
     string? SigningSecretFingerprint,
-    DateTime? PreviousSigningSecretExpiresAt);
+    DateTime? PreviousSigningSecretExpiresAt,
+    bool Paused = false,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PushHealthView? PushHealth = null);
 
 public sealed record ConsumerGroupView(string ConsumerGroup, IReadOnlyList<SubscriptionView> Subscriptions);
 
@@ -101,6 +103,9 @@ public sealed record DeadLetterList(IReadOnlyList<DeadLetterView> DeadLetters, s
 public sealed record RedriveRequest
 {
     public string[]? MessageIds { get; init; }
+
+    /// <summary>Why, for the audit trail (the <c>X-HalfMsg-Reason</c> header wins).</summary>
+    public string? Reason { get; init; }
 }
 
 public sealed record RedriveResponse(int Redriven);

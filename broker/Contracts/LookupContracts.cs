@@ -1,6 +1,12 @@
 namespace HalfMsgBroker.Contracts;
 
-public sealed record DeliveryView(string ConsumerGroup, string State, int Attempts, string? LastError, DateTime? NextAttemptAt);
+public sealed record DeliveryView(
+    string ConsumerGroup, string State, int Attempts, string? LastError, DateTime? NextAttemptAt, DateTime? DeadLetteredAt = null);
+
+/// <summary>How a half message's transaction went (null for a plain message): what the timeline shows.</summary>
+public sealed record ResolutionView(
+    string? ResolvedBy, DateTime? ResolvedAt, int CheckCount, DateTime? LastCheckAt, string? LastCheckResult, DateTime? NextCheckAt,
+    int UnreachableCount, int UnknownCount);
 
 public sealed record MessageView(
     string MessageId,
@@ -14,7 +20,9 @@ public sealed record MessageView(
     string? ProducerGroup,
     DateTime BornAt,
     DateTime? DeliverAt,
-    IReadOnlyList<DeliveryView> Deliveries);
+    IReadOnlyList<DeliveryView> Deliveries,
+    DateTime? ResolvedAt = null,
+    ResolutionView? Transaction = null);
 
 public sealed record MessageList(IReadOnlyList<MessageView> Messages, string? Next);
 

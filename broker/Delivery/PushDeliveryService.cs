@@ -58,12 +58,16 @@ internal sealed class PushDeliveryService(
 
     private void Start(SubscriptionQueue queue)
     {
-        if (queue.Subscription.Push is null || _stopping.IsCancellationRequested) return;
+        if (queue.Subscription.Push is null || queue.Subscription.Paused || _stopping.IsCancellationRequested) return;
         _loops.GetOrAdd(queue, q => Task.Run(() => DispatchAsync(q, _stopping)));
     }
 
+    /// <summary>
+    /// A paused subscription's loop ends (deliveries wait in the queue); resuming republishes the
+    /// subscription, and <see cref="DeliveryRegistry.QueueChanged"/> starts a new loop at once.
+    /// </summary>
     private bool IsStillPush(SubscriptionQueue queue) =>
-        registry.Find(queue.Group, queue.Topic) == queue && queue.Subscription.Push is not null;
+        registry.Find(queue.Group, queue.Topic) == queue && queue.Subscription is { Push: not null, Paused: false };
 
     private async Task DispatchAsync(SubscriptionQueue queue, CancellationToken cancellationToken)
     {
@@ -90,7 +94,8 @@ internal sealed class PushDeliveryService(
                 var slotHost = host;
                 await _slots.AcquireAsync(owner, slotHost, cancellationToken);
                 leases.Clear();
-                queue.Take(1, null, leases);
+                // Paused while this loop waited for a slot: nothing more is handed out.
+                if (!queue.Subscription.Paused) queue.Take(1, null, leases);
                 if (leases.Count == 0)
                 {
                     _slots.Release(owner, slotHost);
@@ -147,6 +152,7 @@ internal sealed class PushDeliveryService(
             var result = await http.PostJsonAsync(push.Url, body, push.TimeoutMs, Headers(payload, lease, queue.Group, activity is null), signing, 0, cancellationToken);
             BrokerTracing.Ended(activity, result.Status, result.IsSuccess ? null : result.Describe());
             metrics.Pushed(result.IsSuccess ? null : result.Describe());
+            queue.PushHealth.Record(result.IsSuccess, result.IsSuccess ? null : result.Describe(), time.GetUtcNow().ToUnixTimeMilliseconds());
 
             if (result.IsSuccess)
             {

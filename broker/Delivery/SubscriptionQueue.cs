@@ -51,6 +51,9 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
     public int WaitingReceivers => Volatile.Read(ref _receivers);
 
     public Subscription Subscription { get; set; } = subscription;
+
+    /// <summary>How the push endpoint has answered lately (console only).</summary>
+    public PushHealth PushHealth { get; } = new();
     public string Group => Subscription.Group;
     public string Topic => Subscription.Topic;
 

@@ -21,8 +21,9 @@ internal sealed class PutProducerGroup(ProducerGroup group, SigningChange signin
 internal sealed record PutSubscriptionResult(bool Created, Subscription Subscription, string? CreatedSecret);
 
 /// <summary>
-/// Creates or replaces a subscription; a replaced one keeps its creation time and its backlog, and
-/// its signing secret unless <paramref name="signing"/> says otherwise.
+/// Creates or replaces a subscription; a replaced one keeps its creation time, its backlog and
+/// whether it is paused (an operator's pause outlives a client re-registering), and its signing
+/// secret unless <paramref name="signing"/> says otherwise.
 /// </summary>
 internal sealed class PutSubscription(Subscription subscription, SigningChange signing) : StoreCommand<PutSubscriptionResult>
 {
@@ -32,7 +33,7 @@ internal sealed class PutSubscription(Subscription subscription, SigningChange s
     {
         var existing = ctx.Deliveries.Find(subscription.Group, subscription.Topic)?.Subscription;
         var (secret, createdSecret) = SigningChanges.Apply(existing?.Signing, signing, ctx.Now);
-        var stored = subscription with { CreatedAt = existing?.CreatedAt ?? ctx.Now, Signing = secret };
+        var stored = subscription with { CreatedAt = existing?.CreatedAt ?? ctx.Now, Signing = secret, Paused = existing?.Paused ?? false };
         ctx.Store.SaveSubscription(stored);
         ctx.AfterCommit(() => ctx.Deliveries.Upsert(stored));
         return new PutSubscriptionResult(existing is null, stored, createdSecret);

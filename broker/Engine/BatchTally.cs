@@ -22,11 +22,21 @@ internal sealed class BatchTally
 
     public bool IsEmpty { get; private set; } = true;
 
-    public void Sent(bool half)
+    // Per topic, for the console's charts (Hosting.ActivityRates): sent, committed, rolled back, acked.
+    // A topic's counters are made once and zeroed after each batch, so a known topic allocates nothing.
+    private readonly Dictionary<string, int[]> _byTopic = new(StringComparer.Ordinal);
+    private readonly List<string> _touched = [];
+
+    public IReadOnlyList<string> TouchedTopics => _touched;
+
+    public int[] TopicCounts(string topic) => _byTopic[topic];
+
+    public void Sent(bool half, string topic)
     {
         if (half) SentHalf++;
         else SentPlain++;
         IsEmpty = false;
+        CountTopic(topic, 0);
     }
 
     public void Resolved(StoredMessage message)
@@ -36,12 +46,21 @@ internal sealed class BatchTally
         if (message.State == MessageState.Committed) Committed[by]++;
         else RolledBack[by]++;
         IsEmpty = false;
+        CountTopic(message.Topic, message.State == MessageState.Committed ? 1 : 2);
     }
 
     public void Acked(StoredMessage message, long now)
     {
         if (message.ResolvedAt > 0) CommitToAckMs.Add(Math.Max(0, now - message.ResolvedAt));
         IsEmpty = false;
+        CountTopic(message.Topic, 3);
+    }
+
+    private void CountTopic(string topic, int series)
+    {
+        if (!_byTopic.TryGetValue(topic, out var counts)) _byTopic[topic] = counts = new int[4];
+        if (counts[0] == 0 && counts[1] == 0 && counts[2] == 0 && counts[3] == 0) _touched.Add(topic);
+        counts[series]++;
     }
 
     public void Clear()
@@ -51,6 +70,8 @@ internal sealed class BatchTally
         Array.Clear(Committed);
         Array.Clear(RolledBack);
         CommitToAckMs.Clear();
+        foreach (var topic in _touched) Array.Clear(_byTopic[topic]);
+        _touched.Clear();
         IsEmpty = true;
     }
 }

@@ -87,7 +87,7 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
 
         ctx.Messages.Insert(message);
         ctx.CountMessage(message.Topic, 1);
-        ctx.Tally.Sent(half);
+        ctx.Tally.Sent(half, message.Topic);
         return new SendResult(SendStatus.Created, MessageSnapshot.Of(message));
     }
 

@@ -1,6 +1,7 @@
 using HalfMsgBroker.Access;
 using HalfMsgBroker.Api;
 using HalfMsgBroker.Configuration;
+using HalfMsgBroker.OperatorConsole;
 using HalfMsgBroker.Contracts;
 using HalfMsgBroker.Delivery;
 using HalfMsgBroker.DiskSpace;
@@ -110,6 +111,8 @@ public static class BrokerHosting
         services.AddHealthChecks().AddCheck<BrokerReadiness>("ready", tags: ["ready"]);
         services.AddOpenApi(o => o.AddDocumentTransformer<BearerSecurityScheme>());
         builder.AddBrokerTelemetry();
+        builder.AddOperatorConsole();
+        builder.AddBrokerLogging();
         return builder;
     }
 
@@ -142,6 +145,7 @@ public static class BrokerHosting
             .AllowAnonymous();
         app.MapOpenApi().AllowAnonymous();
         app.MapBrokerTelemetry();
+        app.MapOperatorConsole();
         return app;
     }
 }

@@ -36,8 +36,9 @@ public sealed class BrokerMetrics
     private readonly Counter<long> _pushFailures;
     private readonly Counter<long> _checks;
 
-    public BrokerMetrics(IMeterFactory factory)
+    public BrokerMetrics(IMeterFactory factory, TimeProvider? time = null)
     {
+        Rates = new ActivityRates(time ?? TimeProvider.System);
         Meter = factory.Create(MeterName, "1.0");
         _storeCommands = Meter.CreateCounter<long>("halfmsg.store.commands", description: "Changes applied by the single writer");
         _storeBatchSize = Meter.CreateHistogram<int>("halfmsg.store.batch_size", null, "Changes per group commit", null,
@@ -64,6 +65,9 @@ public sealed class BrokerMetrics
     /// <summary>The meter every broker instrument hangs off (the gauges too).</summary>
     public Meter Meter { get; }
 
+    /// <summary>The last minutes of activity per topic and of check-backs, for the operator console.</summary>
+    internal ActivityRates Rates { get; }
+
     /// <summary>A group commit that is durable: its size, its duration and what its commands tallied.</summary>
     internal void BatchCommitted(int commands, TimeSpan elapsed, BatchTally tally)
     {
@@ -71,6 +75,7 @@ public sealed class BrokerMetrics
         _storeBatchSize.Record(commands);
         _storeCommitMs.Record(elapsed.TotalMilliseconds);
         if (tally.IsEmpty) return;
+        Rates.Record(tally);
         if (tally.SentPlain > 0) _sent.Add(tally.SentPlain, Plain);
         if (tally.SentHalf > 0) _sent.Add(tally.SentHalf, Half);
         for (var by = 0; by < BatchTally.Resolvers; by++)
@@ -97,5 +102,9 @@ public sealed class BrokerMetrics
     internal void PushBrokerError() => _pushFailures.Add(1, new KeyValuePair<string, object?>("reason", "broker error"));
 
     /// <param name="outcome">commit, rollback, unknown (the producer answered so, or nonsense) or failed (no answer).</param>
-    internal void Checked(string outcome) => _checks.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+    internal void Checked(string outcome)
+    {
+        _checks.Add(1, new KeyValuePair<string, object?>("outcome", outcome));
+        Rates.Checked(outcome);
+    }
 }

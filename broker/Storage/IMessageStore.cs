@@ -56,6 +56,9 @@ public interface IMessageStore : IDisposable
     ProducerGroup? GetProducerGroup(string name);
     IReadOnlyList<Subscription> Subscriptions();
 
+    /// <summary>Every registered producer group, by name (the console's listing; there are few).</summary>
+    IReadOnlyList<ProducerGroup> ProducerGroups() => [];
+
     /// <summary>How many producer groups are registered (for the quota).</summary>
     int ProducerGroupCount();
 

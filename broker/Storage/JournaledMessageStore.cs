@@ -271,6 +271,12 @@ public sealed class JournaledMessageStore : IMessageStore
         return _db.ProducerGroupCount();
     }
 
+    public IReadOnlyList<ProducerGroup> ProducerGroups()
+    {
+        CatchUp();
+        return _db.ProducerGroups();
+    }
+
     public IReadOnlyList<Subscription> Subscriptions()
     {
         CatchUp();

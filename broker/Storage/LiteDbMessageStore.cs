@@ -192,6 +192,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore
             doc["pt"] = s.Push.TimeoutMs;
         }
         WriteSigning(doc, s.Signing);
+        // Only a paused subscription carries the field, so documents written before pausing existed read the same.
+        if (s.Paused) doc["pa"] = true;
         return doc;
     }
 
@@ -311,6 +313,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore
 
     public int ProducerGroupCount() => _producerGroups.Count();
 
+    public IReadOnlyList<ProducerGroup> ProducerGroups() =>
+        _producerGroups.FindAll().Select(ProducerGroupFrom).OrderBy(g => g.Name, StringComparer.Ordinal).ToList();
+
     public IReadOnlyList<Subscription> Subscriptions() => _subscriptions.FindAll().Select(SubscriptionFrom).ToList();
 
     internal static Subscription SubscriptionFrom(BsonDocument doc) => new(
@@ -321,7 +326,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         doc["m"].AsInt32,
         (ExhaustedAction)doc["x"].AsInt32,
         doc["c"].AsInt64,
-        ReadSigning(doc));
+        ReadSigning(doc),
+        doc.TryGetValue("pa", out var paused) && paused.AsBoolean);
 
     public IReadOnlyList<StoredMessage> DueChecks(long now, int limit) =>
         _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now)), 0, limit)

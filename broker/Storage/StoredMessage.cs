@@ -113,7 +113,8 @@ public sealed record Subscription(
     int MaxAttempts,
     ExhaustedAction OnExhausted,
     long CreatedAt,
-    ReceiverSecret? Signing = null);
+    ReceiverSecret? Signing = null,
+    bool Paused = false);
 
 public sealed record PushTarget(string Url, int TimeoutMs);
 

@@ -20,6 +20,11 @@ public sealed class BrokerProcess : IAsyncDisposable
     public string Url { get; }
     public HttpClient Client { get; }
 
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();
+
+    /// <summary>The lines the broker printed to standard output so far.</summary>
+    public IReadOnlyCollection<string> OutputLines => _output;
+
     public static async Task<BrokerProcess> Start(string dataPath, params string[] settings)
     {
         var port = FreePort();
@@ -39,11 +44,14 @@ public sealed class BrokerProcess : IAsyncDisposable
         foreach (var s in settings) info.ArgumentList.Add(s);
 
         var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
+        var broker = new BrokerProcess(process, url);
+        process.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) broker._output.Enqueue(e.Data);
+        };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var broker = new BrokerProcess(process, url);
         await Eventually.Until(async () =>
         {
             if (process.HasExited) throw new Xunit.Sdk.XunitException($"broker exited with {process.ExitCode}");
