@@ -15,7 +15,9 @@ export function rateChart(title, series, bucketSeconds, { width = 320, height = 
   const figure = document.createElement('figure');
   figure.className = 'chart';
   const rates = series.map(s => ({ ...s, rates: s.values.map(v => v / bucketSeconds) }));
-  const max = Math.max(1 / bucketSeconds, ...rates.flatMap(s => s.rates));
+  const peak = Math.max(0, ...rates.flatMap(s => s.rates));
+  // An idle chart keeps a scale of one message per bucket, so a flat line sits at the bottom.
+  const max = Math.max(1 / bucketSeconds, peak);
   const n = Math.max(2, ...rates.map(s => s.rates.length));
   const pad = 2;
   const chart = svg('svg', { viewBox: `0 0 ${width} ${height}`, width, height, role: 'img', 'aria-label': title });
@@ -35,7 +37,7 @@ export function rateChart(title, series, bucketSeconds, { width = 320, height = 
   const caption = document.createElement('figcaption');
   const name = document.createElement('strong');
   name.textContent = title;
-  caption.append(name, ` — peak ${formatRate(max)}/s`);
+  caption.append(name, ` — peak ${formatRate(peak)}/s`);
   const legend = document.createElement('span');
   legend.className = 'legend';
   for (const s of rates) {

@@ -47,7 +47,7 @@ function draw(m, audit) {
       m.tag && `tag ${m.tag}`, m.keys.length && `keys ${m.keys.join(', ')}`, m.deliverAt && 'delivered at ' + m.deliverAt].filter(Boolean).join(' · ')));
   if (t) {
     if (t.checkCount > 0 || t.unreachableCount > 0 || t.unknownCount > 0) {
-      events.push(event('checks', t.lastCheckAt, `Check-backs: ${t.checkCount} made`,
+      events.push(event('checks', t.lastCheckAt, `Check-backs: ${t.checkCount} counted`,
         [t.unreachableCount && `${t.unreachableCount} unreachable`, t.unknownCount && `${t.unknownCount} unknown`,
           t.lastCheckResult && `last answer: ${t.lastCheckResult}`].filter(Boolean).join(' · ')));
     }

@@ -64,7 +64,7 @@ export async function render(app, _arg, params) {
     h('td', {}, badge(t.state), t.resolvedBy ? h('span', { className: 'muted' }, ` by ${t.resolvedBy}`) : null),
     h('td', {}, duration(Date.now() - new Date(t.createdAt).getTime())),
     h('td', { className: 'checks' },
-      `${t.checkCount} made`,
+      `${t.checkCount} counted`,
       t.unreachableCount ? h('span', { className: 'error' }, ` · ${t.unreachableCount} unreachable`) : null,
       t.unknownCount ? ` · ${t.unknownCount} unknown` : null),
     h('td', {}, when(t.lastCheckAt), t.lastCheckResult ? h('div', { className: 'muted' }, t.lastCheckResult) : null),

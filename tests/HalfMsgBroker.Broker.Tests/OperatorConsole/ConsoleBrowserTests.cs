@@ -76,7 +76,6 @@ public sealed class ConsoleBrowserTests(ConsoleBrowser browser) : IClassFixture<
         await session.Go($"#/dead-letters/{group}");
         var row = page.Locator($"tr[data-message-id='{id}']");
         await Expect(row).ToBeVisibleAsync();
-        await session.Screenshot("dead-letters");
         await row.Locator("input.select").CheckAsync();
         await page.Locator("#redrive-selected").ClickAsync();
         await session.GiveReason("consumer fixed, version 1.4.2");
@@ -111,7 +110,6 @@ public sealed class ConsoleBrowserTests(ConsoleBrowser browser) : IClassFixture<
         // Held, not pushed: the page shows it waiting as ready.
         await Expect(row.Locator("td.ready")).ToHaveTextAsync("1");
         Assert.Empty(receiver.Requests);
-        await session.Screenshot("groups");
 
         await row.GetByRole(AriaRole.Button, new() { Name = "Resume" }).ClickAsync();
         await session.GiveReason("redeployed");
@@ -125,16 +123,27 @@ public sealed class ConsoleBrowserTests(ConsoleBrowser browser) : IClassFixture<
     [Fact]
     public async Task Every_page_asks_only_its_own_origin_and_the_key_stays_out_of_urls_and_local_storage()
     {
-        var (group, topic, tx) = (Unique("g"), Unique("t"), Unique("tx"));
-        await _c.Subscribe(group, topic);
-        await _c.Send(topic);
-        var id = await _c.SendHalf(topic, tx, extra: new { checkImmunitySeconds = 3600 });
+        // Something on every page: transactions the producer answers "still running" for, deliveries
+        // to a failing push endpoint, a dead letter, traffic on two topics.
+        await using var checker = await TestReceiver.Answering(200, "{\"state\":\"unknown\",\"retryAfterSeconds\":3600}");
+        await using var failing = await TestReceiver.Answering(503);
+        var (producers, group, pushGroup, topic, other, tx) = (Unique("inventory"), Unique("billing"), Unique("mailer"), Unique("orders"), Unique("payments"), Unique("order"));
+        await _c.Put($"/v1/producer-groups/{producers}", new JsonObject { ["checkUrl"] = checker.Url });
+        await _c.Subscribe(group, topic, new { maxAttempts = 1 });
+        await _c.Subscribe(pushGroup, other, new JsonObject { ["push"] = new JsonObject { ["url"] = failing.Url }, ["maxAttempts"] = 1000 });
+        for (var i = 0; i < 6; i++) await _c.Send(i % 2 == 0 ? topic : other, new { orderId = i });
+        var handle = (await _c.Receive(group, topic, max: 1, wait: 5))[0]!.Str("receiptHandle");
+        await _c.Post($"/v1/consumer-groups/{group}/nack", new { receiptHandle = handle, retryAfterSeconds = 0 });
+        var id = await _c.SendHalf(topic, tx, group: producers);
+        await _c.SendHalf(topic, Unique("order"), group: producers);
+        await Eventually.Until(() => _c.Transaction(tx), t => t.Int("unknownCount") >= 1, "the producer's first answer");
         await using var session = await ConsoleSession.SignIn(browser);
         var page = session.Page;
 
         await session.Go("#/overview");
-        await Expect(page.Locator("#prepared-card")).ToBeVisibleAsync();
+        await Expect(page.Locator("#prepared-card .big")).Not.ToHaveTextAsync("0");
         await Expect(page.Locator($"#charts figure:has-text('topic {topic}') svg polyline").First).ToBeAttachedAsync();
+        await Expect(page.Locator($"#dead-letters-card")).ToContainTextAsync(group);
         await session.Screenshot("overview");
         await session.Go("#/transactions");
         await Expect(page.Locator($"tr[data-transaction-id='{tx}']")).ToBeVisibleAsync();
@@ -145,9 +154,12 @@ public sealed class ConsoleBrowserTests(ConsoleBrowser browser) : IClassFixture<
         await session.Go($"#/messages/{id}");
         await Expect(page.Locator("#timeline li[data-event='born']")).ToBeVisibleAsync();
         await session.Go($"#/dead-letters/{group}");
-        await Expect(page.Locator("#no-dead-letters")).ToBeVisibleAsync();
+        await Expect(page.Locator("#dead-letter-table")).ToBeVisibleAsync();
+        await session.Screenshot("dead-letters");
         await session.Go("#/groups");
         await Expect(page.Locator($"tr[data-subscription='{group}/{topic}']")).ToBeVisibleAsync();
+        await Expect(page.Locator($"tr[data-subscription='{pushGroup}/{other}'] td.health")).ToContainTextAsync("http 503");
+        await session.Screenshot("groups");
 
         Assert.Equal(BrokerFactory.AdminKey, await page.EvaluateAsync<string>("sessionStorage.getItem('halfmsg.adminKey')"));
         Assert.Equal(0, await page.EvaluateAsync<int>("localStorage.length"));
