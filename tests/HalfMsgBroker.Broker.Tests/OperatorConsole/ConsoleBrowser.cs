@@ -71,12 +71,20 @@ public sealed class ConsoleSession : IAsyncDisposable
     public IPage Page { get; }
     public ConcurrentQueue<string> RequestUrls { get; } = new();
 
+    /// <summary>Console errors and uncaught exceptions: a Content-Security-Policy violation lands here too.</summary>
+    public ConcurrentQueue<string> Errors { get; } = new();
+
     public static async Task<ConsoleSession> SignIn(ConsoleBrowser browser)
     {
         var context = await browser.Browser.NewContextAsync(new BrowserNewContextOptions { BaseURL = browser.Origin, ViewportSize = new() { Width = 1280, Height = 800 } });
         var page = await context.NewPageAsync();
         var session = new ConsoleSession(context, page);
         context.Request += (_, request) => session.RequestUrls.Enqueue(request.Url);
+        page.Console += (_, message) =>
+        {
+            if (message.Type == "error") session.Errors.Enqueue(message.Text);
+        };
+        page.PageError += (_, error) => session.Errors.Enqueue(error);
         await page.GotoAsync("/console/");
         await page.Locator("#key-input").FillAsync(BrokerFactory.AdminKey);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();

@@ -18,6 +18,7 @@ public sealed class ConsoleBrowserTests(ConsoleBrowser browser) : IClassFixture<
 
     private void AssertStayedHome(ConsoleSession session)
     {
+        Assert.Empty(session.Errors);
         Assert.NotEmpty(session.RequestUrls);
         Assert.All(session.RequestUrls, url =>
         {
