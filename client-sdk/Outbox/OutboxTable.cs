@@ -71,11 +71,16 @@ internal sealed class OutboxTable(string tableName, string prefix)
 
     /// <summary>
     /// Claims up to <paramref name="limit"/> due rows for <paramref name="owner"/> (unique per claim) and
-    /// returns them. The UPDATE repeats the "unsent and not leased" condition, so of two relays that picked
-    /// the same candidates only one gets each row: every database re-checks an UPDATE's WHERE against the
-    /// row it finally writes.
+    /// returns them: <see cref="SelectDueAsync"/>, then <see cref="LeaseAsync"/>.
     /// </summary>
     public async Task<IReadOnlyList<OutboxRow>> ClaimAsync(DbConnection connection, string owner, long now, long leaseUntil, int limit, CancellationToken cancellationToken)
+    {
+        var candidates = await SelectDueAsync(connection, now, limit, cancellationToken).ConfigureAwait(false);
+        return candidates.Count == 0 ? [] : await LeaseAsync(connection, candidates, owner, now, leaseUntil, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Ids of unsent rows that are due and not leased (another relay may pick the same ones).</summary>
+    public async Task<IReadOnlyList<string>> SelectDueAsync(DbConnection connection, long now, int limit, CancellationToken cancellationToken)
     {
         var candidates = new List<string>();
         var select = DbHelpers.Command(
@@ -98,11 +103,16 @@ internal sealed class OutboxTable(string tableName, string prefix)
             }
         }
 
-        if (candidates.Count == 0)
-        {
-            return [];
-        }
+        return candidates;
+    }
 
+    /// <summary>
+    /// Leases those of <paramref name="candidates"/> still unsent and free, and returns them. The UPDATE
+    /// repeats the "unsent and not leased" condition, so of two relays that selected the same candidates
+    /// only one gets each row: every database re-checks an UPDATE's WHERE against the row it finally writes.
+    /// </summary>
+    public async Task<IReadOnlyList<OutboxRow>> LeaseAsync(DbConnection connection, IReadOnlyList<string> candidates, string owner, long now, long leaseUntil, CancellationToken cancellationToken)
+    {
         var ids = new StringBuilder();
         var parameters = new List<(string, object)> { ("owner", owner), ("until", leaseUntil), ("now", now) };
         for (var i = 0; i < candidates.Count; i++)

@@ -220,7 +220,10 @@ public static class Relays
     };
 
     internal static OutboxRelay Create(RelayClient client, OutboxDb db, HalfMsgOutboxOptions options, TimeProvider? time = null, OutboxSignal? signal = null) =>
-        new(client.Api, db.Create, options, signal ?? new OutboxSignal(), time ?? TimeProvider.System, NullLogger<OutboxRelay>.Instance);
+        Create(client, db.Create, options, time, signal);
+
+    internal static OutboxRelay Create(RelayClient client, Func<DbConnection> connection, HalfMsgOutboxOptions options, TimeProvider? time = null, OutboxSignal? signal = null) =>
+        new(client.Api, connection, options, signal ?? new OutboxSignal(), time ?? TimeProvider.System, NullLogger<OutboxRelay>.Instance);
 
     internal static IOutbox Outbox(TimeProvider? time = null, OutboxSignal? signal = null) =>
         new DbOutbox(new OutboxTable("halfmsg_outbox", "@"), new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web), time ?? TimeProvider.System, signal ?? new OutboxSignal());
@@ -229,5 +232,54 @@ public static class Relays
     {
         await using DbConnection connection = db.Open();
         await Outbox().EnsureCreatedAsync(connection);
+    }
+}
+
+/// <summary>The claim race, played out step by step on any database.</summary>
+public static class ClaimRace
+{
+    /// <summary>
+    /// Two relays select the same due rows; the first to lease them gets them all, the second none; once the
+    /// lease has run out, a claim takes them again.
+    /// </summary>
+    public static async Task PlayAsync(Func<DbConnection> create, string topic)
+    {
+        var table = new OutboxTable("halfmsg_outbox", "@");
+        var outbox = Relays.Outbox();
+        await using var a = create();
+        await using var b = create();
+        await a.OpenAsync();
+        await b.OpenAsync();
+        await outbox.EnsureCreatedAsync(a);
+        var rows = new List<string>();
+        await using (var transaction = await a.BeginTransactionAsync())
+        {
+            for (var i = 0; i < 4; i++)
+            {
+                rows.Add(await outbox.AddAsync(transaction, topic, new { race = i }));
+            }
+
+            await transaction.CommitAsync();
+        }
+
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() + 1;
+        var seenByA = await table.SelectDueAsync(a, now, 10, CancellationToken.None);
+        var seenByB = await table.SelectDueAsync(b, now, 10, CancellationToken.None);
+        Assert.Equal(rows.Order(), seenByA.Order());
+        Assert.Equal(seenByA, seenByB);
+
+        var leasedByA = await table.LeaseAsync(a, seenByA, "a/1", now, now + 60_000, CancellationToken.None);
+        var leasedByB = await table.LeaseAsync(b, seenByB, "b/1", now, now + 60_000, CancellationToken.None);
+        Assert.Equal(rows.Order(), leasedByA.Select(r => r.Id).Order());
+        Assert.Empty(leasedByB);
+        Assert.Empty(await table.ClaimAsync(b, "b/2", now + 60_000, now + 120_000, 10, CancellationToken.None)); // lease ends after, not at, lease_until
+
+        var retaken = await table.ClaimAsync(b, "b/3", now + 60_001, now + 120_001, 10, CancellationToken.None);
+        Assert.Equal(rows.Order(), retaken.Select(r => r.Id).Order());
+        Assert.All(retaken, r => Assert.Equal(topic, r.Topic));
+        foreach (var row in retaken)
+        {
+            Assert.True(await table.MarkSentAsync(b, row.Id, "b/3", now, keep: false, CancellationToken.None)); // deleted: the table is left as found
+        }
     }
 }

@@ -201,6 +201,10 @@ public sealed class OutboxTests(BrokerFixture broker) : IDisposable
     }
 
     [Fact]
+    public Task Of_two_relays_that_selected_the_same_rows_only_the_first_to_lease_them_gets_them() =>
+        ClaimRace.PlayAsync(_db.Create, _topic);
+
+    [Fact]
     public async Task Broker_errors_back_off_exponentially_with_a_cap_until_the_broker_is_back()
     {
         await Relays.EnsureTableAsync(_db);
