@@ -7,6 +7,9 @@ namespace HalfMsgBroker.Client;
 internal sealed class DbOutbox(OutboxTable table, JsonSerializerOptions jsonOptions, TimeProvider time, OutboxSignal signal) : IOutbox
 {
     private const int MaxNameLength = 127;
+    private const int MaxKeys = 32;
+    private const int MaxKeyLength = 128;
+    private const int MaxProperties = 64;
     private static readonly int MaxDelaySeconds = (int)TimeSpan.FromDays(1).TotalSeconds;
 
     public string TableName => table.Name;
@@ -31,9 +34,19 @@ internal sealed class DbOutbox(OutboxTable table, JsonSerializerOptions jsonOpti
             throw new ArgumentException($"'{topic}' is not a topic name: 1-{MaxNameLength} characters of [A-Za-z0-9_.-].", nameof(topic));
         }
 
-        if (options.Tag is { } tag && (tag.Length is 0 or > MaxNameLength || tag.Any(c => c == '|' || char.IsWhiteSpace(c))))
+        if (options.Tag is { } tag && (tag.Length is 0 or > MaxNameLength || tag.Any(c => c == '|' || char.IsWhiteSpace(c) || char.IsControl(c))))
         {
             throw new ArgumentException($"'{tag}' is not a tag: 1-{MaxNameLength} characters without '|' or white space.", nameof(options));
+        }
+
+        if (options.Keys is { } keys && (keys.Count > MaxKeys || keys.Any(k => k is null or { Length: 0 or > MaxKeyLength })))
+        {
+            throw new ArgumentException($"Keys: at most {MaxKeys}, each 1-{MaxKeyLength} characters.", nameof(options));
+        }
+
+        if (options.Properties is { } properties && (properties.Count > MaxProperties || properties.Any(p => p.Key.Length is 0 or > MaxKeyLength || p.Value is null)))
+        {
+            throw new ArgumentException($"Properties: at most {MaxProperties}, names 1-{MaxKeyLength} characters, values not null.", nameof(options));
         }
 
         var delaySeconds = options.Delay is { } delay ? (int)Math.Ceiling(delay.TotalSeconds) : 0;
@@ -49,8 +62,8 @@ internal sealed class DbOutbox(OutboxTable table, JsonSerializerOptions jsonOpti
             topic,
             json,
             options.Tag,
-            options.Keys is { Count: > 0 } keys ? JsonSerializer.Serialize(keys.ToArray(), OutboxJsonContext.Default.StringArray) : null,
-            options.Properties is { Count: > 0 } properties ? JsonSerializer.Serialize(properties.ToDictionary(), OutboxJsonContext.Default.DictionaryStringString) : null,
+            options.Keys is { Count: > 0 } rowKeys ? JsonSerializer.Serialize(rowKeys.ToArray(), OutboxJsonContext.Default.StringArray) : null,
+            options.Properties is { Count: > 0 } rowProperties ? JsonSerializer.Serialize(rowProperties.ToDictionary(), OutboxJsonContext.Default.DictionaryStringString) : null,
             delaySeconds,
             now.ToUnixTimeMilliseconds(),
             0);

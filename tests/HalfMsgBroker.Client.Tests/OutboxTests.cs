@@ -340,7 +340,10 @@ public sealed class OutboxTests(BrokerFixture broker) : IDisposable
         await Assert.ThrowsAsync<ArgumentException>(() => outbox.AddAsync(transaction, "bad topic", new { }));
         await Assert.ThrowsAsync<ArgumentException>(() => outbox.AddAsync(transaction, _topic, new { }, new OutboxMessageOptions { Tag = "a|b" }));
         await Assert.ThrowsAsync<ArgumentException>(() => outbox.AddAsync(transaction, _topic, new { }, new OutboxMessageOptions { Delay = TimeSpan.FromDays(2) }));
+        await Assert.ThrowsAsync<ArgumentException>(() => outbox.AddAsync(transaction, _topic, new { }, new OutboxMessageOptions { Keys = [new string('k', 129)] }));
+        await Assert.ThrowsAsync<ArgumentException>(() => outbox.AddAsync(transaction, _topic, new { }, new OutboxMessageOptions { Properties = Enumerable.Range(0, 65).ToDictionary(i => "p" + i, i => "v") }));
+        await outbox.AddAsync(transaction, _topic, new { }, new OutboxMessageOptions { Keys = [new string('k', 128)], Tag = "ok" }); // the limits themselves are fine
         await transaction.CommitAsync();
-        Assert.Equal(0, _db.Count());
+        Assert.Equal(1, _db.Count());
     }
 }
