@@ -4,7 +4,7 @@
 #
 #   bash examples/demo.sh            # builds, runs, checks; exit 0 only when every check holds
 #
-# It starts the broker and the three services on free loopback ports, places orders
+# It starts the broker and the four services on free loopback ports, places orders
 # (most commit; some fail their local transaction; for some the order service is killed with
 # SIGKILL between the half message and the commit, then restarted; some ask for more than the
 # stock holds), lets InventoryService fail its first deliveries on purpose, and then checks:
