@@ -4,7 +4,7 @@
 #
 #   bash examples/demo.sh            # builds, runs, checks; exit 0 only when every check holds
 #
-# It starts the broker and the three services on free loopback ports, places orders
+# It starts the broker and the four services on free loopback ports, places orders
 # (most commit; some fail their local transaction; for some the order service is killed with
 # SIGKILL between the half message and the commit, then restarted; some ask for more than the
 # stock holds), lets InventoryService fail its first deliveries on purpose, and then checks:
@@ -12,7 +12,9 @@
 #   - no rolled-back order exists or was reserved;
 #   - stock never went negative, and stock + reserved = initial stock per SKU;
 #   - the killed orders were resolved by the broker's check-back;
-#   - the failed deliveries were retried; the hopeless notifications were discarded.
+#   - the failed deliveries were retried; the hopeless notifications were discarded;
+#   - PaymentService's outbox: payments committed while its relay was off, then SIGKILLed and
+#     restarted, each reach NotificationConsumer once (stored once by the broker); a declined payment never.
 # Access control is on: the broker gets an admin key made for this run, the services get least-privilege
 # keys from examples/compose/make-keys.sh (the script compose runs), the curl walkthrough and the Python
 # producer get keys of their own, and the demo's own reads use the admin key (it is the operator).
@@ -96,7 +98,8 @@ log "building broker and examples ($CONFIG)"
 PROJECTS=(broker/HalfMsgBroker.Broker.csproj
           examples/OrderService/OrderService.csproj
           examples/InventoryService/InventoryService.csproj
-          examples/NotificationConsumer/NotificationConsumer.csproj)
+          examples/NotificationConsumer/NotificationConsumer.csproj
+          examples/PaymentService/PaymentService.csproj)
 # One parallel build of a throw-away solution. Analyzers are skipped here: the projects' own builds
 # (warnings as errors) check the code; the demo only needs the binaries.
 ( cd "$WORK" && dotnet new sln -n demo -o . >/dev/null && \
@@ -110,14 +113,16 @@ BROKER_DLL="$(dll broker HalfMsgBroker.Broker)"
 ORDER_DLL="$(dll examples/OrderService HalfMsgBroker.Examples.OrderService)"
 INVENTORY_DLL="$(dll examples/InventoryService HalfMsgBroker.Examples.InventoryService)"
 NOTIFY_DLL="$(dll examples/NotificationConsumer HalfMsgBroker.Examples.NotificationConsumer)"
-for f in "$BROKER_DLL" "$ORDER_DLL" "$INVENTORY_DLL" "$NOTIFY_DLL"; do [ -f "$f" ] || die "missing $f"; done
+PAYMENT_DLL="$(dll examples/PaymentService HalfMsgBroker.Examples.PaymentService)"
+for f in "$BROKER_DLL" "$ORDER_DLL" "$INVENTORY_DLL" "$NOTIFY_DLL" "$PAYMENT_DLL"; do [ -f "$f" ] || die "missing $f"; done
 
 # ------------------------------------------------------------------------------------ start
-read -r BROKER_PORT ORDER_PORT INVENTORY_PORT NOTIFY_PORT < <(free_ports 4)
+read -r BROKER_PORT ORDER_PORT INVENTORY_PORT NOTIFY_PORT PAYMENT_PORT < <(free_ports 5)
 BROKER="http://127.0.0.1:$BROKER_PORT"
 ORDERS="http://127.0.0.1:$ORDER_PORT"
 INVENTORY="http://127.0.0.1:$INVENTORY_PORT"
 NOTIFY="http://127.0.0.1:$NOTIFY_PORT"
+PAYMENTS="http://127.0.0.1:$PAYMENT_PORT"
 mkdir -p "$WORK/broker-data"
 ( umask 077 && printf 'header = "Authorization: Bearer %s"\n' "$ADMIN_KEY" >"$WORK/admin.curlrc" )
 
@@ -175,6 +180,16 @@ start_notifications() {
   PIDS[notifications]=$!
 }
 
+# start_payments RUN_RELAY: PaymentService, with its outbox relay on (true) or off (false)
+start_payments() {
+  dotnet "$PAYMENT_DLL" --urls "$PAYMENTS" --contentRoot "$(dirname "$PAYMENT_DLL")" \
+    --HalfMsg:Outbox:RunRelay="$1" \
+    --ApiKeys:Directory="$WORK/keys/payment-service" \
+    --ConnectionStrings:Payments="Data Source=$WORK/payments.db" \
+    </dev/null >>"$WORK/payment-service.log" 2>&1 &
+  PIDS[payments]=$!
+}
+
 log "starting broker on $BROKER"
 start_broker
 wait_http "$BROKER/health/ready" 60 || die "broker did not get ready"
@@ -190,7 +205,7 @@ WALK_CONSUMER_KEY="$(make_key '{"name":"curl-walkthrough-consumer","role":"consu
 PYTHON_KEY="$(make_key \
   '{"name":"python-producer","role":"producer","producerGroups":["python-orders"],"topics":["py-orders"]}')" \
   || die "could not make the Python producer's key"
-log "API keys made: 5 for the services, 3 for the walkthrough and the Python producer"
+log "API keys made: 6 for the services, 3 for the walkthrough and the Python producer"
 log "starting inventory ($INVENTORY), notifications ($NOTIFY), orders ($ORDERS)"
 start_inventory; start_notifications; start_orders
 wait_http "$INVENTORY/health" 60 || die "inventory service did not start"
@@ -204,7 +219,8 @@ subscribed() {  # subscribed GROUP TOPIC
 }
 deadline=$(($(date +%s) + 60))
 until admin_curl -fsS -o /dev/null "$BROKER/v1/producer-groups/order-service" 2>/dev/null \
-    && subscribed inventory orders && subscribed notifications orders && subscribed order-service order-rejected; do
+    && subscribed inventory orders && subscribed notifications orders && subscribed order-service order-rejected \
+    && subscribed notifications payments; do
   [ "$(date +%s)" -lt "$deadline" ] || die "the services did not register with the broker"
   sleep 0.3
 done
@@ -304,6 +320,34 @@ place_and_kill killed-in-local hangInLocalTransaction rollback         # local t
 for i in 1 2 3; do place normal apple 1; done                          # after the restarts
 place_and_kill killed-after-local crash commit                         # same point, Environment.FailFast
 settle_placed
+
+# ------------------------------------------------------------------------------------ payments (outbox)
+# PaymentService writes each payment and its message in one SQLite transaction (the SDK's outbox). It
+# runs first with its relay off, so the committed payments wait in the table; then it is SIGKILLed and
+# restarted with the relay on: the messages must still arrive, once each, and a declined payment never.
+log "payments through the outbox: PaymentService with its relay off"
+declare -A PAY_EXPECT=()   # paymentId -> sent | never
+start_payments false
+wait_http "$PAYMENTS/health" 60 || die "payment service did not start"
+# pay ID AMOUNT STATUS OUTCOME: takes a payment, checks the HTTP status, records what must come of it
+pay() {
+  local status
+  status=$(curl -sS -o "$WORK/pay-$1.json" -w '%{http_code}' --max-time 30 -H 'Content-Type: application/json' \
+    -d "$(jq -nc --arg id "$1" --argjson amount "$2" '{paymentId: $id, orderId: ("order-" + $id), amount: $amount, customer: "alice"}')" \
+    "$PAYMENTS/payments" || echo 000)
+  if [ "$status" != "$3" ]; then log "CHECK FAILED: payment $1 answered $status, want $3: $(cat "$WORK/pay-$1.json")"; FAILED=1; fi
+  PAY_EXPECT[$1]="$4"
+}
+pay p1 20 201 sent; pay p2 35 201 sent; pay p3 5000 422 never; pay p4 12 201 sent
+pending=$(curl -fsS "$PAYMENTS/outbox" | jq .pending || echo "?")
+if [ "$pending" != 3 ]; then log "CHECK FAILED: $pending outbox rows wait with the relay off, want 3"; FAILED=1; fi
+kill -9 "${PIDS[payments]}" 2>/dev/null || true
+wait "${PIDS[payments]}" 2>/dev/null || true
+log "payments: 3 committed, none sent; SIGKILLed PaymentService, restarting it with its relay on"
+start_payments true
+wait_http "$PAYMENTS/health" 60 || die "payment service did not restart"
+pay p5 40 201 sent   # the relay is on: sent at once (IOutbox.Notify after the commit)
+
 # An order id names one transaction, once: reusing a committed or a rolled-back one is refused.
 for id in d001 d021; do
   reuse=$(curl -sS -o "$WORK/reuse.json" -w '%{http_code}' -H 'Content-Type: application/json' \
@@ -319,6 +363,7 @@ settled() {
   local prepared busy
   prepared=$(admin_curl -fsS "$BROKER/v1/transactions?state=prepared&producerGroup=order-service&limit=100" | jq '.transactions | length') || return 1
   [ "$prepared" = 0 ] || return 1
+  [ "$(curl -fsS "$PAYMENTS/outbox" | jq .pending)" = 0 ] || return 1
   for group in inventory order-service notifications; do
     busy=$(admin_curl -fsS "$BROKER/v1/consumer-groups/$group" \
       | jq '[.subscriptions[].counts | .ready + .inFlight + .retrying] | add // 0') || return 1
@@ -440,6 +485,20 @@ sys.exit(1 if failures else 0)
 PY
 then :; else FAILED=1; fi
 
+# The outbox's payments: one receipt each at the consumer, one message each at the broker.
+receipts="$(curl -fsS "$NOTIFY/receipts" || echo '{"sent": []}')"
+payments_sent=0
+for id in "${!PAY_EXPECT[@]}"; do
+  got=$(jq --arg id "$id" '[.sent[] | select(.paymentId == $id)] | length' <<<"$receipts")
+  stored=$(admin_curl -fsS "$BROKER/v1/messages?key=payment-$id&topic=payments" | jq '.messages | length' || echo "?")
+  want=1; [ "${PAY_EXPECT[$id]}" = never ] && want=0
+  if [ "$got" != "$want" ] || [ "$stored" != "$want" ]; then
+    log "CHECK FAILED: payment $id (${PAY_EXPECT[$id]}): $got receipt(s), $stored stored message(s), want $want of each"; FAILED=1
+  elif [ "$want" = 1 ]; then
+    payments_sent=$((payments_sent + 1))
+  fi
+done
+
 # ------------------------------------------------------------------------------------ extras
 # The same broker, seen from outside .NET: the curl walkthrough and the Python producer.
 log "running the curl walkthrough and the Python producer against the same broker"
@@ -478,9 +537,11 @@ elapsed=$(($(date +%s) - START_TS))
 echo
 echo "================ HalfMsgBroker demo summary ================"
 cat "$WORK/summary.txt" 2>/dev/null || true
+printf '  payments through the outbox        %3d  (of %d taken: 1 declined and never sent; 3 committed with the relay off, SIGKILL, sent after the restart)\n' \
+  "$payments_sent" "${#PAY_EXPECT[@]}"
 printf '  curl walkthrough                   %s\n' "$walkthrough"
 printf '  python producer                    %s\n' "$python"
-printf '  access control                     %s  (%s)\n' "$access" "8 keys; no key: $no_key, another group's transaction: $other_group"
+printf '  access control                     %s  (%s)\n' "$access" "9 keys; no key: $no_key, another group's transaction: $other_group"
 printf '  elapsed                            %ds (build %ds, run %ds)\n' "$elapsed" "$((BUILT_TS - START_TS))" "$((elapsed - BUILT_TS + START_TS))"
 if [ "$FAILED" -eq 0 ]; then
   echo "  RESULT: all checks passed"

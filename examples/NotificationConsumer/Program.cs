@@ -11,6 +11,7 @@ var options = builder.Configuration.GetSection(NotificationOptions.Section).Get<
 
 builder.Services.Configure<NotificationOptions>(builder.Configuration.GetSection(NotificationOptions.Section));
 builder.Services.AddSingleton<Outbox>();
+builder.Services.AddSingleton<Receipts>();
 builder.Services.AddHalfMsgClient(o => builder.Configuration.GetSection("HalfMsg").Bind(o))
     .AddPullConsumer<OrderCreated, NotifyCustomerHandler>("notifications", "orders", pull =>
     {
@@ -20,10 +21,18 @@ builder.Services.AddHalfMsgClient(o => builder.Configuration.GetSection("HalfMsg
         pull.RetryAfter = options.RetryAfter;
         pull.Subscription = new SubscriptionRequest(
             TagFilter: "created", MaxAttempts: options.MaxAttempts, OnExhausted: ExhaustedAction.Discard);
+    })
+    // Receipts for PaymentService's payments, which it sends through its outbox (at least once).
+    .AddPullConsumer<PaymentReceived, SendReceiptHandler>("notifications", "payments", pull =>
+    {
+        pull.MaxConcurrency = 2;
+        pull.WaitTime = TimeSpan.FromSeconds(5);
+        pull.Subscription = new SubscriptionRequest(TagFilter: "received", MaxAttempts: 16, OnExhausted: ExhaustedAction.DeadLetter);
     });
 
 var app = builder.Build();
 app.MapGet("/health", () => TypedResults.Ok(new { status = "ok" }));
 app.MapGet("/notifications", (Outbox outbox) => TypedResults.Ok(outbox.Sent));
 app.MapGet("/stats", (Outbox outbox) => TypedResults.Ok(new { sent = outbox.Sent.Count, failedAttempts = outbox.FailedAttempts }));
+app.MapGet("/receipts", (Receipts receipts) => TypedResults.Ok(new { sent = receipts.Sent, duplicates = receipts.Duplicates }));
 await app.RunAsync();

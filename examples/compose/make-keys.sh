@@ -71,7 +71,10 @@ key inventory-service HalfMsg__ApiKey \
   '{"name":"inventory-service","role":"producer","topics":["order-rejected"]}'
 key inventory-service Inventory__ConsumerApiKey \
   '{"name":"inventory-service-consumer","role":"consumer","consumerGroups":["inventory"]}'
-# NotificationConsumer pulls 'orders' as group 'notifications'.
+# PaymentService sends plain 'payments' messages through its outbox (no producer group: no half messages).
+key payment-service HalfMsg__ApiKey \
+  '{"name":"payment-service","role":"producer","topics":["payments"]}'
+# NotificationConsumer pulls 'orders' and 'payments' as group 'notifications'.
 key notification-consumer HalfMsg__ApiKey \
   '{"name":"notification-consumer","role":"consumer","consumerGroups":["notifications"]}'
 echo "make-keys: done"

@@ -1,0 +1,127 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace HalfMsgBroker.Client.Tests;
+
+/// <summary>
+/// A private PostgreSQL cluster for one test class: initdb into a temp folder, postgres on a free
+/// 127.0.0.1 port (and a socket in that folder), stopped by its PID and deleted afterwards. As root it
+/// runs as the <c>postgres</c> user, since PostgreSQL refuses root.
+/// </summary>
+public sealed class PostgresCluster : IAsyncLifetime
+{
+    public const string BinDirectory = "/usr/local/bin";
+
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "halfmsg-pg-" + Guid.NewGuid().ToString("N")[..10]);
+    private int? _pid;
+
+    /// <summary>Why PostgreSQL tests cannot run here, or null when they can.</summary>
+    public static string? Unavailable =>
+        !File.Exists(Path.Combine(BinDirectory, "initdb")) || !File.Exists(Path.Combine(BinDirectory, "pg_ctl"))
+            ? $"PostgreSQL binaries (initdb, pg_ctl) not found in {BinDirectory}"
+            : Environment.IsPrivilegedProcess && !File.Exists("/usr/sbin/runuser")
+                ? "running as root without runuser to start PostgreSQL as another user"
+                : null;
+
+    public string ConnectionString { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        if (Unavailable is not null)
+        {
+            return;
+        }
+
+        Directory.CreateDirectory(_folder);
+        if (Environment.IsPrivilegedProcess)
+        {
+            await RunAsync("/bin/chown", "postgres", _folder);
+        }
+
+        var data = Path.Combine(_folder, "data");
+        await RunPostgresToolAsync("initdb", "-D", data, "-A", "trust", "-U", "halfmsg", "--no-sync", "-E", "UTF8");
+        var port = FreePort();
+        await RunPostgresToolAsync(
+            "pg_ctl", "-D", data, "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60", "start",
+            "-o", $"-c listen_addresses=127.0.0.1 -p {port} -k {_folder} -c fsync=off -c max_connections=40");
+        _pid = int.Parse((await File.ReadAllLinesAsync(Path.Combine(data, "postmaster.pid")))[0], System.Globalization.CultureInfo.InvariantCulture);
+        ConnectionString = $"Host=127.0.0.1;Port={port};Username=halfmsg;Database=postgres;Timeout=30;Command Timeout=30";
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_pid is { } pid)
+        {
+            // SIGINT: PostgreSQL's fast shutdown. SIGKILL if it has not ended in 30 s.
+            await RunAsync("/bin/kill", "-INT", pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            try
+            {
+                using var postgres = Process.GetProcessById(pid);
+                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+                try
+                {
+                    await postgres.WaitForExitAsync(timeout.Token);
+                }
+                catch (OperationCanceledException)
+                {
+                    postgres.Kill();
+                }
+            }
+            catch (ArgumentException)
+            {
+                // already gone
+            }
+        }
+
+        try
+        {
+            Directory.Delete(_folder, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private Task RunPostgresToolAsync(string tool, params string[] arguments) =>
+        Environment.IsPrivilegedProcess
+            ? RunAsync("/usr/sbin/runuser", ["-u", "postgres", "--", Path.Combine(BinDirectory, tool), .. arguments])
+            : RunAsync(Path.Combine(BinDirectory, tool), arguments);
+
+    private static async Task RunAsync(string file, params string[] arguments)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var process = Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} exited with {process.ExitCode}: {await output} {await error}");
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)socket.LocalEndPoint!).Port;
+    }
+}
+
+/// <summary>A fact that is skipped where PostgreSQL cannot be started (<see cref="PostgresCluster.Unavailable"/>).</summary>
+public sealed class PostgresFactAttribute : FactAttribute
+{
+    public PostgresFactAttribute()
+    {
+        if (PostgresCluster.Unavailable is { } reason)
+        {
+            Skip = reason;
+        }
+    }
+}
