@@ -11,7 +11,11 @@ namespace HalfMsgBroker.Client.Tests;
 /// </summary>
 public sealed class PostgresCluster : IAsyncLifetime
 {
-    public const string BinDirectory = "/usr/local/bin";
+    /// <summary>
+    /// Where initdb and pg_ctl are: on PATH's /usr/local/bin on this machine, under /usr/lib/postgresql/N/bin
+    /// where Debian's package put them (<c>.ci/run</c> installs it when neither is there).
+    /// </summary>
+    public static readonly string BinDirectory = FindBinDirectory();
 
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "halfmsg-pg-" + Guid.NewGuid().ToString("N")[..10]);
     private int? _pid;
@@ -104,6 +108,16 @@ public sealed class PostgresCluster : IAsyncLifetime
         {
             throw new InvalidOperationException($"{file} {string.Join(' ', arguments)} exited with {process.ExitCode}: {await output} {await error}");
         }
+    }
+
+    private static string FindBinDirectory()
+    {
+        string[] candidates = ["/usr/local/bin", "/usr/bin",
+            .. Directory.Exists("/usr/lib/postgresql")
+                ? Directory.GetDirectories("/usr/lib/postgresql").OrderDescending(StringComparer.Ordinal).Select(d => Path.Combine(d, "bin"))
+                : []];
+        return candidates.FirstOrDefault(d => File.Exists(Path.Combine(d, "initdb")) && File.Exists(Path.Combine(d, "pg_ctl")))
+            ?? "/usr/local/bin";
     }
 
     private static int FreePort()
