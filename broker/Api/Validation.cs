@@ -130,6 +130,22 @@ internal sealed class FieldErrors
         return url;
     }
 
+    /// <summary>A required RFC 3339 time with an offset, in Unix milliseconds.</summary>
+    public long? Instant(string field, string? text)
+    {
+        if (text is null)
+        {
+            Add(field, "is required: an RFC 3339 time with an offset, e.g. 2026-11-25T10:00:00Z");
+            return null;
+        }
+        if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) || !HasOffset(text))
+        {
+            Add(field, $"must be an RFC 3339 time with an offset, e.g. 2026-11-25T10:00:00Z (got '{text}')");
+            return null;
+        }
+        return at.ToUnixTimeMilliseconds();
+    }
+
     private static bool HasOffset(string text)
     {
         var t = text.AsSpan().Trim();

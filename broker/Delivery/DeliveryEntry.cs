@@ -36,6 +36,9 @@ internal sealed class DeliveryEntry(Guid messageId, SubscriptionQueue queue)
     /// <summary>In flight while its failure (nack, failed push, visibility timeout) is being stored.</summary>
     public bool Settling { get; set; }
 
+    /// <summary>A retry-now was stored while this entry's failure was being stored: once it is, the retry is due at once.</summary>
+    public bool RetryNowRequested { get; set; }
+
     /// <summary>The message itself, cached while within the memory budget; otherwise loaded on hand-out.</summary>
     public MessagePayload? Payload { get; set; }
 }

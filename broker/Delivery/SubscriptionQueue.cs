@@ -222,6 +222,42 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         if (timedOut is { } pending) _ = CompleteFailureAsync(pending);
     }
 
+    /// <summary>The deliveries waiting for a retry backoff (not those waiting for a delay: they were never attempted).</summary>
+    public List<Guid> RetryingIds()
+    {
+        lock (_gate)
+        {
+            var ids = new List<Guid>(Math.Min(_waiting, 4096));
+            foreach (var entry in _live.Values)
+            {
+                if (entry.Phase == EntryPhase.Waiting && entry.Attempts > 0) ids.Add(entry.MessageId);
+            }
+            return ids;
+        }
+    }
+
+    /// <summary>
+    /// A stored retry-now (writer thread, after commit): a delivery waiting for its backoff is ready at once.
+    /// One whose failure is still being stored becomes ready once it is (the store ordered the retry-now after it).
+    /// </summary>
+    public void BringForward(Guid messageId)
+    {
+        lock (_gate)
+        {
+            if (_closed || !_live.TryGetValue(messageId, out var entry)) return;
+            if (entry.Phase == EntryPhase.Waiting)
+            {
+                _waiting--;
+                entry.Version++;
+                MakeReady(entry);
+            }
+            else if (entry.Phase == EntryPhase.InFlight && entry.Settling)
+            {
+                entry.RetryNowRequested = true;
+            }
+        }
+    }
+
     public QueueCounts Counts()
     {
         lock (_gate) return new QueueCounts(_ready.Count, _inFlight, _waiting);
@@ -288,7 +324,9 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
                 return outcome.Action == ExhaustedAction.Discard ? DeliveryState.Discarded : DeliveryState.DeadLettered;
             }
             entry.Version++;
-            if (outcome.NextAttemptAt > 0)
+            var retryNow = entry.RetryNowRequested;
+            entry.RetryNowRequested = false;
+            if (outcome.NextAttemptAt > 0 && !retryNow)
             {
                 Wait(entry, outcome.NextAttemptAt);
                 return DeliveryState.Retrying;
@@ -316,6 +354,7 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
     {
         if (entry.Phase != EntryPhase.InFlight || !entry.Settling) return;
         entry.Settling = false;
+        entry.RetryNowRequested = false;
         entry.Version++;
         var now = scheduler.Now;
         switch (pending.Cause)

@@ -134,6 +134,7 @@ public static class BrokerHosting
         app.MapSubscriptionApi();
         app.MapPullApi();
         app.MapDeadLetterApi();
+        app.MapReplayApi();
         app.MapLookupApi();
         app.MapAccessApi();
 

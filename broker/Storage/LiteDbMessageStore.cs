@@ -52,15 +52,17 @@ public sealed partial class LiteDbMessageStore : IMessageStore
 
         try
         {
-            // Three secondary indexes carry every lookup: q (due-time queues), u (unique keys) and lk (message keys).
+            // Four secondary indexes carry every lookup: q (due-time queues), u (unique keys), lk (message keys) and r (commit order, for replays).
             _messages.EnsureIndex(MessageCodec.QueueField, "$." + MessageCodec.QueueField);
             _messages.EnsureIndex(MessageCodec.UniqueField, "$." + MessageCodec.UniqueField, unique: true);
             _messages.EnsureIndex(MessageCodec.LookupField, "$." + MessageCodec.LookupField + "[*]");
+            _messages.EnsureIndex(MessageCodec.ReplayField, "$." + MessageCodec.ReplayField);
             _deadLetters.EnsureIndex(DeadLetterCodec.GroupField, "$." + DeadLetterCodec.GroupField);
             _deadLetters.EnsureIndex(DeadLetterCodec.MessageField, "$." + DeadLetterCodec.MessageField);
             _deadLetters.EnsureIndex(DeadLetterCodec.DeadLetteredAtField, "$." + DeadLetterCodec.DeadLetteredAtField);
             LookupMigration.Run(_db, _messages, _deadLetters, notice);
             QueueKeyMigration.Run(_db, _messages, _meta, notice);
+            ReplayKeyMigration.Run(_db, _messages, _meta, notice);
         }
         catch
         {
