@@ -79,5 +79,6 @@ internal static class LookupApi
                 };
             }
             return new DeliveryView(d.Group, StateNames.Of(state), attempts, d.LastError, Times.ToUtcOrNull(next));
-        }).ToList());
+        }).ToList(),
+        m.OrderingKey);
 }

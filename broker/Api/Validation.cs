@@ -55,6 +55,16 @@ internal sealed class FieldErrors
         return tag;
     }
 
+    /// <summary>orderingKey: absent, or 1-128 characters without control characters.</summary>
+    public string? OrderingKey(string? key)
+    {
+        if (key is not null && (key.Length is 0 or > Names.MaxKeyLength || key.Any(char.IsControl)))
+        {
+            Add("orderingKey", $"must be 1-{Names.MaxKeyLength} characters without control characters");
+        }
+        return key;
+    }
+
     public string[] Keys(string[]? keys)
     {
         if (keys is null) return [];

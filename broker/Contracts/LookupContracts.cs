@@ -14,7 +14,8 @@ public sealed record MessageView(
     string? ProducerGroup,
     DateTime BornAt,
     DateTime? DeliverAt,
-    IReadOnlyList<DeliveryView> Deliveries);
+    IReadOnlyList<DeliveryView> Deliveries,
+    string? OrderingKey = null);
 
 public sealed record MessageList(IReadOnlyList<MessageView> Messages, string? Next);
 

@@ -29,7 +29,7 @@ internal readonly record struct PendingFailure(DeliveryEntry Entry, FailureCause
 /// entries in flight, and those waiting for a due time. Long-poll receivers and the push
 /// dispatcher wait on a signal raised when an entry becomes ready, never by polling storage.
 /// </summary>
-internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler scheduler, PayloadBudget budget, Func<IDeliveryRecorder> recorder)
+internal sealed partial class SubscriptionQueue(Subscription subscription, DueScheduler scheduler, PayloadBudget budget, Func<IDeliveryRecorder> recorder)
 {
     /// <summary>How soon a failure whose store write failed is tried again.</summary>
     private const long StoreRetryMs = 1000;
@@ -54,14 +54,18 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
     public string Group => Subscription.Group;
     public string Topic => Subscription.Topic;
 
-    /// <summary>Adds a delivery that is new, recovered after a restart, or redriven.</summary>
-    public DeliveryEntry? Add(Guid messageId, int attempts, long dueAt, MessagePayload? payload, long now)
+    /// <summary>
+    /// Adds a delivery that is new, recovered after a restart, or redriven. One with an ordering key waits
+    /// (blocked) behind the key's earlier deliveries; <paramref name="commitSeq"/> is its place among them.
+    /// </summary>
+    public DeliveryEntry? Add(Guid messageId, int attempts, long dueAt, MessagePayload? payload, long now, string? orderingKey = null, long commitSeq = 0)
     {
-        var entry = new DeliveryEntry(messageId, this) { Attempts = attempts };
+        var entry = new DeliveryEntry(messageId, this) { Attempts = attempts, Order = orderingKey is null ? null : new OrderSlot(orderingKey, commitSeq) };
         lock (_gate)
         {
             if (_closed || !_live.TryAdd(messageId, entry)) return null;
             if (payload is not null && budget.TryReserve(payload.ApproximateBytes)) entry.Payload = payload;
+            if (orderingKey is not null && !EnterLaneLocked(entry, dueAt)) return entry;
             if (dueAt > now) Wait(entry, dueAt);
             else MakeReady(entry);
         }
@@ -136,20 +140,26 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         }
     }
 
-    public SettleOutcome Ack(Guid messageId, ulong nonce, out int attempts)
+    public SettleOutcome Ack(Guid messageId, ulong nonce, out int attempts) => Ack(messageId, nonce, out attempts, out _);
+
+    /// <param name="order">The delivery's ordering key and place, for <see cref="Restore"/>.</param>
+    public SettleOutcome Ack(Guid messageId, ulong nonce, out int attempts, out OrderSlot? order)
     {
         lock (_gate)
         {
             attempts = 0;
+            order = null;
             if (!TryGetLeased(messageId, nonce, out var entry)) return SettleOutcome.Stale;
             attempts = entry.Attempts;
+            order = entry.Order;
             Finish(entry);
             return SettleOutcome.Done;
         }
     }
 
-    /// <summary>An ack whose store write failed: the delivery goes back to the group.</summary>
-    public void Restore(Guid messageId, int attempts, long now) => Add(messageId, attempts, now, null, now);
+    /// <summary>An ack whose store write failed: the delivery goes back to the group (behind its key's delivery in flight, if any).</summary>
+    public void Restore(Guid messageId, int attempts, long now, OrderSlot? order = null) =>
+        Add(messageId, attempts, now, null, now, order?.Key, order?.Seq ?? 0);
 
     /// <summary>
     /// Starts a nack: back to the group after <paramref name="retryAt"/> (0: the next backoff level) once
@@ -230,7 +240,8 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
             var ids = new List<Guid>(Math.Min(_waiting, 4096));
             foreach (var entry in _live.Values)
             {
-                if (entry.Phase == EntryPhase.Waiting && entry.Attempts > 0) ids.Add(entry.MessageId);
+                // A blocked one may hold a stored retry time too (recovered behind its key's first delivery).
+                if (entry.Attempts > 0 && (entry.Phase == EntryPhase.Waiting || (entry.Phase == EntryPhase.Blocked && entry.DueAt > 0))) ids.Add(entry.MessageId);
             }
             return ids;
         }
@@ -255,12 +266,17 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
             {
                 entry.RetryNowRequested = true;
             }
+            else if (entry.Phase == EntryPhase.Blocked)
+            {
+                entry.DueAt = 0; // due at once when its key's turn comes
+            }
         }
     }
 
+    /// <summary>Ready counts the deliveries waiting for their ordering key's turn too: nothing but order holds them.</summary>
     public QueueCounts Counts()
     {
-        lock (_gate) return new QueueCounts(_ready.Count, _inFlight, _waiting);
+        lock (_gate) return new QueueCounts(_ready.Count + _blocked, _inFlight, _waiting);
     }
 
     public (EntryPhase Phase, int Attempts, long DueAt)? Peek(Guid messageId)
@@ -281,7 +297,8 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
             foreach (var e in _live.Values) RemoveLockedKeepIndex(e);
             _live.Clear();
             _ready.Clear();
-            _inFlight = _waiting = 0;
+            _lanes?.Clear();
+            _inFlight = _waiting = _blocked = 0;
             _readySignal?.TrySetResult();
             return ids;
         }
@@ -393,6 +410,7 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         if (entry.Payload is { } payload) budget.Release(payload.ApproximateBytes);
         entry.Payload = null;
         _live.Remove(entry.MessageId);
+        if (entry.OrderingKey is not null) LeaveLaneLocked(entry);
     }
 
     private void RemoveLockedKeepIndex(DeliveryEntry entry)

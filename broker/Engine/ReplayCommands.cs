@@ -19,7 +19,7 @@ internal sealed class ReplayDeliveries(string group, IReadOnlyList<Guid> ids) : 
             if (Changed(ctx, id, group, DeliveryLifecycle.Replay) is not { } message) continue;
             replayed++;
             var payload = MessagePayload.From(message);
-            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload));
+            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload, message.OrderingKey, message.CommitSeq));
         }
         return replayed;
     }

@@ -353,7 +353,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         while (true)
         {
             var projection = t_openProjection ??= BsonExpression.Create(
-                "{_id: $._id, t: $.t, da: $.da, d: $.d, " + MessageCodec.QueueField + ": $." + MessageCodec.QueueField + "}");
+                "{_id: $._id, t: $.t, da: $.da, d: $.d, ok: $.ok, cs: $.cs, " + MessageCodec.QueueField + ": $." + MessageCodec.QueueField + "}");
             var chunk = _messages.Query().Where(QueueRange(from, to)).Select(projection).Limit(ScanChunk).ToList();
             foreach (var doc in chunk)
             {
@@ -364,7 +364,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore
                 {
                     foreach (var d in doc["d"].AsArray) deliveries.Add(MessageCodec.DeliveryFromBson(d.AsDocument));
                 }
-                yield return new OpenMessage(doc["_id"].AsGuid, doc["t"].AsString, doc["da"].IsNull ? 0 : doc["da"].AsInt64, deliveries);
+                yield return new OpenMessage(doc["_id"].AsGuid, doc["t"].AsString, doc["da"].IsNull ? 0 : doc["da"].AsInt64, deliveries,
+                    doc["ok"].IsString ? doc["ok"].AsString : null, doc["cs"].IsNull ? 0 : doc["cs"].AsInt64);
             }
             if (chunk.Count < ScanChunk) yield break;
             from = chunk[^1][MessageCodec.QueueField].AsString;

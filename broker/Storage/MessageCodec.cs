@@ -85,6 +85,8 @@ internal static class MessageCodec
         if (m.ProducerGroup is not null) doc["pg"] = m.ProducerGroup;
         if (m.IdempotencyKey is not null) doc["ik"] = m.IdempotencyKey;
         if (m.TraceParent is not null) doc["tp"] = m.TraceParent;
+        if (m.OrderingKey is not null) doc["ok"] = m.OrderingKey;
+        if (m.CommitSeq != 0) doc["cs"] = m.CommitSeq;
         if (m.DeliverAt != 0) doc["da"] = m.DeliverAt;
         if (m.CheckCount != 0) doc["cc"] = m.CheckCount;
         if (m.NextCheckAt != 0) doc["nc"] = m.NextCheckAt;
@@ -130,6 +132,8 @@ internal static class MessageCodec
             ProducerGroup = StringOrNull(doc, "pg"),
             IdempotencyKey = StringOrNull(doc, "ik"),
             TraceParent = StringOrNull(doc, "tp"),
+            OrderingKey = StringOrNull(doc, "ok"),
+            CommitSeq = Int64OrZero(doc, "cs"),
             State = (MessageState)doc["s"].AsInt32,
             DeliverAt = Int64OrZero(doc, "da"),
             CheckCount = doc.TryGetValue("cc", out var cc) ? cc.AsInt32 : 0,

@@ -1,6 +1,6 @@
 namespace HalfMsgBroker.Client.Tests;
 
-/// <summary>Replay and retry-now through the client.</summary>
+/// <summary>Replay, retry-now and ordering keys through the client.</summary>
 [Collection(BrokerCollection.Name)]
 public sealed class ReplayClientTests(BrokerFixture broker)
 {
@@ -28,5 +28,22 @@ public sealed class ReplayClientTests(BrokerFixture broker)
         Assert.Equal((400, "invalid-field"), (future.Status, future.Code));
         var unknown = await Assert.ThrowsAsync<HalfMsgException>(() => broker.Client.RetryNowAsync(_group, "no-such-topic"));
         Assert.Equal((404, "subscription-not-found"), (unknown.Status, unknown.Code));
+    }
+
+    [Fact]
+    public async Task An_ordering_key_holds_the_keys_next_message_until_the_first_is_acked()
+    {
+        await broker.Api.PutSubscriptionAsync(_group, _topic, new SubscriptionRequest());
+        var half = await broker.Client.SendHalfAsync(_topic, Names.Unique("orders"), new Order("o-1", 1),
+            new HalfMessageOptions { OrderingKey = "customer-1", CheckImmunity = TimeSpan.FromMinutes(10) });
+        var first = await broker.Client.SendAsync(_topic, new Order("o-2", 1), new MessageOptions { OrderingKey = "customer-1" });
+        await broker.Client.CommitAsync(half.TransactionId);
+        var wait = new ReceiveOptions { WaitTime = TimeSpan.FromSeconds(5) };
+
+        var got = Assert.Single(await broker.Client.ReceiveAsync(_group, _topic, wait));
+        Assert.Equal(first.MessageId, got.MessageId); // committed first
+        Assert.Empty(await broker.Client.ReceiveAsync(_group, _topic, new ReceiveOptions { WaitTime = TimeSpan.Zero }));
+        Assert.True(await got.AckAsync());
+        Assert.Equal(half.MessageId, Assert.Single(await broker.Client.ReceiveAsync(_group, _topic, wait)).MessageId);
     }
 }
