@@ -204,6 +204,26 @@ public sealed class OrderedDeliveryTests : IDisposable
         Assert.Empty(await client.Receive("ship", "parcels", wait: 1));
     }
 
+    [Fact]
+    public async Task A_redriven_dead_letter_takes_its_commit_place_behind_the_message_handed_out()
+    {
+        await using var broker = Broker();
+        var c = broker.CreateClient();
+        await c.Subscribe("ship", "parcels", new { maxAttempts = 1 });
+        foreach (var m in new[] { "m1", "m2", "m3" }) await SendOne(c, "parcels", m, "k");
+
+        var first = await Receive(c, 1);
+        Assert.Equal("deadLettered", (await c.Post("/v1/consumer-groups/ship/nack", new { receiptHandle = first["m1"] })).Json.Str("state"));
+        var second = await Receive(c, 1); // the dead letter let the key go on
+        Assert.Equal(["m2"], second.Keys);
+
+        var dead = (await c.Get("/v1/consumer-groups/ship/dead-letters")).Json["deadLetters"]!.AsArray();
+        Assert.Equal(1, (await c.Post("/v1/consumer-groups/ship/dead-letters/redrive", new { messageIds = new[] { Assert.Single(dead)!.Str("messageId") } })).Json.Int("redriven"));
+        Assert.Empty(await c.Receive("ship", "parcels", wait: 0)); // m2 is still out
+        await c.Ack("ship", second["m2"]);
+        Assert.Equal(["m1"], (await Receive(c, 1)).Keys); // before m3: its commit came first
+    }
+
     private static async Task SendOne(HttpClient c, string topic, string m, string? key)
     {
         var answer = await c.Post($"/v1/topics/{topic}/messages", new { body = new { m }, orderingKey = key });
