@@ -29,6 +29,9 @@ public sealed record MessageOptions
 
     /// <summary>The idempotency key; when null the SDK generates one per call.</summary>
     public string? IdempotencyKey { get; init; }
+
+    /// <summary>Messages of the topic with the same ordering key reach each consumer group one at a time, in commit order.</summary>
+    public string? OrderingKey { get; init; }
 }
 
 /// <summary>Optional settings of a half-message send.</summary>
@@ -51,6 +54,9 @@ public sealed record HalfMessageOptions
 
     /// <summary>Time before the first check-back (whole seconds); null for the broker's <c>CheckAfter</c>.</summary>
     public TimeSpan? CheckImmunity { get; init; }
+
+    /// <summary>Messages of the topic with the same ordering key reach each consumer group one at a time, in commit order.</summary>
+    public string? OrderingKey { get; init; }
 }
 
 /// <summary>Settings of a pull receive.</summary>
@@ -119,7 +125,8 @@ public sealed class HalfMsgClient
             options.Keys,
             options.Properties,
             options.Delay is { } delay ? (int)Math.Ceiling(delay.TotalSeconds) : null,
-            options.DeliverAt);
+            options.DeliverAt,
+            options.OrderingKey);
         return Api.SendMessageAsync(topic, request, options.IdempotencyKey ?? Guid.NewGuid().ToString("N"), cancellationToken);
     }
 
@@ -143,7 +150,8 @@ public sealed class HalfMsgClient
             options.Tag,
             options.Keys,
             options.Properties,
-            options.CheckImmunity is { } immunity ? (int)Math.Ceiling(immunity.TotalSeconds) : null);
+            options.CheckImmunity is { } immunity ? (int)Math.Ceiling(immunity.TotalSeconds) : null,
+            options.OrderingKey);
         return Api.SendHalfMessageAsync(topic, request, cancellationToken);
     }
 

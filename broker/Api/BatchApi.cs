@@ -52,7 +52,7 @@ internal static class BatchApi
                 itemErrors.Add("idempotencyKey", "must be 1-255 characters without control characters");
             }
             return ProducerApi.Message(item.Topic ?? "", item.Tag, item.Keys, item.Properties, item.Body, item.DelaySeconds, item.DeliverAt,
-                http.Request, itemErrors, time) with { IdempotencyKey = item.IdempotencyKey };
+                http.Request, itemErrors, time) with { IdempotencyKey = item.IdempotencyKey, OrderingKey = itemErrors.OrderingKey(item.OrderingKey) };
         });
         if (errors.Any) return errors.ToProblem();
         if (Refused(http.Caller(), quotas, inputs, half: false) is { } refused) return refused;
@@ -95,6 +95,7 @@ internal static class BatchApi
                 ProducerGroup = item.ProducerGroup,
                 TransactionId = item.TransactionId ?? Guid.CreateVersion7().ToString("N"),
                 CheckImmunity = immunity is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+                OrderingKey = itemErrors.OrderingKey(item.OrderingKey),
             };
         });
         if (errors.Any) return errors.ToProblem();

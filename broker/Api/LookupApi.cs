@@ -84,5 +84,6 @@ internal static class LookupApi
         Times.ToUtcOrNull(m.ResolvedAt),
         m.TransactionId is null ? null : new ResolutionView(
             StateNames.Of(m.ResolvedBy), Times.ToUtcOrNull(m.ResolvedAt), m.CheckCount, Times.ToUtcOrNull(m.LastCheckAt), m.LastCheckResult,
-            m.State == MessageState.Prepared ? Times.ToUtcOrNull(m.NextCheckAt) : null, m.UnreachableCount, m.UnknownCount));
+            m.State == MessageState.Prepared ? Times.ToUtcOrNull(m.NextCheckAt) : null, m.UnreachableCount, m.UnknownCount),
+        m.OrderingKey);
 }

@@ -53,6 +53,7 @@ internal static class ProducerApi
         var input = Message(topic, dto.Tag, dto.Keys, dto.Properties, dto.Body, dto.DelaySeconds, dto.DeliverAt, request, errors, time) with
         {
             IdempotencyKey = idempotencyKey.Length > 0 ? idempotencyKey : null,
+            OrderingKey = errors.OrderingKey(dto.OrderingKey),
         };
         if (errors.Any) return errors.ToProblem();
 
@@ -95,6 +96,7 @@ internal static class ProducerApi
             ProducerGroup = dto.ProducerGroup,
             TransactionId = dto.TransactionId ?? Guid.CreateVersion7().ToString("N"),
             CheckImmunity = immunity is { } seconds ? TimeSpan.FromSeconds(seconds) : null,
+            OrderingKey = errors.OrderingKey(dto.OrderingKey),
         };
         if (errors.Any) return errors.ToProblem();
 

@@ -120,16 +120,17 @@ internal static class PullApi
 
         var queues = registry.QueuesOf(group).ToList();
         var acks = new List<AckItem>(given.Length);
-        var settled = new List<SubscriptionQueue>(given.Length);
+        var settled = new List<(SubscriptionQueue Queue, OrderSlot? Order)>(given.Length);
         var stale = new List<string>();
         for (var i = 0; i < given.Length; i++)
         {
             var (messageId, nonce) = parsed[i];
             var attempts = 0;
-            if (Settle(queues, q => q.Ack(messageId, nonce, out attempts)) is { } queue)
+            OrderSlot? order = null;
+            if (Settle(queues, q => q.Ack(messageId, nonce, out attempts, out order)) is { } queue)
             {
                 acks.Add(new AckItem(messageId, group, attempts));
-                settled.Add(queue);
+                settled.Add((queue, order));
             }
             else
             {
@@ -146,7 +147,7 @@ internal static class PullApi
             catch
             {
                 var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                for (var i = 0; i < acks.Count; i++) settled[i].Restore(acks[i].MessageId, acks[i].Attempts, now);
+                for (var i = 0; i < acks.Count; i++) settled[i].Queue.Restore(acks[i].MessageId, acks[i].Attempts, now, settled[i].Order);
                 throw;
             }
         }

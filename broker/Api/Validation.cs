@@ -55,6 +55,16 @@ internal sealed class FieldErrors
         return tag;
     }
 
+    /// <summary>orderingKey: absent, or 1-128 characters without control characters.</summary>
+    public string? OrderingKey(string? key)
+    {
+        if (key is not null && (key.Length is 0 or > Names.MaxKeyLength || key.Any(char.IsControl)))
+        {
+            Add("orderingKey", $"must be 1-{Names.MaxKeyLength} characters without control characters");
+        }
+        return key;
+    }
+
     public string[] Keys(string[]? keys)
     {
         if (keys is null) return [];
@@ -128,6 +138,22 @@ internal sealed class FieldErrors
             Add(field, "must be an absolute http:// or https:// URL of at most 2048 characters");
         }
         return url;
+    }
+
+    /// <summary>A required RFC 3339 time with an offset, in Unix milliseconds.</summary>
+    public long? Instant(string field, string? text)
+    {
+        if (text is null)
+        {
+            Add(field, "is required: an RFC 3339 time with an offset, e.g. 2026-11-25T10:00:00Z");
+            return null;
+        }
+        if (!DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) || !HasOffset(text))
+        {
+            Add(field, $"must be an RFC 3339 time with an offset, e.g. 2026-11-25T10:00:00Z (got '{text}')");
+            return null;
+        }
+        return at.ToUnixTimeMilliseconds();
     }
 
     private static bool HasOffset(string text)

@@ -20,6 +20,7 @@ public sealed record SendMessageBatchItem
     public Dictionary<string, string?>? Properties { get; init; }
     public int? DelaySeconds { get; init; }
     public string? DeliverAt { get; init; }
+    public string? OrderingKey { get; init; }
 }
 
 /// <summary><c>POST /v1/half-messages/batch</c>: half messages, each its own transaction.</summary>
@@ -40,6 +41,7 @@ public sealed record SendHalfMessageBatchItem
     public int? CheckImmunitySeconds { get; init; }
     public int? DelaySeconds { get; init; }
     public string? DeliverAt { get; init; }
+    public string? OrderingKey { get; init; }
 }
 
 /// <summary>

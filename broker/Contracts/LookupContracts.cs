@@ -22,7 +22,8 @@ public sealed record MessageView(
     DateTime? DeliverAt,
     IReadOnlyList<DeliveryView> Deliveries,
     DateTime? ResolvedAt = null,
-    ResolutionView? Transaction = null);
+    ResolutionView? Transaction = null,
+    string? OrderingKey = null);
 
 public sealed record MessageList(IReadOnlyList<MessageView> Messages, string? Next);
 

@@ -11,6 +11,7 @@ public sealed record SendMessageRequest
     public Dictionary<string, string?>? Properties { get; init; }
     public int? DelaySeconds { get; init; }
     public string? DeliverAt { get; init; }
+    public string? OrderingKey { get; init; }
 }
 
 public sealed record SendHalfMessageRequest
@@ -24,6 +25,7 @@ public sealed record SendHalfMessageRequest
     public int? CheckImmunitySeconds { get; init; }
     public int? DelaySeconds { get; init; }
     public string? DeliverAt { get; init; }
+    public string? OrderingKey { get; init; }
 }
 
 public sealed record SendMessageResponse(string MessageId, string State);

@@ -15,6 +15,9 @@ internal enum EntryPhase
 
     /// <summary>Acked, exhausted or dropped; no longer in its queue.</summary>
     Done,
+
+    /// <summary>Waiting for an earlier delivery with the same ordering key to finish (its due time is kept in DueAt).</summary>
+    Blocked,
 }
 
 /// <summary>
@@ -36,6 +39,15 @@ internal sealed class DeliveryEntry(Guid messageId, SubscriptionQueue queue)
     /// <summary>In flight while its failure (nack, failed push, visibility timeout) is being stored.</summary>
     public bool Settling { get; set; }
 
+    /// <summary>The message's ordering key and place among the key's deliveries; null (one reference, no more) for an unkeyed message.</summary>
+    public OrderSlot? Order { get; init; }
+
+    public string? OrderingKey => Order?.Key;
+    public long CommitSeq => Order?.Seq ?? 0;
+
+    /// <summary>A retry-now was stored while this entry's failure was being stored: once it is, the retry is due at once.</summary>
+    public bool RetryNowRequested { get; set; }
+
     /// <summary>The message itself, cached while within the memory budget; otherwise loaded on hand-out.</summary>
     public MessagePayload? Payload { get; set; }
 }
@@ -56,6 +68,9 @@ internal sealed record MessagePayload(
 
     public long ApproximateBytes => Body.Length + 256;
 }
+
+/// <summary>A keyed delivery's ordering key and place in commit order.</summary>
+internal sealed record OrderSlot(string Key, long Seq);
 
 /// <summary>An entry handed out by <see cref="SubscriptionQueue.Take"/>, with the values of that hand-out.</summary>
 internal readonly record struct Lease(DeliveryEntry Entry, ulong Nonce, int Attempt);

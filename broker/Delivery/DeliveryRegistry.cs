@@ -67,9 +67,9 @@ internal sealed class DeliveryRegistry
     }
 
     /// <summary>Makes a stored delivery live: ready now, or at its due time.</summary>
-    public void Enqueue(string group, string topic, Guid messageId, int attempts, long dueAt, MessagePayload? payload)
+    public void Enqueue(string group, string topic, Guid messageId, int attempts, long dueAt, MessagePayload? payload, string? orderingKey = null, long commitSeq = 0)
     {
-        Find(group, topic)?.Add(messageId, attempts, dueAt, payload, _time.GetUtcNow().ToUnixTimeMilliseconds());
+        Find(group, topic)?.Add(messageId, attempts, dueAt, payload, _time.GetUtcNow().ToUnixTimeMilliseconds(), orderingKey, commitSeq);
     }
 
     private void RebuildTopics() => _byTopic = _queues.Values

@@ -166,7 +166,7 @@ internal sealed class PushDeliveryService(
                     // The store did not take the ack, so the delivery comes back (at least once), a second
                     // later rather than in a tight loop against a failing store.
                     var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                    queue.Add(entry.MessageId, lease.Attempt, now + 1000, null, now);
+                    queue.Add(entry.MessageId, lease.Attempt, now + 1000, null, now, entry.OrderingKey, entry.CommitSeq);
                     throw;
                 }
             }

@@ -29,7 +29,7 @@ internal readonly record struct PendingFailure(DeliveryEntry Entry, FailureCause
 /// entries in flight, and those waiting for a due time. Long-poll receivers and the push
 /// dispatcher wait on a signal raised when an entry becomes ready, never by polling storage.
 /// </summary>
-internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler scheduler, PayloadBudget budget, Func<IDeliveryRecorder> recorder)
+internal sealed partial class SubscriptionQueue(Subscription subscription, DueScheduler scheduler, PayloadBudget budget, Func<IDeliveryRecorder> recorder)
 {
     /// <summary>How soon a failure whose store write failed is tried again.</summary>
     private const long StoreRetryMs = 1000;
@@ -57,14 +57,18 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
     public string Group => Subscription.Group;
     public string Topic => Subscription.Topic;
 
-    /// <summary>Adds a delivery that is new, recovered after a restart, or redriven.</summary>
-    public DeliveryEntry? Add(Guid messageId, int attempts, long dueAt, MessagePayload? payload, long now)
+    /// <summary>
+    /// Adds a delivery that is new, recovered after a restart, or redriven. One with an ordering key waits
+    /// (blocked) behind the key's earlier deliveries; <paramref name="commitSeq"/> is its place among them.
+    /// </summary>
+    public DeliveryEntry? Add(Guid messageId, int attempts, long dueAt, MessagePayload? payload, long now, string? orderingKey = null, long commitSeq = 0)
     {
-        var entry = new DeliveryEntry(messageId, this) { Attempts = attempts };
+        var entry = new DeliveryEntry(messageId, this) { Attempts = attempts, Order = orderingKey is null ? null : new OrderSlot(orderingKey, commitSeq) };
         lock (_gate)
         {
             if (_closed || !_live.TryAdd(messageId, entry)) return null;
             if (payload is not null && budget.TryReserve(payload.ApproximateBytes)) entry.Payload = payload;
+            if (orderingKey is not null && !EnterLaneLocked(entry, dueAt)) return entry;
             if (dueAt > now) Wait(entry, dueAt);
             else MakeReady(entry);
         }
@@ -139,20 +143,26 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         }
     }
 
-    public SettleOutcome Ack(Guid messageId, ulong nonce, out int attempts)
+    public SettleOutcome Ack(Guid messageId, ulong nonce, out int attempts) => Ack(messageId, nonce, out attempts, out _);
+
+    /// <param name="order">The delivery's ordering key and place, for <see cref="Restore"/>.</param>
+    public SettleOutcome Ack(Guid messageId, ulong nonce, out int attempts, out OrderSlot? order)
     {
         lock (_gate)
         {
             attempts = 0;
+            order = null;
             if (!TryGetLeased(messageId, nonce, out var entry)) return SettleOutcome.Stale;
             attempts = entry.Attempts;
+            order = entry.Order;
             Finish(entry);
             return SettleOutcome.Done;
         }
     }
 
-    /// <summary>An ack whose store write failed: the delivery goes back to the group.</summary>
-    public void Restore(Guid messageId, int attempts, long now) => Add(messageId, attempts, now, null, now);
+    /// <summary>An ack whose store write failed: the delivery goes back to the group (behind its key's delivery in flight, if any).</summary>
+    public void Restore(Guid messageId, int attempts, long now, OrderSlot? order = null) =>
+        Add(messageId, attempts, now, null, now, order?.Key, order?.Seq ?? 0);
 
     /// <summary>
     /// Starts a nack: back to the group after <paramref name="retryAt"/> (0: the next backoff level) once
@@ -225,9 +235,51 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         if (timedOut is { } pending) _ = CompleteFailureAsync(pending);
     }
 
+    /// <summary>The deliveries waiting for a retry backoff (not those waiting for a delay: they were never attempted).</summary>
+    public List<Guid> RetryingIds()
+    {
+        lock (_gate)
+        {
+            var ids = new List<Guid>(Math.Min(_waiting, 4096));
+            foreach (var entry in _live.Values)
+            {
+                // A blocked one may hold a stored retry time too (recovered behind its key's first delivery).
+                if (entry.Attempts > 0 && (entry.Phase == EntryPhase.Waiting || (entry.Phase == EntryPhase.Blocked && entry.DueAt > 0))) ids.Add(entry.MessageId);
+            }
+            return ids;
+        }
+    }
+
+    /// <summary>
+    /// A stored retry-now (writer thread, after commit): a delivery waiting for its backoff is ready at once.
+    /// One whose failure is still being stored becomes ready once it is (the store ordered the retry-now after it).
+    /// </summary>
+    public void BringForward(Guid messageId)
+    {
+        lock (_gate)
+        {
+            if (_closed || !_live.TryGetValue(messageId, out var entry)) return;
+            if (entry.Phase == EntryPhase.Waiting)
+            {
+                _waiting--;
+                entry.Version++;
+                MakeReady(entry);
+            }
+            else if (entry.Phase == EntryPhase.InFlight && entry.Settling)
+            {
+                entry.RetryNowRequested = true;
+            }
+            else if (entry.Phase == EntryPhase.Blocked)
+            {
+                entry.DueAt = 0; // due at once when its key's turn comes
+            }
+        }
+    }
+
+    /// <summary>Ready counts the deliveries waiting for their ordering key's turn too: nothing but order holds them.</summary>
     public QueueCounts Counts()
     {
-        lock (_gate) return new QueueCounts(_ready.Count, _inFlight, _waiting);
+        lock (_gate) return new QueueCounts(_ready.Count + _blocked, _inFlight, _waiting);
     }
 
     public (EntryPhase Phase, int Attempts, long DueAt)? Peek(Guid messageId)
@@ -248,7 +300,8 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
             foreach (var e in _live.Values) RemoveLockedKeepIndex(e);
             _live.Clear();
             _ready.Clear();
-            _inFlight = _waiting = 0;
+            _lanes?.Clear();
+            _inFlight = _waiting = _blocked = 0;
             _readySignal?.TrySetResult();
             return ids;
         }
@@ -291,7 +344,9 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
                 return outcome.Action == ExhaustedAction.Discard ? DeliveryState.Discarded : DeliveryState.DeadLettered;
             }
             entry.Version++;
-            if (outcome.NextAttemptAt > 0)
+            var retryNow = entry.RetryNowRequested;
+            entry.RetryNowRequested = false;
+            if (outcome.NextAttemptAt > 0 && !retryNow)
             {
                 Wait(entry, outcome.NextAttemptAt);
                 return DeliveryState.Retrying;
@@ -319,6 +374,7 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
     {
         if (entry.Phase != EntryPhase.InFlight || !entry.Settling) return;
         entry.Settling = false;
+        entry.RetryNowRequested = false;
         entry.Version++;
         var now = scheduler.Now;
         switch (pending.Cause)
@@ -357,6 +413,7 @@ internal sealed class SubscriptionQueue(Subscription subscription, DueScheduler 
         if (entry.Payload is { } payload) budget.Release(payload.ApproximateBytes);
         entry.Payload = null;
         _live.Remove(entry.MessageId);
+        if (entry.OrderingKey is not null) LeaveLaneLocked(entry);
     }
 
     private void RemoveLockedKeepIndex(DeliveryEntry entry)

@@ -91,7 +91,7 @@ internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid> ids) 
             if (Changed(ctx, id, group, DeliveryLifecycle.Redrive) is not { } message) continue;
             redriven++;
             var payload = MessagePayload.From(message);
-            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload));
+            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload, message.OrderingKey, message.CommitSeq));
         }
         return redriven;
     }

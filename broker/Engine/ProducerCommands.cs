@@ -19,6 +19,7 @@ internal sealed record NewMessage(
     public string? ProducerGroup { get; init; }
     public string? TransactionId { get; init; }
     public TimeSpan? CheckImmunity { get; init; }
+    public string? OrderingKey { get; init; }
 }
 
 internal enum SendStatus
@@ -69,6 +70,7 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
             IdempotencyKey = input.IdempotencyKey,
             ProducerGroup = input.ProducerGroup,
             TransactionId = input.TransactionId,
+            OrderingKey = input.OrderingKey,
             State = half ? MessageState.Prepared : MessageState.Committed,
         };
 
@@ -160,6 +162,7 @@ internal static class Publication
     {
         DeliveryLifecycle.FanOut(message, ctx.Deliveries.SubscriptionsOf(message.Topic));
         DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
+        if (message.OrderingKey is not null) message.CommitSeq = ctx.NextCommitSeq();
         if (message.Deliveries.Count == 0) return;
 
         var payload = MessagePayload.From(message);
@@ -168,7 +171,7 @@ internal static class Publication
         {
             foreach (var (group, attempts, due) in deliveries)
             {
-                ctx.Deliveries.Enqueue(group, message.Topic, message.Id, attempts, due, payload);
+                ctx.Deliveries.Enqueue(group, message.Topic, message.Id, attempts, due, payload, message.OrderingKey, message.CommitSeq);
             }
         });
     }

@@ -31,6 +31,14 @@ internal sealed class WriteContext(IMessageStore store, BrokerOptions options, D
     /// <summary>What the batch's commands did, for the metrics once it is durable.</summary>
     public BatchTally Tally { get; } = new();
 
+    /// <summary>
+    /// Commit order of keyed messages, strictly increasing: a thousand steps per millisecond of the clock,
+    /// so it also keeps increasing across a restart (which takes far longer than the steps run ahead).
+    /// </summary>
+    public long NextCommitSeq() => _commitSeq = Math.Max(Now * 1000, _commitSeq + 1);
+
+    private long _commitSeq;
+
     /// <summary>The batch's clock: every command in one group commit sees the same "now".</summary>
     public long Now { get; private set; }
 

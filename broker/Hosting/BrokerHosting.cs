@@ -137,6 +137,7 @@ public static class BrokerHosting
         app.MapSubscriptionApi();
         app.MapPullApi();
         app.MapDeadLetterApi();
+        app.MapReplayApi();
         app.MapLookupApi();
         app.MapAccessApi();
 

@@ -24,6 +24,8 @@ internal sealed class Recovery(
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var restored = 0;
         var orphans = new Dictionary<string, List<Guid>>(StringComparer.Ordinal);
+        // The open range is in id (birth) order; a key's deliveries must go back in commit order, so keyed ones are sorted first.
+        var keyed = new List<(long Seq, SubscriptionQueue Queue, Guid Id, int Attempts, long Due, string Key)>();
         foreach (var message in store.OpenMessages())
         {
             foreach (var d in message.Deliveries)
@@ -35,10 +37,14 @@ internal sealed class Recovery(
                     (orphans.TryGetValue(d.Group, out var ids) ? ids : orphans[d.Group] = []).Add(message.Id);
                     continue;
                 }
-                queue.Add(message.Id, d.Attempts, Math.Max(d.NextAttemptAt, message.DeliverAt), payload: null, now);
+                var due = Math.Max(d.NextAttemptAt, message.DeliverAt);
+                if (message.OrderingKey is { } key) keyed.Add((message.CommitSeq, queue, message.Id, d.Attempts, due, key));
+                else queue.Add(message.Id, d.Attempts, due, payload: null, now);
                 restored++;
             }
         }
+        keyed.Sort((a, b) => a.Seq != b.Seq ? a.Seq.CompareTo(b.Seq) : a.Id.CompareTo(b.Id));
+        foreach (var (seq, queue, id, attempts, due, key) in keyed) queue.Add(id, attempts, due, payload: null, now, key, seq);
         foreach (var (group, ids) in orphans)
         {
             foreach (var chunk in ids.Chunk(500)) writer.Post(new DropDeliveries(group, chunk));

@@ -65,6 +65,29 @@ public static class DeliveryLifecycle
         return true;
     }
 
+    /// <summary>
+    /// A replay delivers a finished delivery (acked, discarded or dead-lettered) again, with a fresh attempt
+    /// count; one still to make (pending or retrying) is left as it is, so nothing is delivered twice at once.
+    /// </summary>
+    public static bool Replay(StoredDelivery d)
+    {
+        if (!d.State.IsTerminal()) return false;
+        d.State = DeliveryState.Pending;
+        d.Attempts = 0;
+        d.NextAttemptAt = 0;
+        d.DeadLetteredAt = 0;
+        return true;
+    }
+
+    /// <summary>Retry-now: a delivery waiting for its retry backoff is due at once.</summary>
+    public static bool RetryNow(StoredDelivery d)
+    {
+        if (d.State != DeliveryState.Retrying) return false;
+        d.State = DeliveryState.Pending;
+        d.NextAttemptAt = 0;
+        return true;
+    }
+
     /// <summary>An operator deleted the dead letter: the broker gives up on it for good.</summary>
     public static bool DeleteDeadLetter(StoredDelivery d)
     {

@@ -89,6 +89,12 @@ public interface IMessageStore : IDisposable
     /// <summary>The ids <see cref="DeadLetters"/> would list, read from the index alone: for walking them all in pages.</summary>
     StorePage<Guid> DeadLetterIds(string group, string? topic, Guid? after, int limit);
 
+    /// <summary>
+    /// Messages of the topic committed from <paramref name="from"/> to <paramref name="to"/> (inclusive), in commit
+    /// order after <paramref name="after"/>, read from the commit-time index alone: for walking them in pages.
+    /// </summary>
+    IReadOnlyList<CommittedRef> CommittedOn(string topic, long from, long to, CommittedRef? after, int limit);
+
     /// <summary>How many dead letters the group has on the topic, counted on the index.</summary>
     int CountDeadLetters(string group, string topic);
 

@@ -331,6 +331,12 @@ public sealed class JournaledMessageStore : IMessageStore
         return _db.DeadLetterIds(group, topic, after, limit);
     }
 
+    public IReadOnlyList<CommittedRef> CommittedOn(string topic, long from, long to, CommittedRef? after, int limit)
+    {
+        CatchUp();
+        return _db.CommittedOn(topic, from, to, after, limit);
+    }
+
     public int CountDeadLetters(string group, string topic)
     {
         CatchUp();

@@ -125,6 +125,26 @@ public sealed partial class LiteDbMessageStore
         return query;
     }
 
+    /// <summary>Reads the commit-time index alone (no document is loaded).</summary>
+    public IReadOnlyList<CommittedRef> CommittedOn(string topic, long from, long to, CommittedRef? after, int limit)
+    {
+        var start = after is { } cursor ? MessageCodec.ReplayKey(topic, cursor.CommittedAt, cursor.Id) : MessageCodec.ReplayKey(topic, from, Guid.Empty);
+        var end = MessageCodec.ReplayKey(topic, to, Guid.Parse("ffffffff-ffff-ffff-ffff-ffffffffffff"));
+        var field = "$." + MessageCodec.ReplayField;
+        return _messages.Query()
+            .Where(Range(field + " BETWEEN @0 AND @1", start, end))
+            .Select(field)
+            .Limit(limit + 1)
+            .ToEnumerable()
+            .Select(doc => CommittedRef.OfEntry(doc.Values.Single().AsString))
+            .Where(r => r != after)
+            .Take(limit)
+            .ToList();
+    }
+
+    internal string ExplainCommittedOn(string topic) =>
+        _messages.Query().Where(Range("$." + MessageCodec.ReplayField + " BETWEEN @0 AND @1", topic, topic + "g")).Select("$." + MessageCodec.ReplayField).GetPlan().ToString();
+
     /// <summary>Takes one page from a walk in id order, and one more item to know whether another page follows.</summary>
     private static StorePage<T> Page<T>(IEnumerable<T> walk, int limit, Func<T, Guid> idOf)
     {

@@ -52,15 +52,17 @@ public sealed partial class LiteDbMessageStore : IMessageStore
 
         try
         {
-            // Three secondary indexes carry every lookup: q (due-time queues), u (unique keys) and lk (message keys).
+            // Four secondary indexes carry every lookup: q (due-time queues), u (unique keys), lk (message keys) and r (commit order, for replays).
             _messages.EnsureIndex(MessageCodec.QueueField, "$." + MessageCodec.QueueField);
             _messages.EnsureIndex(MessageCodec.UniqueField, "$." + MessageCodec.UniqueField, unique: true);
             _messages.EnsureIndex(MessageCodec.LookupField, "$." + MessageCodec.LookupField + "[*]");
+            _messages.EnsureIndex(MessageCodec.ReplayField, "$." + MessageCodec.ReplayField);
             _deadLetters.EnsureIndex(DeadLetterCodec.GroupField, "$." + DeadLetterCodec.GroupField);
             _deadLetters.EnsureIndex(DeadLetterCodec.MessageField, "$." + DeadLetterCodec.MessageField);
             _deadLetters.EnsureIndex(DeadLetterCodec.DeadLetteredAtField, "$." + DeadLetterCodec.DeadLetteredAtField);
             LookupMigration.Run(_db, _messages, _deadLetters, notice);
             QueueKeyMigration.Run(_db, _messages, _meta, notice);
+            ReplayKeyMigration.Run(_db, _messages, _meta, notice);
         }
         catch
         {
@@ -357,7 +359,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         while (true)
         {
             var projection = t_openProjection ??= BsonExpression.Create(
-                "{_id: $._id, t: $.t, da: $.da, d: $.d, " + MessageCodec.QueueField + ": $." + MessageCodec.QueueField + "}");
+                "{_id: $._id, t: $.t, da: $.da, d: $.d, ok: $.ok, cs: $.cs, " + MessageCodec.QueueField + ": $." + MessageCodec.QueueField + "}");
             var chunk = _messages.Query().Where(QueueRange(from, to)).Select(projection).Limit(ScanChunk).ToList();
             foreach (var doc in chunk)
             {
@@ -368,7 +370,8 @@ public sealed partial class LiteDbMessageStore : IMessageStore
                 {
                     foreach (var d in doc["d"].AsArray) deliveries.Add(MessageCodec.DeliveryFromBson(d.AsDocument));
                 }
-                yield return new OpenMessage(doc["_id"].AsGuid, doc["t"].AsString, doc["da"].IsNull ? 0 : doc["da"].AsInt64, deliveries);
+                yield return new OpenMessage(doc["_id"].AsGuid, doc["t"].AsString, doc["da"].IsNull ? 0 : doc["da"].AsInt64, deliveries,
+                    doc["ok"].IsString ? doc["ok"].AsString : null, doc["cs"].IsNull ? 0 : doc["cs"].AsInt64);
             }
             if (chunk.Count < ScanChunk) yield break;
             from = chunk[^1][MessageCodec.QueueField].AsString;

@@ -13,9 +13,10 @@ namespace HalfMsgBroker.Storage;
 /// </summary>
 internal static class MessageBinary
 {
-    // Version 2 appends the check counters after the deliveries; version 1 frames (journals written
-    // before them) still read, with the counters zero.
-    private const byte Version = 2;
+    // Version 2 appends the check counters after the deliveries, version 3 the ordering key and commit
+    // sequence after them; older frames (journals written before) still read, with those zero or null.
+    private const byte Version = 3;
+    private const byte WithoutOrdering = 2;
     private const byte WithoutCheckCounters = 1;
 
     public static void Write(IBufferWriter<byte> to, StoredMessage m)
@@ -66,13 +67,15 @@ internal static class MessageBinary
         w.Int(m.UnreachableCount);
         w.Int(m.UnreachableStreak);
         w.Int(m.UnknownCount);
+        w.String(m.OrderingKey);
+        w.Long(m.CommitSeq);
     }
 
     public static StoredMessage Read(ReadOnlySpan<byte> data)
     {
         var r = new Reader(data);
         var version = r.Byte();
-        if (version is not (Version or WithoutCheckCounters)) throw new InvalidDataException("Unknown journal message encoding.");
+        if (version is not (Version or WithoutOrdering or WithoutCheckCounters)) throw new InvalidDataException("Unknown journal message encoding.");
         var id = r.Guid();
         var topic = r.String()!;
         var tag = r.String();
@@ -122,11 +125,16 @@ internal static class MessageBinary
                 DeadLetteredAt = r.Long(),
             });
         }
-        if (version >= Version)
+        if (version >= WithoutOrdering)
         {
             m.UnreachableCount = r.Int();
             m.UnreachableStreak = r.Int();
             m.UnknownCount = r.Int();
+        }
+        if (version >= Version)
+        {
+            m.OrderingKey = r.String();
+            m.CommitSeq = r.Long();
         }
         if (!r.AtEnd) throw new InvalidDataException("A journal message record is longer than the message it holds.");
         return m;

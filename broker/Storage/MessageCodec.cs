@@ -17,6 +17,9 @@ internal static class MessageCodec
     public const string LookupField = "lk";
     public const string UniqueField = "u";
 
+    /// <summary>A committed message's place in its topic's commit order: <c>&lt;topic&gt;␊&lt;committedAt&gt;&lt;id&gt;</c> (what a replay walks).</summary>
+    public const string ReplayField = "r";
+
     public const string CheckPrefix = "c:";
     public const string PurgePrefix = "p:";
     /// <summary>Open (committed, deliveries still to make): <c>o:&lt;id as 32 hex digits&gt;</c>, unique, so recovery reads it in chunks.</summary>
@@ -26,6 +29,16 @@ internal static class MessageCodec
     public const string LegacyOpen = "o";
 
     public static string OpenKey(Guid id) => OpenPrefix + IdKey(id);
+
+    /// <summary>Fixed-width time then the id, so entries of one topic sort by commit time and page by key.</summary>
+    public static string ReplayKey(string topic, long committedAt, Guid id) =>
+        ReplayPrefix(topic) + committedAt.ToString("D15", CultureInfo.InvariantCulture) + IdKey(id);
+
+    public static string ReplayPrefix(string topic) => topic + "\n";
+
+    /// <summary>Only committed messages can be replayed; ResolvedAt is when every committed message was committed.</summary>
+    public static string? ReplayKeyOf(StoredMessage m) =>
+        m.State == MessageState.Committed && m.ResolvedAt != 0 ? ReplayKey(m.Topic, m.ResolvedAt, m.Id) : null;
 
     public static string CheckKey(long dueAt) => CheckPrefix + dueAt.ToString("D15", CultureInfo.InvariantCulture);
     public static string PurgeKey(long dueAt) => PurgePrefix + dueAt.ToString("D15", CultureInfo.InvariantCulture);
@@ -72,6 +85,8 @@ internal static class MessageCodec
         if (m.ProducerGroup is not null) doc["pg"] = m.ProducerGroup;
         if (m.IdempotencyKey is not null) doc["ik"] = m.IdempotencyKey;
         if (m.TraceParent is not null) doc["tp"] = m.TraceParent;
+        if (m.OrderingKey is not null) doc["ok"] = m.OrderingKey;
+        if (m.CommitSeq != 0) doc["cs"] = m.CommitSeq;
         if (m.DeliverAt != 0) doc["da"] = m.DeliverAt;
         if (m.CheckCount != 0) doc["cc"] = m.CheckCount;
         if (m.NextCheckAt != 0) doc["nc"] = m.NextCheckAt;
@@ -94,6 +109,7 @@ internal static class MessageCodec
         var queue = QueueKeyOf(m);
         if (queue is not null) doc[QueueField] = queue;
         doc[UniqueField] = UniqueKeyOf(m);
+        if (ReplayKeyOf(m) is { } replay) doc[ReplayField] = replay;
         var lookups = LookupKeysOf(m);
         if (lookups.Count > 0) doc[LookupField] = lookups;
         return doc;
@@ -116,6 +132,8 @@ internal static class MessageCodec
             ProducerGroup = StringOrNull(doc, "pg"),
             IdempotencyKey = StringOrNull(doc, "ik"),
             TraceParent = StringOrNull(doc, "tp"),
+            OrderingKey = StringOrNull(doc, "ok"),
+            CommitSeq = Int64OrZero(doc, "cs"),
             State = (MessageState)doc["s"].AsInt32,
             DeliverAt = Int64OrZero(doc, "da"),
             CheckCount = doc.TryGetValue("cc", out var cc) ? cc.AsInt32 : 0,

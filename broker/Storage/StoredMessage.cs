@@ -26,6 +26,13 @@ public sealed class StoredMessage
     public string? IdempotencyKey { get; init; }
 
     public string? TraceParent { get; init; }
+
+    /// <summary>Messages of a topic with the same key are delivered to each group one at a time, in commit order.</summary>
+    public string? OrderingKey { get; set; }
+
+    /// <summary>Where a keyed message's commit falls in commit order (0 for an unkeyed or uncommitted one): recovery restores each key's order from it.</summary>
+    public long CommitSeq { get; set; }
+
     public long BornAt { get; init; }
 
     /// <summary>When the message becomes ready for consumers (0: as soon as it is committed).</summary>

@@ -230,4 +230,22 @@ public interface IHalfMsgApi
     /// <returns>The document as JSON text.</returns>
     [Get("/openapi/v1.json")]
     Task<string> GetOpenApiDocumentAsync(CancellationToken cancellationToken = default);
+
+    /// <summary><c>POST /v1/consumer-groups/{group}/subscriptions/{topic}/replay</c>: delivers again what was committed since a time.</summary>
+    /// <param name="group">The consumer group.</param>
+    /// <param name="topic">The subscribed topic.</param>
+    /// <param name="request">The time to replay from.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many deliveries were scheduled again.</returns>
+    [Post("/v1/consumer-groups/{group}/subscriptions/{topic}/replay")]
+    Task<ReplayResult> ReplayAsync(string group, string topic, [Body] ReplayRequest request, CancellationToken cancellationToken = default);
+
+    /// <summary><c>POST /v1/consumer-groups/{group}/subscriptions/{topic}/retry-now</c>: ends the retry backoffs of a subscription's deliveries.</summary>
+    /// <param name="group">The consumer group.</param>
+    /// <param name="topic">The subscribed topic.</param>
+    /// <param name="request">The message ids, or null ids for all.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>How many retries were brought forward.</returns>
+    [Post("/v1/consumer-groups/{group}/subscriptions/{topic}/retry-now")]
+    Task<RetryNowResult> RetryNowAsync(string group, string topic, [Body] RetryNowRequest request, CancellationToken cancellationToken = default);
 }

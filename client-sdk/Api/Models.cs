@@ -72,13 +72,15 @@ public enum LocalTransactionState
 /// <param name="Properties">Optional string properties (up to 64).</param>
 /// <param name="DelaySeconds">Defers delivery by this many seconds (0–86400).</param>
 /// <param name="DeliverAt">Defers delivery until this time.</param>
+/// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order (1–128 chars).</param>
 public sealed record SendMessageRequest(
     JsonElement Body,
     string? Tag = null,
     IReadOnlyList<string>? Keys = null,
     IReadOnlyDictionary<string, string>? Properties = null,
     int? DelaySeconds = null,
-    DateTimeOffset? DeliverAt = null);
+    DateTimeOffset? DeliverAt = null,
+    string? OrderingKey = null);
 
 /// <summary>Answer to a plain send.</summary>
 /// <param name="MessageId">The broker's id of the stored message.</param>
@@ -93,6 +95,7 @@ public sealed record SendMessageResult(string MessageId, MessageState State);
 /// <param name="Keys">Optional business keys.</param>
 /// <param name="Properties">Optional string properties.</param>
 /// <param name="CheckImmunitySeconds">Seconds before the first check-back (overrides <c>Broker:Transactions:CheckAfter</c>).</param>
+/// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order (a half message counts from its commit) (1–128 chars).</param>
 public sealed record SendHalfMessageRequest(
     string ProducerGroup,
     JsonElement Body,
@@ -100,7 +103,8 @@ public sealed record SendHalfMessageRequest(
     string? Tag = null,
     IReadOnlyList<string>? Keys = null,
     IReadOnlyDictionary<string, string>? Properties = null,
-    int? CheckImmunitySeconds = null);
+    int? CheckImmunitySeconds = null,
+    string? OrderingKey = null);
 
 /// <summary>Answer to a half-message send.</summary>
 /// <param name="MessageId">The broker's message id.</param>
@@ -123,6 +127,7 @@ public sealed record EndTransactionResult(string TransactionId, string MessageId
 /// <param name="DelaySeconds">Defers delivery by this many seconds (0–86400).</param>
 /// <param name="DeliverAt">Defers delivery until this time.</param>
 /// <param name="IdempotencyKey">The single send's <c>Idempotency-Key</c>. When null the SDK adds a fresh one, so its own retries are safe.</param>
+/// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order (1–128 chars).</param>
 public sealed record SendMessageBatchItem(
     string Topic,
     JsonElement Body,
@@ -131,7 +136,8 @@ public sealed record SendMessageBatchItem(
     IReadOnlyDictionary<string, string>? Properties = null,
     int? DelaySeconds = null,
     DateTimeOffset? DeliverAt = null,
-    string? IdempotencyKey = null);
+    string? IdempotencyKey = null,
+    string? OrderingKey = null);
 
 /// <summary>Body of <c>POST /v1/messages/batch</c> (1–100 items).</summary>
 /// <param name="Items">The messages, stored in this order.</param>
@@ -146,6 +152,7 @@ public sealed record SendMessageBatchRequest(IReadOnlyList<SendMessageBatchItem>
 /// <param name="Keys">Optional business keys.</param>
 /// <param name="Properties">Optional string properties.</param>
 /// <param name="CheckImmunitySeconds">Seconds before the first check-back.</param>
+/// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order (1–128 chars).</param>
 public sealed record SendHalfMessageBatchItem(
     string Topic,
     string ProducerGroup,
@@ -154,7 +161,8 @@ public sealed record SendHalfMessageBatchItem(
     string? Tag = null,
     IReadOnlyList<string>? Keys = null,
     IReadOnlyDictionary<string, string>? Properties = null,
-    int? CheckImmunitySeconds = null);
+    int? CheckImmunitySeconds = null,
+    string? OrderingKey = null);
 
 /// <summary>Body of <c>POST /v1/half-messages/batch</c> (1–100 items).</summary>
 /// <param name="Items">The half messages, stored in this order.</param>

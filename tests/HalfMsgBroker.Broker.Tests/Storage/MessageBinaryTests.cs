@@ -36,6 +36,8 @@ public sealed class MessageBinaryTests
             UnreachableCount = 11,
             UnreachableStreak = 4,
             UnknownCount = 2,
+            OrderingKey = "customer-7",
+            CommitSeq = 1_700_000_000_005_001,
         };
         message.Deliveries.Add(new StoredDelivery { Group = "inventory", State = DeliveryState.DeadLettered, Attempts = 5, LastError = "timeout", NextAttemptAt = 9, DeadLetteredAt = 10 });
         message.Deliveries.Add(new StoredDelivery { Group = "billing", State = DeliveryState.Acked, Attempts = 1 });
@@ -61,17 +63,37 @@ public sealed class MessageBinaryTests
         var buffer = new ArrayBufferWriter<byte>();
         MessageBinary.Write(buffer, message);
         var current = buffer.WrittenSpan.ToArray();
-        Assert.Equal(2, current[0]);
+        Assert.Equal(3, current[0]);
 
-        // Version 1 is version 2 without the three counters at the end (4 bytes each).
-        var old = current[..^12];
+        // Version 1 is version 3 without the three counters (4 bytes each), the null ordering key (4) and the commit sequence (8) at the end.
+        var old = current[..^24];
         old[0] = 1;
         var read = MessageBinary.Read(old);
 
         Assert.Equal((0, 0, 0), (read.UnreachableCount, read.UnreachableStreak, read.UnknownCount));
         Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read)));
-        old[0] = 3;
+        old[0] = 4;
         Assert.Throws<InvalidDataException>(() => MessageBinary.Read(old));
+    }
+
+    [Fact]
+    public void A_version_2_frame_written_before_ordering_keys_still_reads()
+    {
+        var message = new StoredMessage
+        {
+            Id = Guid.CreateVersion7(), Topic = "orders", Body = "{}"u8.ToArray(), State = MessageState.Committed, UnknownCount = 3,
+        };
+        message.Deliveries.Add(new StoredDelivery { Group = "inventory", State = DeliveryState.Pending });
+        var buffer = new ArrayBufferWriter<byte>();
+        MessageBinary.Write(buffer, message);
+
+        // Version 2 is version 3 without the ordering key (null: 4 bytes) and the commit sequence (8) at the end.
+        var old = buffer.WrittenSpan.ToArray()[..^12];
+        old[0] = 2;
+        var read = MessageBinary.Read(old);
+
+        Assert.Equal((null, 0L, 3), (read.OrderingKey, read.CommitSeq, read.UnknownCount));
+        Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read)));
     }
 
     [Fact]
