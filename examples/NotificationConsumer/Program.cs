@@ -11,15 +11,16 @@ var options = builder.Configuration.GetSection(NotificationOptions.Section).Get<
 
 builder.Services.Configure<NotificationOptions>(builder.Configuration.GetSection(NotificationOptions.Section));
 builder.Services.AddSingleton<Outbox>();
-builder.Services.AddHalfMsgClient(o => builder.Configuration.GetSection("HalfMsg").Bind(o))
+builder.Services.AddHalfMsgClient(builder.Configuration.GetSection("HalfMsg"))
     .AddPullConsumer<OrderCreated, NotifyCustomerHandler>("notifications", "orders", pull =>
     {
         pull.MaxConcurrency = 2;
         pull.WaitTime = TimeSpan.FromSeconds(5);
         pull.InvisibleFor = TimeSpan.FromSeconds(30);
         pull.RetryAfter = options.RetryAfter;
-        pull.Subscription = new SubscriptionRequest(
-            TagFilter: "created", MaxAttempts: options.MaxAttempts, OnExhausted: ExhaustedAction.Discard);
+        pull.TagFilter = "created";
+        pull.MaxAttempts = options.MaxAttempts;
+        pull.OnExhausted = ExhaustedAction.Discard;
     });
 
 var app = builder.Build();
