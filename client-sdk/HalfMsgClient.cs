@@ -158,7 +158,7 @@ public sealed class HalfMsgClient : IHalfMsgClient
             HalfMsgLimits.ThrowIfOutside(delay, TimeSpan.Zero, HalfMsgLimits.MaxNackDelay, nameof(retryAfter));
         }
 
-        return Api.NackAsync(consumerGroup, new NackRequest(receiptHandle, retryAfter is { } d ? HalfMsgLimits.WholeSeconds(d) : null), cancellationToken);
+        return WithoutAnswer(Api.NackAsync(consumerGroup, new NackRequest(receiptHandle, retryAfter is { } d ? HalfMsgLimits.WholeSeconds(d) : null), cancellationToken));
     }
 
     /// <inheritdoc />
@@ -235,7 +235,7 @@ public sealed class HalfMsgClient : IHalfMsgClient
     {
         ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
         ArgumentException.ThrowIfNullOrEmpty(topic);
-        return Api.DeleteSubscriptionAsync(consumerGroup, topic, cancellationToken);
+        return WithoutAnswer(Api.DeleteSubscriptionAsync(consumerGroup, topic, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -250,7 +250,7 @@ public sealed class HalfMsgClient : IHalfMsgClient
     public Task RedriveDeadLettersAsync(string consumerGroup, IEnumerable<string>? messageIds = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
-        return Api.RedriveDeadLettersAsync(consumerGroup, new RedriveRequest(messageIds?.ToList()), cancellationToken);
+        return WithoutAnswer(Api.RedriveDeadLettersAsync(consumerGroup, new RedriveRequest(messageIds?.ToList()), cancellationToken));
     }
 
     /// <inheritdoc />
@@ -258,7 +258,7 @@ public sealed class HalfMsgClient : IHalfMsgClient
     {
         ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
         ArgumentException.ThrowIfNullOrEmpty(messageId);
-        return Api.DeleteDeadLetterAsync(consumerGroup, messageId, cancellationToken);
+        return WithoutAnswer(Api.DeleteDeadLetterAsync(consumerGroup, messageId, cancellationToken));
     }
 
     /// <inheritdoc />
@@ -310,6 +310,22 @@ public sealed class HalfMsgClient : IHalfMsgClient
             {
                 yield return new ReceivedMessage(this, consumerGroup, message, JsonOptions);
             }
+        }
+    }
+
+    /// <summary>
+    /// Refit hands a call without a response body its transport failure as it is; every other call's becomes a
+    /// <see cref="HalfMsgException"/> (status 0, <c>transport</c>) through the Refit settings. Make these match.
+    /// </summary>
+    private static async Task WithoutAnswer(Task call)
+    {
+        try
+        {
+            await call.ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new HalfMsgException(0, "transport", ex.Message, ex);
         }
     }
 

@@ -92,7 +92,7 @@ public static class HalfMsgLimits
     }
 
     internal static string Describe(TimeSpan value) =>
-        value.TotalSeconds >= 1 && value.Milliseconds == 0
+        value == TimeSpan.Zero || (value.TotalSeconds >= 1 && value.Milliseconds == 0)
             ? value.TotalSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture) + " s"
             : value.TotalMilliseconds.ToString(System.Globalization.CultureInfo.InvariantCulture) + " ms";
 }
