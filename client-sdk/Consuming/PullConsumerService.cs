@@ -149,6 +149,12 @@ internal sealed partial class PullConsumerService<T>(
                     await handler(delivery, scope.ServiceProvider, stoppingToken).ConfigureAwait(false);
                     success = true;
                 }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    // A clean shutdown stopped the handler: no failure to report, and no stack in the log.
+                    LogHandlerStopped(message.MessageId);
+                    success = false;
+                }
                 catch (Exception ex)
                 {
                     HalfMsgDiagnostics.Failed(activity, ex);
@@ -224,6 +230,9 @@ internal sealed partial class PullConsumerService<T>(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "HalfMsg handler failed for message {MessageId} (attempt {Attempt}); nacking")]
     private partial void LogHandlerFailed(Exception ex, string messageId, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "HalfMsg handler for message {MessageId} stopped by the shutdown; nacking it for redelivery")]
+    private partial void LogHandlerStopped(string messageId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "HalfMsg ack of {MessageId} was stale: it may be delivered again")]
     private partial void LogStaleAck(string messageId);

@@ -72,4 +72,42 @@ public sealed class QuietLoggingTests(BrokerFixture broker)
         // The capture worked: Polly's lines are there, at Debug.
         Assert.Contains(logs.Entries, e => e.StartsWith("Debug Polly", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task A_handler_stopped_by_a_clean_shutdown_logs_no_exception_and_its_message_comes_back()
+    {
+        var logs = new CapturedLogs();
+        var running = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var host = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        host.Logging.ClearProviders().SetMinimumLevel(LogLevel.Trace).AddProvider(logs);
+        host.Services.AddHalfMsgClient(o =>
+        {
+            o.BaseAddress = broker.BaseAddress;
+            o.ApiKey = KeyedBrokerFixture.AdminKey;
+        }).AddPullConsumer<Order>(_group, _topic, async (delivery, _, ct) =>
+        {
+            running.TrySetResult(delivery.MessageId);
+            await Task.Delay(Timeout.Infinite, ct); // a handler that honours the shutdown
+        }, o => o.WaitTime = TimeSpan.FromSeconds(1));
+
+        string messageId;
+        using (var app = host.Build())
+        {
+            await app.StartAsync();
+            await Eventually.UntilAsync(SubscribedAsync, ok => ok, "the pull consumer's subscription");
+            await broker.Client.SendAsync(_topic, new Order("q-2", 1));
+            messageId = await running.Task.WaitAsync(TimeSpan.FromSeconds(15));
+            await app.StopAsync();
+        }
+
+        var loud = logs.Entries.Where(IsInformationOrAbove).ToList();
+        Assert.DoesNotContain(loud, e => e.Contains("CanceledException", StringComparison.Ordinal));
+        Assert.Contains(loud, e => e.Contains("stopped by the shutdown", StringComparison.Ordinal) && e.Contains(messageId, StringComparison.Ordinal));
+        // Nacked on the way out: the message is deliverable again at once, not after its invisibility.
+        var again = await Eventually.UntilAsync(
+            () => broker.Client.ReceiveAsync(_group, _topic, new ReceiveOptions { WaitTime = TimeSpan.FromSeconds(1) }),
+            batch => batch.Count == 1,
+            "the message to come back");
+        Assert.Equal((messageId, 2), (again[0].MessageId, again[0].Attempt));
+    }
 }
