@@ -6,88 +6,16 @@ using Microsoft.Extensions.Options;
 
 namespace HalfMsgBroker.Client;
 
-/// <summary>Optional settings of a plain send.</summary>
-public sealed record MessageOptions
-{
-    /// <summary>Settings with nothing set.</summary>
-    public static MessageOptions Default { get; } = new();
-
-    /// <summary>The tag.</summary>
-    public string? Tag { get; init; }
-
-    /// <summary>Business keys (for look-up and consumer-side de-duplication).</summary>
-    public IReadOnlyList<string>? Keys { get; init; }
-
-    /// <summary>String properties.</summary>
-    public IReadOnlyDictionary<string, string>? Properties { get; init; }
-
-    /// <summary>Defers delivery (whole seconds, up to one day).</summary>
-    public TimeSpan? Delay { get; init; }
-
-    /// <summary>Defers delivery until this time.</summary>
-    public DateTimeOffset? DeliverAt { get; init; }
-
-    /// <summary>The idempotency key; when null the SDK generates one per call.</summary>
-    public string? IdempotencyKey { get; init; }
-
-    /// <summary>Messages of the topic with the same ordering key reach each consumer group one at a time, in commit order.</summary>
-    public string? OrderingKey { get; init; }
-}
-
-/// <summary>Optional settings of a half-message send.</summary>
-public sealed record HalfMessageOptions
-{
-    /// <summary>Settings with nothing set.</summary>
-    public static HalfMessageOptions Default { get; } = new();
-
-    /// <summary>The transaction id; when null a new one is generated (<see cref="TransactionIds.New"/>).</summary>
-    public string? TransactionId { get; init; }
-
-    /// <summary>The tag.</summary>
-    public string? Tag { get; init; }
-
-    /// <summary>Business keys.</summary>
-    public IReadOnlyList<string>? Keys { get; init; }
-
-    /// <summary>String properties.</summary>
-    public IReadOnlyDictionary<string, string>? Properties { get; init; }
-
-    /// <summary>Time before the first check-back (whole seconds); null for the broker's <c>CheckAfter</c>.</summary>
-    public TimeSpan? CheckImmunity { get; init; }
-
-    /// <summary>Messages of the topic with the same ordering key reach each consumer group one at a time, in commit order.</summary>
-    public string? OrderingKey { get; init; }
-}
-
-/// <summary>Settings of a pull receive.</summary>
-public sealed record ReceiveOptions
-{
-    /// <summary>16 messages, 20 s wait, 30 s invisibility.</summary>
-    public static ReceiveOptions Default { get; } = new();
-
-    /// <summary>At most this many messages per call (1–100).</summary>
-    public int MaxMessages { get; init; } = 16;
-
-    /// <summary>Long-poll wait for a first message (0–30 s).</summary>
-    public TimeSpan WaitTime { get; init; } = TimeSpan.FromSeconds(20);
-
-    /// <summary>How long a received message stays hidden from the group (1 s – 12 h).</summary>
-    public TimeSpan InvisibleFor { get; init; } = TimeSpan.FromSeconds(30);
-}
-
 /// <summary>
-/// Facade over <see cref="IHalfMsgApi"/>: typed bodies, generated ids and an
-/// <see cref="IAsyncEnumerable{T}"/> receive loop. Registered as a singleton by <c>AddHalfMsgClient</c>.
+/// The <see cref="IHalfMsgClient"/> that <c>AddHalfMsgClient</c> registers (a singleton): typed bodies,
+/// generated ids, the broker's limits checked before sending, and an <see cref="IAsyncEnumerable{T}"/>
+/// receive loop over the broker's HTTP API. Resolve it, or <see cref="IHalfMsgClient"/>, from DI.
 /// </summary>
-public sealed class HalfMsgClient
+public sealed class HalfMsgClient : IHalfMsgClient
 {
     private readonly ILogger _logger;
 
-    /// <summary>Creates the facade.</summary>
-    /// <param name="api">The typed HTTP client.</param>
-    /// <param name="options">Client options (for JSON settings).</param>
-    /// <param name="logger">Logger; null for none.</param>
-    public HalfMsgClient(IHalfMsgApi api, IOptions<HalfMsgClientOptions> options, ILogger<HalfMsgClient>? logger = null)
+    internal HalfMsgClient(IHalfMsgApi api, IOptions<HalfMsgClientOptions> options, ILogger<HalfMsgClient>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(api);
         ArgumentNullException.ThrowIfNull(options);
@@ -96,164 +24,291 @@ public sealed class HalfMsgClient
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
-    /// <summary>The typed client for every endpoint.</summary>
-    public IHalfMsgApi Api { get; }
+    /// <summary>The HTTP API behind the facade (an implementation detail, for the SDK and its tests).</summary>
+    internal IHalfMsgApi Api { get; }
 
-    /// <summary>Options used for typed bodies.</summary>
+    /// <summary>Options used for typed bodies (<see cref="HalfMsgClientOptions.JsonSerializerOptions"/>).</summary>
     public JsonSerializerOptions JsonOptions { get; }
 
-    /// <summary>Serializes a typed body (a <see cref="JsonElement"/> passes through).</summary>
+    /// <summary>Serializes a typed body as the client does (a <see cref="JsonElement"/> passes through), e.g. for batch items.</summary>
     /// <typeparam name="T">The body type.</typeparam>
     /// <param name="body">The body.</param>
     /// <returns>The JSON value.</returns>
     public JsonElement ToJson<T>(T body) => body is JsonElement element ? element : JsonSerializer.SerializeToElement(body, JsonOptions);
 
-    /// <summary>Sends a plain message; retried safely with an idempotency key.</summary>
-    /// <typeparam name="T">The body type.</typeparam>
-    /// <param name="topic">The topic.</param>
-    /// <param name="body">The body.</param>
-    /// <param name="options">Tag, keys, delay, idempotency key.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The message id.</returns>
+    /// <inheritdoc />
     public Task<SendMessageResult> SendAsync<T>(string topic, T body, MessageOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
         options ??= MessageOptions.Default;
+        CheckDelay(options.Delay, options.DeliverAt, nameof(options));
         var request = new SendMessageRequest(
             ToJson(body),
             options.Tag,
             options.Keys,
             options.Properties,
-            options.Delay is { } delay ? (int)Math.Ceiling(delay.TotalSeconds) : null,
+            options.Delay is { } delay ? HalfMsgLimits.WholeSeconds(delay) : null,
             options.DeliverAt,
             options.OrderingKey);
         return Api.SendMessageAsync(topic, request, options.IdempotencyKey ?? Guid.NewGuid().ToString("N"), cancellationToken);
     }
 
-    /// <summary>Sends a half (prepared) message. Prefer <see cref="TransactionalProducer"/>, which also ends it.</summary>
-    /// <typeparam name="T">The body type.</typeparam>
-    /// <param name="topic">The topic.</param>
-    /// <param name="producerGroup">The producer group that answers check-backs.</param>
-    /// <param name="body">The body.</param>
-    /// <param name="options">Transaction id, tag, keys, check immunity.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The message and transaction ids.</returns>
-    public Task<SendHalfMessageResult> SendHalfAsync<T>(string topic, string producerGroup, T body, HalfMessageOptions? options = null, CancellationToken cancellationToken = default)
+    /// <inheritdoc />
+    public Task<SendHalfMsgResult> SendHalfAsync<T>(string topic, string producerGroup, T body, HalfMsgSendOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
         ArgumentException.ThrowIfNullOrEmpty(producerGroup);
-        options ??= HalfMessageOptions.Default;
-        var request = new SendHalfMessageRequest(
+        options ??= HalfMsgSendOptions.Default;
+        CheckImmunity(options.CheckImmunity, nameof(options));
+        var request = new SendHalfMsgRequest(
             producerGroup,
             ToJson(body),
             options.TransactionId ?? TransactionIds.New(),
             options.Tag,
             options.Keys,
             options.Properties,
-            options.CheckImmunity is { } immunity ? (int)Math.Ceiling(immunity.TotalSeconds) : null,
+            options.CheckImmunity is { } immunity ? HalfMsgLimits.WholeSeconds(immunity) : null,
             options.OrderingKey);
-        return Api.SendHalfMessageAsync(topic, request, cancellationToken);
+        return Api.SendHalfMsgAsync(topic, request, cancellationToken);
     }
 
-    /// <summary>Commits a transaction (idempotent).</summary>
-    /// <param name="transactionId">The transaction.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The end state.</returns>
+    /// <inheritdoc />
     public Task<EndTransactionResult> CommitAsync(string transactionId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(transactionId);
         return Api.CommitAsync(transactionId, cancellationToken);
     }
 
-    /// <summary>Rolls a transaction back (idempotent).</summary>
-    /// <param name="transactionId">The transaction.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The end state.</returns>
+    /// <inheritdoc />
     public Task<EndTransactionResult> RollbackAsync(string transactionId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(transactionId);
         return Api.RollbackAsync(transactionId, cancellationToken);
     }
 
-    /// <summary>Sends up to 100 plain messages in one request (stored together or not at all); retried safely, as each item gets an idempotency key.</summary>
-    /// <param name="items">The messages; an item without an idempotency key gets a fresh one.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>One result per item, in order: created, replayed or conflict.</returns>
+    /// <inheritdoc />
     public Task<BatchSendResult> SendBatchAsync(IEnumerable<SendMessageBatchItem> items, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(items);
         var list = items.Select(i => i.IdempotencyKey is null ? i with { IdempotencyKey = Guid.NewGuid().ToString("N") } : i).ToList();
+        HalfMsgLimits.ThrowIfBatchSize(list.Count, HalfMsgLimits.MaxBatchMessages, nameof(items));
+        foreach (var item in list)
+        {
+            CheckDelay(item.Delay, item.DeliverAt, nameof(items));
+        }
+
         return Api.SendMessageBatchAsync(new SendMessageBatchRequest(list), cancellationToken);
     }
 
-    /// <summary>Sends up to 100 half messages in one request, each its own transaction; end them with <see cref="CommitBatchAsync"/> or one by one.</summary>
-    /// <param name="items">The half messages; an item without a transaction id gets a new one (<see cref="TransactionIds.New"/>).</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>One result per item, in order, with its transaction id.</returns>
-    public Task<BatchSendResult> SendHalfBatchAsync(IEnumerable<SendHalfMessageBatchItem> items, CancellationToken cancellationToken = default)
+    /// <inheritdoc />
+    public Task<BatchSendResult> SendHalfBatchAsync(IEnumerable<HalfMsgBatchItem> items, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(items);
         var list = items.Select(i => i.TransactionId is null ? i with { TransactionId = TransactionIds.New() } : i).ToList();
-        return Api.SendHalfMessageBatchAsync(new SendHalfMessageBatchRequest(list), cancellationToken);
+        HalfMsgLimits.ThrowIfBatchSize(list.Count, HalfMsgLimits.MaxBatchMessages, nameof(items));
+        foreach (var item in list)
+        {
+            CheckImmunity(item.CheckImmunity, nameof(items));
+        }
+
+        return Api.SendHalfMsgBatchAsync(new HalfMsgBatchRequest(list), cancellationToken);
     }
 
-    /// <summary>Commits up to 1000 transactions in one request, each on its own (idempotent).</summary>
-    /// <param name="transactionIds">The transactions.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>One result per id, in order: committed, rolledBack, notFound or conflict.</returns>
-    public Task<BatchEndResult> CommitBatchAsync(IEnumerable<string> transactionIds, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(transactionIds);
-        return Api.CommitBatchAsync(new TransactionIdsRequest(transactionIds.ToList()), cancellationToken);
-    }
+    /// <inheritdoc />
+    public Task<BatchEndResult> CommitBatchAsync(IEnumerable<string> transactionIds, CancellationToken cancellationToken = default) =>
+        Api.CommitBatchAsync(TransactionIdBatch(transactionIds), cancellationToken);
 
-    /// <summary>Rolls back up to 1000 transactions in one request, each on its own (idempotent).</summary>
-    /// <param name="transactionIds">The transactions.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>One result per id, in order.</returns>
-    public Task<BatchEndResult> RollbackBatchAsync(IEnumerable<string> transactionIds, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(transactionIds);
-        return Api.RollbackBatchAsync(new TransactionIdsRequest(transactionIds.ToList()), cancellationToken);
-    }
+    /// <inheritdoc />
+    public Task<BatchEndResult> RollbackBatchAsync(IEnumerable<string> transactionIds, CancellationToken cancellationToken = default) =>
+        Api.RollbackBatchAsync(TransactionIdBatch(transactionIds), cancellationToken);
 
-    /// <summary>One long-poll receive.</summary>
-    /// <param name="consumerGroup">The consumer group (subscribed to the topic without push).</param>
-    /// <param name="topic">The topic.</param>
-    /// <param name="options">Batch size, wait, invisibility.</param>
-    /// <param name="cancellationToken">Cancels the call.</param>
-    /// <returns>The messages, each with ack/nack/extend.</returns>
+    /// <inheritdoc />
     public async Task<IReadOnlyList<ReceivedMessage>> ReceiveAsync(string consumerGroup, string topic, ReceiveOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
         ArgumentException.ThrowIfNullOrEmpty(topic);
-        options ??= ReceiveOptions.Default;
-        var result = await Api.ReceiveAsync(consumerGroup, topic, ToRequest(options), cancellationToken).ConfigureAwait(false);
-        return result.Messages.Select(m => new ReceivedMessage(this, consumerGroup, m)).ToList();
+        var request = ToRequest(options ?? ReceiveOptions.Default);
+        var result = await Api.ReceiveAsync(consumerGroup, topic, request, cancellationToken).ConfigureAwait(false);
+        return result.Messages.Select(m => new ReceivedMessage(this, consumerGroup, m, JsonOptions)).ToList();
     }
 
-    /// <summary>
-    /// Receives messages as an endless stream (long polling), like Service Bus' <c>ReceiveMessagesAsync</c>.
-    /// Transient failures are retried with a growing delay; the stream ends only through
-    /// <paramref name="cancellationToken"/> or a non-transient error. Ack, nack or extend each message.
-    /// </summary>
-    /// <param name="consumerGroup">The consumer group.</param>
-    /// <param name="topic">The topic.</param>
-    /// <param name="options">Batch size, wait, invisibility.</param>
-    /// <param name="cancellationToken">Stops the stream.</param>
-    /// <returns>The messages as they arrive.</returns>
+    /// <inheritdoc />
     public IAsyncEnumerable<ReceivedMessage> ReceiveAllAsync(string consumerGroup, string topic, ReceiveOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
         ArgumentException.ThrowIfNullOrEmpty(topic);
-        options ??= ReceiveOptions.Default;
-        ArgumentOutOfRangeException.ThrowIfLessThan(options.MaxMessages, 1, nameof(options));
-        return ReceiveAllCoreAsync(consumerGroup, topic, options, cancellationToken);
+        return ReceiveAllCoreAsync(consumerGroup, topic, ToRequest(options ?? ReceiveOptions.Default), cancellationToken);
     }
 
-    private async IAsyncEnumerable<ReceivedMessage> ReceiveAllCoreAsync(string consumerGroup, string topic, ReceiveOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
+    /// <inheritdoc />
+    public Task<AckResult> AckAsync(string consumerGroup, IEnumerable<string> receiptHandles, CancellationToken cancellationToken = default)
     {
-        var request = ToRequest(options);
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentNullException.ThrowIfNull(receiptHandles);
+        var handles = receiptHandles.ToList();
+        HalfMsgLimits.ThrowIfBatchSize(handles.Count, HalfMsgLimits.MaxAckHandles, nameof(receiptHandles));
+        return Api.AckAsync(consumerGroup, new AckRequest(handles), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task NackAsync(string consumerGroup, string receiptHandle, TimeSpan? retryAfter = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentException.ThrowIfNullOrEmpty(receiptHandle);
+        if (retryAfter is { } delay)
+        {
+            HalfMsgLimits.ThrowIfOutside(delay, TimeSpan.Zero, HalfMsgLimits.MaxNackDelay, nameof(retryAfter));
+        }
+
+        return WithoutAnswer(Api.NackAsync(consumerGroup, new NackRequest(receiptHandle, retryAfter is { } d ? HalfMsgLimits.WholeSeconds(d) : null), cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public Task<ChangeInvisibilityResult> ChangeInvisibilityAsync(string consumerGroup, string receiptHandle, TimeSpan invisibleFor, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentException.ThrowIfNullOrEmpty(receiptHandle);
+        HalfMsgLimits.ThrowIfOutside(invisibleFor, HalfMsgLimits.MinInvisibleFor, HalfMsgLimits.MaxInvisibleFor, nameof(invisibleFor));
+        return Api.ChangeInvisibilityAsync(consumerGroup, new ChangeInvisibilityRequest(receiptHandle, HalfMsgLimits.WholeSeconds(invisibleFor)), cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<TransactionInfo> GetTransactionAsync(string transactionId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(transactionId);
+        return Api.GetTransactionAsync(transactionId, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<TransactionList> ListTransactionsAsync(TransactionQuery? query = null, CancellationToken cancellationToken = default)
+    {
+        query ??= new TransactionQuery();
+        CheckPageSize(query.Limit, nameof(query));
+        var state = query.State switch
+        {
+            null => null,
+            MessageState.Prepared => "prepared",
+            MessageState.Committed => "committed",
+            MessageState.RolledBack => "rolledBack",
+            _ => throw new ArgumentOutOfRangeException(nameof(query), query.State, "Unknown transaction state."),
+        };
+        return Api.ListTransactionsAsync(state, query.ProducerGroup, query.Topic, query.Limit, query.After, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<ProducerGroupInfo> PutProducerGroupAsync(string producerGroup, ProducerGroupRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(producerGroup);
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.CheckTimeout is { } timeout)
+        {
+            HalfMsgLimits.ThrowIfOutsideMs(timeout, HalfMsgLimits.MinCallTimeout, HalfMsgLimits.MaxCallTimeout, nameof(request) + ".CheckTimeout");
+        }
+
+        return Api.PutProducerGroupAsync(producerGroup, request, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<ProducerGroupInfo> GetProducerGroupAsync(string producerGroup, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(producerGroup);
+        return Api.GetProducerGroupAsync(producerGroup, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<SubscriptionInfo> PutSubscriptionAsync(string consumerGroup, string topic, SubscriptionRequest request, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        ArgumentNullException.ThrowIfNull(request);
+        CheckSubscription(request, nameof(request));
+        return Api.PutSubscriptionAsync(consumerGroup, topic, request, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<ConsumerGroupInfo> GetConsumerGroupAsync(string consumerGroup, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        return Api.GetConsumerGroupAsync(consumerGroup, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task DeleteSubscriptionAsync(string consumerGroup, string topic, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        return WithoutAnswer(Api.DeleteSubscriptionAsync(consumerGroup, topic, cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public Task<DeadLetterList> GetDeadLettersAsync(string consumerGroup, string? topic = null, int? limit = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        CheckPageSize(limit, nameof(limit));
+        return Api.GetDeadLettersAsync(consumerGroup, topic, limit, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task RedriveDeadLettersAsync(string consumerGroup, IEnumerable<string>? messageIds = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        return WithoutAnswer(Api.RedriveDeadLettersAsync(consumerGroup, new RedriveRequest(messageIds?.ToList()), cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public async Task<int> ReplayAsync(string consumerGroup, string topic, DateTimeOffset from, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        var result = await Api.ReplayAsync(consumerGroup, topic, new ReplayRequest(from), cancellationToken).ConfigureAwait(false);
+        return result.Replayed;
+    }
+
+    /// <inheritdoc />
+    public async Task<int> RetryNowAsync(string consumerGroup, string topic, IEnumerable<string>? messageIds = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentException.ThrowIfNullOrEmpty(topic);
+        var ids = messageIds?.ToList();
+        if (ids is { Count: 0 or > 1000 }) throw new ArgumentOutOfRangeException(nameof(messageIds), ids.Count, "Give 1 to 1000 message ids, or null for every retrying delivery.");
+        var result = await Api.RetryNowAsync(consumerGroup, topic, new RetryNowRequest(ids), cancellationToken).ConfigureAwait(false);
+        return result.Retried;
+    }
+
+    /// <inheritdoc />
+    public Task DeleteDeadLetterAsync(string consumerGroup, string messageId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentException.ThrowIfNullOrEmpty(messageId);
+        return WithoutAnswer(Api.DeleteDeadLetterAsync(consumerGroup, messageId, cancellationToken));
+    }
+
+    /// <inheritdoc />
+    public Task<DeleteDeadLettersResult> DeleteDeadLettersAsync(string consumerGroup, string? topic = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        return Api.DeleteDeadLettersAsync(consumerGroup, topic, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<MessageInfo> GetMessageAsync(string messageId, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(messageId);
+        return Api.GetMessageAsync(messageId, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<MessageList> FindMessagesAsync(string key, string? topic = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        return Api.FindMessagesAsync(key, topic, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task<TopicList> GetTopicsAsync(CancellationToken cancellationToken = default) => Api.GetTopicsAsync(cancellationToken);
+
+    private async IAsyncEnumerable<ReceivedMessage> ReceiveAllCoreAsync(string consumerGroup, string topic, ReceiveRequest request, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
         var failures = 0;
         while (true)
         {
@@ -275,8 +330,24 @@ public sealed class HalfMsgClient
 
             foreach (var message in result.Messages)
             {
-                yield return new ReceivedMessage(this, consumerGroup, message);
+                yield return new ReceivedMessage(this, consumerGroup, message, JsonOptions);
             }
+        }
+    }
+
+    /// <summary>
+    /// Refit hands a call without a response body its transport failure as it is; every other call's becomes a
+    /// <see cref="HalfMsgException"/> (status 0, <c>transport</c>) through the Refit settings. Make these match.
+    /// </summary>
+    private static async Task WithoutAnswer(Task call)
+    {
+        try
+        {
+            await call.ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            throw new HalfMsgException(0, "transport", ex.Message, ex);
         }
     }
 
@@ -289,11 +360,61 @@ public sealed class HalfMsgClient
         _ => false,
     };
 
-    internal static int ToSeconds(TimeSpan value, int min, int max) =>
-        Math.Clamp((int)Math.Ceiling(value.TotalSeconds), min, max);
+    private static ReceiveRequest ToRequest(ReceiveOptions options)
+    {
+        HalfMsgLimits.ThrowIfOutside(options.MaxMessages, 1, HalfMsgLimits.MaxReceiveMessages, nameof(options) + ".MaxMessages");
+        HalfMsgLimits.ThrowIfOutside(options.WaitTime, TimeSpan.Zero, HalfMsgLimits.MaxWaitTime, nameof(options) + ".WaitTime");
+        HalfMsgLimits.ThrowIfOutside(options.InvisibleFor, HalfMsgLimits.MinInvisibleFor, HalfMsgLimits.MaxInvisibleFor, nameof(options) + ".InvisibleFor");
+        return new(options.MaxMessages, HalfMsgLimits.WholeSeconds(options.WaitTime), HalfMsgLimits.WholeSeconds(options.InvisibleFor));
+    }
 
-    private static ReceiveRequest ToRequest(ReceiveOptions options) => new(
-        Math.Clamp(options.MaxMessages, 1, 100),
-        ToSeconds(options.WaitTime, 0, 30),
-        ToSeconds(options.InvisibleFor, 1, 43200));
+    private static TransactionIdsRequest TransactionIdBatch(IEnumerable<string> transactionIds)
+    {
+        ArgumentNullException.ThrowIfNull(transactionIds);
+        var ids = transactionIds.ToList();
+        HalfMsgLimits.ThrowIfBatchSize(ids.Count, HalfMsgLimits.MaxBatchTransactionIds, nameof(transactionIds));
+        return new TransactionIdsRequest(ids);
+    }
+
+    private static void CheckDelay(TimeSpan? delay, DateTimeOffset? deliverAt, string paramName)
+    {
+        if (delay is { } d)
+        {
+            if (deliverAt is not null)
+            {
+                throw new ArgumentException("Give Delay or DeliverAt, not both.", paramName);
+            }
+
+            HalfMsgLimits.ThrowIfOutside(d, TimeSpan.Zero, HalfMsgLimits.MaxDelay, paramName + ".Delay");
+        }
+    }
+
+    private static void CheckImmunity(TimeSpan? immunity, string paramName)
+    {
+        if (immunity is { } i)
+        {
+            HalfMsgLimits.ThrowIfOutside(i, TimeSpan.Zero, HalfMsgLimits.MaxCheckImmunity, paramName + ".CheckImmunity");
+        }
+    }
+
+    private static void CheckPageSize(int? limit, string paramName)
+    {
+        if (limit is { } l)
+        {
+            HalfMsgLimits.ThrowIfOutside(l, 1, HalfMsgLimits.MaxPageSize, paramName);
+        }
+    }
+
+    internal static void CheckSubscription(SubscriptionRequest request, string paramName)
+    {
+        if (request.MaxAttempts is { } attempts)
+        {
+            HalfMsgLimits.ThrowIfOutside(attempts, 1, HalfMsgLimits.MaxDeliveryAttempts, paramName + ".MaxAttempts");
+        }
+
+        if (request.Push?.Timeout is { } timeout)
+        {
+            HalfMsgLimits.ThrowIfOutsideMs(timeout, HalfMsgLimits.MinCallTimeout, HalfMsgLimits.MaxCallTimeout, paramName + ".Push.Timeout");
+        }
+    }
 }

@@ -4,8 +4,11 @@ using System.Text.Json;
 namespace HalfMsgBroker.Client;
 
 /// <summary>
-/// Settings of the HalfMsgBroker client and of the endpoints it maps. Configure with
-/// <c>services.AddHalfMsgClient(o =&gt; o.BaseAddress = new Uri("http://broker:8080"))</c>.
+/// Settings of the HalfMsgBroker client and of the endpoints it maps. Bind them from configuration with
+/// <c>services.AddHalfMsgClient(builder.Configuration.GetSection("HalfMsg"))</c>, or set them with
+/// <c>services.AddHalfMsgClient(o =&gt; o.BaseAddress = new Uri("http://broker:8080"))</c>. They are
+/// validated when the host starts (an <see cref="Microsoft.Extensions.Options.OptionsValidationException"/>
+/// that names each wrong setting).
 /// </summary>
 public sealed record HalfMsgClientOptions
 {
@@ -48,11 +51,15 @@ public sealed record HalfMsgClientOptions
     public bool AcceptV1Signatures { get; set; } = true;
 
     /// <summary>
-    /// The URL at which the broker reaches this app's root, when it differs from what the app sees
-    /// (behind a reverse proxy or TLS terminator), e.g. <c>https://orders.example.com/svc</c>. A <c>v2=</c>
-    /// signature covers the URL the broker called; the endpoints verify it against this address followed by
-    /// the request's path and query. Null (the default): <c>{scheme}://{host}{pathBase}{path}{query}</c>
-    /// of the request as received.
+    /// The URL at which the broker reaches this app's root, e.g. <c>http://orders:8080</c> or, behind a reverse
+    /// proxy, <c>https://orders.example.com/svc</c>. It is used twice, so the check URL is written once:
+    /// <list type="bullet">
+    /// <item>a transactional producer's check URL is this address followed by the route of <c>MapHalfMsgCheck</c>
+    /// (null: the first address the server listens on, unless that is a wildcard such as <c>http://[::]:8080</c>);</item>
+    /// <item>a <c>v2=</c> signature covers the URL the broker called; the endpoints verify it against this address
+    /// followed by the request's path and query (null: <c>{scheme}://{host}{pathBase}{path}{query}</c> of the
+    /// request as received).</item>
+    /// </list>
     /// </summary>
     public Uri? PublicBaseAddress { get; set; }
 

@@ -147,7 +147,7 @@ start_broker() {
 
 start_orders() {
   dotnet "$ORDER_DLL" --urls "$ORDERS" --contentRoot "$(dirname "$ORDER_DLL")" \
-    --OrderService:PublicUrl="$ORDERS" \
+    --HalfMsg:PublicBaseAddress="$ORDERS" \
     --OrderService:AllowFaults=true \
     --ApiKeys:Directory="$WORK/keys/order-service" \
     --ConnectionStrings:Orders="Data Source=$WORK/orders.db" \

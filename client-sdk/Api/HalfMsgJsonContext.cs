@@ -10,11 +10,11 @@ namespace HalfMsgBroker.Client;
     UseStringEnumConverter = true)]
 [JsonSerializable(typeof(SendMessageRequest))]
 [JsonSerializable(typeof(SendMessageResult))]
-[JsonSerializable(typeof(SendHalfMessageRequest))]
-[JsonSerializable(typeof(SendHalfMessageResult))]
+[JsonSerializable(typeof(SendHalfMsgRequest))]
+[JsonSerializable(typeof(SendHalfMsgResult))]
 [JsonSerializable(typeof(EndTransactionResult))]
 [JsonSerializable(typeof(SendMessageBatchRequest))]
-[JsonSerializable(typeof(SendHalfMessageBatchRequest))]
+[JsonSerializable(typeof(HalfMsgBatchRequest))]
 [JsonSerializable(typeof(BatchSendResult))]
 [JsonSerializable(typeof(TransactionIdsRequest))]
 [JsonSerializable(typeof(BatchEndResult))]
@@ -48,4 +48,4 @@ namespace HalfMsgBroker.Client;
 [JsonSerializable(typeof(ProblemDetailsData))]
 [JsonSerializable(typeof(JsonElement))]
 [JsonSerializable(typeof(string))]
-public sealed partial class HalfMsgJsonContext : JsonSerializerContext;
+internal sealed partial class HalfMsgJsonContext : JsonSerializerContext;

@@ -8,7 +8,7 @@ namespace HalfMsgBroker.Client;
 /// Registered by <c>services.AddHalfMsgClient(…)</c>; <see cref="HalfMsgClient"/> adds typed bodies and consume loops on top.
 /// </summary>
 [Headers("Accept: application/json")]
-public interface IHalfMsgApi
+internal interface IHalfMsgApi
 {
     /// <summary><c>POST /v1/topics/{topic}/messages</c>: sends a plain (committed) message.</summary>
     /// <param name="topic">The topic.</param>
@@ -21,11 +21,11 @@ public interface IHalfMsgApi
 
     /// <summary><c>POST /v1/topics/{topic}/half-messages</c>: sends a half (prepared) message, invisible until committed.</summary>
     /// <param name="topic">The topic.</param>
-    /// <param name="request">The half message. A null <see cref="SendHalfMessageRequest.TransactionId"/> is filled in by the SDK before sending.</param>
+    /// <param name="request">The half message. A null <see cref="SendHalfMsgRequest.TransactionId"/> is filled in by the SDK before sending.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>The message and transaction ids.</returns>
     [Post("/v1/topics/{topic}/half-messages")]
-    Task<SendHalfMessageResult> SendHalfMessageAsync(string topic, [Body] SendHalfMessageRequest request, CancellationToken cancellationToken = default);
+    Task<SendHalfMsgResult> SendHalfMsgAsync(string topic, [Body] SendHalfMsgRequest request, CancellationToken cancellationToken = default);
 
     /// <summary><c>POST /v1/transactions/{transactionId}/commit</c> (idempotent).</summary>
     /// <param name="transactionId">The transaction.</param>
@@ -53,7 +53,7 @@ public interface IHalfMsgApi
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>One result per item, in order.</returns>
     [Post("/v1/half-messages/batch")]
-    Task<BatchSendResult> SendHalfMessageBatchAsync([Body] SendHalfMessageBatchRequest request, CancellationToken cancellationToken = default);
+    Task<BatchSendResult> SendHalfMsgBatchAsync([Body] HalfMsgBatchRequest request, CancellationToken cancellationToken = default);
 
     /// <summary><c>POST /v1/transactions/commit</c>: commits up to 1000 transactions, each on its own (idempotent).</summary>
     /// <param name="request">The transaction ids.</param>

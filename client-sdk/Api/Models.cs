@@ -73,7 +73,7 @@ public enum LocalTransactionState
 /// <param name="DelaySeconds">Defers delivery by this many seconds (0–86400).</param>
 /// <param name="DeliverAt">Defers delivery until this time.</param>
 /// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order (1–128 chars).</param>
-public sealed record SendMessageRequest(
+internal sealed record SendMessageRequest(
     JsonElement Body,
     string? Tag = null,
     IReadOnlyList<string>? Keys = null,
@@ -96,7 +96,7 @@ public sealed record SendMessageResult(string MessageId, MessageState State);
 /// <param name="Properties">Optional string properties.</param>
 /// <param name="CheckImmunitySeconds">Seconds before the first check-back (overrides <c>Broker:Transactions:CheckAfter</c>).</param>
 /// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order (a half message counts from its commit) (1–128 chars).</param>
-public sealed record SendHalfMessageRequest(
+internal sealed record SendHalfMsgRequest(
     string ProducerGroup,
     JsonElement Body,
     string? TransactionId = null,
@@ -110,7 +110,7 @@ public sealed record SendHalfMessageRequest(
 /// <param name="MessageId">The broker's message id.</param>
 /// <param name="TransactionId">The transaction id (the one sent, or the broker's).</param>
 /// <param name="State">Normally <see cref="MessageState.Prepared"/>; a repeated send of an ended transaction shows its end state.</param>
-public sealed record SendHalfMessageResult(string MessageId, string TransactionId, MessageState State);
+public sealed record SendHalfMsgResult(string MessageId, string TransactionId, MessageState State);
 
 /// <summary>Answer to a commit or rollback.</summary>
 /// <param name="TransactionId">The transaction id.</param>
@@ -124,8 +124,8 @@ public sealed record EndTransactionResult(string TransactionId, string MessageId
 /// <param name="Tag">Optional tag.</param>
 /// <param name="Keys">Optional business keys.</param>
 /// <param name="Properties">Optional string properties.</param>
-/// <param name="DelaySeconds">Defers delivery by this many seconds (0–86400).</param>
-/// <param name="DeliverAt">Defers delivery until this time.</param>
+/// <param name="Delay">Defers delivery (0 to 24 h, whole seconds: a fraction rounds up).</param>
+/// <param name="DeliverAt">Defers delivery until this time (at most 24 h ahead).</param>
 /// <param name="IdempotencyKey">The single send's <c>Idempotency-Key</c>. When null the SDK adds a fresh one, so its own retries are safe.</param>
 /// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order (1–128 chars).</param>
 public sealed record SendMessageBatchItem(
@@ -134,14 +134,14 @@ public sealed record SendMessageBatchItem(
     string? Tag = null,
     IReadOnlyList<string>? Keys = null,
     IReadOnlyDictionary<string, string>? Properties = null,
-    int? DelaySeconds = null,
+    [property: JsonPropertyName("delaySeconds"), JsonConverter(typeof(NullableSecondsJsonConverter))] TimeSpan? Delay = null,
     DateTimeOffset? DeliverAt = null,
     string? IdempotencyKey = null,
     string? OrderingKey = null);
 
 /// <summary>Body of <c>POST /v1/messages/batch</c> (1–100 items).</summary>
 /// <param name="Items">The messages, stored in this order.</param>
-public sealed record SendMessageBatchRequest(IReadOnlyList<SendMessageBatchItem> Items);
+internal sealed record SendMessageBatchRequest(IReadOnlyList<SendMessageBatchItem> Items);
 
 /// <summary>One half message of <c>POST /v1/half-messages/batch</c>: its own transaction.</summary>
 /// <param name="Topic">The topic.</param>
@@ -151,9 +151,9 @@ public sealed record SendMessageBatchRequest(IReadOnlyList<SendMessageBatchItem>
 /// <param name="Tag">Optional tag.</param>
 /// <param name="Keys">Optional business keys.</param>
 /// <param name="Properties">Optional string properties.</param>
-/// <param name="CheckImmunitySeconds">Seconds before the first check-back.</param>
+/// <param name="CheckImmunity">Time before the first check-back (0 to 24 h, whole seconds); null for the broker's <c>CheckAfter</c>.</param>
 /// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order (1–128 chars).</param>
-public sealed record SendHalfMessageBatchItem(
+public sealed record HalfMsgBatchItem(
     string Topic,
     string ProducerGroup,
     JsonElement Body,
@@ -161,12 +161,12 @@ public sealed record SendHalfMessageBatchItem(
     string? Tag = null,
     IReadOnlyList<string>? Keys = null,
     IReadOnlyDictionary<string, string>? Properties = null,
-    int? CheckImmunitySeconds = null,
+    [property: JsonPropertyName("checkImmunitySeconds"), JsonConverter(typeof(NullableSecondsJsonConverter))] TimeSpan? CheckImmunity = null,
     string? OrderingKey = null);
 
 /// <summary>Body of <c>POST /v1/half-messages/batch</c> (1–100 items).</summary>
 /// <param name="Items">The half messages, stored in this order.</param>
-public sealed record SendHalfMessageBatchRequest(IReadOnlyList<SendHalfMessageBatchItem> Items);
+internal sealed record HalfMsgBatchRequest(IReadOnlyList<HalfMsgBatchItem> Items);
 
 /// <summary>What happened to one item of a batch send.</summary>
 public enum BatchSendStatus
@@ -194,7 +194,7 @@ public sealed record BatchSendResult(IReadOnlyList<BatchSendItemResult> Results)
 
 /// <summary>Body of <c>POST /v1/transactions/commit</c> and <c>/rollback</c> (1–1000 ids).</summary>
 /// <param name="TransactionIds">The transactions to end, each on its own.</param>
-public sealed record TransactionIdsRequest(IReadOnlyList<string> TransactionIds);
+internal sealed record TransactionIdsRequest(IReadOnlyList<string> TransactionIds);
 
 /// <summary>What happened to one transaction of a batch commit or rollback.</summary>
 public enum BatchEndStatus
@@ -263,24 +263,31 @@ public sealed record TransactionList(IReadOnlyList<TransactionInfo> Transactions
 
 /// <summary>Body of <c>PUT /v1/producer-groups/{group}</c>.</summary>
 /// <param name="CheckUrl">Where the broker sends check-backs.</param>
-/// <param name="CheckTimeoutMs">How long a check-back may take (100–60000, default 3000).</param>
-public sealed record ProducerGroupRequest(Uri? CheckUrl, int? CheckTimeoutMs = null);
+/// <param name="CheckTimeout">How long a check-back may take (100 ms to 60 s; null for the broker's 3 s).</param>
+public sealed record ProducerGroupRequest(
+    Uri? CheckUrl,
+    [property: JsonPropertyName("checkTimeoutMs"), JsonConverter(typeof(NullableMillisecondsJsonConverter))] TimeSpan? CheckTimeout = null);
 
 /// <summary>A stored producer group.</summary>
 /// <param name="ProducerGroup">The group name.</param>
 /// <param name="CheckUrl">Its check URL, if any.</param>
-/// <param name="CheckTimeoutMs">Its check timeout.</param>
-public sealed record ProducerGroupInfo(string ProducerGroup, Uri? CheckUrl, int CheckTimeoutMs);
+/// <param name="CheckTimeout">Its check timeout.</param>
+public sealed record ProducerGroupInfo(
+    string ProducerGroup,
+    Uri? CheckUrl,
+    [property: JsonPropertyName("checkTimeoutMs"), JsonConverter(typeof(MillisecondsJsonConverter))] TimeSpan CheckTimeout);
 
 /// <summary>Push settings of a subscription.</summary>
 /// <param name="Url">Where the broker POSTs each message.</param>
-/// <param name="TimeoutMs">How long a push may take (100–60000, default 5000).</param>
-public sealed record PushEndpoint(Uri Url, int? TimeoutMs = null);
+/// <param name="Timeout">How long a push may take (100 ms to 60 s; null for the broker's 5 s).</param>
+public sealed record PushEndpoint(
+    Uri Url,
+    [property: JsonPropertyName("timeoutMs"), JsonConverter(typeof(NullableMillisecondsJsonConverter))] TimeSpan? Timeout = null);
 
 /// <summary>Body of <c>PUT /v1/consumer-groups/{group}/subscriptions/{topic}</c>.</summary>
 /// <param name="TagFilter"><c>*</c> or tags joined by <c>||</c>.</param>
 /// <param name="Push">Push settings; null for a pull subscription.</param>
-/// <param name="MaxAttempts">Deliveries before giving up (1–1000, default 16).</param>
+/// <param name="MaxAttempts">Deliveries before giving up (1–1000; null for the broker's 16).</param>
 /// <param name="OnExhausted">Dead-letter (default) or discard.</param>
 public sealed record SubscriptionRequest(
     string? TagFilter = null,
@@ -323,7 +330,7 @@ public sealed record ConsumerGroupInfo(string ConsumerGroup, IReadOnlyList<Subsc
 /// <param name="MaxMessages">1–100.</param>
 /// <param name="WaitSeconds">Long-poll wait, 0–30.</param>
 /// <param name="InvisibleSeconds">How long received messages stay hidden, 1–43200.</param>
-public sealed record ReceiveRequest(int MaxMessages = 16, int WaitSeconds = 20, int InvisibleSeconds = 30);
+internal sealed record ReceiveRequest(int MaxMessages = 16, int WaitSeconds = 20, int InvisibleSeconds = 30);
 
 /// <summary>A message as a pull receive returns it.</summary>
 /// <param name="MessageId">The message id (stable across redeliveries: use it for idempotency).</param>
@@ -350,11 +357,11 @@ public sealed record ReceivedMessageData(
 
 /// <summary>Answer to a pull receive.</summary>
 /// <param name="Messages">The messages; empty when none came within the wait.</param>
-public sealed record ReceiveResult(IReadOnlyList<ReceivedMessageData> Messages);
+internal sealed record ReceiveResult(IReadOnlyList<ReceivedMessageData> Messages);
 
 /// <summary>Body of an <c>ack</c>.</summary>
 /// <param name="ReceiptHandles">The handles to ack.</param>
-public sealed record AckRequest(IReadOnlyList<string> ReceiptHandles);
+internal sealed record AckRequest(IReadOnlyList<string> ReceiptHandles);
 
 /// <summary>Answer to an <c>ack</c>.</summary>
 /// <param name="Acked">How many were acked.</param>
@@ -364,12 +371,12 @@ public sealed record AckResult(int Acked, IReadOnlyList<string> Stale);
 /// <summary>Body of a <c>nack</c>.</summary>
 /// <param name="ReceiptHandle">The handle.</param>
 /// <param name="RetryAfterSeconds">Delay before redelivery; null for the next backoff level.</param>
-public sealed record NackRequest(string ReceiptHandle, int? RetryAfterSeconds = null);
+internal sealed record NackRequest(string ReceiptHandle, int? RetryAfterSeconds = null);
 
 /// <summary>Body of a <c>change-invisibility</c>.</summary>
 /// <param name="ReceiptHandle">The handle.</param>
 /// <param name="InvisibleSeconds">New invisibility, counted from now (1–43200).</param>
-public sealed record ChangeInvisibilityRequest(string ReceiptHandle, int InvisibleSeconds);
+internal sealed record ChangeInvisibilityRequest(string ReceiptHandle, int InvisibleSeconds);
 
 /// <summary>Answer to a <c>change-invisibility</c>.</summary>
 /// <param name="ReceiptHandle">The handle, still valid for ack.</param>
@@ -401,7 +408,7 @@ public sealed record DeadLetterList(IReadOnlyList<DeadLetter> DeadLetters);
 
 /// <summary>Body of a dead-letter redrive.</summary>
 /// <param name="MessageIds">The ids to redrive; null for all.</param>
-public sealed record RedriveRequest(IReadOnlyList<string>? MessageIds = null);
+internal sealed record RedriveRequest(IReadOnlyList<string>? MessageIds = null);
 
 /// <summary>Answer to deleting dead letters in bulk.</summary>
 /// <param name="Deleted">How many were removed.</param>
@@ -486,7 +493,7 @@ public sealed record TransactionCheckRequest(
 /// <summary>The answer to a check-back.</summary>
 /// <param name="State">Commit, rollback or unknown.</param>
 /// <param name="RetryAfterSeconds">With unknown: check again after this many seconds, without spending a check (left out when null).</param>
-public sealed record TransactionCheckResponse(LocalTransactionState State, int? RetryAfterSeconds = null);
+internal sealed record TransactionCheckResponse(LocalTransactionState State, int? RetryAfterSeconds = null);
 
 /// <summary>The request the broker POSTs to a push subscription's URL.</summary>
 /// <param name="MessageId">The message id (stable across redeliveries).</param>
@@ -498,7 +505,7 @@ public sealed record TransactionCheckResponse(LocalTransactionState State, int? 
 /// <param name="Attempt">1 for the first delivery.</param>
 /// <param name="BornAt">When the message was sent.</param>
 /// <param name="ConsumerGroup">The consumer group this delivery is for.</param>
-public sealed record PushRequest(
+internal sealed record PushRequest(
     string MessageId,
     string Topic,
     string? Tag,
@@ -516,7 +523,7 @@ public sealed record PushRequest(
 /// <param name="Detail">What went wrong, for a person.</param>
 /// <param name="Code">Stable machine-readable code (e.g. <c>transaction-conflict</c>).</param>
 /// <param name="Errors">Per-field validation errors.</param>
-public sealed record ProblemDetailsData(
+internal sealed record ProblemDetailsData(
     string? Type = null,
     string? Title = null,
     int? Status = null,

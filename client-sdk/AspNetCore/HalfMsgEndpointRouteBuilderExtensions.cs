@@ -19,7 +19,10 @@ public static class HalfMsgEndpointRouteBuilderExtensions
     /// <c>{"state":"commit|rollback|unknown"}</c>, with <c>"retryAfterSeconds"</c> when the checker asks for it.
     /// </summary>
     /// <param name="endpoints">The route builder.</param>
-    /// <param name="pattern">The route, e.g. <c>/halfmsg/check</c>.</param>
+    /// <param name="pattern">
+    /// The route, e.g. <c>/halfmsg/check</c>. A transactional producer registered without a check URL is PUT with
+    /// <see cref="HalfMsgClientOptions.PublicBaseAddress"/> followed by this route: write the path here only.
+    /// </param>
     /// <returns>The endpoint's convention builder.</returns>
     public static IEndpointConventionBuilder MapHalfMsgCheck(this IEndpointRouteBuilder endpoints, string pattern) =>
         endpoints.MapHalfMsgCheck(
@@ -97,7 +100,7 @@ public static class HalfMsgEndpointRouteBuilderExtensions
 
             context.Response.StatusCode = StatusCodes.Status200OK;
             await context.Response.WriteAsJsonAsync(new TransactionCheckResponse(answer.State, answer.RetryAfterSeconds), HalfMsgJsonContext.Default.TransactionCheckResponse, cancellationToken: context.RequestAborted).ConfigureAwait(false);
-        });
+        }).WithMetadata(new HalfMsgCheckEndpointMetadata());
     }
 
     /// <summary>

@@ -5,56 +5,18 @@ using Microsoft.Extensions.Logging;
 
 namespace HalfMsgBroker.Client;
 
-/// <summary>Settings of a background pull consumer (<c>AddPullConsumer</c>).</summary>
-public sealed record PullConsumerOptions
-{
-    /// <summary>Handlers running at once (default 4).</summary>
-    public int MaxConcurrency { get; set; } = 4;
-
-    /// <summary>Invisibility of a received message; extended while its handler runs (default 30 s).</summary>
-    public TimeSpan InvisibleFor { get; set; } = TimeSpan.FromSeconds(30);
-
-    /// <summary>How often a running handler's message is extended; null for half of <see cref="InvisibleFor"/>.</summary>
-    public TimeSpan? ExtendEvery { get; set; }
-
-    /// <summary>Long-poll wait (default 20 s).</summary>
-    public TimeSpan WaitTime { get; set; } = TimeSpan.FromSeconds(20);
-
-    /// <summary>Delay before a failed message comes back; null for the broker's backoff levels.</summary>
-    public TimeSpan? RetryAfter { get; set; }
-
-    /// <summary>PUT the pull subscription at start-up (default true).</summary>
-    public bool EnsureSubscription { get; set; } = true;
-
-    /// <summary>The subscription PUT at start-up (tag filter, max attempts, exhausted action); <c>Push</c> must be null.</summary>
-    public SubscriptionRequest Subscription { get; set; } = new();
-
-    internal TimeSpan EffectiveExtendEvery => ExtendEvery ?? TimeSpan.FromTicks(InvisibleFor.Ticks / 2);
-
-    internal void Validate()
-    {
-        ArgumentOutOfRangeException.ThrowIfLessThan(MaxConcurrency, 1, nameof(MaxConcurrency));
-        ArgumentOutOfRangeException.ThrowIfLessThan(InvisibleFor, TimeSpan.FromSeconds(1), nameof(InvisibleFor));
-        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(EffectiveExtendEvery, TimeSpan.Zero, nameof(ExtendEvery));
-        if (Subscription.Push is not null)
-        {
-            throw new ArgumentException("A pull consumer's subscription must not have push settings.", nameof(Subscription));
-        }
-    }
-}
-
 /// <summary>The background loop behind <c>AddPullConsumer</c>.</summary>
 /// <typeparam name="T">The body type.</typeparam>
 internal sealed partial class PullConsumerService<T>(
-    HalfMsgClient client,
+    IHalfMsgClient client,
     IServiceScopeFactory scopes,
-    string consumerGroup,
-    string topic,
     Func<HalfMsgDelivery<T>, IServiceProvider, CancellationToken, Task> handler,
     PullConsumerOptions options,
     ILogger<PullConsumerService<T>> logger) : BackgroundService
 {
     private readonly ConcurrentDictionary<Task, byte> _running = new();
+    private readonly string _consumerGroup = options.ConsumerGroup!;
+    private readonly string _topic = options.Topic!;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -81,9 +43,9 @@ internal sealed partial class PullConsumerService<T>(
                 try
                 {
                     batch = await client.ReceiveAsync(
-                        consumerGroup,
-                        topic,
-                        new ReceiveOptions { MaxMessages = free, WaitTime = options.WaitTime, InvisibleFor = options.InvisibleFor },
+                        _consumerGroup,
+                        _topic,
+                        new ReceiveOptions { MaxMessages = Math.Min(free, HalfMsgLimits.MaxReceiveMessages), WaitTime = options.WaitTime, InvisibleFor = options.InvisibleFor },
                         stoppingToken).ConfigureAwait(false);
                     failures = 0;
                 }
@@ -92,7 +54,7 @@ internal sealed partial class PullConsumerService<T>(
                     slots.Release(free);
                     failures++;
                     var delay = TimeSpan.FromMilliseconds(Math.Min(30_000, 250 * Math.Pow(2, Math.Min(failures, 8))));
-                    LogReceiveFailed(ex, consumerGroup, topic, delay);
+                    LogReceiveFailed(ex, _consumerGroup, _topic, delay);
                     await Task.Delay(delay, stoppingToken).ConfigureAwait(false);
                     continue;
                 }
@@ -132,14 +94,14 @@ internal sealed partial class PullConsumerService<T>(
         {
             try
             {
-                await client.Api.PutSubscriptionAsync(consumerGroup, topic, options.Subscription, stoppingToken).ConfigureAwait(false);
+                await client.PutSubscriptionAsync(_consumerGroup, _topic, options.ToSubscription(), stoppingToken).ConfigureAwait(false);
                 return true;
             }
             catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
                 attempt++;
                 var delay = TimeSpan.FromMilliseconds(Math.Min(30_000, 200 * Math.Pow(2, Math.Min(attempt, 8))));
-                LogSubscribeFailed(ex, consumerGroup, topic, delay);
+                LogSubscribeFailed(ex, _consumerGroup, _topic, delay);
                 try
                 {
                     await Task.Delay(delay, stoppingToken).ConfigureAwait(false);
@@ -186,6 +148,12 @@ internal sealed partial class PullConsumerService<T>(
                 {
                     await handler(delivery, scope.ServiceProvider, stoppingToken).ConfigureAwait(false);
                     success = true;
+                }
+                catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+                {
+                    // A clean shutdown stopped the handler: no failure to report, and no stack in the log.
+                    LogHandlerStopped(message.MessageId);
+                    success = false;
                 }
                 catch (Exception ex)
                 {
@@ -262,6 +230,9 @@ internal sealed partial class PullConsumerService<T>(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "HalfMsg handler failed for message {MessageId} (attempt {Attempt}); nacking")]
     private partial void LogHandlerFailed(Exception ex, string messageId, int attempt);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "HalfMsg handler for message {MessageId} stopped by the shutdown; nacking it for redelivery")]
+    private partial void LogHandlerStopped(string messageId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "HalfMsg ack of {MessageId} was stale: it may be delivered again")]
     private partial void LogStaleAck(string messageId);

@@ -5,11 +5,24 @@ namespace HalfMsgBroker.Client;
 /// <summary>A message received by pull, settled by its receipt handle: ack, nack or extend.</summary>
 public sealed class ReceivedMessage
 {
-    private readonly HalfMsgClient _client;
+    private readonly IHalfMsgClient _client;
+    private readonly JsonSerializerOptions _jsonOptions;
 
-    internal ReceivedMessage(HalfMsgClient client, string consumerGroup, ReceivedMessageData data)
+    /// <summary>
+    /// Wraps a received message. <see cref="IHalfMsgClient.ReceiveAsync"/> makes these; construct one yourself
+    /// only to test code that handles them (with a mocked <see cref="IHalfMsgClient"/>).
+    /// </summary>
+    /// <param name="client">The client that settles it (ack, nack, extend).</param>
+    /// <param name="consumerGroup">The consumer group it was received for.</param>
+    /// <param name="data">The message as the broker returned it.</param>
+    /// <param name="jsonOptions">Options for <see cref="GetBody{T}"/>; null for the web defaults (camelCase).</param>
+    public ReceivedMessage(IHalfMsgClient client, string consumerGroup, ReceivedMessageData data, JsonSerializerOptions? jsonOptions = null)
     {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
+        ArgumentNullException.ThrowIfNull(data);
         _client = client;
+        _jsonOptions = jsonOptions ?? JsonSerializerOptions.Web;
         ConsumerGroup = consumerGroup;
         Data = data;
         ReceiptHandle = data.ReceiptHandle;
@@ -51,7 +64,7 @@ public sealed class ReceivedMessage
     /// <summary>Deserializes the body.</summary>
     /// <typeparam name="T">The body type.</typeparam>
     /// <returns>The body.</returns>
-    public T GetBody<T>() => Data.Body.Deserialize<T>(_client.JsonOptions)!;
+    public T GetBody<T>() => Data.Body.Deserialize<T>(_jsonOptions)!;
 
     /// <summary>The message as a handler sees it.</summary>
     /// <typeparam name="T">The body type.</typeparam>
@@ -64,30 +77,25 @@ public sealed class ReceivedMessage
     /// <returns>True when acked; false when the handle was stale (its visibility ran out or it was acked already).</returns>
     public async Task<bool> AckAsync(CancellationToken cancellationToken = default)
     {
-        var result = await _client.Api.AckAsync(ConsumerGroup, new AckRequest([ReceiptHandle]), cancellationToken).ConfigureAwait(false);
+        var result = await _client.AckAsync(ConsumerGroup, [ReceiptHandle], cancellationToken).ConfigureAwait(false);
         return result.Acked > 0;
     }
 
     /// <summary>Gives the message back for redelivery.</summary>
-    /// <param name="retryAfter">Delay before redelivery (whole seconds); null for the broker's next backoff level.</param>
+    /// <param name="retryAfter">Delay before redelivery: 0 to 12 h (<see cref="HalfMsgLimits.MaxNackDelay"/>), whole seconds; null for the broker's next backoff level.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the broker took it back.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="retryAfter"/> is negative or over 12 h.</exception>
     public Task NackAsync(TimeSpan? retryAfter = null, CancellationToken cancellationToken = default) =>
-        _client.Api.NackAsync(
-            ConsumerGroup,
-            new NackRequest(ReceiptHandle, retryAfter is { } delay ? HalfMsgClient.ToSeconds(delay, 0, 86400) : null),
-            cancellationToken);
+        _client.NackAsync(ConsumerGroup, ReceiptHandle, retryAfter, cancellationToken);
 
     /// <summary>Keeps the message hidden for <paramref name="invisibleFor"/> from now (change-invisibility).</summary>
-    /// <param name="invisibleFor">New invisibility (whole seconds, 1 s – 12 h).</param>
+    /// <param name="invisibleFor">New invisibility: 1 s to 12 h (<see cref="HalfMsgLimits.MaxInvisibleFor"/>), whole seconds.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>When it becomes visible again unless acked.</returns>
     public async Task<DateTimeOffset> ExtendAsync(TimeSpan invisibleFor, CancellationToken cancellationToken = default)
     {
-        var result = await _client.Api.ChangeInvisibilityAsync(
-            ConsumerGroup,
-            new ChangeInvisibilityRequest(ReceiptHandle, HalfMsgClient.ToSeconds(invisibleFor, 1, 43200)),
-            cancellationToken).ConfigureAwait(false);
+        var result = await _client.ChangeInvisibilityAsync(ConsumerGroup, ReceiptHandle, invisibleFor, cancellationToken).ConfigureAwait(false);
         if (!string.IsNullOrEmpty(result.ReceiptHandle))
         {
             ReceiptHandle = result.ReceiptHandle;

@@ -43,6 +43,16 @@ internal static partial class DbHelpers
         return command;
     }
 
+    /// <summary>SQL Server has no <c>CREATE TABLE IF NOT EXISTS</c>; every other supported database does.</summary>
+    public static string CreateTableSql(string table, string columns, bool sqlServer) =>
+        sqlServer
+            ? $"IF OBJECT_ID(N'{table}', N'U') IS NULL CREATE TABLE {table} ({columns})"
+            : $"CREATE TABLE IF NOT EXISTS {table} ({columns})";
+
+    /// <summary>Microsoft.Data.SqlClient's or System.Data.SqlClient's connection.</summary>
+    public static bool IsSqlServer(DbConnection connection) =>
+        connection.GetType().FullName is "Microsoft.Data.SqlClient.SqlConnection" or "System.Data.SqlClient.SqlConnection";
+
     public static string Now(TimeProvider time) => time.GetUtcNow().ToString("O", CultureInfo.InvariantCulture);
 
     /// <summary>Runs one statement outside any transaction (table creation).</summary>

@@ -5,6 +5,8 @@ namespace HalfMsgBroker.Client;
 /// <summary>
 /// Consumer-side idempotency (DTM's barrier, Seata's fence): the message id is recorded in the consumer's own
 /// database transaction under a unique key, together with the work it does, so a redelivered message is skipped.
+/// Register it with <c>services.AddHalfMsgProcessedMessageLog()</c>, which also creates its table at start-up;
+/// the databases are those of <see cref="DbTransactionLog"/>.
 /// </summary>
 public sealed class DbProcessedMessageLog
 {
@@ -24,18 +26,22 @@ public sealed class DbProcessedMessageLog
     /// <summary>Clock for the <c>processed_at</c> column.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
-    /// <summary>Portable DDL; the primary key on (consumer_group, message_id) is what makes it work.</summary>
-    public string CreateTableSql =>
-        $"CREATE TABLE IF NOT EXISTS {TableName} (consumer_group VARCHAR(127) NOT NULL, message_id VARCHAR(200) NOT NULL, processed_at VARCHAR(40) NOT NULL, PRIMARY KEY (consumer_group, message_id))";
+    /// <summary>
+    /// DDL of the table (SQLite, PostgreSQL, MySQL); the primary key on (consumer_group, message_id) is what makes
+    /// it work. <see cref="EnsureCreatedAsync"/> uses SQL Server's form of it on a SQL Server connection.
+    /// </summary>
+    public string CreateTableSql => DbHelpers.CreateTableSql(TableName, Columns, sqlServer: false);
 
-    /// <summary>Creates the table when missing.</summary>
+    private const string Columns = "consumer_group VARCHAR(127) NOT NULL, message_id VARCHAR(200) NOT NULL, processed_at VARCHAR(40) NOT NULL, PRIMARY KEY (consumer_group, message_id)";
+
+    /// <summary>Creates the table when missing (idempotent; <c>AddHalfMsgProcessedMessageLog</c> calls it at start-up).</summary>
     /// <param name="connection">A connection.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the table exists.</returns>
     public async Task EnsureCreatedAsync(DbConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        await DbHelpers.ExecuteDdlAsync(connection, CreateTableSql, ParameterPrefix, cancellationToken).ConfigureAwait(false);
+        await DbHelpers.ExecuteDdlAsync(connection, DbHelpers.CreateTableSql(TableName, Columns, DbHelpers.IsSqlServer(connection)), ParameterPrefix, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -94,14 +100,14 @@ public sealed class DbProcessedMessageLog
     /// <param name="connection">The consumer's connection (no transaction open on it).</param>
     /// <param name="consumerGroup">The consumer group.</param>
     /// <param name="messageId">The message id.</param>
-    /// <param name="work">The work, given the open transaction.</param>
+    /// <param name="work">The work, given the connection and the open transaction on it (enlist every command in it).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>True when the work ran and committed; false when the message had been processed already.</returns>
     public async Task<bool> ProcessOnceAsync(
         DbConnection connection,
         string consumerGroup,
         string messageId,
-        Func<DbTransaction, CancellationToken, Task> work,
+        Func<DbConnection, DbTransaction, CancellationToken, Task> work,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -116,7 +122,7 @@ public sealed class DbProcessedMessageLog
                 return false;
             }
 
-            await work(transaction, cancellationToken).ConfigureAwait(false);
+            await work(connection, transaction, cancellationToken).ConfigureAwait(false);
             await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
             return true;
         }
@@ -126,13 +132,13 @@ public sealed class DbProcessedMessageLog
     /// <typeparam name="T">The body type.</typeparam>
     /// <param name="connection">The consumer's connection.</param>
     /// <param name="delivery">The delivered message.</param>
-    /// <param name="work">The work, given the open transaction.</param>
+    /// <param name="work">The work, given the connection and the open transaction on it.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>True when the work ran; false for a duplicate.</returns>
     public Task<bool> ProcessOnceAsync<T>(
         DbConnection connection,
         HalfMsgDelivery<T> delivery,
-        Func<DbTransaction, CancellationToken, Task> work,
+        Func<DbConnection, DbTransaction, CancellationToken, Task> work,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(delivery);

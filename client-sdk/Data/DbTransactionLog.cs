@@ -5,8 +5,8 @@ namespace HalfMsgBroker.Client;
 /// <summary>
 /// Producer-side transaction log that closes the check-back race (DTM's barrier table).
 /// <para>
-/// The local transaction calls <see cref="RecordCommitAsync"/> inside its own database transaction, so the
-/// <c>transactionId</c> row commits or rolls back together with the business data. The checker calls
+/// The local transaction calls <see cref="RecordInLocalTransactionAsync"/> inside its own database transaction,
+/// before it commits, so the <c>transactionId</c> row commits or rolls back together with the business data. The checker calls
 /// <see cref="CheckAsync"/>: a <c>committed</c> row means commit; no row means the local transaction
 /// either failed or is still running, so the checker first inserts a <c>rolledBack</c> marker under the
 /// same primary key and only then answers rollback. A local transaction still in flight then fails on its
@@ -14,6 +14,12 @@ namespace HalfMsgBroker.Client;
 /// after the broker dropped the message. If the marker insert itself fails (a lock held by the in-flight
 /// transaction, a unique violation because it just committed), the checker looks again and answers
 /// what it finds, or <see cref="LocalTransactionState.Unknown"/> so the broker asks again later.
+/// </para>
+/// <para>
+/// Register it with <c>services.AddHalfMsgTransactionLog()</c>, which also creates its table at start-up.
+/// Databases: SQLite, PostgreSQL and MySQL/MariaDB (<c>CREATE TABLE IF NOT EXISTS</c>) and SQL Server
+/// (recognised by its connection type, <c>IF OBJECT_ID(…) IS NULL CREATE TABLE</c>), through any ADO.NET
+/// provider whose parameters are named <see cref="ParameterPrefix"/> + name.
 /// </para>
 /// </summary>
 public sealed class DbTransactionLog
@@ -35,38 +41,58 @@ public sealed class DbTransactionLog
     public string ParameterPrefix { get; init; } = "@";
 
     /// <summary>
-    /// Command timeout of the checker's statements (default 5 s). Keep it below the producer group's
-    /// check timeout: a lock held by an in-flight local transaction then ends in <c>unknown</c>, not a broker timeout.
+    /// Command timeout of the statements <see cref="CheckAsync"/> and <see cref="FindAsync"/> run (default 5 s;
+    /// whole seconds, at least 1 s, as ADO.NET counts it). Keep it below the producer group's check timeout
+    /// (<c>AddTransactionalProducer</c>'s <c>checkTimeout</c>, 3 s by default on the broker, so lower one or raise
+    /// the other): a lock held by an in-flight local transaction then ends in <c>unknown</c>, not a broker timeout.
     /// </summary>
-    public int CheckCommandTimeoutSeconds { get; init; } = 5;
+    /// <exception cref="ArgumentOutOfRangeException">Set to less than 1 s.</exception>
+    public TimeSpan CheckCommandTimeout
+    {
+        get => _checkCommandTimeout;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(value, TimeSpan.FromSeconds(1), nameof(CheckCommandTimeout));
+            _checkCommandTimeout = value;
+        }
+    }
+
+    private readonly TimeSpan _checkCommandTimeout = TimeSpan.FromSeconds(5);
+
+    private int CheckCommandTimeoutSeconds => HalfMsgLimits.WholeSeconds(_checkCommandTimeout);
 
     /// <summary>Clock for the <c>recorded_at</c> column.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
-    /// <summary>Portable DDL of the table; the primary key on <c>transaction_id</c> is what closes the race.</summary>
-    public string CreateTableSql =>
-        $"CREATE TABLE IF NOT EXISTS {TableName} (transaction_id VARCHAR(200) NOT NULL PRIMARY KEY, state VARCHAR(16) NOT NULL, recorded_at VARCHAR(40) NOT NULL)";
+    /// <summary>
+    /// DDL of the table (SQLite, PostgreSQL, MySQL); the primary key on <c>transaction_id</c> is what closes the
+    /// race. <see cref="EnsureCreatedAsync"/> uses SQL Server's form of it on a SQL Server connection.
+    /// </summary>
+    public string CreateTableSql => DbHelpers.CreateTableSql(TableName, Columns, sqlServer: false);
 
-    /// <summary>Creates the table when missing (<see cref="CreateTableSql"/>; run your own DDL where that dialect does not fit).</summary>
+    private const string Columns = "transaction_id VARCHAR(200) NOT NULL PRIMARY KEY, state VARCHAR(16) NOT NULL, recorded_at VARCHAR(40) NOT NULL";
+
+    /// <summary>Creates the table when missing (idempotent; <c>AddHalfMsgTransactionLog</c> calls it at start-up).</summary>
     /// <param name="connection">A connection.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the table exists.</returns>
     public async Task EnsureCreatedAsync(DbConnection connection, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        await DbHelpers.ExecuteDdlAsync(connection, CreateTableSql, ParameterPrefix, cancellationToken).ConfigureAwait(false);
+        await DbHelpers.ExecuteDdlAsync(connection, DbHelpers.CreateTableSql(TableName, Columns, DbHelpers.IsSqlServer(connection)), ParameterPrefix, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
-    /// Records, inside the local transaction, that <paramref name="transactionId"/> committed. Call it early in the
-    /// local transaction. It throws a <see cref="DbException"/> (unique key) when a check-back already marked the
-    /// transaction rolled back: let it abort the local transaction.
+    /// Writes the <c>committed</c> row of <paramref name="transactionId"/> inside the local transaction, before
+    /// it commits: the row becomes visible only if the local transaction commits, so a check-back then answers
+    /// commit. Call it early in the local transaction. It throws a <see cref="DbException"/> (unique key) when a
+    /// check-back already marked the transaction rolled back: let it abort the local transaction.
     /// </summary>
     /// <param name="transaction">The local database transaction.</param>
     /// <param name="transactionId">The half message's transaction id.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
     /// <returns>A task that completes when the row is written (uncommitted).</returns>
-    public async Task RecordCommitAsync(DbTransaction transaction, string transactionId, CancellationToken cancellationToken = default)
+    public async Task RecordInLocalTransactionAsync(DbTransaction transaction, string transactionId, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrEmpty(transactionId);

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 namespace HalfMsgBroker.Client;
 
 /// <summary>One start-up registration with the broker (a producer group or a subscription).</summary>
-internal sealed record HalfMsgRegistration(string Description, Func<IServiceProvider, IHalfMsgApi, CancellationToken, Task> RegisterAsync);
+internal sealed record HalfMsgRegistration(string Description, Func<IServiceProvider, IHalfMsgClient, CancellationToken, Task> RegisterAsync);
 
 /// <summary>
 /// Registers producer groups and subscriptions once the application has started (so a check or push
@@ -13,7 +13,7 @@ internal sealed record HalfMsgRegistration(string Description, Func<IServiceProv
 internal sealed partial class HalfMsgRegistrationService(
     IEnumerable<HalfMsgRegistration> registrations,
     IServiceProvider services,
-    IHalfMsgApi api,
+    IHalfMsgClient client,
     IHostApplicationLifetime lifetime,
     ILogger<HalfMsgRegistrationService> logger) : BackgroundService, IHalfMsgRegistrationStatus
 {
@@ -51,7 +51,7 @@ internal sealed partial class HalfMsgRegistrationService(
             {
                 try
                 {
-                    await registration.RegisterAsync(services, api, stoppingToken).ConfigureAwait(false);
+                    await registration.RegisterAsync(services, client, stoppingToken).ConfigureAwait(false);
                     LogRegistered(registration.Description);
                     break;
                 }

@@ -1,5 +1,6 @@
 using HalfMsgBroker.Client;
 using HalfMsgBroker.Client.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Http;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Http.Resilience;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Polly;
+using Polly.Telemetry;
 using Refit;
 
 namespace Microsoft.Extensions.DependencyInjection;
@@ -17,23 +19,44 @@ public interface IHalfMsgBuilder
     /// <summary>The service collection.</summary>
     IServiceCollection Services { get; }
 
-    /// <summary>The HTTP client behind <see cref="IHalfMsgApi"/> (add handlers, change the primary handler).</summary>
+    /// <summary>
+    /// The HTTP client behind <see cref="IHalfMsgClient"/> (add handlers, change the primary handler). It logs
+    /// nothing by default; <c>HttpClient.AddDefaultLogger()</c> brings back HttpClientFactory's per-request lines.
+    /// </summary>
     IHttpClientBuilder HttpClient { get; }
 }
 
 internal sealed record HalfMsgBuilder(IServiceCollection Services, IHttpClientBuilder HttpClient) : IHalfMsgBuilder;
 
-/// <summary>Registers the HalfMsgBroker client.</summary>
-public static class HalfMsgServiceCollectionExtensions
+/// <summary>Registers the HalfMsgBroker client, its producers and its consumers.</summary>
+public static partial class HalfMsgServiceCollectionExtensions
 {
-    /// <summary>The name of the HTTP client behind <see cref="IHalfMsgApi"/>.</summary>
+    /// <summary>The name of the HTTP client behind <see cref="IHalfMsgClient"/>.</summary>
     public const string HttpClientName = "HalfMsgBroker";
 
     /// <summary>
-    /// Registers <see cref="IHalfMsgApi"/> (a Refit client on <see cref="IHttpClientFactory"/>),
-    /// <see cref="HalfMsgClient"/>, and a resilience pipeline that retries transient failures of
-    /// retry-safe calls only: sends (idempotency key / transaction id), commits, rollbacks, reads and PUTs.
-    /// Receive, ack, nack, change-invisibility and redrive are never retried automatically.
+    /// Registers <see cref="IHalfMsgClient"/> and <see cref="HalfMsgClient"/> (singletons) with
+    /// <see cref="HalfMsgClientOptions"/> bound from <paramref name="configuration"/>, e.g.
+    /// <c>services.AddHalfMsgClient(builder.Configuration.GetSection("HalfMsg"))</c> reading
+    /// <c>HalfMsg:BaseAddress</c>, <c>HalfMsg:ApiKey</c>, <c>HalfMsg:PublicBaseAddress</c>, …
+    /// The options are validated when the host starts.
+    /// </summary>
+    /// <param name="services">The services.</param>
+    /// <param name="configuration">The configuration section of the options.</param>
+    /// <returns>A builder for producers, checkers and consumers.</returns>
+    public static IHalfMsgBuilder AddHalfMsgClient(this IServiceCollection services, IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentNullException.ThrowIfNull(configuration);
+        services.AddOptions<HalfMsgClientOptions>().Bind(configuration);
+        return AddHalfMsgClientCore(services);
+    }
+
+    /// <summary>
+    /// Registers <see cref="IHalfMsgClient"/> and <see cref="HalfMsgClient"/> (singletons) with options set in code,
+    /// and a resilience pipeline that retries transient failures of retry-safe calls only: sends (idempotency
+    /// key / transaction id), commits, rollbacks, reads and PUTs. Receive, ack, nack, change-invisibility and
+    /// redrive are never retried automatically. The options are validated when the host starts.
     /// </summary>
     /// <param name="services">The services.</param>
     /// <param name="configure">Sets <see cref="HalfMsgClientOptions.BaseAddress"/> and the rest.</param>
@@ -42,18 +65,14 @@ public static class HalfMsgServiceCollectionExtensions
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(configure);
-        services.AddOptions<HalfMsgClientOptions>()
-            .Configure(configure)
-            .Validate(o => o.BaseAddress is { IsAbsoluteUri: true }, "HalfMsgClientOptions.BaseAddress must be an absolute URI.")
-            .Validate(o => o.AttemptTimeout > TimeSpan.FromSeconds(30), "HalfMsgClientOptions.AttemptTimeout must exceed the longest long poll (30 s).")
-            .Validate(o => o.TotalTimeout >= o.AttemptTimeout, "HalfMsgClientOptions.TotalTimeout must be at least AttemptTimeout.")
-            .Validate(o => o.MaxRetryAttempts >= 0, "HalfMsgClientOptions.MaxRetryAttempts must not be negative.")
-            .Validate(o => o.ApiKeyIsWellFormed, "HalfMsgClientOptions.ApiKey must be the key exactly as the broker issued it: visible ASCII, without spaces or line breaks (a key read from a file may end in a newline).")
-            .Validate(
-                o => !o.RequiresUnverifiableSignature,
-                "HalfMsgClientOptions.RequireSignature is true but SigningSecrets is empty: the check and push endpoints would refuse every call. Configure the secret (the signingSecret the broker returned, or Broker:Signing:Secret).")
-            .Validate(o => o.PublicBaseAddress is null or { IsAbsoluteUri: true }, "HalfMsgClientOptions.PublicBaseAddress must be an absolute URI.")
-            .ValidateOnStart();
+        services.AddOptions<HalfMsgClientOptions>().Configure(configure);
+        return AddHalfMsgClientCore(services);
+    }
+
+    private static IHalfMsgBuilder AddHalfMsgClientCore(IServiceCollection services)
+    {
+        services.AddOptions<HalfMsgClientOptions>().ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<HalfMsgClientOptions>, HalfMsgClientOptionsValidator>());
         services.TryAddSingleton(TimeProvider.System);
 
         var settings = new RefitSettings(SystemTextJsonContentSerializer.ForContext(HalfMsgJsonContext.Default))
@@ -84,7 +103,11 @@ public static class HalfMsgServiceCollectionExtensions
                 client.BaseAddress = options.BaseAddress;
                 client.Timeout = Timeout.InfiniteTimeSpan; // the resilience pipeline owns timeouts
             })
-            .AddHttpMessageHandler(sp => new HalfMsgRequestHandler(sp.GetRequiredService<IOptions<HalfMsgClientOptions>>().Value));
+            .AddHttpMessageHandler(sp => new HalfMsgRequestHandler(sp.GetRequiredService<IOptions<HalfMsgClientOptions>>().Value))
+            // HttpClientFactory logs four lines per call at Information, which a long-polling consumer
+            // turns into a steady stream of noise; failures surface as exceptions and the SDK's own warnings.
+            // HttpClient.AddDefaultLogger() brings the lines back (docs: README, "Logging").
+            .RemoveAllLoggers();
 
         // HttpClient's Trace logging prints request headers. .NET redacts every value by default, but an app
         // may narrow that (RedactLoggedHeaders) to debug its calls: the API key stays redacted regardless.
@@ -98,6 +121,7 @@ public static class HalfMsgServiceCollectionExtensions
         http.AddResilienceHandler("halfmsg", static (pipeline, context) =>
         {
             var options = context.ServiceProvider.GetRequiredService<IOptions<HalfMsgClientOptions>>().Value;
+            pipeline.ConfigureTelemetry(QuietTelemetry(context.ServiceProvider.GetRequiredService<IOptions<TelemetryOptions>>().Value));
             pipeline.AddTimeout(options.TotalTimeout);
             if (options.MaxRetryAttempts > 0)
             {
@@ -117,54 +141,35 @@ public static class HalfMsgServiceCollectionExtensions
             pipeline.AddTimeout(options.AttemptTimeout);
         });
 
-        services.TryAddSingleton<HalfMsgClient>();
+        services.TryAddSingleton(sp => new HalfMsgClient(
+            sp.GetRequiredService<IHalfMsgApi>(),
+            sp.GetRequiredService<IOptions<HalfMsgClientOptions>>(),
+            sp.GetService<ILogger<HalfMsgClient>>()));
+        services.TryAddSingleton<IHalfMsgClient>(sp => sp.GetRequiredService<HalfMsgClient>());
         return new HalfMsgBuilder(services, http);
+    }
+
+    /// <summary>
+    /// The app's Polly telemetry for this pipeline, with Information events (an "execution attempt" line for
+    /// every successful call, long polls included) lowered to Debug. Retries (Warning) and timeouts (Error)
+    /// keep their level; an app that wants the lines sets the Polly category to Debug.
+    /// </summary>
+    private static TelemetryOptions QuietTelemetry(TelemetryOptions appTelemetry)
+    {
+        var telemetry = new TelemetryOptions(appTelemetry);
+        var appSeverity = appTelemetry.SeverityProvider;
+        telemetry.SeverityProvider = args =>
+        {
+            var severity = appSeverity?.Invoke(args) ?? args.Event.Severity;
+            return severity == ResilienceEventSeverity.Information ? ResilienceEventSeverity.Debug : severity;
+        };
+        return telemetry;
     }
 
     private static bool IsRetrySafe(ResilienceContext context) =>
         context.GetRequestMessage() is { } request
         && request.Options.TryGetValue(HalfMsgRequestHandler.RetrySafe, out var safe)
         && safe;
-
-    /// <summary>
-    /// Registers a <see cref="TransactionalProducer"/> for <paramref name="producerGroup"/> (also as a keyed
-    /// service under the group name) and PUTs the group with its check URL once the app has started.
-    /// </summary>
-    /// <param name="builder">The builder.</param>
-    /// <param name="producerGroup">The producer group.</param>
-    /// <param name="checkUrl">The absolute URL of this app's check endpoint (see <c>MapHalfMsgCheck</c>).</param>
-    /// <param name="checkTimeout">How long the broker waits for a check answer (default 3 s).</param>
-    /// <returns>The builder.</returns>
-    public static IHalfMsgBuilder AddTransactionalProducer(this IHalfMsgBuilder builder, string producerGroup, Uri checkUrl, TimeSpan? checkTimeout = null)
-    {
-        ArgumentNullException.ThrowIfNull(checkUrl);
-        return builder.AddTransactionalProducer(producerGroup, _ => checkUrl, checkTimeout);
-    }
-
-    /// <summary>
-    /// Registers a <see cref="TransactionalProducer"/> for <paramref name="producerGroup"/>, with the check URL
-    /// computed after start-up (e.g. from the server's bound address).
-    /// </summary>
-    /// <param name="builder">The builder.</param>
-    /// <param name="producerGroup">The producer group.</param>
-    /// <param name="checkUrl">Computes the absolute check URL once the app has started.</param>
-    /// <param name="checkTimeout">How long the broker waits for a check answer (default 3 s).</param>
-    /// <returns>The builder.</returns>
-    public static IHalfMsgBuilder AddTransactionalProducer(this IHalfMsgBuilder builder, string producerGroup, Func<IServiceProvider, Uri> checkUrl, TimeSpan? checkTimeout = null)
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        ArgumentException.ThrowIfNullOrEmpty(producerGroup);
-        ArgumentNullException.ThrowIfNull(checkUrl);
-        var services = builder.Services;
-        services.AddKeyedSingleton(producerGroup, (sp, _) =>
-            new TransactionalProducer(sp.GetRequiredService<HalfMsgClient>(), producerGroup, sp.GetService<ILogger<TransactionalProducer>>()));
-        services.TryAddSingleton(sp => sp.GetRequiredKeyedService<TransactionalProducer>(producerGroup));
-        int? timeoutMs = checkTimeout is { } t ? (int)t.TotalMilliseconds : null;
-        AddRegistration(services, new HalfMsgRegistration(
-            $"producer group '{producerGroup}'",
-            (sp, api, ct) => api.PutProducerGroupAsync(producerGroup, new ProducerGroupRequest(checkUrl(sp), timeoutMs), ct)));
-        return builder;
-    }
 
     /// <summary>Registers the app's <see cref="ITransactionChecker"/> (scoped), used by <c>MapHalfMsgCheck</c>.</summary>
     /// <typeparam name="TChecker">The checker.</typeparam>
@@ -183,8 +188,9 @@ public static class HalfMsgServiceCollectionExtensions
     /// <param name="consumerGroup">The consumer group.</param>
     /// <param name="topic">The topic.</param>
     /// <param name="pushUrl">Computes the absolute push URL once the app has started.</param>
-    /// <param name="subscription">Tag filter, attempts, exhausted action, timeout (its <c>Push</c> is replaced).</param>
+    /// <param name="subscription">Tag filter, attempts, exhausted action, push timeout (its push URL is replaced).</param>
     /// <returns>The builder.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A value of <paramref name="subscription"/> is outside the broker's limits.</exception>
     public static IHalfMsgBuilder AddPushSubscription(this IHalfMsgBuilder builder, string consumerGroup, string topic, Func<IServiceProvider, Uri> pushUrl, SubscriptionRequest? subscription = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
@@ -192,12 +198,13 @@ public static class HalfMsgServiceCollectionExtensions
         ArgumentException.ThrowIfNullOrEmpty(topic);
         ArgumentNullException.ThrowIfNull(pushUrl);
         subscription ??= new SubscriptionRequest();
+        HalfMsgClient.CheckSubscription(subscription, nameof(subscription));
         AddRegistration(builder.Services, new HalfMsgRegistration(
             $"push subscription '{consumerGroup}' on '{topic}'",
-            (sp, api, ct) => api.PutSubscriptionAsync(
+            (sp, client, ct) => client.PutSubscriptionAsync(
                 consumerGroup,
                 topic,
-                subscription with { Push = new PushEndpoint(pushUrl(sp), subscription.Push?.TimeoutMs) },
+                subscription with { Push = new PushEndpoint(pushUrl(sp), subscription.Push?.Timeout) },
                 ct)));
         return builder;
     }
@@ -207,64 +214,12 @@ public static class HalfMsgServiceCollectionExtensions
     /// <param name="consumerGroup">The consumer group.</param>
     /// <param name="topic">The topic.</param>
     /// <param name="pushUrl">The absolute push URL.</param>
-    /// <param name="subscription">Tag filter, attempts, exhausted action, timeout.</param>
+    /// <param name="subscription">Tag filter, attempts, exhausted action, push timeout.</param>
     /// <returns>The builder.</returns>
     public static IHalfMsgBuilder AddPushSubscription(this IHalfMsgBuilder builder, string consumerGroup, string topic, Uri pushUrl, SubscriptionRequest? subscription = null)
     {
         ArgumentNullException.ThrowIfNull(pushUrl);
         return builder.AddPushSubscription(consumerGroup, topic, _ => pushUrl, subscription);
-    }
-
-    /// <summary>
-    /// Runs a pull consumer in the background: long-polls <paramref name="topic"/> for
-    /// <paramref name="consumerGroup"/>, runs <typeparamref name="THandler"/> (resolved per message from a scope)
-    /// with bounded concurrency, extends invisibility while it works, acks on success and nacks when it throws.
-    /// </summary>
-    /// <typeparam name="T">The body type.</typeparam>
-    /// <typeparam name="THandler">The handler.</typeparam>
-    /// <param name="builder">The builder.</param>
-    /// <param name="consumerGroup">The consumer group.</param>
-    /// <param name="topic">The topic.</param>
-    /// <param name="configure">Concurrency, invisibility, subscription.</param>
-    /// <returns>The builder.</returns>
-    public static IHalfMsgBuilder AddPullConsumer<T, THandler>(this IHalfMsgBuilder builder, string consumerGroup, string topic, Action<PullConsumerOptions>? configure = null)
-        where THandler : class, IHalfMsgHandler<T>
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.TryAddScoped<THandler>();
-        return builder.AddPullConsumer<T>(
-            consumerGroup,
-            topic,
-            (delivery, sp, ct) => sp.GetRequiredService<THandler>().HandleAsync(delivery, ct),
-            configure);
-    }
-
-    /// <summary>Runs a pull consumer in the background with a delegate handler (given a scoped service provider).</summary>
-    /// <typeparam name="T">The body type.</typeparam>
-    /// <param name="builder">The builder.</param>
-    /// <param name="consumerGroup">The consumer group.</param>
-    /// <param name="topic">The topic.</param>
-    /// <param name="handler">Handles one delivery; throwing nacks it.</param>
-    /// <param name="configure">Concurrency, invisibility, subscription.</param>
-    /// <returns>The builder.</returns>
-    public static IHalfMsgBuilder AddPullConsumer<T>(this IHalfMsgBuilder builder, string consumerGroup, string topic, Func<HalfMsgDelivery<T>, IServiceProvider, CancellationToken, Task> handler, Action<PullConsumerOptions>? configure = null)
-    {
-        ArgumentNullException.ThrowIfNull(builder);
-        ArgumentException.ThrowIfNullOrEmpty(consumerGroup);
-        ArgumentException.ThrowIfNullOrEmpty(topic);
-        ArgumentNullException.ThrowIfNull(handler);
-        var options = new PullConsumerOptions();
-        configure?.Invoke(options);
-        options.Validate();
-        builder.Services.AddSingleton<IHostedService>(sp => new PullConsumerService<T>(
-            sp.GetRequiredService<HalfMsgClient>(),
-            sp.GetRequiredService<IServiceScopeFactory>(),
-            consumerGroup,
-            topic,
-            handler,
-            options,
-            sp.GetRequiredService<ILogger<PullConsumerService<T>>>()));
-        return builder;
     }
 
     private static void AddRegistration(IServiceCollection services, HalfMsgRegistration registration)

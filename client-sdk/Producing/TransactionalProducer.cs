@@ -3,22 +3,64 @@ using Microsoft.Extensions.Logging.Abstractions;
 
 namespace HalfMsgBroker.Client;
 
-/// <summary>What the local-transaction delegate of <see cref="TransactionalProducer"/> is given.</summary>
-/// <param name="TransactionId">The transaction id: record it in the local transaction (see <see cref="DbTransactionLog"/>).</param>
+/// <summary>What the local-transaction delegate of <see cref="ITransactionalProducer"/> is given.</summary>
+/// <param name="TransactionId">The transaction id: record it in the local transaction (see <see cref="DbTransactionLog.RecordInLocalTransactionAsync"/>).</param>
 /// <param name="MessageId">The half message's id.</param>
 /// <param name="Topic">The topic.</param>
 /// <param name="ProducerGroup">The producer group.</param>
 public sealed record LocalTransactionContext(string TransactionId, string MessageId, string Topic, string ProducerGroup);
 
-/// <summary>Outcome of <see cref="TransactionalProducer.SendInTransactionAsync{T}"/>.</summary>
+/// <summary>
+/// What <see cref="ITransactionalProducer.SendInTransactionAsync{T}"/> returns when the local transaction
+/// returned a state (when it throws, the exception propagates instead).
+/// </summary>
 /// <param name="TransactionId">The transaction id.</param>
 /// <param name="MessageId">The half message's id.</param>
 /// <param name="LocalState">What the local transaction returned.</param>
-/// <param name="Ended">
-/// True when the broker confirmed the commit or rollback. False for <see cref="LocalTransactionState.Unknown"/>,
-/// or when the end call failed: the check-back then resolves the transaction.
+/// <param name="LeftToCheckBack">
+/// False when the producer ended the transaction and the broker confirmed it: the message is committed
+/// (delivered) for <see cref="LocalTransactionState.Commit"/>, rolled back (dropped) for
+/// <see cref="LocalTransactionState.Rollback"/>. True when the producer did not end it: the local
+/// transaction returned <see cref="LocalTransactionState.Unknown"/> (no end call is made), or the commit or
+/// rollback call failed (logged as a warning). The message then stays prepared until the broker's
+/// check-back asks your <see cref="ITransactionChecker"/>, which decides.
 /// </param>
-public sealed record TransactionSendResult(string TransactionId, string MessageId, LocalTransactionState LocalState, bool Ended);
+public sealed record TransactionSendResult(string TransactionId, string MessageId, LocalTransactionState LocalState, bool LeftToCheckBack);
+
+/// <summary>
+/// RocketMQ's <c>sendMessageInTransaction</c> for one producer group (<see cref="TransactionalProducer"/>
+/// implements it; <c>AddTransactionalProducer</c> registers it). Mock it in your tests.
+/// </summary>
+public interface ITransactionalProducer
+{
+    /// <summary>The producer group whose check URL resolves this producer's transactions.</summary>
+    string ProducerGroup { get; }
+
+    /// <summary>
+    /// Sends <paramref name="body"/> as a half message, runs <paramref name="localTransaction"/>, then commits
+    /// on <see cref="LocalTransactionState.Commit"/> or rolls back on <see cref="LocalTransactionState.Rollback"/>.
+    /// On <see cref="LocalTransactionState.Unknown"/> it returns without ending the transaction
+    /// (<see cref="TransactionSendResult.LeftToCheckBack"/> is true) and throws nothing.
+    /// </summary>
+    /// <typeparam name="T">The body type.</typeparam>
+    /// <param name="topic">The topic.</param>
+    /// <param name="body">The message body.</param>
+    /// <param name="localTransaction">The local work; runs only after the half message is stored.</param>
+    /// <param name="options">Transaction id (generated when null), tag, keys, check immunity.</param>
+    /// <param name="cancellationToken">Cancels the send and the local work (not the commit or rollback call once the local work ended).</param>
+    /// <returns>The ids, the local state, and whether the check-back will decide.</returns>
+    /// <exception cref="HalfMsgException">The half message could not be stored; the local transaction did not run.</exception>
+    /// <remarks>
+    /// An exception from <paramref name="localTransaction"/> propagates unchanged; the half message stays
+    /// prepared and the check-back decides, as for <see cref="LocalTransactionState.Unknown"/>.
+    /// </remarks>
+    Task<TransactionSendResult> SendInTransactionAsync<T>(
+        string topic,
+        T body,
+        LocalTransaction localTransaction,
+        HalfMsgSendOptions? options = null,
+        CancellationToken cancellationToken = default);
+}
 
 /// <summary>
 /// The local transaction of a transactional send: does the local work and says how it ended.
@@ -35,16 +77,16 @@ public delegate Task<LocalTransactionState> LocalTransaction(LocalTransactionCon
 /// (your <see cref="ITransactionChecker"/>) on <see cref="LocalTransactionState.Unknown"/>, when the
 /// delegate throws, or when the process dies in between.
 /// </summary>
-public sealed class TransactionalProducer
+public sealed class TransactionalProducer : ITransactionalProducer
 {
-    private readonly HalfMsgClient _client;
+    private readonly IHalfMsgClient _client;
     private readonly ILogger _logger;
 
     /// <summary>Creates a producer for one producer group.</summary>
     /// <param name="client">The broker client.</param>
     /// <param name="producerGroup">The producer group whose check URL resolves its transactions.</param>
     /// <param name="logger">Logger; null for none.</param>
-    public TransactionalProducer(HalfMsgClient client, string producerGroup, ILogger<TransactionalProducer>? logger = null)
+    public TransactionalProducer(IHalfMsgClient client, string producerGroup, ILogger<TransactionalProducer>? logger = null)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrEmpty(producerGroup);
@@ -53,29 +95,20 @@ public sealed class TransactionalProducer
         _logger = (ILogger?)logger ?? NullLogger.Instance;
     }
 
-    /// <summary>The producer group.</summary>
+    /// <inheritdoc />
     public string ProducerGroup { get; }
 
-    /// <summary>Sends <paramref name="body"/> as a transactional message bound to <paramref name="localTransaction"/>.</summary>
-    /// <typeparam name="T">The body type.</typeparam>
-    /// <param name="topic">The topic.</param>
-    /// <param name="body">The message body.</param>
-    /// <param name="localTransaction">The local work; runs only after the half message is stored.</param>
-    /// <param name="options">Transaction id (generated when null), tag, keys, check immunity.</param>
-    /// <param name="cancellationToken">Cancels the send and the local work.</param>
-    /// <returns>The ids and the outcome.</returns>
-    /// <exception cref="HalfMsgException">The half message could not be stored; the local transaction did not run.</exception>
-    /// <remarks>An exception from <paramref name="localTransaction"/> propagates after the half message was left to the check-back.</remarks>
+    /// <inheritdoc />
     public async Task<TransactionSendResult> SendInTransactionAsync<T>(
         string topic,
         T body,
         LocalTransaction localTransaction,
-        HalfMessageOptions? options = null,
+        HalfMsgSendOptions? options = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(topic);
         ArgumentNullException.ThrowIfNull(localTransaction);
-        options ??= HalfMessageOptions.Default;
+        options ??= HalfMsgSendOptions.Default;
         if (options.TransactionId is null)
         {
             options = options with { TransactionId = TransactionIds.New() };
@@ -100,7 +133,7 @@ public sealed class TransactionalProducer
         if (state == LocalTransactionState.Unknown)
         {
             _logger.LogInformation("Local transaction {TransactionId} returned unknown; left to the check-back", half.TransactionId);
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: false);
+            return new TransactionSendResult(half.TransactionId, half.MessageId, state, LeftToCheckBack: true);
         }
 
         try
@@ -115,12 +148,12 @@ public sealed class TransactionalProducer
                 await _client.RollbackAsync(half.TransactionId, CancellationToken.None).ConfigureAwait(false);
             }
 
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: true);
+            return new TransactionSendResult(half.TransactionId, half.MessageId, state, LeftToCheckBack: false);
         }
         catch (Exception ex) when (ex is HalfMsgException or HttpRequestException or Polly.Timeout.TimeoutRejectedException or TaskCanceledException)
         {
             _logger.LogWarning(ex, "Ending transaction {TransactionId} ({State}) failed; the check-back will resolve it", half.TransactionId, state);
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: false);
+            return new TransactionSendResult(half.TransactionId, half.MessageId, state, LeftToCheckBack: true);
         }
     }
 }

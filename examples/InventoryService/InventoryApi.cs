@@ -1,5 +1,6 @@
 using HalfMsgBroker.Client;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Data.Sqlite;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -49,7 +50,7 @@ public sealed record FailNextRequest(int Count);
 public sealed partial class ReserveStockHandler(
     InventoryDb db,
     DbProcessedMessageLog processed,
-    HalfMsgClient broker,
+    IHalfMsgClient broker,
     InventoryStats stats,
     TimeProvider time,
     ILogger<ReserveStockHandler> logger) : IHalfMsgHandler<OrderCreated>
@@ -71,7 +72,7 @@ public sealed partial class ReserveStockHandler(
         var firstTime = await processed.ProcessOnceAsync(
             db.Database.GetDbConnection(),
             delivery,
-            async (transaction, ct) =>
+            async (_, transaction, ct) =>
             {
                 await db.Database.UseTransactionAsync(transaction, ct);
                 // One statement decides: it takes the stock only when enough is there (and a CHECK keeps it >= 0).
@@ -149,7 +150,9 @@ public static class InventoryDatabase
         ArgumentNullException.ThrowIfNull(builder);
         var connectionString = builder.Configuration.GetConnectionString("Inventory") ?? "Data Source=inventory.db";
         builder.Services.AddDbContext<InventoryDb>(o => o.UseSqlite(connectionString));
-        builder.Services.AddSingleton(new DbProcessedMessageLog());
+        // The SDK's table, created at start-up (after EnsureCreated below, which creates nothing in a
+        // database that already has tables).
+        builder.Services.AddHalfMsgProcessedMessageLog(_ => SqliteFactory.Instance.CreateDataSource(connectionString));
         builder.Services.AddSingleton(TimeProvider.System);
         return builder;
     }
@@ -160,7 +163,6 @@ public static class InventoryDatabase
         var db = scope.ServiceProvider.GetRequiredService<InventoryDb>();
         await db.Database.EnsureCreatedAsync(cancellationToken);
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
-        await scope.ServiceProvider.GetRequiredService<DbProcessedMessageLog>().EnsureCreatedAsync(db.Database.GetDbConnection(), cancellationToken);
         var options = scope.ServiceProvider.GetRequiredService<IOptions<InventoryOptions>>().Value;
         foreach (var (sku, quantity) in options.InitialStock)
         {

@@ -12,7 +12,7 @@ builder.Services.AddSingleton<InventoryStats>();
 builder.Services.AddScoped<ReserveStockHandler>();
 // HalfMsg:ApiKey is the producer key (topic order-rejected, which the handler sends to); the subscription
 // is made with the consumer key (consumer group inventory).
-builder.Services.AddHalfMsgClient(o => builder.Configuration.GetSection("HalfMsg").Bind(o))
+builder.Services.AddHalfMsgClient(builder.Configuration.GetSection("HalfMsg"))
     .UseConsumerApiKey(builder.Configuration["Inventory:ConsumerApiKey"])
     .AddPushSubscription(
         ReserveStockHandler.ConsumerGroup,

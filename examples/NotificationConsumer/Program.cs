@@ -12,22 +12,25 @@ var options = builder.Configuration.GetSection(NotificationOptions.Section).Get<
 builder.Services.Configure<NotificationOptions>(builder.Configuration.GetSection(NotificationOptions.Section));
 builder.Services.AddSingleton<Outbox>();
 builder.Services.AddSingleton<Receipts>();
-builder.Services.AddHalfMsgClient(o => builder.Configuration.GetSection("HalfMsg").Bind(o))
+builder.Services.AddHalfMsgClient(builder.Configuration.GetSection("HalfMsg"))
     .AddPullConsumer<OrderCreated, NotifyCustomerHandler>("notifications", "orders", pull =>
     {
         pull.MaxConcurrency = 2;
         pull.WaitTime = TimeSpan.FromSeconds(5);
         pull.InvisibleFor = TimeSpan.FromSeconds(30);
         pull.RetryAfter = options.RetryAfter;
-        pull.Subscription = new SubscriptionRequest(
-            TagFilter: "created", MaxAttempts: options.MaxAttempts, OnExhausted: ExhaustedAction.Discard);
+        pull.TagFilter = "created";
+        pull.MaxAttempts = options.MaxAttempts;
+        pull.OnExhausted = ExhaustedAction.Discard;
     })
     // Receipts for PaymentService's payments, which it sends through its outbox (at least once).
     .AddPullConsumer<PaymentReceived, SendReceiptHandler>("notifications", "payments", pull =>
     {
         pull.MaxConcurrency = 2;
         pull.WaitTime = TimeSpan.FromSeconds(5);
-        pull.Subscription = new SubscriptionRequest(TagFilter: "received", MaxAttempts: 16, OnExhausted: ExhaustedAction.DeadLetter);
+        pull.TagFilter = "received";
+        pull.MaxAttempts = 16;
+        pull.OnExhausted = ExhaustedAction.DeadLetter;
     });
 
 var app = builder.Build();

@@ -4,9 +4,6 @@ public sealed class OrderServiceOptions
 {
     public const string Section = "OrderService";
 
-    /// <summary>Base URL at which the broker reaches this service (check-back and push).</summary>
-    public Uri PublicUrl { get; set; } = new("http://localhost:8080");
-
     /// <summary>Accept the <c>fault</c> field of POST /orders (demo only; off by default).</summary>
     public bool AllowFaults { get; set; }
 

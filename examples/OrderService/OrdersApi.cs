@@ -34,8 +34,8 @@ public static partial class OrdersApi
     public static async Task<Results<Created<OrderView>, ValidationProblem, Conflict<ProblemDetails>, ProblemHttpResult>> PlaceOrder(
         PlaceOrderRequest request,
         OrdersDb db,
-        TransactionalProducer producer,
-        HalfMsgClient broker,
+        ITransactionalProducer producer,
+        IHalfMsgClient broker,
         DbTransactionLog transactionLog,
         IOptions<OrderServiceOptions> options,
         TimeProvider time,
@@ -83,7 +83,7 @@ public static partial class OrdersApi
             CreatedAt = time.GetUtcNow().UtcDateTime,
         };
         var message = new OrderCreated(order.Id, order.Sku, order.Quantity, order.Customer);
-        var half = new HalfMessageOptions { TransactionId = order.TransactionId, Tag = Tag, Keys = [$"order-{orderId}"] };
+        var half = new HalfMsgSendOptions { TransactionId = order.TransactionId, Tag = Tag, Keys = [$"order-{orderId}"] };
 
         TransactionSendResult sent;
         try
@@ -97,7 +97,7 @@ public static partial class OrdersApi
                     await using var transaction = await db.Database.BeginTransactionAsync(ct);
                     // First: the row the check-back looks for. It fails (unique key) when a check-back
                     // already answered "rollback" for this transaction, and the order is not placed.
-                    await transactionLog.RecordCommitAsync(transaction.GetDbTransaction(), context.TransactionId, ct);
+                    await transactionLog.RecordInLocalTransactionAsync(transaction.GetDbTransaction(), context.TransactionId, ct);
                     db.Orders.Add(order);
                     await db.SaveChangesAsync(ct);
 
@@ -167,7 +167,7 @@ public static partial class OrdersApi
                 extensions: new Dictionary<string, object?> { ["code"] = "order-rolled-back", ["transactionId"] = sent.TransactionId });
         }
 
-        LogPlaced(logger, orderId, sent.TransactionId, sent.Ended);
+        LogPlaced(logger, orderId, sent.TransactionId, sent.LeftToCheckBack);
         return TypedResults.Created($"/orders/{orderId}", OrderView.From(order));
     }
 
@@ -197,11 +197,11 @@ public static partial class OrdersApi
         title: "Broker unavailable",
         extensions: new Dictionary<string, object?> { ["code"] = "broker-unavailable" });
 
-    private static async Task<bool> TransactionExistsAsync(HalfMsgClient broker, string transactionId, CancellationToken cancellationToken)
+    private static async Task<bool> TransactionExistsAsync(IHalfMsgClient broker, string transactionId, CancellationToken cancellationToken)
     {
         try
         {
-            await broker.Api.GetTransactionAsync(transactionId, cancellationToken);
+            await broker.GetTransactionAsync(transactionId, cancellationToken);
             return true;
         }
         catch (HalfMsgException ex) when (ex.Status == StatusCodes.Status404NotFound)
@@ -244,8 +244,8 @@ public static partial class OrdersApi
         return errors;
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Order {OrderId} placed (transaction {TransactionId}, ended by producer: {Ended})")]
-    private static partial void LogPlaced(ILogger logger, string orderId, string transactionId, bool ended);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Order {OrderId} placed (transaction {TransactionId}, left to the check-back: {LeftToCheckBack})")]
+    private static partial void LogPlaced(ILogger logger, string orderId, string transactionId, bool leftToCheckBack);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Order {OrderId}: the broker did not answer; nothing placed")]
     private static partial void LogBrokerUnavailable(ILogger logger, Exception exception, string orderId);
@@ -278,7 +278,7 @@ public sealed partial class OrderRejectedHandler(
         var firstTime = await processed.ProcessOnceAsync(
             db.Database.GetDbConnection(),
             delivery,
-            async (transaction, ct) =>
+            async (_, transaction, ct) =>
             {
                 await db.Database.UseTransactionAsync(transaction, ct);
                 var order = await db.Orders.FirstOrDefaultAsync(o => o.Id == rejected.OrderId, ct);
@@ -347,8 +347,10 @@ public static class OrdersDatabase
         ArgumentNullException.ThrowIfNull(builder);
         var connectionString = builder.Configuration.GetConnectionString("Orders") ?? "Data Source=orders.db";
         builder.Services.AddDbContext<OrdersDb>(o => o.UseSqlite(connectionString));
-        builder.Services.AddSingleton(new DbTransactionLog());
-        builder.Services.AddSingleton(new DbProcessedMessageLog());
+        // The SDK's two tables, created at start-up in the orders database (after EnsureCreated below, which
+        // creates nothing in a database that already has tables).
+        builder.Services.AddHalfMsgTransactionLog(_ => SqliteFactory.Instance.CreateDataSource(connectionString));
+        builder.Services.AddHalfMsgProcessedMessageLog(_ => SqliteFactory.Instance.CreateDataSource(connectionString));
         builder.Services.AddSingleton(TimeProvider.System);
         return builder;
     }
@@ -359,8 +361,5 @@ public static class OrdersDatabase
         var db = scope.ServiceProvider.GetRequiredService<OrdersDb>();
         await db.Database.EnsureCreatedAsync(cancellationToken);
         await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
-        var connection = db.Database.GetDbConnection();
-        await scope.ServiceProvider.GetRequiredService<DbTransactionLog>().EnsureCreatedAsync(connection, cancellationToken);
-        await scope.ServiceProvider.GetRequiredService<DbProcessedMessageLog>().EnsureCreatedAsync(connection, cancellationToken);
     }
 }

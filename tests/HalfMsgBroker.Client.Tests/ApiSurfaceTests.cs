@@ -2,7 +2,7 @@ using System.Net;
 
 namespace HalfMsgBroker.Client.Tests;
 
-/// <summary>The rest of the contract through the typed client: look-ups, listing, dead letters, health.</summary>
+/// <summary>The rest of the contract through the public client (<see cref="IHalfMsgClient"/>): look-ups, listing, dead letters; health through the internal API.</summary>
 [Collection(BrokerCollection.Name)]
 public sealed class ApiSurfaceTests(BrokerFixture broker)
 {
@@ -13,7 +13,7 @@ public sealed class ApiSurfaceTests(BrokerFixture broker)
     [Fact]
     public async Task Lookups_transaction_listing_dead_letters_and_health_round_trip()
     {
-        var api = broker.Api;
+        IHalfMsgClient api = broker.Client;
         var subscription = await api.PutSubscriptionAsync(_group, _topic, new SubscriptionRequest(TagFilter: "a || b", MaxAttempts: 1, OnExhausted: ExhaustedAction.DeadLetter));
         Assert.Equal("a || b", subscription.TagFilter);
         Assert.Equal(1, subscription.MaxAttempts);
@@ -33,8 +33,8 @@ public sealed class ApiSurfaceTests(BrokerFixture broker)
         Assert.Equal(sent.MessageId, Assert.Single(found.Messages).MessageId);
         Assert.Contains((await api.GetTopicsAsync()).Topics, t => t.Topic == _topic && t.MessageCount >= 2);
 
-        var half = await broker.Client.SendHalfAsync(_topic, _producerGroup, new Order("x-2", 1), new HalfMessageOptions { CheckImmunity = TimeSpan.FromMinutes(10) });
-        var listed = await api.ListTransactionsAsync(state: "prepared", producerGroup: _producerGroup);
+        var half = await broker.Client.SendHalfAsync(_topic, _producerGroup, new Order("x-2", 1), new HalfMsgSendOptions { CheckImmunity = TimeSpan.FromMinutes(10) });
+        var listed = await api.ListTransactionsAsync(new TransactionQuery { State = MessageState.Prepared, ProducerGroup = _producerGroup });
         Assert.Equal(half.TransactionId, Assert.Single(listed.Transactions).TransactionId);
         Assert.Equal(MessageState.RolledBack, (await broker.Client.RollbackAsync(half.TransactionId)).State);
         Assert.Equal(MessageState.RolledBack, (await broker.Client.RollbackAsync(half.TransactionId)).State); // idempotent
@@ -60,7 +60,7 @@ public sealed class ApiSurfaceTests(BrokerFixture broker)
         var group = await api.GetConsumerGroupAsync(_group);
         Assert.Equal(2, Assert.Single(group.Subscriptions).Counts!.DeadLettered);
 
-        await api.RedriveDeadLettersAsync(_group, new RedriveRequest([sent.MessageId]));
+        await api.RedriveDeadLettersAsync(_group, [sent.MessageId]);
         var redriven = Assert.Single(await broker.Client.ReceiveAsync(_group, _topic, new ReceiveOptions { WaitTime = TimeSpan.FromSeconds(5) }));
         Assert.Equal(sent.MessageId, redriven.MessageId);
         Assert.True(await redriven.AckAsync());
@@ -70,13 +70,13 @@ public sealed class ApiSurfaceTests(BrokerFixture broker)
         Assert.Equal(0, (await api.DeleteDeadLettersAsync(_group, _topic)).Deleted);
 
         await api.DeleteSubscriptionAsync(_group, _topic);
-        var gone = await Assert.ThrowsAsync<HalfMsgException>(() => api.ReceiveAsync(_group, _topic, new ReceiveRequest(1, 0, 1)));
+        var gone = await Assert.ThrowsAsync<HalfMsgException>(() => api.ReceiveAsync(_group, _topic, new ReceiveOptions { MaxMessages = 1, WaitTime = TimeSpan.Zero, InvisibleFor = TimeSpan.FromSeconds(1) }));
         Assert.Equal(404, gone.Status);
 
-        using var live = await api.GetLivenessAsync();
+        using var live = await broker.Api.GetLivenessAsync();
         Assert.Equal(HttpStatusCode.OK, live.StatusCode);
-        using var ready = await api.GetReadinessAsync();
+        using var ready = await broker.Api.GetReadinessAsync();
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
-        Assert.Contains("/v1/topics/{topic}/half-messages", await api.GetOpenApiDocumentAsync(), StringComparison.Ordinal);
+        Assert.Contains("/v1/topics/{topic}/half-messages", await broker.Api.GetOpenApiDocumentAsync(), StringComparison.Ordinal);
     }
 }

@@ -22,7 +22,7 @@ public sealed class BatchTests(BrokerFixture broker)
         Assert.Equal([BatchSendStatus.Created, BatchSendStatus.Created], plain.Results.Select(r => r.Status));
         Assert.All(plain.Results, r => Assert.Equal(MessageState.Committed, r.State));
 
-        var halves = await broker.Client.SendHalfBatchAsync(Enumerable.Range(0, 3).Select(i => new SendHalfMessageBatchItem(topic, "batch-producers", Json(new { n = 10 + i }))));
+        var halves = await broker.Client.SendHalfBatchAsync(Enumerable.Range(0, 3).Select(i => new HalfMsgBatchItem(topic, "batch-producers", Json(new { n = 10 + i }))));
         Assert.All(halves.Results, r => Assert.Equal((BatchSendStatus.Created, MessageState.Prepared), (r.Status, r.State)));
         var txs = halves.Results.Select(r => r.TransactionId!).ToList();
         Assert.Equal(3, txs.Distinct().Count());

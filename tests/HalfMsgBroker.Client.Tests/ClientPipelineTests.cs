@@ -68,7 +68,7 @@ public sealed class ClientPipelineTests
         var (client, services) = Build(handler);
         await using var _ = services;
 
-        var result = await client.Api.SendHalfMessageAsync("orders", new SendHalfMessageRequest("order-service", JsonSerializer.SerializeToElement(new { a = 1 })));
+        var result = await client.Api.SendHalfMsgAsync("orders", new SendHalfMsgRequest("order-service", JsonSerializer.SerializeToElement(new { a = 1 })));
 
         Assert.Equal(2, handler.Seen.Count);
         var ids = handler.Seen.Select(s => JsonDocument.Parse(s.Body).RootElement.GetProperty("transactionId").GetString()).Distinct().ToList();

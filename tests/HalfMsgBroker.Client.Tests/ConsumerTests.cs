@@ -139,9 +139,10 @@ public sealed class ConsumerTests(BrokerFixture broker) : IDisposable
             var message = Assert.Single(await broker.Client.ReceiveAsync(_group, _topic, options));
             Assert.Equal(delivery, message.Attempt);
             await using var connection = _db.Open();
-            outcomes.Add(await _db.Processed.ProcessOnceAsync(connection, message.ToDelivery<Order>(), async (tx, ct) =>
+            outcomes.Add(await _db.Processed.ProcessOnceAsync(connection, message.ToDelivery<Order>(), async (db, tx, ct) =>
             {
-                await using var command = connection.CreateCommand();
+                Assert.Same(connection, db);
+                await using var command = ((Microsoft.Data.Sqlite.SqliteConnection)db).CreateCommand();
                 command.Transaction = (Microsoft.Data.Sqlite.SqliteTransaction)tx;
                 command.CommandText = "INSERT INTO reservations (order_id) VALUES ($o)";
                 command.Parameters.AddWithValue("$o", message.GetBody<Order>().OrderId);

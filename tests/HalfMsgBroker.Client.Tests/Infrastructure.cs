@@ -46,7 +46,7 @@ public class BrokerFixture : IAsyncLifetime
 
     public HalfMsgClient Client { get; private set; } = null!;
 
-    public IHalfMsgApi Api => Client.Api;
+    internal IHalfMsgApi Api => Client.Api;
 
     /// <summary>The client's named HTTP client, with the SDK's handlers.</summary>
     public HttpClient CreateHttpClient() =>

@@ -23,7 +23,7 @@ public sealed class OrderDb : IDisposable
 
     public string ConnectionString { get; }
 
-    public DbTransactionLog Log { get; } = new() { CheckCommandTimeoutSeconds = 1 };
+    public DbTransactionLog Log { get; } = new() { CheckCommandTimeout = TimeSpan.FromSeconds(1) };
 
     public DbProcessedMessageLog Processed { get; } = new();
 
@@ -52,7 +52,7 @@ public sealed class OrderDb : IDisposable
     {
         await using var connection = Open();
         await using var transaction = connection.BeginTransaction();
-        await Log.RecordCommitAsync(transaction, transactionId);
+        await Log.RecordInLocalTransactionAsync(transaction, transactionId);
         await InsertOrderAsync(transaction, orderId, transactionId);
         await transaction.CommitAsync();
     }

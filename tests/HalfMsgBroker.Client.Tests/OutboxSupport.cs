@@ -148,7 +148,7 @@ public sealed class RelayClient : IAsyncDisposable
 
     public SendLog Log { get; }
 
-    public IHalfMsgApi Api { get; }
+    internal IHalfMsgApi Api { get; }
 
     public Uri? Target { get; set; }
 

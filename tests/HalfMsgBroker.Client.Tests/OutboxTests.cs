@@ -129,7 +129,7 @@ public sealed class OutboxTests(BrokerFixture broker) : IDisposable
                     foreach (var message in await broker.Client.ReceiveAsync(_group, _topic, new ReceiveOptions { WaitTime = TimeSpan.FromSeconds(1) }))
                     {
                         await using var connection = _db.Open();
-                        var first = await processed.ProcessOnceAsync(connection, _group, message.MessageId, async (transaction, ct) =>
+                        var first = await processed.ProcessOnceAsync(connection, _group, message.MessageId, async (_, transaction, ct) =>
                         {
                             await using var command = connection.CreateCommand();
                             command.Transaction = (Microsoft.Data.Sqlite.SqliteTransaction)transaction;

@@ -35,7 +35,7 @@ public sealed class ReplayClientTests(BrokerFixture broker)
     {
         await broker.Api.PutSubscriptionAsync(_group, _topic, new SubscriptionRequest());
         var half = await broker.Client.SendHalfAsync(_topic, Names.Unique("orders"), new Order("o-1", 1),
-            new HalfMessageOptions { OrderingKey = "customer-1", CheckImmunity = TimeSpan.FromMinutes(10) });
+            new HalfMsgSendOptions { OrderingKey = "customer-1", CheckImmunity = TimeSpan.FromMinutes(10) });
         var first = await broker.Client.SendAsync(_topic, new Order("o-2", 1), new MessageOptions { OrderingKey = "customer-1" });
         await broker.Client.CommitAsync(half.TransactionId);
         var wait = new ReceiveOptions { WaitTime = TimeSpan.FromSeconds(5) };

@@ -63,9 +63,9 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
         {
             await _db.PlaceOrderAsync("o-1", tx.TransactionId);
             return LocalTransactionState.Commit;
-        }, new HalfMessageOptions { Tag = "created", Keys = ["o-1"] });
+        }, new HalfMsgSendOptions { Tag = "created", Keys = ["o-1"] });
 
-        Assert.True(result.Ended);
+        Assert.False(result.LeftToCheckBack);
         Assert.Equal(LocalTransactionState.Commit, result.LocalState);
         var info = await broker.Api.GetTransactionAsync(result.TransactionId);
         Assert.Equal(MessageState.Committed, info.State);
@@ -89,7 +89,7 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
 
         var result = await producer.SendInTransactionAsync(_topic, new Order("o-2", 1), (_, _) => Task.FromResult(LocalTransactionState.Rollback));
 
-        Assert.True(result.Ended);
+        Assert.False(result.LeftToCheckBack);
         var info = await broker.Api.GetTransactionAsync(result.TransactionId);
         Assert.Equal(MessageState.RolledBack, info.State);
         Assert.Equal(TransactionResolver.Producer, info.ResolvedBy);
@@ -236,7 +236,7 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
             // slow local transaction: the broker's check-back arrives meanwhile
             Assert.Equal(LocalTransactionState.Rollback, await answered.Task.WaitAsync(TimeSpan.FromSeconds(15)));
             await OrderDb.InsertOrderAsync(transaction, "o-7", tx.TransactionId);
-            await _db.Log.RecordCommitAsync(transaction, tx.TransactionId); // unique key: the marker is there
+            await _db.Log.RecordInLocalTransactionAsync(transaction, tx.TransactionId); // unique key: the marker is there
             await transaction.CommitAsync();
             return LocalTransactionState.Commit;
         }));
@@ -263,14 +263,14 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
         {
             await using var connection = _db.Open();
             await using var transaction = connection.BeginTransaction(); // immediate: holds the write lock
-            await _db.Log.RecordCommitAsync(transaction, tx.TransactionId);
+            await _db.Log.RecordInLocalTransactionAsync(transaction, tx.TransactionId);
             await OrderDb.InsertOrderAsync(transaction, "o-8", tx.TransactionId);
             await Eventually.UntilAsync(() => _db.CheckAnswers.Any(a => a.TransactionId == tx.TransactionId), "a check while the local transaction is open");
             await transaction.CommitAsync();
             return LocalTransactionState.Commit;
         });
 
-        Assert.True(result.Ended);
+        Assert.False(result.LeftToCheckBack);
         Assert.All(_db.CheckAnswers.Where(a => a.TransactionId == result.TransactionId), a => Assert.Equal(LocalTransactionState.Unknown, a.State));
         var info = await broker.Api.GetTransactionAsync(result.TransactionId);
         Assert.Equal(MessageState.Committed, info.State);
