@@ -103,7 +103,10 @@ public sealed class StoredDelivery
     public long DeadLetteredAt { get; set; }
 }
 
-public sealed record ProducerGroup(string Name, string? CheckUrl, int CheckTimeoutMs, ReceiverSecret? Signing = null);
+/// <param name="MaxChecksInFlight">Null: the broker's default (<c>Broker:Transactions:ProducerGroupMaxChecksInFlight</c>).</param>
+/// <param name="MaxChecksPerSecond">Null: the broker's default; 0: no rate limit.</param>
+public sealed record ProducerGroup(
+    string Name, string? CheckUrl, int CheckTimeoutMs, ReceiverSecret? Signing = null, int? MaxChecksInFlight = null, int? MaxChecksPerSecond = null);
 
 public sealed record Subscription(
     string Group,
