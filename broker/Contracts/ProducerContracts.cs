@@ -46,7 +46,12 @@ public sealed record TransactionView(
     string? LastCheckResult,
     DateTime? NextCheckAt,
     int UnreachableCount,
-    int UnknownCount);
+    int UnknownCount)
+{
+    /// <summary>Every message of a multi-message transaction (<c>POST /v1/transactions</c>), in order; absent otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<TransactionMessageView>? Messages { get; init; }
+}
 
 public sealed record TransactionList(IReadOnlyList<TransactionView> Transactions, string? Next);
 

@@ -13,9 +13,11 @@ namespace HalfMsgBroker.Storage;
 /// </summary>
 internal static class MessageBinary
 {
-    // Version 2 appends the check counters after the deliveries; version 1 frames (journals written
-    // before them) still read, with the counters zero.
-    private const byte Version = 2;
+    // Version 2 appends the check counters after the deliveries, version 3 a multi-message
+    // transaction's members and the transaction a member belongs to; frames of versions 1 and 2
+    // (journals written before them) still read, with the counters zero and no transaction members.
+    private const byte Version = 3;
+    private const byte WithoutTransactionMembers = 2;
     private const byte WithoutCheckCounters = 1;
 
     public static void Write(IBufferWriter<byte> to, StoredMessage m)
@@ -66,13 +68,16 @@ internal static class MessageBinary
         w.Int(m.UnreachableCount);
         w.Int(m.UnreachableStreak);
         w.Int(m.UnknownCount);
+        w.Int(m.Members.Length);
+        foreach (var member in m.Members) w.Guid(member);
+        w.String(m.InTransaction);
     }
 
     public static StoredMessage Read(ReadOnlySpan<byte> data)
     {
         var r = new Reader(data);
         var version = r.Byte();
-        if (version is not (Version or WithoutCheckCounters)) throw new InvalidDataException("Unknown journal message encoding.");
+        if (version is not (Version or WithoutTransactionMembers or WithoutCheckCounters)) throw new InvalidDataException("Unknown journal message encoding.");
         var id = r.Guid();
         var topic = r.String()!;
         var tag = r.String();
@@ -122,11 +127,21 @@ internal static class MessageBinary
                 DeadLetteredAt = r.Long(),
             });
         }
-        if (version >= Version)
+        if (version >= WithoutTransactionMembers)
         {
             m.UnreachableCount = r.Int();
             m.UnreachableStreak = r.Int();
             m.UnknownCount = r.Int();
+        }
+        if (version >= Version)
+        {
+            var members = r.Int();
+            if (members > 0)
+            {
+                m.Members = new Guid[members];
+                for (var i = 0; i < members; i++) m.Members[i] = r.Guid();
+            }
+            m.InTransaction = r.String();
         }
         if (!r.AtEnd) throw new InvalidDataException("A journal message record is longer than the message it holds.");
         return m;

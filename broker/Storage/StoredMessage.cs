@@ -22,6 +22,18 @@ public sealed class StoredMessage
     public string? TransactionId { get; init; }
     public string? ProducerGroup { get; init; }
 
+    /// <summary>
+    /// The other messages of a multi-message transaction, on its first message (the one holding the
+    /// transactionId, checked and ended for all of them); empty otherwise.
+    /// </summary>
+    public Guid[] Members { get; set; } = [];
+
+    /// <summary>
+    /// On the other messages of a multi-message transaction: its transactionId. They are not unique by
+    /// it, have no check time of their own, and end when their transaction's first message ends.
+    /// </summary>
+    public string? InTransaction { get; set; }
+
     /// <summary>Topic-scoped Idempotency-Key of a plain send.</summary>
     public string? IdempotencyKey { get; init; }
 

@@ -36,6 +36,8 @@ public sealed class MessageBinaryTests
             UnreachableCount = 11,
             UnreachableStreak = 4,
             UnknownCount = 2,
+            Members = [Guid.CreateVersion7(), Guid.CreateVersion7()],
+            InTransaction = "tx-0",
         };
         message.Deliveries.Add(new StoredDelivery { Group = "inventory", State = DeliveryState.DeadLettered, Attempts = 5, LastError = "timeout", NextAttemptAt = 9, DeadLetteredAt = 10 });
         message.Deliveries.Add(new StoredDelivery { Group = "billing", State = DeliveryState.Acked, Attempts = 1 });
@@ -50,7 +52,7 @@ public sealed class MessageBinaryTests
     }
 
     [Fact]
-    public void A_version_1_frame_written_before_the_check_counters_still_reads()
+    public void Version_1_and_2_frames_written_before_the_check_counters_and_transaction_members_still_read()
     {
         var message = new StoredMessage
         {
@@ -61,16 +63,24 @@ public sealed class MessageBinaryTests
         var buffer = new ArrayBufferWriter<byte>();
         MessageBinary.Write(buffer, message);
         var current = buffer.WrittenSpan.ToArray();
-        Assert.Equal(2, current[0]);
+        Assert.Equal(3, current[0]);
+
+        // Version 2 is version 3 without the members (a count, 4 bytes, here 0) and the transaction (a string, 4 bytes, here null).
+        var v2 = current[..^8];
+        v2[0] = 2;
+        var read2 = MessageBinary.Read(v2);
+        Assert.Empty(read2.Members);
+        Assert.Null(read2.InTransaction);
+        Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read2)));
 
         // Version 1 is version 2 without the three counters at the end (4 bytes each).
-        var old = current[..^12];
+        var old = v2[..^12];
         old[0] = 1;
         var read = MessageBinary.Read(old);
 
         Assert.Equal((0, 0, 0), (read.UnreachableCount, read.UnreachableStreak, read.UnknownCount));
         Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read)));
-        old[0] = 3;
+        old[0] = 4;
         Assert.Throws<InvalidDataException>(() => MessageBinary.Read(old));
     }
 
