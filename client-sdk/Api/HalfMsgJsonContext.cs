@@ -12,6 +12,8 @@ namespace HalfMsgBroker.Client;
 [JsonSerializable(typeof(SendMessageResult))]
 [JsonSerializable(typeof(SendHalfMessageRequest))]
 [JsonSerializable(typeof(SendHalfMessageResult))]
+[JsonSerializable(typeof(SendTransactionRequest))]
+[JsonSerializable(typeof(SendTransactionResult))]
 [JsonSerializable(typeof(EndTransactionResult))]
 [JsonSerializable(typeof(SendMessageBatchRequest))]
 [JsonSerializable(typeof(SendHalfMessageBatchRequest))]

@@ -82,8 +82,42 @@ public sealed class TransactionalProducer
         }
 
         var half = await _client.SendHalfAsync(topic, ProducerGroup, body, options, cancellationToken).ConfigureAwait(false);
-        var context = new LocalTransactionContext(half.TransactionId, half.MessageId, topic, ProducerGroup);
+        return await RunLocalTransactionAsync(new LocalTransactionContext(half.TransactionId, half.MessageId, topic, ProducerGroup), localTransaction, cancellationToken)
+            .ConfigureAwait(false);
+    }
 
+    /// <summary>
+    /// Sends several messages, across topics, as one transaction (<c>POST /v1/transactions</c>), bound
+    /// to <paramref name="localTransaction"/>: they are committed or rolled back together, and one
+    /// check-back (about the first message) resolves them all. RocketMQ allows one message per transaction.
+    /// </summary>
+    /// <param name="messages">1–100 messages (<see cref="HalfMsgClient.ToJson{T}"/> makes a body).</param>
+    /// <param name="localTransaction">The local work; runs only after all the messages are stored. Its context names the first message.</param>
+    /// <param name="transactionId">The transaction id; generated when null (<see cref="TransactionIds.New"/>).</param>
+    /// <param name="checkImmunity">Time before the first check-back (whole seconds); null for the broker's <c>CheckAfter</c>.</param>
+    /// <param name="cancellationToken">Cancels the send and the local work.</param>
+    /// <returns>The ids (<see cref="TransactionSendResult.MessageId"/> is the first message's) and the outcome.</returns>
+    /// <exception cref="HalfMsgException">The messages could not be stored; the local transaction did not run.</exception>
+    public async Task<TransactionSendResult> SendInTransactionAsync(
+        IReadOnlyList<TransactionMessage> messages,
+        LocalTransaction localTransaction,
+        string? transactionId = null,
+        TimeSpan? checkImmunity = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        ArgumentOutOfRangeException.ThrowIfZero(messages.Count);
+        ArgumentNullException.ThrowIfNull(localTransaction);
+        var request = new SendTransactionRequest(ProducerGroup, messages, transactionId ?? TransactionIds.New(),
+            checkImmunity is { } immunity ? (int)Math.Ceiling(immunity.TotalSeconds) : null);
+        var sent = await _client.Api.SendTransactionAsync(request, cancellationToken).ConfigureAwait(false);
+        var first = sent.Messages[0];
+        return await RunLocalTransactionAsync(new LocalTransactionContext(sent.TransactionId, first.MessageId, first.Topic, ProducerGroup), localTransaction, cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    private async Task<TransactionSendResult> RunLocalTransactionAsync(LocalTransactionContext context, LocalTransaction localTransaction, CancellationToken cancellationToken)
+    {
         LocalTransactionState state;
         try
         {
@@ -93,14 +127,14 @@ public sealed class TransactionalProducer
         {
             // RocketMQ: an exception is UNKNOW. The local transaction may or may not have committed
             // (e.g. a lost commit acknowledgement), so only the check-back can tell.
-            _logger.LogWarning(ex, "Local transaction {TransactionId} threw; its half message is left to the check-back", half.TransactionId);
+            _logger.LogWarning(ex, "Local transaction {TransactionId} threw; its half message is left to the check-back", context.TransactionId);
             throw;
         }
 
         if (state == LocalTransactionState.Unknown)
         {
-            _logger.LogInformation("Local transaction {TransactionId} returned unknown; left to the check-back", half.TransactionId);
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: false);
+            _logger.LogInformation("Local transaction {TransactionId} returned unknown; left to the check-back", context.TransactionId);
+            return new TransactionSendResult(context.TransactionId, context.MessageId, state, Ended: false);
         }
 
         try
@@ -108,19 +142,19 @@ public sealed class TransactionalProducer
             // Not cancelled by the caller's token: the local outcome is final, tell the broker.
             if (state == LocalTransactionState.Commit)
             {
-                await _client.CommitAsync(half.TransactionId, CancellationToken.None).ConfigureAwait(false);
+                await _client.CommitAsync(context.TransactionId, CancellationToken.None).ConfigureAwait(false);
             }
             else
             {
-                await _client.RollbackAsync(half.TransactionId, CancellationToken.None).ConfigureAwait(false);
+                await _client.RollbackAsync(context.TransactionId, CancellationToken.None).ConfigureAwait(false);
             }
 
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: true);
+            return new TransactionSendResult(context.TransactionId, context.MessageId, state, Ended: true);
         }
         catch (Exception ex) when (ex is HalfMsgException or HttpRequestException or Polly.Timeout.TimeoutRejectedException or TaskCanceledException)
         {
-            _logger.LogWarning(ex, "Ending transaction {TransactionId} ({State}) failed; the check-back will resolve it", half.TransactionId, state);
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, Ended: false);
+            _logger.LogWarning(ex, "Ending transaction {TransactionId} ({State}) failed; the check-back will resolve it", context.TransactionId, state);
+            return new TransactionSendResult(context.TransactionId, context.MessageId, state, Ended: false);
         }
     }
 }
