@@ -63,10 +63,10 @@ public sealed record ProducerGroupRequest
     /// <summary><c>"auto"</c>: the group gets a signing secret of its own; <c>"none"</c>: removes it; absent: keeps it.</summary>
     public string? Signing { get; init; }
 
-    /// <summary>Check-back calls outstanding at once to this group (1-1000); absent: the broker's default.</summary>
+    /// <summary>Check-back calls outstanding at once to this group (1-1000); absent: as it was (at first the broker's default).</summary>
     public int? MaxChecksInFlight { get; init; }
 
-    /// <summary>Check-back calls started per second at most (1-100000, 0 = no limit); absent: the broker's default.</summary>
+    /// <summary>Check-back calls started per second at most (1-100000, 0 = no limit); absent: as it was (at first the broker's default).</summary>
     public int? MaxChecksPerSecond { get; init; }
 }
 

@@ -128,6 +128,10 @@ public sealed class CheckFlowControlTests(ITestOutputHelper output)
                 Assert.Equal(HttpStatusCode.Created, own.Status);
                 Assert.Equal(2, own.Json.Int("maxChecksInFlight"));
                 Assert.Null(own.Json["maxChecksPerSecond"]);
+                // A PUT that does not name them (an SDK re-registering its check URL) keeps them.
+                var again = await c.Put("/v1/producer-groups/limited", new { checkUrl = "http://127.0.0.1:9/check" });
+                Assert.Equal(2, again.Json.Int("maxChecksInFlight"));
+                Assert.Null(again.Json["maxChecksPerSecond"]);
             }
 
             // Restarted with other defaults: the group's own limits were stored, the other group follows the new defaults.
