@@ -69,10 +69,11 @@ public sealed class CheckFlowControlTests(ITestOutputHelper output)
         for (var i = 0; i < 10; i++) late.Add(await LatenessAsync(c, fastChecked, $"fast-{i}"));
         output.WriteLine($"fast group's checks after their due time: alone {Join(alone)} ms, with the backlog {Join(late)} ms");
         // Served in due order without fairness, the fast check would wait for the whole backlog (10,000
-        // checks at 10 a second: 1,000 s). Fair, it waits at most for the loop to wake and for one pass
-        // that plans the backlog (256 moves, the longest a few hundred ms here) and the writer's group
-        // commits: tens of ms once the backlog is planned. The allowance is for a busy 2-core machine.
-        var allowed = alone.Max() + 2000;
+        // checks at 10 a second: 1,000 s). Fair, it waits at most for the loop to wake and for the pass
+        // that plans the backlog when it comes due and the next one (256 moves each, a few hundred ms
+        // apiece on a loaded 2-core machine; up to 1.8 s for both seen here) and the writer's group
+        // commits: under 10 ms once the backlog is planned. The rest of the allowance is for the load.
+        var allowed = alone.Max() + 3000;
         Assert.All(late, l => Assert.True(l <= allowed, $"a fast group's check started {l:F0} ms after it was due (allowed {allowed:F0} ms)"));
 
         var starts = slowStarts.OrderBy(t => t).ToArray();
