@@ -73,6 +73,28 @@ public sealed class HalfMsgClient : IHalfMsgClient
     }
 
     /// <inheritdoc />
+    public Task<SendTransactionResult> SendTransactionAsync(
+        string producerGroup,
+        IReadOnlyList<TransactionMessage> messages,
+        string? transactionId = null,
+        TimeSpan? checkImmunity = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(producerGroup);
+        ArgumentNullException.ThrowIfNull(messages);
+        HalfMsgLimits.ThrowIfOutside(messages.Count, 1, HalfMsgLimits.MaxBatchMessages, nameof(messages));
+        foreach (var message in messages)
+        {
+            CheckDelay(message.Delay, null, nameof(messages));
+        }
+
+        CheckImmunity(checkImmunity, nameof(checkImmunity));
+        var request = new SendTransactionRequest(producerGroup, messages, transactionId ?? TransactionIds.New(),
+            checkImmunity is { } immunity ? HalfMsgLimits.WholeSeconds(immunity) : null);
+        return Api.SendTransactionAsync(request, cancellationToken);
+    }
+
+    /// <inheritdoc />
     public Task<EndTransactionResult> CommitAsync(string transactionId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(transactionId);

@@ -31,6 +31,24 @@ public interface IHalfMsgClient
     /// <returns>The message and transaction ids.</returns>
     Task<SendHalfMsgResult> SendHalfAsync<T>(string topic, string producerGroup, T body, HalfMsgSendOptions? options = null, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Prepares several messages, across topics, as one transaction (<c>POST /v1/transactions</c>): one
+    /// commit or rollback ends them all, and one check-back (about the first message) resolves them.
+    /// Prefer <see cref="ITransactionalProducer"/>, which also ends it.
+    /// </summary>
+    /// <param name="producerGroup">The producer group that answers check-backs.</param>
+    /// <param name="messages">1 to 100 messages (<see cref="HalfMsgClient.ToJson{T}"/> makes a body).</param>
+    /// <param name="transactionId">The transaction id; generated when null (<see cref="TransactionIds.New"/>).</param>
+    /// <param name="checkImmunity">Time before the first check-back (0 to 24 h, whole seconds); null for the broker's <c>CheckAfter</c>.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The transaction id and each message's id, in order.</returns>
+    Task<SendTransactionResult> SendTransactionAsync(
+        string producerGroup,
+        IReadOnlyList<TransactionMessage> messages,
+        string? transactionId = null,
+        TimeSpan? checkImmunity = null,
+        CancellationToken cancellationToken = default);
+
     /// <summary>Commits a transaction (idempotent).</summary>
     /// <param name="transactionId">The transaction.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

@@ -112,10 +112,10 @@ internal static class ConsoleApi
         return TypedResults.Json(new ConsumerGroupList(groups), BrokerJsonContext.Default.ConsumerGroupList);
     }
 
-    private static IResult ListProducerGroups(IMessageStore store, TimeProvider time)
+    private static IResult ListProducerGroups(IMessageStore store, TimeProvider time, IOptions<BrokerOptions> options)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var groups = store.ProducerGroups().Select(g => SubscriptionApi.ToView(g, null, now)).ToList();
+        var groups = store.ProducerGroups().Select(g => SubscriptionApi.ToView(g, null, now, options.Value.Transactions)).ToList();
         return TypedResults.Json(new ProducerGroupList(groups), BrokerJsonContext.Default.ProducerGroupList);
     }
 

@@ -61,7 +61,7 @@ internal static class LookupApi
     /// </summary>
     private static MessageView ToView(StoredMessage m, Caller caller, DeliveryRegistry registry) => new(
         m.Id.ToString(), m.Topic, m.Tag, m.Keys, m.Properties, new RawJson(m.Body), StateNames.Of(m.State),
-        m.TransactionId, m.ProducerGroup, Times.ToUtc(m.BornAt), Times.ToUtcOrNull(m.DeliverAt),
+        m.TransactionId ?? m.InTransaction, m.ProducerGroup, Times.ToUtc(m.BornAt), Times.ToUtcOrNull(m.DeliverAt),
         m.Deliveries.Where(d => caller.Role != Role.Consumer || caller.MayUseConsumerGroup(d.Group)).Select(d =>
         {
             var state = d.State;

@@ -32,6 +32,7 @@ internal static class ProducerApi
         v1.MapGet("/transactions", ListTransactions).RequireAuthorization(Policies.Transactions)
             .Produces<TransactionList>().ProducesProblem(400);
         app.MapBatchApi();
+        app.MapTransactionApi();
     }
 
     private static async Task<IResult> SendAsync(
@@ -144,7 +145,7 @@ internal static class ProducerApi
         var m = store.FindByTransactionId(transactionId);
         return m is null || !http.Caller().MayUseProducerGroup(m.ProducerGroup)
             ? Problems.NotFound("transaction-not-found", $"No half message has transactionId '{transactionId}'.")
-            : TypedResults.Json(ToView(m), BrokerJsonContext.Default.TransactionView);
+            : TypedResults.Json(TransactionApi.WithMessages(ToView(m), m, store), BrokerJsonContext.Default.TransactionView);
     }
 
     private static IResult ListTransactions(

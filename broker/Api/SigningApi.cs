@@ -53,7 +53,7 @@ internal static class SigningApi
             RotateStatus.NotEnabled => NotEnabled(
                 $"Producer group '{group}' has no signing secret of its own to rotate; PUT it with \"signing\": \"auto\" to create one."),
             _ => TypedResults.Json(
-                SubscriptionApi.ToView(result.Item!, result.Item!.Signing!.Secret, Now(time)), BrokerJsonContext.Default.ProducerGroupView),
+                SubscriptionApi.ToView(result.Item!, result.Item!.Signing!.Secret, Now(time), options.Value.Transactions), BrokerJsonContext.Default.ProducerGroupView),
         };
     }
 

@@ -5,6 +5,7 @@ using HalfMsgBroker.Delivery;
 using HalfMsgBroker.Engine;
 using HalfMsgBroker.Lifecycle;
 using HalfMsgBroker.Storage;
+using HalfMsgBroker.Transactions;
 using Microsoft.Extensions.Options;
 
 namespace HalfMsgBroker.Api;
@@ -45,23 +46,25 @@ internal static class SubscriptionApi
         var url = errors.AbsoluteHttpUrl("checkUrl", dto.CheckUrl);
         var timeout = errors.Range("checkTimeoutMs", dto.CheckTimeoutMs, 100, 60_000, DefaultCheckTimeoutMs)!.Value;
         var signing = SigningApi.Change(errors, dto.Signing);
+        var maxInFlight = errors.Range("maxChecksInFlight", dto.MaxChecksInFlight, 1, ProducerGroupLimits.MaxInFlight, null);
+        var maxPerSecond = errors.Range("maxChecksPerSecond", dto.MaxChecksPerSecond, 0, ProducerGroupLimits.MaxPerSecond, null);
         if (errors.Any) return errors.ToProblem();
         if (OutboundUrls.Refuse(request, "checkUrl", url) is { } notAllowed) return notAllowed;
 
         if (quotas.ProducerGroupRefused(group) is { } refused) return Problems.QuotaExceeded(refused);
 
-        var result = await writer.Submit(new PutProducerGroup(new ProducerGroup(group, url, timeout), signing), ct);
+        var result = await writer.Submit(new PutProducerGroup(new ProducerGroup(group, url, timeout, MaxChecksInFlight: maxInFlight, MaxChecksPerSecond: maxPerSecond), signing), ct);
         audit.Record(http.Caller(), result.Created ? "producer-group.create" : "producer-group.update", group,
-            $"checkUrl={url ?? "none"} checkTimeoutMs={timeout}{SigningApi.AuditNote(signing, result.CreatedSecret)}");
-        return TypedResults.Json(ToView(result.Group, result.CreatedSecret, Now(time)), BrokerJsonContext.Default.ProducerGroupView,
+            $"checkUrl={url ?? "none"} checkTimeoutMs={timeout} maxChecksInFlight={maxInFlight?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"} maxChecksPerSecond={maxPerSecond?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "default"}{SigningApi.AuditNote(signing, result.CreatedSecret)}");
+        return TypedResults.Json(ToView(result.Group, result.CreatedSecret, Now(time), options.Value.Transactions), BrokerJsonContext.Default.ProducerGroupView,
             statusCode: result.Created ? 201 : 200);
     }
 
-    private static IResult GetProducerGroup(string group, IMessageStore store, TimeProvider time)
+    private static IResult GetProducerGroup(string group, IMessageStore store, IOptions<BrokerOptions> options, TimeProvider time)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("producerGroup", group);
         return store.GetProducerGroup(group) is { } stored
-            ? TypedResults.Json(ToView(stored, null, Now(time)), BrokerJsonContext.Default.ProducerGroupView)
+            ? TypedResults.Json(ToView(stored, null, Now(time), options.Value.Transactions), BrokerJsonContext.Default.ProducerGroupView)
             : Problems.NotFound("producer-group-not-found", $"Producer group '{group}' has not been registered; PUT /v1/producer-groups/{group} first.");
     }
 
@@ -136,11 +139,17 @@ internal static class SubscriptionApi
     }
 
     /// <param name="shownOnce">The secret's text, only for the answer that created or rotated it.</param>
-    internal static ProducerGroupView ToView(ProducerGroup g, string? shownOnce, long now)
+    /// <param name="defaults">The broker's limits, shown for a group that sets none of its own.</param>
+    internal static ProducerGroupView ToView(ProducerGroup g, string? shownOnce, long now, TransactionOptions defaults)
     {
         var signing = SigningApi.Fields.Of(g.Signing, shownOnce, now);
+        var perSecond = ProducerGroupLimits.PerSecondOf(g, defaults);
         return new(g.Name, g.CheckUrl, g.CheckTimeoutMs,
-            signing.Signing, signing.Secret, signing.CreatedAt, signing.Fingerprint, signing.PreviousExpiresAt);
+            signing.Signing, signing.Secret, signing.CreatedAt, signing.Fingerprint, signing.PreviousExpiresAt)
+        {
+            MaxChecksInFlight = ProducerGroupLimits.InFlightOf(g, defaults),
+            MaxChecksPerSecond = perSecond > 0 ? perSecond : null,
+        };
     }
 
     /// <param name="shownOnce">The secret's text, only for the answer that created or rotated it.</param>

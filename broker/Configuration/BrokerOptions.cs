@@ -56,6 +56,15 @@ public sealed class TransactionOptions
     /// <summary>Check-back calls outstanding to one host:port, so one slow producer cannot take every slot.</summary>
     public int MaxChecksInFlightPerHost { get; set; } = 32;
 
+    /// <summary>A producer group's check-back calls outstanding at once, unless its registration sets maxChecksInFlight.</summary>
+    public int ProducerGroupMaxChecksInFlight { get; set; } = 4;
+
+    /// <summary>
+    /// Check-back calls a producer group starts per second at most, unless its registration sets
+    /// maxChecksPerSecond; 0 = no rate limit (maxChecksInFlight still bounds the load).
+    /// </summary>
+    public int ProducerGroupMaxChecksPerSecond { get; set; }
+
     /// <summary>Upper bound on how long the check-back loop sleeps when nothing is known to be due.</summary>
     public TimeSpan IdleScanInterval { get; set; } = TimeSpan.FromSeconds(1);
 }

@@ -20,6 +20,8 @@ namespace HalfMsgBroker.Contracts;
 [JsonSerializable(typeof(EndTransactionBatchRequest))]
 [JsonSerializable(typeof(EndTransactionBatchResponse))]
 [JsonSerializable(typeof(TransactionView))]
+[JsonSerializable(typeof(SendTransactionRequest))]
+[JsonSerializable(typeof(SendTransactionResponse))]
 [JsonSerializable(typeof(TransactionList))]
 [JsonSerializable(typeof(ProducerGroupRequest))]
 [JsonSerializable(typeof(ProducerGroupView))]

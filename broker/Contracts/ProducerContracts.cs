@@ -48,7 +48,12 @@ public sealed record TransactionView(
     string? LastCheckResult,
     DateTime? NextCheckAt,
     int UnreachableCount,
-    int UnknownCount);
+    int UnknownCount)
+{
+    /// <summary>Every message of a multi-message transaction (<c>POST /v1/transactions</c>), in order; absent otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<TransactionMessageView>? Messages { get; init; }
+}
 
 public sealed record TransactionList(IReadOnlyList<TransactionView> Transactions, string? Next);
 
@@ -59,6 +64,12 @@ public sealed record ProducerGroupRequest
 
     /// <summary><c>"auto"</c>: the group gets a signing secret of its own; <c>"none"</c>: removes it; absent: keeps it.</summary>
     public string? Signing { get; init; }
+
+    /// <summary>Check-back calls outstanding at once to this group (1-1000); absent: as it was (at first the broker's default).</summary>
+    public int? MaxChecksInFlight { get; init; }
+
+    /// <summary>Check-back calls started per second at most (1-100000, 0 = no limit); absent: as it was (at first the broker's default).</summary>
+    public int? MaxChecksPerSecond { get; init; }
 }
 
 /// <param name="SigningSecret">Only in the answer that created or rotated the secret; never again.</param>
@@ -70,7 +81,14 @@ public sealed record ProducerGroupView(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? SigningSecret,
     DateTime? SigningSecretCreatedAt,
     string? SigningSecretFingerprint,
-    DateTime? PreviousSigningSecretExpiresAt);
+    DateTime? PreviousSigningSecretExpiresAt)
+{
+    /// <summary>In effect: the group's own or the broker's default.</summary>
+    public int MaxChecksInFlight { get; init; }
+
+    /// <summary>In effect; null = no rate limit.</summary>
+    public int? MaxChecksPerSecond { get; init; }
+}
 
 /// <summary>What the broker POSTs to a producer group's checkUrl.</summary>
 public sealed record CheckRequestBody(

@@ -5,14 +5,23 @@ namespace HalfMsgBroker.Engine;
 /// <param name="CreatedSecret">The signing secret this PUT created, to be shown in its answer only.</param>
 internal sealed record PutProducerGroupResult(bool Created, ProducerGroup Group, string? CreatedSecret);
 
-/// <summary>Creates or replaces a producer group; its signing secret changes only as <paramref name="signing"/> says.</summary>
+/// <summary>
+/// Creates or replaces a producer group; its signing secret changes only as <paramref name="signing"/>
+/// says, and check limits it does not set stay as they were (an SDK re-registering its check URL at
+/// start-up must not undo an operator's limits).
+/// </summary>
 internal sealed class PutProducerGroup(ProducerGroup group, SigningChange signing) : StoreCommand<PutProducerGroupResult>
 {
     protected override PutProducerGroupResult Run(WriteContext ctx)
     {
         var existing = ctx.Store.GetProducerGroup(group.Name);
         var (secret, createdSecret) = SigningChanges.Apply(existing?.Signing, signing, ctx.Now);
-        var stored = group with { Signing = secret };
+        var stored = group with
+        {
+            Signing = secret,
+            MaxChecksInFlight = group.MaxChecksInFlight ?? existing?.MaxChecksInFlight,
+            MaxChecksPerSecond = group.MaxChecksPerSecond ?? existing?.MaxChecksPerSecond,
+        };
         ctx.Store.SaveProducerGroup(stored);
         return new PutProducerGroupResult(existing is null, stored, createdSecret);
     }

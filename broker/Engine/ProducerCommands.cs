@@ -52,7 +52,8 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
         if (existing is not null)
         {
             // Another producer group's transaction is never "the same message": replaying it would hand out its id.
-            var same = existing.Topic == input.Topic && existing.ProducerGroup == input.ProducerGroup && SameBody(existing.Body, input.Body);
+            // Nor is a multi-message transaction, whatever its first message holds.
+            var same = existing.Members.Length == 0 && existing.Topic == input.Topic && existing.ProducerGroup == input.ProducerGroup && SameBody(existing.Body, input.Body);
             return new SendResult(same ? SendStatus.Replayed : SendStatus.Conflict, MessageSnapshot.Of(existing));
         }
 
@@ -98,7 +99,7 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
     /// a retry that formats the JSON differently (or a body stored re-encoded by an older broker) differs
     /// in bytes only. Bytes are compared first; parsing happens only when they differ.
     /// </summary>
-    private static bool SameBody(byte[] stored, byte[] sent)
+    internal static bool SameBody(byte[] stored, byte[] sent)
     {
         if (stored.AsSpan().SequenceEqual(sent)) return true;
         try
@@ -155,6 +156,7 @@ internal static class Publication
         ctx.Tally.Resolved(message);
         if (message.State == MessageState.Committed) FanOut(ctx, message);
         else DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
+        TransactionMembers.EndWith(ctx, message);
     }
 
     /// <summary>Creates the deliveries of a committed message and, once stored, makes them live.</summary>

@@ -28,6 +28,9 @@ public static class BrokerHosting
             .Bind(builder.Configuration.GetSection(BrokerOptions.Section))
             .Validate(o => o.MaxMessageBytes >= 1024, "Broker:MaxMessageBytes must be at least 1024")
             .Validate(o => o.Transactions.MaxChecks >= 1, "Broker:Transactions:MaxChecks must be at least 1")
+            .Validate(o => o.Transactions.ProducerGroupMaxChecksInFlight is >= 1 and <= ProducerGroupLimits.MaxInFlight
+                    && o.Transactions.ProducerGroupMaxChecksPerSecond is >= 0 and <= ProducerGroupLimits.MaxPerSecond,
+                $"Broker:Transactions:ProducerGroupMaxChecksInFlight must be 1-{ProducerGroupLimits.MaxInFlight} and ProducerGroupMaxChecksPerSecond 0-{ProducerGroupLimits.MaxPerSecond}")
             .Validate(o => o.Transactions.CheckAfter >= TimeSpan.Zero && o.Transactions.CheckInterval > TimeSpan.Zero,
                 "Broker:Transactions:CheckAfter must be >= 0 and CheckInterval > 0")
             .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")

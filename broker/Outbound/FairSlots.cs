@@ -9,6 +9,9 @@ internal sealed class SlotOwner
     internal bool Waiting;
     internal long MovedAt;
 
+    /// <summary>The owner's own cap (a producer group's maxChecksInFlight); the pool's per-owner cap applies too.</summary>
+    internal volatile int Cap = int.MaxValue;
+
     internal bool IsActive => Held > 0 || Waiting;
 }
 
@@ -17,7 +20,8 @@ internal sealed class SlotOwner
 /// request until it times out) cannot take the slots a healthy target needs. A slot is granted when
 /// one is free and
 /// <list type="bullet">
-/// <item>its owner (subscription or producer group) holds fewer than the per-owner cap, and its
+/// <item>its owner (subscription or producer group) holds fewer than the per-owner cap (and its own
+/// <see cref="SlotOwner.Cap"/>), and its
 /// host:port fewer than the per-host cap;</item>
 /// <item>while more than the <b>reserve</b> (an eighth of the pool) is free, the owner holds less
 /// than its fair share — the pool outside the reserve divided by the owners holding or waiting for
@@ -96,7 +100,7 @@ internal sealed class FairSlots
     {
         lock (_gate)
         {
-            var room = Math.Min(_total - _used, _perOwner - owner.Held);
+            var room = Math.Min(_total - _used, CapOf(owner) - owner.Held);
             if (host is not null && _hosts.TryGetValue(host, out var h)) room = Math.Min(room, _perHost - h.Held);
             return Math.Max(0, room);
         }
@@ -171,7 +175,7 @@ internal sealed class FairSlots
 
     private bool CanTake(SlotOwner owner, string? host)
     {
-        if (_used >= _total || owner.Held >= _perOwner) return false;
+        if (_used >= _total || owner.Held >= CapOf(owner)) return false;
         if (host is not null && _hosts.TryGetValue(host, out var h) && h.Held >= _perHost) return false;
 
         var owners = _active + (owner.IsActive ? 0 : 1);
@@ -183,6 +187,8 @@ internal sealed class FairSlots
         }
         return owner.Held < Math.Max(1, _reserve / owners);
     }
+
+    private int CapOf(SlotOwner owner) => Math.Min(_perOwner, Math.Max(1, owner.Cap));
 
     private void Take(SlotOwner owner, string? host)
     {

@@ -62,8 +62,11 @@ public interface IMessageStore : IDisposable
     /// <summary>How many producer groups are registered (for the quota).</summary>
     int ProducerGroupCount();
 
-    /// <summary>Prepared messages whose next check is due, earliest first (an index range, not a scan).</summary>
-    IReadOnlyList<StoredMessage> DueChecks(long now, int limit);
+    /// <summary>
+    /// Prepared messages whose next check is due, earliest first (an index range, not a scan), or the
+    /// latest due first: what came due last, behind a backlog the check-back loop is still planning.
+    /// </summary>
+    IReadOnlyList<StoredMessage> DueChecks(long now, int limit, bool latestFirst = false);
 
     /// <summary>When the earliest prepared message is due for a check, or null when none is prepared.</summary>
     long? EarliestCheckDue();

@@ -283,10 +283,10 @@ public sealed class JournaledMessageStore : IMessageStore
         return _db.Subscriptions();
     }
 
-    public IReadOnlyList<StoredMessage> DueChecks(long now, int limit)
+    public IReadOnlyList<StoredMessage> DueChecks(long now, int limit, bool latestFirst = false)
     {
         CatchUp();
-        return _db.DueChecks(now, limit);
+        return _db.DueChecks(now, limit, latestFirst);
     }
 
     public long? EarliestCheckDue()

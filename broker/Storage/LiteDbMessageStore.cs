@@ -149,11 +149,16 @@ public sealed partial class LiteDbMessageStore : IMessageStore
             ["to"] = group.CheckTimeoutMs,
         };
         WriteSigning(doc, group.Signing);
+        // Written only when set, so groups stored before these limits existed follow the broker's defaults.
+        if (group.MaxChecksInFlight is { } inFlight) doc["mf"] = inFlight;
+        if (group.MaxChecksPerSecond is { } perSecond) doc["mr"] = perSecond;
         return doc;
     }
 
     internal static ProducerGroup ProducerGroupFrom(BsonDocument doc) =>
-        new(doc["_id"].AsString, doc["u"].IsNull ? null : doc["u"].AsString, doc["to"].AsInt32, ReadSigning(doc));
+        new(doc["_id"].AsString, doc["u"].IsNull ? null : doc["u"].AsString, doc["to"].AsInt32, ReadSigning(doc),
+            doc.TryGetValue("mf", out var inFlight) ? inFlight.AsInt32 : null,
+            doc.TryGetValue("mr", out var perSecond) ? perSecond.AsInt32 : null);
 
     /// <summary>Written only when set, so documents from before signing secrets existed read as "none".</summary>
     private static void WriteSigning(BsonDocument doc, ReceiverSecret? signing)
@@ -331,9 +336,16 @@ public sealed partial class LiteDbMessageStore : IMessageStore
         ReadSigning(doc),
         doc.TryGetValue("pa", out var paused) && paused.AsBoolean);
 
-    public IReadOnlyList<StoredMessage> DueChecks(long now, int limit) =>
-        _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now)), 0, limit)
+    public IReadOnlyList<StoredMessage> DueChecks(long now, int limit, bool latestFirst = false) => latestFirst
+        ? LatestDueChecksQuery(now).Limit(limit).ToEnumerable().Select(MessageCodec.FromBson).ToList()
+        : _messages.Find(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now)), 0, limit)
             .Select(MessageCodec.FromBson).ToList();
+
+    /// <summary>Ordered by the index's own expression, so LiteDB walks the index backwards instead of sorting the range.</summary>
+    private ILiteQueryable<BsonDocument> LatestDueChecksQuery(long now) =>
+        _messages.Query().Where(QueueRange(MessageCodec.CheckKey(0), MessageCodec.CheckKey(now))).OrderByDescending("$." + MessageCodec.QueueField);
+
+    internal string ExplainLatestDueChecks(long now) => LatestDueChecksQuery(now).Limit(10).GetPlan().ToString();
 
     public long? EarliestCheckDue()
     {

@@ -14,8 +14,10 @@ namespace HalfMsgBroker.Storage;
 internal static class MessageBinary
 {
     // Version 2 appends the check counters after the deliveries, version 3 the ordering key and commit
-    // sequence after them; older frames (journals written before) still read, with those zero or null.
-    private const byte Version = 3;
+    // sequence after them, version 4 a multi-message transaction's members and the transaction a member
+    // belongs to; older frames (journals written before) still read, with those zero, null or empty.
+    private const byte Version = 4;
+    private const byte WithoutTransactionMembers = 3;
     private const byte WithoutOrdering = 2;
     private const byte WithoutCheckCounters = 1;
 
@@ -69,13 +71,16 @@ internal static class MessageBinary
         w.Int(m.UnknownCount);
         w.String(m.OrderingKey);
         w.Long(m.CommitSeq);
+        w.Int(m.Members.Length);
+        foreach (var member in m.Members) w.Guid(member);
+        w.String(m.InTransaction);
     }
 
     public static StoredMessage Read(ReadOnlySpan<byte> data)
     {
         var r = new Reader(data);
         var version = r.Byte();
-        if (version is not (Version or WithoutOrdering or WithoutCheckCounters)) throw new InvalidDataException("Unknown journal message encoding.");
+        if (version is not (Version or WithoutTransactionMembers or WithoutOrdering or WithoutCheckCounters)) throw new InvalidDataException("Unknown journal message encoding.");
         var id = r.Guid();
         var topic = r.String()!;
         var tag = r.String();
@@ -131,10 +136,20 @@ internal static class MessageBinary
             m.UnreachableStreak = r.Int();
             m.UnknownCount = r.Int();
         }
-        if (version >= Version)
+        if (version >= WithoutTransactionMembers)
         {
             m.OrderingKey = r.String();
             m.CommitSeq = r.Long();
+        }
+        if (version >= Version)
+        {
+            var members = r.Int();
+            if (members > 0)
+            {
+                m.Members = new Guid[members];
+                for (var i = 0; i < members; i++) m.Members[i] = r.Guid();
+            }
+            m.InTransaction = r.String();
         }
         if (!r.AtEnd) throw new InvalidDataException("A journal message record is longer than the message it holds.");
         return m;

@@ -82,6 +82,8 @@ internal static class MessageCodec
             doc["p"] = props;
         }
         if (m.TransactionId is not null) doc["x"] = m.TransactionId;
+        if (m.Members.Length > 0) doc["mm"] = new BsonArray(m.Members.Select(id => new BsonValue(id)));
+        if (m.InTransaction is not null) doc["xt"] = m.InTransaction;
         if (m.ProducerGroup is not null) doc["pg"] = m.ProducerGroup;
         if (m.IdempotencyKey is not null) doc["ik"] = m.IdempotencyKey;
         if (m.TraceParent is not null) doc["tp"] = m.TraceParent;
@@ -129,6 +131,8 @@ internal static class MessageCodec
                 ? props.AsDocument.ToDictionary(p => p.Key, p => p.Value.AsString, StringComparer.Ordinal)
                 : null,
             TransactionId = StringOrNull(doc, "x"),
+            Members = doc.TryGetValue("mm", out var members) ? members.AsArray.Select(id => id.AsGuid).ToArray() : [],
+            InTransaction = StringOrNull(doc, "xt"),
             ProducerGroup = StringOrNull(doc, "pg"),
             IdempotencyKey = StringOrNull(doc, "ik"),
             TraceParent = StringOrNull(doc, "tp"),
@@ -182,7 +186,8 @@ internal static class MessageCodec
     /// </summary>
     internal static string? QueueKeyOf(StoredMessage m)
     {
-        if (m.State == MessageState.Prepared) return CheckKey(m.NextCheckAt);
+        // A multi-message transaction is checked through its first message; the others wait with it, in no queue.
+        if (m.State == MessageState.Prepared) return m.InTransaction is null ? CheckKey(m.NextCheckAt) : null;
         if (DeliveryLifecycle.HasOpenDeliveries(m)) return OpenKey(m.Id);
         return m.PurgeAt != 0 ? PurgeKey(m.PurgeAt) : null;
     }

@@ -22,6 +22,18 @@ public sealed class StoredMessage
     public string? TransactionId { get; init; }
     public string? ProducerGroup { get; init; }
 
+    /// <summary>
+    /// The other messages of a multi-message transaction, on its first message (the one holding the
+    /// transactionId, checked and ended for all of them); empty otherwise.
+    /// </summary>
+    public Guid[] Members { get; set; } = [];
+
+    /// <summary>
+    /// On the other messages of a multi-message transaction: its transactionId. They are not unique by
+    /// it, have no check time of their own, and end when their transaction's first message ends.
+    /// </summary>
+    public string? InTransaction { get; set; }
+
     /// <summary>Topic-scoped Idempotency-Key of a plain send.</summary>
     public string? IdempotencyKey { get; init; }
 
@@ -110,7 +122,10 @@ public sealed class StoredDelivery
     public long DeadLetteredAt { get; set; }
 }
 
-public sealed record ProducerGroup(string Name, string? CheckUrl, int CheckTimeoutMs, ReceiverSecret? Signing = null);
+/// <param name="MaxChecksInFlight">Null: the broker's default (<c>Broker:Transactions:ProducerGroupMaxChecksInFlight</c>).</param>
+/// <param name="MaxChecksPerSecond">Null: the broker's default; 0: no rate limit.</param>
+public sealed record ProducerGroup(
+    string Name, string? CheckUrl, int CheckTimeoutMs, ReceiverSecret? Signing = null, int? MaxChecksInFlight = null, int? MaxChecksPerSecond = null);
 
 public sealed record Subscription(
     string Group,

@@ -14,12 +14,15 @@ namespace HalfMsgBroker.Transactions;
 /// Owns the check-back loop: reads prepared messages whose next check is due from the due-time
 /// index, marks them as being checked (through the writer), calls each producer group's checkUrl,
 /// and writes each answer back. Sleeps until the earliest due time.
-/// Calls in flight are capped overall, per host:port, and shared fairly between producer groups
-/// (<see cref="FairSlots"/>). The index is read in due order, so checks of a group that may not
-/// start one now would hide every check due after them: while that group is still finishing checks
-/// the loop waits for a slot, and once it has stalled (nothing finished for
-/// <see cref="FairSlots.StallAfter"/>) its due checks are moved a check timeout later, uncounted
-/// (<see cref="DeferChecks"/>), so the other groups' checks come up and go out.
+/// Calls in flight are capped overall, per host:port, per producer group (maxChecksInFlight) and
+/// shared fairly between groups (<see cref="FairSlots"/>); a group also starts at most
+/// maxChecksPerSecond (<see cref="GroupPace"/>). The index is read in due order, so checks of a
+/// group that may not start one now would hide every check due after them. A group at its own
+/// limits has its due checks planned at its pace (<see cref="GroupPace.Plan"/>), so they come due
+/// again one by one, interleaved with other groups'; a group held back by the shared pool or its
+/// host is waited for while it still finishes checks, and once it has stalled (nothing finished for
+/// <see cref="FairSlots.StallAfter"/>) its due checks are moved a check timeout later. Either move
+/// is uncounted (<see cref="DeferChecks"/>), so the other groups' checks come up and go out.
 /// </summary>
 internal sealed class CheckBackService(
     IMessageStore store,
@@ -37,6 +40,9 @@ internal sealed class CheckBackService(
     private const string MessageIdHeader = "HalfMsg-Message-Id";
     private const int MaxIdleOwners = 4096;
 
+    /// <summary>How many due checks a pass reads after one that planned a group's backlog: one write moves many.</summary>
+    private const int PlanReadLimit = 256;
+
     private readonly TransactionOptions _options = options.Value.Transactions;
     private readonly IReadOnlyList<string> _brokerSecrets = options.Value.Signing.Secrets;
     private readonly FairSlots _slots = new(
@@ -47,8 +53,9 @@ internal sealed class CheckBackService(
     private readonly HashSet<Task> _running = [];
 
     // Touched by the loop only (releases change the owners' counts, under FairSlots' lock).
-    private readonly Dictionary<string, SlotOwner> _owners = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, GroupPace> _owners = new(StringComparer.Ordinal);
     private (SlotOwner Owner, string? Host)? _blocked;
+    private bool _planning;
 
     private enum Pass
     {
@@ -94,7 +101,7 @@ internal sealed class CheckBackService(
     {
         var free = _slots.Free;
         if (free == 0) return Pass.Blocked;
-        var limit = free;
+        var limit = _planning ? Math.Max(free, PlanReadLimit) : free;
         if (_blocked is { } blocked && !_slots.IsStalled(blocked.Owner, blocked.Host))
         {
             if (!_slots.CanAcquire(blocked.Owner, blocked.Host)) return Pass.Blocked;
@@ -106,14 +113,22 @@ internal sealed class CheckBackService(
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var due = store.DueChecks(now, limit);
+        if (_planning && due.Count == limit)
+        {
+            // A backlog being planned fills the head of the index; what came due last may be another
+            // group's check, which must not wait until the whole backlog has been moved.
+            var seen = due.Select(m => m.Id).ToHashSet();
+            due = [.. due, .. store.DueChecks(now, Math.Max(1, free), latestFirst: true).Where(m => !seen.Contains(m.Id))];
+        }
         if (due.Count == 0) return Pass.NothingDue;
 
         var groups = due.Select(m => m.ProducerGroup).OfType<string>().Distinct(StringComparer.Ordinal)
             .ToDictionary(g => g, store.GetProducerGroup, StringComparer.Ordinal);
         var hosts = groups.ToDictionary(g => g.Key, g => FairSlots.HostOf(g.Value?.CheckUrl), StringComparer.Ordinal);
         var begin = new List<(Guid, TimeSpan)>(due.Count);
-        var slots = new Dictionary<Guid, (SlotOwner Owner, string? Host)>(due.Count);
+        var slots = new Dictionary<Guid, (GroupPace Pace, string? Host)>(due.Count);
         List<(Guid, long)>? defer = null;
+        var planned = 0;
         foreach (var m in due)
         {
             var timeoutMs = TimeoutOf(m, groups);
@@ -124,12 +139,19 @@ internal sealed class CheckBackService(
                 begin.Add((m.Id, lease));
                 continue;
             }
-            var owner = OwnerOf(m.ProducerGroup);
+            var pace = PaceOf(m.ProducerGroup, groups);
+            var owner = pace.Slots;
             var host = m.ProducerGroup is { } name ? hosts.GetValueOrDefault(name) : null;
-            if (_slots.TryAcquire(owner, host))
+            if (!pace.MayStart)
             {
+                (defer ??= []).Add((m.Id, pace.Plan(now)));
+                planned++;
+            }
+            else if (_slots.TryAcquire(owner, host))
+            {
+                pace.Spend();
                 begin.Add((m.Id, lease));
-                slots[m.Id] = (owner, host);
+                slots[m.Id] = (pace, host);
             }
             else if (_slots.Free == 0)
             {
@@ -146,17 +168,18 @@ internal sealed class CheckBackService(
         }
 
         if (begin.Count > 0) await BeginAsync(begin, slots, groups, cancellationToken);
+        _planning = planned > 0;
         if (defer is not null)
         {
             var deferred = await writer.Submit(new DeferChecks(defer), cancellationToken);
-            logger.LogDebug("Deferred {Count} due checks of stalled producers", deferred);
+            logger.LogDebug("Deferred {Count} due checks ({Planned} planned at their group's pace, the rest of stalled producers)", deferred, planned);
         }
         return begin.Count > 0 || defer is not null ? Pass.Progress : Pass.Blocked;
     }
 
     private async Task BeginAsync(
         List<(Guid, TimeSpan)> begin,
-        Dictionary<Guid, (SlotOwner Owner, string? Host)> slots,
+        Dictionary<Guid, (GroupPace Pace, string? Host)> slots,
         Dictionary<string, ProducerGroup?> groups,
         CancellationToken cancellationToken)
     {
@@ -167,7 +190,7 @@ internal sealed class CheckBackService(
                 // Every check BeginChecks hands out was read prepared and given a slot above.
                 if (!slots.Remove(check.Message.Id, out var slot)) continue;
                 var group = check.ProducerGroup is { } name ? groups.GetValueOrDefault(name) : null;
-                var task = CheckOneAsync(check, group, slot.Owner, slot.Host, cancellationToken);
+                var task = CheckOneAsync(check, group, slot.Pace, slot.Host, cancellationToken);
                 lock (_running) _running.Add(task);
                 _ = task.ContinueWith(t => { lock (_running) _running.Remove(t); }, TaskScheduler.Default);
             }
@@ -175,20 +198,29 @@ internal sealed class CheckBackService(
         finally
         {
             // Slots of messages that ended or were rolled back meanwhile, or of a failed write.
-            foreach (var (owner, host) in slots.Values) _slots.Release(owner, host);
+            foreach (var (pace, host) in slots.Values) _slots.Release(pace.Slots, host);
         }
     }
 
-    private SlotOwner OwnerOf(string? group)
+    /// <summary>The group's pace, with the limits it has now: stored on the group, or the broker's defaults.</summary>
+    private GroupPace PaceOf(string? group, Dictionary<string, ProducerGroup?> groups)
     {
         var key = group ?? "";
-        if (_owners.TryGetValue(key, out var owner)) return owner;
-        if (_owners.Count >= MaxIdleOwners)
+        if (!_owners.TryGetValue(key, out var pace))
         {
-            // Only this loop takes slots, so an owner holding none now cannot gain one meanwhile.
-            foreach (var idle in _owners.Where(o => Volatile.Read(ref o.Value.Held) == 0).ToList()) _owners.Remove(idle.Key);
+            if (_owners.Count >= MaxIdleOwners)
+            {
+                // Only this loop takes slots and plans, so an idle group cannot become busy meanwhile.
+                var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                foreach (var idle in _owners.Where(o => o.Value.IsIdle(now)).ToList()) _owners.Remove(idle.Key);
+            }
+            _owners[key] = pace = new GroupPace(time);
         }
-        return _owners[key] = new SlotOwner();
+        var stored = group is null ? null : groups.GetValueOrDefault(group);
+        pace.Configure(
+            stored?.MaxChecksInFlight ?? _options.ProducerGroupMaxChecksInFlight,
+            stored?.MaxChecksPerSecond ?? _options.ProducerGroupMaxChecksPerSecond);
+        return pace;
     }
 
     private TimeSpan BlockedWait()
@@ -213,8 +245,9 @@ internal sealed class CheckBackService(
         await schedule.Signal.WaitAsync(TimeSpan.FromMilliseconds(Math.Max(0, wakeAt - now)), time, cancellationToken);
     }
 
-    private async Task CheckOneAsync(CheckToSend check, ProducerGroup? group, SlotOwner owner, string? host, CancellationToken cancellationToken)
+    private async Task CheckOneAsync(CheckToSend check, ProducerGroup? group, GroupPace pace, string? host, CancellationToken cancellationToken)
     {
+        var startedAt = pace.Started();
         try
         {
             var (answer, text, retryAfter) = group?.CheckUrl is { } url
@@ -234,7 +267,8 @@ internal sealed class CheckBackService(
         }
         finally
         {
-            _slots.Release(owner, host);
+            pace.Ended(startedAt);
+            _slots.Release(pace.Slots, host);
         }
     }
 

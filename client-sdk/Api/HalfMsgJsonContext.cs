@@ -12,6 +12,8 @@ namespace HalfMsgBroker.Client;
 [JsonSerializable(typeof(SendMessageResult))]
 [JsonSerializable(typeof(SendHalfMsgRequest))]
 [JsonSerializable(typeof(SendHalfMsgResult))]
+[JsonSerializable(typeof(SendTransactionRequest))]
+[JsonSerializable(typeof(SendTransactionResult))]
 [JsonSerializable(typeof(EndTransactionResult))]
 [JsonSerializable(typeof(SendMessageBatchRequest))]
 [JsonSerializable(typeof(HalfMsgBatchRequest))]

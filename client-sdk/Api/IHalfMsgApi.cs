@@ -27,6 +27,13 @@ internal interface IHalfMsgApi
     [Post("/v1/topics/{topic}/half-messages")]
     Task<SendHalfMsgResult> SendHalfMsgAsync(string topic, [Body] SendHalfMsgRequest request, CancellationToken cancellationToken = default);
 
+    /// <summary><c>POST /v1/transactions</c>: 1–100 half messages, across topics, as one transaction (committed, rolled back and checked as a whole).</summary>
+    /// <param name="request">The transaction. With a null <see cref="SendTransactionRequest.TransactionId"/> the broker chooses one, so a retry would be a second transaction: <see cref="TransactionalProducer"/> always sends one.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    /// <returns>The transaction id and the message ids.</returns>
+    [Post("/v1/transactions")]
+    Task<SendTransactionResult> SendTransactionAsync([Body] SendTransactionRequest request, CancellationToken cancellationToken = default);
+
     /// <summary><c>POST /v1/transactions/{transactionId}/commit</c> (idempotent).</summary>
     /// <param name="transactionId">The transaction.</param>
     /// <param name="cancellationToken">Cancels the call.</param>

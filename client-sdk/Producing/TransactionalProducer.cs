@@ -60,6 +60,26 @@ public interface ITransactionalProducer
         LocalTransaction localTransaction,
         HalfMsgSendOptions? options = null,
         CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Sends several messages, across topics, as one transaction (<c>POST /v1/transactions</c>), bound
+    /// to <paramref name="localTransaction"/>: they are committed or rolled back together, and one
+    /// check-back (about the first message) resolves them all. RocketMQ allows one message per transaction.
+    /// Ends like the single-message overload.
+    /// </summary>
+    /// <param name="messages">1 to 100 messages (<see cref="HalfMsgClient.ToJson{T}"/> makes a body).</param>
+    /// <param name="localTransaction">The local work; runs only after all the messages are stored. Its context names the first message.</param>
+    /// <param name="transactionId">The transaction id; generated when null (<see cref="TransactionIds.New"/>).</param>
+    /// <param name="checkImmunity">Time before the first check-back (0 to 24 h, whole seconds); null for the broker's <c>CheckAfter</c>.</param>
+    /// <param name="cancellationToken">Cancels the send and the local work (not the commit or rollback call once the local work ended).</param>
+    /// <returns>The ids (<see cref="TransactionSendResult.MessageId"/> is the first message's), the local state, and whether the check-back will decide.</returns>
+    /// <exception cref="HalfMsgException">The messages could not be stored; the local transaction did not run.</exception>
+    Task<TransactionSendResult> SendInTransactionAsync(
+        IReadOnlyList<TransactionMessage> messages,
+        LocalTransaction localTransaction,
+        string? transactionId = null,
+        TimeSpan? checkImmunity = null,
+        CancellationToken cancellationToken = default);
 }
 
 /// <summary>
@@ -115,8 +135,27 @@ public sealed class TransactionalProducer : ITransactionalProducer
         }
 
         var half = await _client.SendHalfAsync(topic, ProducerGroup, body, options, cancellationToken).ConfigureAwait(false);
-        var context = new LocalTransactionContext(half.TransactionId, half.MessageId, topic, ProducerGroup);
+        return await RunLocalTransactionAsync(new LocalTransactionContext(half.TransactionId, half.MessageId, topic, ProducerGroup), localTransaction, cancellationToken)
+            .ConfigureAwait(false);
+    }
 
+    /// <inheritdoc />
+    public async Task<TransactionSendResult> SendInTransactionAsync(
+        IReadOnlyList<TransactionMessage> messages,
+        LocalTransaction localTransaction,
+        string? transactionId = null,
+        TimeSpan? checkImmunity = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(localTransaction);
+        var sent = await _client.SendTransactionAsync(ProducerGroup, messages, transactionId, checkImmunity, cancellationToken).ConfigureAwait(false);
+        var first = sent.Messages[0];
+        return await RunLocalTransactionAsync(new LocalTransactionContext(sent.TransactionId, first.MessageId, first.Topic, ProducerGroup), localTransaction, cancellationToken)
+            .ConfigureAwait(false);
+    }
+
+    private async Task<TransactionSendResult> RunLocalTransactionAsync(LocalTransactionContext context, LocalTransaction localTransaction, CancellationToken cancellationToken)
+    {
         LocalTransactionState state;
         try
         {
@@ -126,14 +165,14 @@ public sealed class TransactionalProducer : ITransactionalProducer
         {
             // RocketMQ: an exception is UNKNOW. The local transaction may or may not have committed
             // (e.g. a lost commit acknowledgement), so only the check-back can tell.
-            _logger.LogWarning(ex, "Local transaction {TransactionId} threw; its half message is left to the check-back", half.TransactionId);
+            _logger.LogWarning(ex, "Local transaction {TransactionId} threw; its half message is left to the check-back", context.TransactionId);
             throw;
         }
 
         if (state == LocalTransactionState.Unknown)
         {
-            _logger.LogInformation("Local transaction {TransactionId} returned unknown; left to the check-back", half.TransactionId);
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, LeftToCheckBack: true);
+            _logger.LogInformation("Local transaction {TransactionId} returned unknown; left to the check-back", context.TransactionId);
+            return new TransactionSendResult(context.TransactionId, context.MessageId, state, LeftToCheckBack: true);
         }
 
         try
@@ -141,19 +180,19 @@ public sealed class TransactionalProducer : ITransactionalProducer
             // Not cancelled by the caller's token: the local outcome is final, tell the broker.
             if (state == LocalTransactionState.Commit)
             {
-                await _client.CommitAsync(half.TransactionId, CancellationToken.None).ConfigureAwait(false);
+                await _client.CommitAsync(context.TransactionId, CancellationToken.None).ConfigureAwait(false);
             }
             else
             {
-                await _client.RollbackAsync(half.TransactionId, CancellationToken.None).ConfigureAwait(false);
+                await _client.RollbackAsync(context.TransactionId, CancellationToken.None).ConfigureAwait(false);
             }
 
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, LeftToCheckBack: false);
+            return new TransactionSendResult(context.TransactionId, context.MessageId, state, LeftToCheckBack: false);
         }
         catch (Exception ex) when (ex is HalfMsgException or HttpRequestException or Polly.Timeout.TimeoutRejectedException or TaskCanceledException)
         {
-            _logger.LogWarning(ex, "Ending transaction {TransactionId} ({State}) failed; the check-back will resolve it", half.TransactionId, state);
-            return new TransactionSendResult(half.TransactionId, half.MessageId, state, LeftToCheckBack: true);
+            _logger.LogWarning(ex, "Ending transaction {TransactionId} ({State}) failed; the check-back will resolve it", context.TransactionId, state);
+            return new TransactionSendResult(context.TransactionId, context.MessageId, state, LeftToCheckBack: true);
         }
     }
 }

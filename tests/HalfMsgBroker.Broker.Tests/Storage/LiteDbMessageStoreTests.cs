@@ -174,6 +174,15 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         Assert.Equal(100, store.EarliestCheckDue());
         Assert.Contains("INDEX", store.ExplainDueChecks(1_000).ToUpperInvariant(), StringComparison.Ordinal);
         Assert.Contains("\"q\"", store.ExplainDueChecks(1_000), StringComparison.Ordinal);
+
+        // Latest due first walks the same index backwards, with no sort of the range.
+        Assert.Equal(["late", "early"], store.DueChecks(1_000, 10, latestFirst: true).Select(m => m.TransactionId));
+        Assert.Equal(["late"], store.DueChecks(1_000, 1, latestFirst: true).Select(m => m.TransactionId));
+        var latest = store.ExplainLatestDueChecks(1_000);
+        Assert.Contains("\"q\"", latest, StringComparison.Ordinal);
+        Assert.DoesNotContain("FULL", latest.ToUpperInvariant(), StringComparison.Ordinal);
+        Assert.Contains("\"order\":-1", latest, StringComparison.Ordinal);
+        Assert.DoesNotContain("orderBy", latest, StringComparison.Ordinal);
     }
 
     [Fact]

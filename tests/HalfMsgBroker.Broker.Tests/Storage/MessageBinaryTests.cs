@@ -38,6 +38,8 @@ public sealed class MessageBinaryTests
             UnknownCount = 2,
             OrderingKey = "customer-7",
             CommitSeq = 1_700_000_000_005_001,
+            Members = [Guid.CreateVersion7(), Guid.CreateVersion7()],
+            InTransaction = "tx-0",
         };
         message.Deliveries.Add(new StoredDelivery { Group = "inventory", State = DeliveryState.DeadLettered, Attempts = 5, LastError = "timeout", NextAttemptAt = 9, DeadLetteredAt = 10 });
         message.Deliveries.Add(new StoredDelivery { Group = "billing", State = DeliveryState.Acked, Attempts = 1 });
@@ -52,7 +54,7 @@ public sealed class MessageBinaryTests
     }
 
     [Fact]
-    public void A_version_1_frame_written_before_the_check_counters_still_reads()
+    public void Version_1_2_and_3_frames_written_before_the_check_counters_ordering_keys_and_transaction_members_still_read()
     {
         var message = new StoredMessage
         {
@@ -63,16 +65,30 @@ public sealed class MessageBinaryTests
         var buffer = new ArrayBufferWriter<byte>();
         MessageBinary.Write(buffer, message);
         var current = buffer.WrittenSpan.ToArray();
-        Assert.Equal(3, current[0]);
+        Assert.Equal(4, current[0]);
 
-        // Version 1 is version 3 without the three counters (4 bytes each), the null ordering key (4) and the commit sequence (8) at the end.
-        var old = current[..^24];
+        // Version 3 is version 4 without the members (a count, 4 bytes, here 0) and the transaction (a string, 4 bytes, here null).
+        var v3 = current[..^8];
+        v3[0] = 3;
+        var read3 = MessageBinary.Read(v3);
+        Assert.Empty(read3.Members);
+        Assert.Null(read3.InTransaction);
+        Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read3)));
+
+        // Version 2 is version 3 without the null ordering key (4 bytes) and the commit sequence (8).
+        var v2 = v3[..^12];
+        v2[0] = 2;
+        var read2 = MessageBinary.Read(v2);
+        Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read2)));
+
+        // Version 1 is version 2 without the three counters at the end (4 bytes each).
+        var old = v2[..^12];
         old[0] = 1;
         var read = MessageBinary.Read(old);
 
         Assert.Equal((0, 0, 0), (read.UnreachableCount, read.UnreachableStreak, read.UnknownCount));
         Assert.Equal(BsonSerializer.Serialize(MessageCodec.ToBson(message)), BsonSerializer.Serialize(MessageCodec.ToBson(read)));
-        old[0] = 4;
+        old[0] = 5;
         Assert.Throws<InvalidDataException>(() => MessageBinary.Read(old));
     }
 
@@ -87,8 +103,9 @@ public sealed class MessageBinaryTests
         var buffer = new ArrayBufferWriter<byte>();
         MessageBinary.Write(buffer, message);
 
-        // Version 2 is version 3 without the ordering key (null: 4 bytes) and the commit sequence (8) at the end.
-        var old = buffer.WrittenSpan.ToArray()[..^12];
+        // Version 2 is version 4 without the ordering key (null: 4 bytes), the commit sequence (8), the
+        // member count (4) and the null transaction (4) at the end.
+        var old = buffer.WrittenSpan.ToArray()[..^20];
         old[0] = 2;
         var read = MessageBinary.Read(old);
 

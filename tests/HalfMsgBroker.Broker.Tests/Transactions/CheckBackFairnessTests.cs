@@ -35,7 +35,8 @@ public sealed class CheckBackFairnessTests(ITestOutputHelper output)
         });
         try
         {
-            await c.Put("/v1/producer-groups/stuck", new { checkUrl = stuck.Url, checkTimeoutMs = 60000 });
+            // Its own cap raised, so what holds it back is the per-host cap and the stall, as before group caps existed.
+            await c.Put("/v1/producer-groups/stuck", new { checkUrl = stuck.Url, checkTimeoutMs = 60000, maxChecksInFlight = 64 });
             for (var i = 0; i < 100; i++) await c.SendHalf("stuck-orders", $"stuck-{i}", group: "stuck");
             await Eventually.Until(() => stuck.Requests.Count >= 32, "the stuck producer holding its host's check slots");
 
