@@ -105,8 +105,16 @@ public sealed class MultiMessageTransactionTests : IAsyncLifetime
         var view = await Eventually.Until(() => _c.Transaction("multi-checked"), v => v.Str("state") == "committed", "the check-back's commit");
         Assert.Equal("check", view.Str("resolvedBy"));
         Assert.All(view["messages"]!.AsArray(), m => Assert.Equal("committed", m.Str("state")));
-        Assert.Equal(2, (await _c.Receive("fulfilment", "orders")).Count);
-        Assert.Single(await _c.Receive("fulfilment", "stock"));
+        // The lookup can show the commit a moment before its deliveries are live (they go live once it is
+        // on disk), so the receives wait for them.
+        var orders = new List<string?>();
+        await Eventually.Until(async () =>
+        {
+            orders.AddRange((await _c.Receive("fulfilment", "orders", wait: 1)).Select(m => m.Str("messageId")));
+            return orders.Count;
+        }, n => n >= 2, "both orders messages");
+        Assert.Equal(2, orders.Count);
+        Assert.Single(await _c.Receive("fulfilment", "stock", wait: 1));
         // One call for the transaction, about its first message; nothing else of it is ever due again.
         var call = Assert.Single(checker.Requests);
         Assert.Equal("multi-checked", call.Body.Str("transactionId"));
