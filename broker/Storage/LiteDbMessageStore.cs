@@ -61,8 +61,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
             _deadLetters.EnsureIndex(DeadLetterCodec.MessageField, "$." + DeadLetterCodec.MessageField);
             _deadLetters.EnsureIndex(DeadLetterCodec.DeadLetteredAtField, "$." + DeadLetterCodec.DeadLetteredAtField);
             LookupMigration.Run(_db, _messages, _deadLetters, notice);
-            QueueKeyMigration.Run(_db, _messages, _meta, notice);
-            ReplayKeyMigration.Run(_db, _messages, _meta, notice);
+            StoredMessageMigrations.Run(_db, _messages, _meta, notice);
         }
         catch
         {

@@ -25,7 +25,7 @@ internal static class MessageCodec
     /// <summary>Open (committed, deliveries still to make): <c>o:&lt;id as 32 hex digits&gt;</c>, unique, so recovery reads it in chunks.</summary>
     public const string OpenPrefix = "o:";
 
-    /// <summary>How open messages were filed before 2026-11-30 (all under one key); rewritten once by <see cref="QueueKeyMigration"/>.</summary>
+    /// <summary>How open messages were filed before 2026-11-30 (all under one key); rewritten once by <see cref="StoredMessageMigrations"/>.</summary>
     public const string LegacyOpen = "o";
 
     public static string OpenKey(Guid id) => OpenPrefix + IdKey(id);

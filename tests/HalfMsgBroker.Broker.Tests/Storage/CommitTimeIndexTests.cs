@@ -104,4 +104,35 @@ public sealed class CommitTimeIndexTests : IDisposable
         using var again = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add);
         Assert.Empty(notices);
     }
+
+    [Fact]
+    public void Two_pending_migrations_share_one_read_of_the_stored_messages()
+    {
+        var committed = Message("orders", MessageState.Committed, 200);
+        using (var store = new LiteDbMessageStore(_path, Durability.Process))
+        {
+            store.RunBatch(() => store.Insert(committed));
+        }
+        // A file from before both: the committed message filed under the old shared open key and not in the commit-time index.
+        using (var db = new LiteDatabase(new ConnectionString { Filename = Path.Combine(_path, "broker.db") }))
+        {
+            var messages = db.GetCollection("messages");
+            var doc = messages.FindById(committed.Id);
+            doc[MessageCodec.QueueField] = MessageCodec.LegacyOpen;
+            Assert.True(doc.Remove(MessageCodec.ReplayField));
+            messages.Update(doc);
+            Assert.True(db.GetCollection("meta").Delete("queueKeysV2"));
+            Assert.True(db.GetCollection("meta").Delete("replayKeysV1"));
+        }
+
+        var notices = new List<string>();
+        using (var reopened = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add))
+        {
+            Assert.Equal(2, notices.Count);
+            Assert.Contains("Read 1 messages and rewrote the queue entries of 1 and added 1 to the commit-time index", notices[1], StringComparison.Ordinal);
+            Assert.Equal([committed.Id], reopened.CommittedOn("orders", 0, 1000, null, 10).Select(r => r.Id));
+        }
+        using var after = new LiteDatabase(new ConnectionString { Filename = Path.Combine(_path, "broker.db") });
+        Assert.NotEqual(MessageCodec.LegacyOpen, after.GetCollection("messages").FindById(committed.Id)[MessageCodec.QueueField].AsString);
+    }
 }

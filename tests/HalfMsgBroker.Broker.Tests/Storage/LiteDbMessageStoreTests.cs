@@ -103,8 +103,8 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         var notices = new List<string>();
         using (var store = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add))
         {
-            notices.RemoveAll(n => n.Contains("queue entries", StringComparison.Ordinal)); // QueueKeyMigration, tested on its own
-            notices.RemoveAll(n => n.Contains("commit-time index", StringComparison.Ordinal)); // ReplayKeyMigration, tested on its own
+            notices.RemoveAll(n => n.Contains("queue entries", StringComparison.Ordinal)); // StoredMessageMigrations, tested on their own
+            notices.RemoveAll(n => n.Contains("commit-time index", StringComparison.Ordinal)); // StoredMessageMigrations, tested on their own
             Assert.Equal(2, notices.Count); // before (it may take minutes) and after
             Assert.Contains("IgnoreCase", notices[0], StringComparison.Ordinal);
             Assert.StartsWith("Rebuilt", notices[1], StringComparison.Ordinal);

@@ -252,8 +252,8 @@ public sealed class StoreListingTests : IDisposable
         var notices = new List<string>();
         using (var store = new LiteDbMessageStore(_path, Durability.Process, notice: notices.Add))
         {
-            notices.RemoveAll(n => n.Contains("queue entries", StringComparison.Ordinal)); // QueueKeyMigration, tested on its own
-            notices.RemoveAll(n => n.Contains("commit-time index", StringComparison.Ordinal)); // ReplayKeyMigration, tested on its own
+            notices.RemoveAll(n => n.Contains("queue entries", StringComparison.Ordinal)); // StoredMessageMigrations, tested on their own
+            notices.RemoveAll(n => n.Contains("commit-time index", StringComparison.Ordinal)); // StoredMessageMigrations, tested on their own
             Assert.Equal(2, notices.Count);
             Assert.StartsWith("Rewrote the lookup entries of 2 messages", notices[1], StringComparison.Ordinal);
             Assert.Equal([keyed.Id, dead.Id], Ids(store.FindByKey("order-1", null, null, 10)));
