@@ -62,7 +62,7 @@ internal static class TransactionApi
                 itemErrors.Add("producerGroup", $"a transaction has one producer group: omit it or use '{dto.ProducerGroup}'");
             }
             messages[i] = ProducerApi.Message(item.Topic ?? "", item.Tag, item.Keys, item.Properties, item.Body, item.DelaySeconds, item.DeliverAt,
-                http.Request, itemErrors, time);
+                http.Request, itemErrors, time) with { OrderingKey = itemErrors.OrderingKey(item.OrderingKey) };
             errors.AddAll($"messages[{i}].", itemErrors);
         }
         if (errors.Any) return errors.ToProblem();

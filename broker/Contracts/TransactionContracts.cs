@@ -25,6 +25,7 @@ public sealed record TransactionMessageItem
     public Dictionary<string, string?>? Properties { get; init; }
     public int? DelaySeconds { get; init; }
     public string? DeliverAt { get; init; }
+    public string? OrderingKey { get; init; }
 }
 
 public sealed record TransactionMessageRef(string MessageId, string Topic);

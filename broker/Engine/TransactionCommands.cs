@@ -51,6 +51,7 @@ internal sealed class SendTransaction(NewTransaction input) : StoreCommand<Trans
                 BornAt = ctx.Now,
                 DeliverAt = m.DeliverAt,
                 TraceParent = m.TraceParent,
+                OrderingKey = m.OrderingKey,
                 ProducerGroup = input.ProducerGroup,
                 State = MessageState.Prepared,
             });

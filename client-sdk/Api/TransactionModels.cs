@@ -10,13 +10,15 @@ namespace HalfMsgBroker.Client;
 /// <param name="Keys">Optional business keys.</param>
 /// <param name="Properties">Optional string properties.</param>
 /// <param name="Delay">Optional delay (0 to 24 h, whole seconds: a fraction rounds up), counted from the send as for a half message: once committed, the message is delivered no earlier.</param>
+/// <param name="OrderingKey">Messages of the topic with the same key reach each consumer group one at a time, in commit order; a transaction's messages commit in the order given (1–128 chars).</param>
 public sealed record TransactionMessage(
     string Topic,
     JsonElement Body,
     string? Tag = null,
     IReadOnlyList<string>? Keys = null,
     IReadOnlyDictionary<string, string>? Properties = null,
-    [property: JsonPropertyName("delaySeconds"), JsonConverter(typeof(NullableSecondsJsonConverter))] TimeSpan? Delay = null);
+    [property: JsonPropertyName("delaySeconds"), JsonConverter(typeof(NullableSecondsJsonConverter))] TimeSpan? Delay = null,
+    string? OrderingKey = null);
 
 /// <summary>Body of <c>POST /v1/transactions</c>: 1–100 messages prepared, committed and checked as one transaction.</summary>
 /// <param name="ProducerGroup">The producer group whose check URL resolves the transaction.</param>

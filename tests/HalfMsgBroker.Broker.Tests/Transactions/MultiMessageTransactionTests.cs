@@ -206,4 +206,46 @@ public sealed class MultiMessageTransactionTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, allowed.Status);
         Assert.Equal(HttpStatusCode.OK, (await producer.Post("/v1/transactions/scoped/commit")).Status);
     }
+
+    [Fact]
+    public async Task Ordering_keys_on_a_transactions_messages_deliver_them_in_the_transactions_order_one_at_a_time()
+    {
+        var sent = await _c.Post("/v1/transactions", new
+        {
+            producerGroup = "order-service",
+            transactionId = "multi-ordered",
+            checkImmunitySeconds = 3600,
+            messages = new object[]
+            {
+                new { topic = "orders", body = new { step = 1 }, orderingKey = "order-7" },
+                new { topic = "orders", body = new { step = 2 }, orderingKey = "order-7" },
+            },
+        });
+        Assert.Equal(HttpStatusCode.Created, sent.Status);
+        var ids = sent.Json["messages"]!.AsArray().Select(m => m.Str("messageId")).ToList();
+        Assert.Equal("order-7", (await _c.Get($"/v1/messages/{ids[1]}")).Json.Str("orderingKey"));
+        Assert.Equal("committed", (await _c.Post("/v1/transactions/multi-ordered/commit")).Json.Str("state"));
+
+        // One at a time: the second only once the first is acked.
+        var first = Assert.Single(await _c.Receive("fulfilment", "orders", wait: 2));
+        Assert.Equal(ids[0], first.Str("messageId"));
+        Assert.Empty(await _c.Receive("fulfilment", "orders"));
+        Assert.True((int)(await _c.Ack("fulfilment", first.Str("receiptHandle")!)).Status < 300, "the ack is taken");
+        var second = Assert.Single(await _c.Receive("fulfilment", "orders", wait: 2));
+        Assert.Equal(ids[1], second.Str("messageId"));
+    }
+
+    [Fact]
+    public async Task A_bad_ordering_key_on_a_transactions_message_is_refused_and_nothing_is_stored()
+    {
+        var refused = await _c.Post("/v1/transactions", new
+        {
+            producerGroup = "order-service",
+            transactionId = "multi-bad-key",
+            messages = new object[] { new { topic = "orders", body = new { step = 1 }, orderingKey = new string('k', 129) } },
+        });
+        Assert.Equal(HttpStatusCode.BadRequest, refused.Status);
+        Assert.Contains("messages[0].orderingKey", refused.Json.Str("detail"), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.NotFound, (await _c.Get("/v1/transactions/multi-bad-key")).Status);
+    }
 }
