@@ -154,6 +154,14 @@ public sealed class RelayClient : IAsyncDisposable
 
     public bool HangAfterAnswer { get; set; }
 
+    /// <summary>When set, every send waits for it first (say, until another relay has had an answer).</summary>
+    public Task? HoldSendsUntil { get; set; }
+
+    private readonly TaskCompletionSource _answered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes with this client's first answer from the broker.</summary>
+    public Task Answered => _answered.Task;
+
     private int _held;
 
     /// <summary>Answers sent to the broker and held back (<see cref="HangAfterAnswer"/>).</summary>
@@ -191,10 +199,16 @@ public sealed class RelayClient : IAsyncDisposable
                 request.RequestUri = new UriBuilder(request.RequestUri!) { Host = target.Host, Port = target.Port }.Uri;
             }
 
+            if (owner.HoldSendsUntil is { } hold)
+            {
+                await hold.WaitAsync(cancellationToken);
+            }
+
             using (owner.Log.Begin(key))
             {
                 var response = await base.SendAsync(request, cancellationToken);
                 owner.Log.Answers.Enqueue((key, owner.Name, (int)response.StatusCode, DateTimeOffset.UtcNow));
+                owner._answered.TrySetResult();
                 if (owner.HangAfterAnswer)
                 {
                     Interlocked.Increment(ref owner._held);
