@@ -61,7 +61,8 @@ internal static class PullApi
             }
             messages.Add(new ReceivedMessage(
                 payload.Id.ToString(), handles.Issue(payload.Id, lease.Nonce, group), payload.Topic, payload.Tag, payload.Keys,
-                payload.Properties, new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), payload.TraceParent));
+                payload.Properties, new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), payload.TraceParent,
+                lease.Entry.Order?.Key));
         }
         return TypedResults.Json(new ReceiveResponse(messages), BrokerJsonContext.Default.ReceiveResponse);
     }

@@ -61,7 +61,8 @@ public sealed record ReceivedMessage(
     RawJson Body,
     int Attempt,
     DateTime BornAt,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? TraceParent = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? TraceParent = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? OrderingKey = null);
 
 public sealed record ReceiveResponse(IReadOnlyList<ReceivedMessage> Messages);
 
@@ -122,4 +123,5 @@ public sealed record PushBody(
     RawJson Body,
     int Attempt,
     DateTime BornAt,
-    string ConsumerGroup);
+    string ConsumerGroup,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? OrderingKey = null);

@@ -145,7 +145,7 @@ internal sealed class PushDeliveryService(
 
             var body = JsonSerializer.SerializeToUtf8Bytes(
                 new PushBody(payload.Id.ToString(), payload.Topic, payload.Tag, payload.Keys, payload.Properties,
-                    new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), queue.Group),
+                    new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), queue.Group, entry.Order?.Key),
                 BrokerJsonContext.Default.PushBody);
             var signing = CallSigning.For(_brokerSecrets, subscription.Signing, payload.Id, time.GetUtcNow().ToUnixTimeMilliseconds());
             using var activity = BrokerTracing.StartCall("push", payload.TraceParent, payload.Topic, payload.Id, queue.Group);

@@ -343,6 +343,7 @@ internal sealed record ReceiveRequest(int MaxMessages = 16, int WaitSeconds = 20
 /// <param name="Attempt">1 for the first delivery.</param>
 /// <param name="BornAt">When the message was sent.</param>
 /// <param name="TraceParent">The producer's W3C <c>traceparent</c>, when its send carried one.</param>
+/// <param name="OrderingKey">The message's ordering key, when it was sent with one.</param>
 public sealed record ReceivedMessageData(
     string MessageId,
     string ReceiptHandle,
@@ -353,7 +354,8 @@ public sealed record ReceivedMessageData(
     JsonElement Body,
     int Attempt,
     DateTimeOffset BornAt,
-    string? TraceParent = null);
+    string? TraceParent = null,
+    string? OrderingKey = null);
 
 /// <summary>Answer to a pull receive.</summary>
 /// <param name="Messages">The messages; empty when none came within the wait.</param>
@@ -505,6 +507,7 @@ internal sealed record TransactionCheckResponse(LocalTransactionState State, int
 /// <param name="Attempt">1 for the first delivery.</param>
 /// <param name="BornAt">When the message was sent.</param>
 /// <param name="ConsumerGroup">The consumer group this delivery is for.</param>
+/// <param name="OrderingKey">The message's ordering key, when it was sent with one.</param>
 internal sealed record PushRequest(
     string MessageId,
     string Topic,
@@ -514,7 +517,8 @@ internal sealed record PushRequest(
     JsonElement Body,
     int Attempt,
     DateTimeOffset BornAt,
-    string ConsumerGroup);
+    string ConsumerGroup,
+    string? OrderingKey = null);
 
 /// <summary>An RFC 9457 problem-details answer from the broker.</summary>
 /// <param name="Type">Problem type URI.</param>

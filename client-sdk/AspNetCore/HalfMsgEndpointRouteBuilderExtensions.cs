@@ -169,7 +169,7 @@ public static class HalfMsgEndpointRouteBuilderExtensions
                     push.Body,
                     push.Attempt,
                     push.BornAt,
-                    push.ConsumerGroup);
+                    push.ConsumerGroup) { OrderingKey = push.OrderingKey };
             }
             catch (JsonException ex)
             {

@@ -61,6 +61,9 @@ public sealed class ReceivedMessage
     /// <summary>When the message was sent.</summary>
     public DateTimeOffset BornAt => Data.BornAt;
 
+    /// <summary>The message's ordering key, if it was sent with one: the group gets the key's messages one at a time, in commit order.</summary>
+    public string? OrderingKey => Data.OrderingKey;
+
     /// <summary>Deserializes the body.</summary>
     /// <typeparam name="T">The body type.</typeparam>
     /// <returns>The body.</returns>
@@ -70,7 +73,7 @@ public sealed class ReceivedMessage
     /// <typeparam name="T">The body type.</typeparam>
     /// <returns>The delivery.</returns>
     public HalfMsgDelivery<T> ToDelivery<T>() =>
-        new(MessageId, Topic, Tag, Keys, Properties, GetBody<T>(), Body, Attempt, BornAt, ConsumerGroup);
+        new(MessageId, Topic, Tag, Keys, Properties, GetBody<T>(), Body, Attempt, BornAt, ConsumerGroup) { OrderingKey = OrderingKey };
 
     /// <summary>Acks the message. Not retried automatically.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -127,7 +130,11 @@ public sealed record HalfMsgDelivery<T>(
     JsonElement RawBody,
     int Attempt,
     DateTimeOffset BornAt,
-    string ConsumerGroup);
+    string ConsumerGroup)
+{
+    /// <summary>The message's ordering key, if it was sent with one: the group gets the key's messages one at a time, in commit order.</summary>
+    public string? OrderingKey { get; init; }
+}
 
 /// <summary>Handles messages of one topic, by push (<c>MapHalfMsgPush</c>) or pull (<c>AddPullConsumer</c>).</summary>
 /// <typeparam name="T">The body type.</typeparam>

@@ -42,6 +42,7 @@ public sealed class ReplayClientTests(BrokerFixture broker)
 
         var got = Assert.Single(await broker.Client.ReceiveAsync(_group, _topic, wait));
         Assert.Equal(first.MessageId, got.MessageId); // committed first
+        Assert.Equal("customer-1", got.OrderingKey);
         Assert.Empty(await broker.Client.ReceiveAsync(_group, _topic, new ReceiveOptions { WaitTime = TimeSpan.Zero }));
         Assert.True(await got.AckAsync());
         Assert.Equal(half.MessageId, Assert.Single(await broker.Client.ReceiveAsync(_group, _topic, wait)).MessageId);

@@ -119,9 +119,11 @@ public sealed class OrderedDeliveryTests : IDisposable
         var book = new OrderBook(keys, perKey);
         var random = new Random(7);
         var failures = 0;
+        var wrongKeys = 0;
         await using var receiver = await TestReceiver.Start((r, _) =>
         {
             int key = r.Body["body"]!.Int("k"), n = r.Body["body"]!.Int("n");
+            if (r.Body.Str("orderingKey") != $"key-{key}") Interlocked.Increment(ref wrongKeys);
             book.HandedOut(key, n);
             bool fail;
             lock (random) fail = random.NextDouble() < 0.3;
@@ -137,6 +139,7 @@ public sealed class OrderedDeliveryTests : IDisposable
         await Eventually.Until(() => book.Done, "every key pushed through", TimeSpan.FromMinutes(2));
         Assert.Empty(book.Violations);
         Assert.True(failures > 0);
+        Assert.Equal(0, Volatile.Read(ref wrongKeys)); // each push body names its ordering key
     }
 
     [Fact]

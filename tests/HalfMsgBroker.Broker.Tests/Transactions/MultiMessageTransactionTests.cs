@@ -229,6 +229,7 @@ public sealed class MultiMessageTransactionTests : IAsyncLifetime
         // One at a time: the second only once the first is acked.
         var first = Assert.Single(await _c.Receive("fulfilment", "orders", wait: 2));
         Assert.Equal(ids[0], first.Str("messageId"));
+        Assert.Equal("order-7", first.Str("orderingKey"));
         Assert.Empty(await _c.Receive("fulfilment", "orders"));
         Assert.True((int)(await _c.Ack("fulfilment", first.Str("receiptHandle")!)).Status < 300, "the ack is taken");
         var second = Assert.Single(await _c.Receive("fulfilment", "orders", wait: 2));
