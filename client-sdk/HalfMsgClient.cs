@@ -227,6 +227,16 @@ public sealed class HalfMsgClient : IHalfMsgClient
             HalfMsgLimits.ThrowIfOutsideMs(timeout, HalfMsgLimits.MinCallTimeout, HalfMsgLimits.MaxCallTimeout, nameof(request) + ".CheckTimeout");
         }
 
+        if (request.MaxChecksInFlight is { } inFlight)
+        {
+            HalfMsgLimits.ThrowIfOutside(inFlight, 1, 1000, nameof(request) + ".MaxChecksInFlight");
+        }
+
+        if (request.MaxChecksPerSecond is { } perSecond)
+        {
+            HalfMsgLimits.ThrowIfOutside(perSecond, 0, 100_000, nameof(request) + ".MaxChecksPerSecond");
+        }
+
         return Api.PutProducerGroupAsync(producerGroup, request, cancellationToken);
     }
 

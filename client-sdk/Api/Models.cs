@@ -264,18 +264,26 @@ public sealed record TransactionList(IReadOnlyList<TransactionInfo> Transactions
 /// <summary>Body of <c>PUT /v1/producer-groups/{group}</c>.</summary>
 /// <param name="CheckUrl">Where the broker sends check-backs.</param>
 /// <param name="CheckTimeout">How long a check-back may take (100 ms to 60 s; null for the broker's 3 s).</param>
+/// <param name="MaxChecksInFlight">Check calls outstanding to the group at once (1 to 1000); null keeps the group's (the broker's default, 4, for a new group).</param>
+/// <param name="MaxChecksPerSecond">Check calls the group gets per second at most (0 = no limit, up to 100,000); null keeps the group's.</param>
 public sealed record ProducerGroupRequest(
     Uri? CheckUrl,
-    [property: JsonPropertyName("checkTimeoutMs"), JsonConverter(typeof(NullableMillisecondsJsonConverter))] TimeSpan? CheckTimeout = null);
+    [property: JsonPropertyName("checkTimeoutMs"), JsonConverter(typeof(NullableMillisecondsJsonConverter))] TimeSpan? CheckTimeout = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MaxChecksInFlight = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] int? MaxChecksPerSecond = null);
 
 /// <summary>A stored producer group.</summary>
 /// <param name="ProducerGroup">The group name.</param>
 /// <param name="CheckUrl">Its check URL, if any.</param>
 /// <param name="CheckTimeout">Its check timeout.</param>
+/// <param name="MaxChecksInFlight">Check calls outstanding to it at once, at most (the limit in effect).</param>
+/// <param name="MaxChecksPerSecond">Check calls per second at most; null for no limit.</param>
 public sealed record ProducerGroupInfo(
     string ProducerGroup,
     Uri? CheckUrl,
-    [property: JsonPropertyName("checkTimeoutMs"), JsonConverter(typeof(MillisecondsJsonConverter))] TimeSpan CheckTimeout);
+    [property: JsonPropertyName("checkTimeoutMs"), JsonConverter(typeof(MillisecondsJsonConverter))] TimeSpan CheckTimeout,
+    int MaxChecksInFlight = 0,
+    int? MaxChecksPerSecond = null);
 
 /// <summary>Push settings of a subscription.</summary>
 /// <param name="Url">Where the broker POSTs each message.</param>

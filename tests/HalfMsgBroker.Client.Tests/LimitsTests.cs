@@ -83,6 +83,14 @@ public sealed class LimitsTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_producer_groups_check_limits_match_the_broker()
+    {
+        await OutOfRange(() => _client.PutProducerGroupAsync("p", new ProducerGroupRequest(null, MaxChecksInFlight: 0)), "request.MaxChecksInFlight", "between 1 and 1000");
+        await OutOfRange(() => _client.PutProducerGroupAsync("p", new ProducerGroupRequest(null, MaxChecksPerSecond: 100_001)), "request.MaxChecksPerSecond", "between 0 and 100000");
+        await Sent(() => _client.PutProducerGroupAsync("p", new ProducerGroupRequest(null, MaxChecksInFlight: 1000, MaxChecksPerSecond: 0)));
+    }
+
+    [Fact]
     public async Task Batch_and_page_sizes_match_the_broker()
     {
         var messages = Enumerable.Range(0, 101).Select(i => new SendMessageBatchItem("t", JsonSerializer.SerializeToElement(i))).ToList();

@@ -101,4 +101,17 @@ public sealed class MultiMessageTransactionTests(BrokerFixture broker) : IDispos
         Assert.Single(await ReceiveAllAsync(_stock, 1));
         Assert.Single(_db.CheckAnswers, a => a.TransactionId == transactionId);
     }
+
+    [Fact]
+    public async Task A_producer_groups_check_limits_are_set_and_shown_and_kept_by_a_put_without_them()
+    {
+        var set = await broker.Client.PutProducerGroupAsync(_group, new ProducerGroupRequest(new Uri("http://127.0.0.1:9/check"), MaxChecksInFlight: 2, MaxChecksPerSecond: 20));
+        Assert.Equal((2, (int?)20), (set.MaxChecksInFlight, set.MaxChecksPerSecond));
+
+        // What the SDK's own registration does at every start: a PUT of the check URL alone keeps the limits.
+        var again = await broker.Client.PutProducerGroupAsync(_group, new ProducerGroupRequest(new Uri("http://127.0.0.1:9/check")));
+        Assert.Equal((2, (int?)20), (again.MaxChecksInFlight, again.MaxChecksPerSecond));
+        var shown = await broker.Client.GetProducerGroupAsync(_group);
+        Assert.Equal((2, (int?)20), (shown.MaxChecksInFlight, shown.MaxChecksPerSecond));
+    }
 }
