@@ -30,6 +30,24 @@ internal abstract class DeliveryChange<TResult> : StoreCommand<TResult>
         }
         return message;
     }
+
+    /// <summary>
+    /// Applies a transition that starts the group's delivery over (redrive, replay) to each message and,
+    /// once stored, puts the delivery back in the queue with a fresh attempt count.
+    /// </summary>
+    /// <returns>How many deliveries were started over.</returns>
+    protected static int StartOver(WriteContext ctx, IReadOnlyList<Guid> ids, string group, Func<StoredDelivery, bool> transition)
+    {
+        var started = 0;
+        foreach (var id in ids)
+        {
+            if (Changed(ctx, id, group, transition) is not { } message) continue;
+            started++;
+            var payload = MessagePayload.From(message);
+            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload, message.OrderingKey, message.CommitSeq));
+        }
+        return started;
+    }
 }
 
 internal readonly record struct AckItem(Guid MessageId, string Group, int Attempts);
@@ -83,18 +101,7 @@ internal sealed class DropDeliveries(string group, IReadOnlyList<Guid> ids) : St
 /// <summary>Puts dead letters back for delivery with a fresh attempt count (ids that are no dead letter of the group are skipped).</summary>
 internal sealed class RedriveDeadLetters(string group, IReadOnlyList<Guid> ids) : DeliveryChange<int>
 {
-    protected override int Run(WriteContext ctx)
-    {
-        var redriven = 0;
-        foreach (var id in ids)
-        {
-            if (Changed(ctx, id, group, DeliveryLifecycle.Redrive) is not { } message) continue;
-            redriven++;
-            var payload = MessagePayload.From(message);
-            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload, message.OrderingKey, message.CommitSeq));
-        }
-        return redriven;
-    }
+    protected override int Run(WriteContext ctx) => StartOver(ctx, ids, group, DeliveryLifecycle.Redrive);
 }
 
 /// <summary>Deletes dead letters for good (ids that are no dead letter of the group are skipped).</summary>

@@ -11,18 +11,7 @@ namespace HalfMsgBroker.Engine;
 /// </summary>
 internal sealed class ReplayDeliveries(string group, IReadOnlyList<Guid> ids) : DeliveryChange<int>
 {
-    protected override int Run(WriteContext ctx)
-    {
-        var replayed = 0;
-        foreach (var id in ids)
-        {
-            if (Changed(ctx, id, group, DeliveryLifecycle.Replay) is not { } message) continue;
-            replayed++;
-            var payload = MessagePayload.From(message);
-            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload, message.OrderingKey, message.CommitSeq));
-        }
-        return replayed;
-    }
+    protected override int Run(WriteContext ctx) => StartOver(ctx, ids, group, DeliveryLifecycle.Replay);
 }
 
 /// <summary>Retry-now: the group's deliveries of these messages that wait for a retry backoff are due at once.</summary>
