@@ -1,3 +1,4 @@
+using HalfMsgBroker.Tests.Shared;
 using Npgsql;
 
 namespace HalfMsgBroker.Client.Tests;

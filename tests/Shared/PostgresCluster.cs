@@ -2,10 +2,10 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 
-namespace HalfMsgBroker.Client.Tests;
+namespace HalfMsgBroker.Tests.Shared;
 
 /// <summary>
-/// A private PostgreSQL cluster for one test class: initdb into a temp folder, postgres on a free
+/// A private PostgreSQL cluster for a test class (or a whole test run): initdb into a temp folder, postgres on a free
 /// 127.0.0.1 port (and a socket in that folder), stopped by its PID and deleted afterwards. As root it
 /// runs as the <c>postgres</c> user, since PostgreSQL refuses root.
 /// </summary>
@@ -30,6 +30,22 @@ public sealed class PostgresCluster : IAsyncLifetime
 
     public string ConnectionString { get; private set; } = "";
 
+    private int _databases;
+
+    /// <summary>
+    /// Creates an empty database of its own (tests that share one cluster stay apart) and returns a
+    /// connection string to it.
+    /// </summary>
+    public async Task<string> CreateDatabaseAsync(string prefix = "t")
+    {
+        var name = $"{prefix}_{Interlocked.Increment(ref _databases)}_{Guid.NewGuid():N}"[..Math.Min(63, prefix.Length + 34)];
+        await using var connection = new Npgsql.NpgsqlConnection(ConnectionString);
+        await connection.OpenAsync();
+        await using var create = new Npgsql.NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+        await create.ExecuteNonQueryAsync();
+        return new Npgsql.NpgsqlConnectionStringBuilder(ConnectionString) { Database = name }.ConnectionString;
+    }
+
     public async Task InitializeAsync()
     {
         if (Unavailable is not null)
@@ -48,7 +64,7 @@ public sealed class PostgresCluster : IAsyncLifetime
         var port = FreePort();
         await RunPostgresToolAsync(
             "pg_ctl", "-D", data, "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60", "start",
-            "-o", $"-c listen_addresses=127.0.0.1 -p {port} -k {_folder} -c fsync=off -c max_connections=40");
+            "-o", $"-c listen_addresses=127.0.0.1 -p {port} -k {_folder} -c fsync=off -c max_connections=200");
         _pid = int.Parse((await File.ReadAllLinesAsync(Path.Combine(data, "postmaster.pid")))[0], System.Globalization.CultureInfo.InvariantCulture);
         ConnectionString = $"Host=127.0.0.1;Port={port};Username=halfmsg;Database=postgres;Timeout=30;Command Timeout=30";
     }
