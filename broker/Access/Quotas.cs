@@ -10,7 +10,7 @@ namespace HalfMsgBroker.Access;
 /// no client can grow its memory and storage without bound. Checked before the change is submitted:
 /// concurrent creations can overshoot a limit by at most their number.
 /// </summary>
-internal sealed class Quotas(IMessageStore store, DeliveryRegistry registry, IOptions<QuotaOptions> options)
+internal sealed class Quotas(IMessageLog log, IStoreMonitoring store, DeliveryRegistry registry, IOptions<QuotaOptions> options)
 {
     private readonly QuotaOptions _limits = options.Value;
     private readonly Lock _init = new();
@@ -36,7 +36,7 @@ internal sealed class Quotas(IMessageStore store, DeliveryRegistry registry, IOp
 
     public string? ProducerGroupRefused(string name)
     {
-        if (store.GetProducerGroup(name) is not null) return null;
+        if (log.GetProducerGroup(name) is not null) return null;
         var count = store.ProducerGroupCount();
         return count < _limits.MaxProducerGroups ? null
             : $"The broker holds {count} producer groups, its limit (Broker:Quotas:MaxProducerGroups).";

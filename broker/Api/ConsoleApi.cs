@@ -95,7 +95,7 @@ internal static class ConsoleApi
         return read.Problem is not null ? (null, read.Problem) : AuditReason.Read(request, read.Value?.Reason);
     }
 
-    private static IResult ListConsumerGroups(DeliveryRegistry registry, IMessageStore store, TimeProvider time)
+    private static IResult ListConsumerGroups(DeliveryRegistry registry, IStoreMonitoring store, TimeProvider time)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var groups = registry.All
@@ -112,7 +112,7 @@ internal static class ConsoleApi
         return TypedResults.Json(new ConsumerGroupList(groups), BrokerJsonContext.Default.ConsumerGroupList);
     }
 
-    private static IResult ListProducerGroups(IMessageStore store, TimeProvider time, IOptions<BrokerOptions> options)
+    private static IResult ListProducerGroups(IStoreMonitoring store, TimeProvider time, IOptions<BrokerOptions> options)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var groups = store.ProducerGroups().Select(g => SubscriptionApi.ToView(g, null, now, options.Value.Transactions)).ToList();

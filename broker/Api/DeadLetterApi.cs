@@ -20,7 +20,7 @@ internal static class DeadLetterApi
         group.MapDelete("/", DeleteAllAsync).Produces<DeleteResponse>().ProducesProblem(400);
     }
 
-    private static IResult List(string group, IMessageStore store, string? topic = null, int? limit = null, string? after = null)
+    private static IResult List(string group, IStoreMonitoring store, string? topic = null, int? limit = null, string? after = null)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
@@ -42,7 +42,7 @@ internal static class DeadLetterApi
     }
 
     private static async Task<IResult> RedriveAsync(
-        string group, HttpContext http, StoreWriter writer, IMessageStore store, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct)
+        string group, HttpContext http, StoreWriter writer, IStoreMonitoring store, AuditLog audit, IOptions<BrokerOptions> options, CancellationToken ct)
     {
         var request = http.Request;
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
@@ -89,7 +89,7 @@ internal static class DeadLetterApi
     }
 
     private static async Task<IResult> DeleteAllAsync(
-        string group, HttpContext http, StoreWriter writer, IMessageStore store, AuditLog audit, CancellationToken ct, string? topic = null)
+        string group, HttpContext http, StoreWriter writer, IStoreMonitoring store, AuditLog audit, CancellationToken ct, string? topic = null)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);

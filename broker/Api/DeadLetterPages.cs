@@ -7,7 +7,7 @@ internal static class DeadLetterPages
 {
     /// <returns>The sum of what <paramref name="apply"/> returned for each page.</returns>
     public static async Task<int> ForEachAsync(
-        IMessageStore store, string group, string? topic, Func<IReadOnlyList<Guid>, Task<int>> apply, CancellationToken cancellationToken, int pageSize = 500)
+        IStoreMonitoring store, string group, string? topic, Func<IReadOnlyList<Guid>, Task<int>> apply, CancellationToken cancellationToken, int pageSize = 500)
     {
         var total = 0;
         Guid? after = null;

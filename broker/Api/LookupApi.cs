@@ -16,12 +16,12 @@ internal static class LookupApi
             .Produces<MessageView>().ProducesProblem(400).ProducesProblem(404);
         v1.MapGet("/messages", FindMessages).RequireAuthorization(Policies.ReadMessages)
             .Produces<MessageList>().ProducesProblem(400);
-        v1.MapGet("/topics", (IMessageStore store) => TypedResults.Json(
+        v1.MapGet("/topics", (IStoreMonitoring store) => TypedResults.Json(
             new TopicList(store.TopicCounts().Select(t => new TopicView(t.Topic, t.MessageCount)).ToList()),
             BrokerJsonContext.Default.TopicList)).RequireAuthorization(Policies.Admin).Produces<TopicList>();
     }
 
-    private static IResult GetMessage(string messageId, HttpContext http, IMessageStore store, DeliveryRegistry registry)
+    private static IResult GetMessage(string messageId, HttpContext http, IMessageLog store, DeliveryRegistry registry)
     {
         if (!Guid.TryParse(messageId, out var id)) return Problems.InvalidField("messageId", "must be a messageId as returned by a send");
         var caller = http.Caller();
@@ -39,7 +39,7 @@ internal static class LookupApi
         || (caller.Role == Role.Consumer && registry.SubscriptionsOf(topic).Any(s => caller.MayUseConsumerGroup(s.Group)));
 
     private static IResult FindMessages(
-        HttpContext http, IMessageStore store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null, string? after = null)
+        HttpContext http, IStoreMonitoring store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null, string? after = null)
     {
         var errors = new FieldErrors();
         if (string.IsNullOrEmpty(key) || key.Length > Names.MaxKeyLength) errors.Add("key", $"is required (1-{Names.MaxKeyLength} characters)");

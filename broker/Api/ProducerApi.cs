@@ -139,7 +139,7 @@ internal static class ProducerApi
         };
     }
 
-    private static IResult GetTransaction(string transactionId, HttpContext http, IMessageStore store)
+    private static IResult GetTransaction(string transactionId, HttpContext http, IMessageLog store)
     {
         if (!Identifiers.IsValidTransactionId(transactionId)) return Problems.InvalidField("transactionId", Identifiers.TransactionIdRule);
         var m = store.FindByTransactionId(transactionId);
@@ -149,7 +149,7 @@ internal static class ProducerApi
     }
 
     private static IResult ListTransactions(
-        HttpContext http, IMessageStore store, TimeProvider time, string? state = null, string? producerGroup = null, string? topic = null,
+        HttpContext http, IStoreMonitoring store, TimeProvider time, string? state = null, string? producerGroup = null, string? topic = null,
         int? limit = null, string? after = null, long? minAgeSeconds = null)
     {
         var errors = new FieldErrors();

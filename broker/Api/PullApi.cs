@@ -26,7 +26,7 @@ internal static class PullApi
     }
 
     private static async Task<IResult> ReceiveAsync(
-        string group, string topic, HttpRequest request, DeliveryRegistry registry, IMessageStore store, ReceiptHandles handles,
+        string group, string topic, HttpRequest request, DeliveryRegistry registry, IMessageLog store, ReceiptHandles handles,
         IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);

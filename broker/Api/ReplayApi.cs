@@ -24,7 +24,7 @@ internal static class ReplayApi
     }
 
     private static async Task<IResult> ReplayAsync(
-        string group, string topic, HttpContext http, StoreWriter writer, IMessageStore store, DeliveryRegistry registry, AuditLog audit,
+        string group, string topic, HttpContext http, StoreWriter writer, IStoreMonitoring store, DeliveryRegistry registry, AuditLog audit,
         IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
     {
         if (Invalid(group, topic) is { } invalid) return invalid;

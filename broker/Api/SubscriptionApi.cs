@@ -60,7 +60,7 @@ internal static class SubscriptionApi
             statusCode: result.Created ? 201 : 200);
     }
 
-    private static IResult GetProducerGroup(string group, IMessageStore store, IOptions<BrokerOptions> options, TimeProvider time)
+    private static IResult GetProducerGroup(string group, IMessageLog store, IOptions<BrokerOptions> options, TimeProvider time)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("producerGroup", group);
         return store.GetProducerGroup(group) is { } stored
@@ -122,7 +122,7 @@ internal static class SubscriptionApi
         return TypedResults.NoContent();
     }
 
-    private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IMessageStore store, TimeProvider time)
+    private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IStoreMonitoring store, TimeProvider time)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         var queues = registry.QueuesOf(group).ToList();

@@ -110,7 +110,7 @@ internal static class TransactionApi
     }
 
     /// <summary>A multi-message transaction's view lists its messages (each read by id); any other view is returned as it is.</summary>
-    public static TransactionView WithMessages(TransactionView view, StoredMessage first, IMessageStore store)
+    public static TransactionView WithMessages(TransactionView view, StoredMessage first, IMessageLog store)
     {
         if (first.Members.Length == 0) return view;
         var messages = new List<TransactionMessageView>(first.Members.Length + 1) { new(first.Id.ToString(), first.Topic, StateNames.Of(first.State)) };

@@ -22,7 +22,7 @@ internal sealed class PushDeliveryService(
     DeliveryRegistry registry,
     StoreWriter writer,
     OutboundHttp http,
-    IMessageStore store,
+    IMessageLog store,
     IOptions<BrokerOptions> options,
     TimeProvider time,
     ILogger<PushDeliveryService> logger,

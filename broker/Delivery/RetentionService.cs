@@ -13,7 +13,7 @@ namespace HalfMsgBroker.Delivery;
 /// changed in small batches through the single writer, so live traffic never waits behind a big delete.
 /// </summary>
 internal sealed class RetentionService(
-    IMessageStore store, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, ILogger<RetentionService> logger)
+    IDueTimes store, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, ILogger<RetentionService> logger)
     : BackgroundService
 {
     private const int BatchSize = 256;

@@ -12,7 +12,7 @@ namespace HalfMsgBroker.Engine;
 /// The single writer: requests put commands on a channel; one dedicated thread drains up to
 /// <c>MaxBatchSize</c> of them, runs them as one store batch (group commit: one journal append,
 /// see <see cref="JournaledMessageStore"/>), and only then completes each. No lock is held around
-/// request handling. When the store fsyncs (<see cref="IMessageStore.SyncsSeparately"/>), a second
+/// request handling. When the store fsyncs (<see cref="IMessageLog.SyncsSeparately"/>), a second
 /// thread, the completer, waits for the disk and then publishes each batch's effects and answers its
 /// callers, in batch order, while the writer already builds and writes the next batch: one fsync
 /// then covers every batch written while the previous one was syncing.
@@ -22,7 +22,7 @@ internal sealed class StoreWriter : IDisposable
     private readonly Channel<StoreCommand> _channel = Channel.CreateBounded<StoreCommand>(
         new BoundedChannelOptions(50_000) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
 
-    private readonly IMessageStore _store;
+    private readonly IMessageLog _store;
     private readonly TimeProvider _time;
     private readonly ILogger<StoreWriter> _logger;
     private readonly BrokerMetrics _metrics;
@@ -43,7 +43,7 @@ internal sealed class StoreWriter : IDisposable
     private readonly Channel<WrittenBatch> _written = Channel.CreateBounded<WrittenBatch>(
         new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
 
-    public StoreWriter(IMessageStore store, DeliveryRegistry deliveries, CheckSchedule checks, IOptions<BrokerOptions> options, TimeProvider time, ILogger<StoreWriter> logger, BrokerMetrics metrics)
+    public StoreWriter(IMessageLog store, DeliveryRegistry deliveries, CheckSchedule checks, IOptions<BrokerOptions> options, TimeProvider time, ILogger<StoreWriter> logger, BrokerMetrics metrics)
     {
         _metrics = metrics;
         _store = store;

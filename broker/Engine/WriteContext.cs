@@ -6,12 +6,12 @@ using HalfMsgBroker.Transactions;
 namespace HalfMsgBroker.Engine;
 
 /// <summary>What a command sees while it runs inside a group commit.</summary>
-internal sealed class WriteContext(IMessageStore store, BrokerOptions options, DeliveryRegistry deliveries, CheckSchedule checks)
+internal sealed class WriteContext(IMessageLog store, BrokerOptions options, DeliveryRegistry deliveries, CheckSchedule checks)
 {
     private readonly List<Action> _effects = [];
     private readonly Dictionary<string, long> _topicDeltas = new(StringComparer.Ordinal);
 
-    public IMessageStore Store { get; } = store;
+    public IMessageLog Store { get; } = store;
 
     /// <summary>Messages go through here, not <see cref="Store"/>, so recently written ones are not read back.</summary>
     public WriterMessageCache Messages { get; } = new(store, Math.Max(1024, options.Storage.WriterCacheSize));

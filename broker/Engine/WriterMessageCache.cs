@@ -9,7 +9,7 @@ namespace HalfMsgBroker.Engine;
 /// Only the writer thread uses it, so it can hold the very objects commands mutate; if a batch
 /// fails and rolls back, the whole cache is dropped so it never holds a state that was not stored.
 /// </summary>
-internal sealed class WriterMessageCache(IMessageStore store, int capacity)
+internal sealed class WriterMessageCache(IMessageLog store, int capacity)
 {
     private readonly Dictionary<Guid, StoredMessage> _byId = [];
     private readonly Dictionary<string, Guid> _byTransaction = new(StringComparer.Ordinal);

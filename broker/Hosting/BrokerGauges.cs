@@ -18,7 +18,7 @@ internal sealed class BrokerGauges : IHostedService
     private readonly TimeProvider _time;
 
     public BrokerGauges(
-        BrokerMetrics metrics, IMessageStore store, DeliveryRegistry registry, TimeProvider time,
+        BrokerMetrics metrics, IStoreMonitoring store, DeliveryRegistry registry, TimeProvider time,
         IOptions<TelemetryOptions> options, ILogger<BrokerGauges> logger)
     {
         _registry = registry;

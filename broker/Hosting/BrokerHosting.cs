@@ -73,7 +73,8 @@ public static class BrokerHosting
                 },
                 metrics: sp.GetRequiredService<BrokerMetrics>());
         });
-        services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IMessageStore>().ReceiptKey()));
+        services.AddStorePorts();
+        services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IReceiptKeySource>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();
         services.AddSingleton<DeliveryRegistry>();
         services.AddSingleton<IDeliveryRecorder, DeliveryRecorder>();

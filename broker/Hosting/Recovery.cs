@@ -13,20 +13,20 @@ namespace HalfMsgBroker.Hosting;
 /// nothing: their due times are in the index, and none of them is read.
 /// </summary>
 internal sealed class Recovery(
-    IMessageStore store, DeliveryRegistry registry, StoreWriter writer, BrokerReadiness readiness, TimeProvider time, ILogger<Recovery> logger)
+    IMessageLog log, IDueTimes due, DeliveryRegistry registry, StoreWriter writer, BrokerReadiness readiness, TimeProvider time, ILogger<Recovery> logger)
     : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken)
     {
         var started = time.GetTimestamp();
-        foreach (var subscription in store.Subscriptions()) registry.Upsert(subscription);
+        foreach (var subscription in log.Subscriptions()) registry.Upsert(subscription);
 
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var restored = 0;
         var orphans = new Dictionary<string, List<Guid>>(StringComparer.Ordinal);
         // The open range is in id (birth) order; a key's deliveries must go back in commit order, so keyed ones are sorted first.
         var keyed = new List<(long Seq, SubscriptionQueue Queue, Guid Id, int Attempts, long Due, string Key)>();
-        foreach (var message in store.OpenMessages())
+        foreach (var message in due.OpenMessages())
         {
             foreach (var d in message.Deliveries)
             {

@@ -20,7 +20,7 @@ internal sealed record StoreFigureSnapshot(
 /// and only when someone reads them: a scrape gets the last reading at once and, when it is stale,
 /// starts one new reading in the background. No scrape ever waits on a store query.
 /// </summary>
-internal sealed class StoreFigures(IMessageStore store, DeliveryRegistry registry, TimeProvider time, TimeSpan maxAge, ILogger logger)
+internal sealed class StoreFigures(IStoreMonitoring store, DeliveryRegistry registry, TimeProvider time, TimeSpan maxAge, ILogger logger)
 {
     private StoreFigureSnapshot _current = StoreFigureSnapshot.None;
     private int _refreshing;

@@ -38,7 +38,7 @@ internal static class ConsoleFiles
     public static WebApplicationBuilder AddOperatorConsole(this WebApplicationBuilder builder)
     {
         builder.Services.AddSingleton(sp => new ConsoleFigures(new StoreFigures(
-            sp.GetRequiredService<IMessageStore>(), sp.GetRequiredService<DeliveryRegistry>(), sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<IStoreMonitoring>(), sp.GetRequiredService<DeliveryRegistry>(), sp.GetRequiredService<TimeProvider>(),
             ConsoleFigures.MaxAge, sp.GetRequiredService<ILogger<ConsoleFigures>>())));
         return builder;
     }

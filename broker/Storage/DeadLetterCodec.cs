@@ -12,7 +12,7 @@ public sealed record StorePage<T>(IReadOnlyList<T> Items, Guid? Next);
 /// <summary>
 /// The <c>deadLetters</c> collection: one small document per dead letter, next to the message that
 /// holds the delivery's state. The writer puts or deletes it whenever a delivery enters or leaves
-/// <see cref="DeliveryState.DeadLettered"/> (<see cref="IMessageStore.PutDeadLetter"/>), in the same
+/// <see cref="DeliveryState.DeadLettered"/> (<see cref="IMessageLog.PutDeadLetter"/>), in the same
 /// journal frame and LiteDB transaction as the message. Its keys carry everything a listing or count
 /// needs, so those read the index alone (LiteDB counts and projects key-only on a single-field
 /// index, never on the multi-key <c>lk</c>):

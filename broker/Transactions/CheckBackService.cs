@@ -25,7 +25,8 @@ namespace HalfMsgBroker.Transactions;
 /// is uncounted (<see cref="DeferChecks"/>), so the other groups' checks come up and go out.
 /// </summary>
 internal sealed class CheckBackService(
-    IMessageStore store,
+    IDueTimes store,
+    IMessageLog log,
     StoreWriter writer,
     CheckSchedule schedule,
     OutboundHttp http,
@@ -123,7 +124,7 @@ internal sealed class CheckBackService(
         if (due.Count == 0) return Pass.NothingDue;
 
         var groups = due.Select(m => m.ProducerGroup).OfType<string>().Distinct(StringComparer.Ordinal)
-            .ToDictionary(g => g, store.GetProducerGroup, StringComparer.Ordinal);
+            .ToDictionary(g => g, log.GetProducerGroup, StringComparer.Ordinal);
         var hosts = groups.ToDictionary(g => g.Key, g => FairSlots.HostOf(g.Value?.CheckUrl), StringComparer.Ordinal);
         var begin = new List<(Guid, TimeSpan)>(due.Count);
         var slots = new Dictionary<Guid, (GroupPace Pace, string? Host)>(due.Count);

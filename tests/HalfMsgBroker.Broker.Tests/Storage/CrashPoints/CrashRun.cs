@@ -93,6 +93,7 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
             .AddSingleton(Options.Create(options))
             .AddSingleton(TimeProvider.System)
             .AddSingleton<IMessageStore>(store)
+            .AddStorePorts()
             .AddSingleton<DueScheduler>()
             .AddSingleton<DeliveryRegistry>()
             .AddSingleton<IDeliveryRecorder, DeliveryRecorder>()
