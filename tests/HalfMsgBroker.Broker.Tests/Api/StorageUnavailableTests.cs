@@ -9,6 +9,7 @@ namespace HalfMsgBroker.Tests.Api;
 /// While LiteDB refuses the journaled changes, sends are still stored (the journal holds them) and
 /// queries that need LiteDB's indexes answer 503 with a problem a client can act on, not a 500.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class StorageUnavailableTests : IAsyncLifetime
 {
     private readonly BrokerFactory _factory = new(new Dictionary<string, string?>

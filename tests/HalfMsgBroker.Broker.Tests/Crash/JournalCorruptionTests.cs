@@ -10,6 +10,7 @@ namespace HalfMsgBroker.Tests.Crash;
 /// verify` reports the damage; `journal salvage` quarantines the segment; the broker then serves every
 /// message whose frame is intact.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class JournalCorruptionTests : IDisposable
 {
     private readonly string _dataPath = Path.Combine(Path.GetTempPath(), "halfmsg-corruption", Guid.NewGuid().ToString("N"));

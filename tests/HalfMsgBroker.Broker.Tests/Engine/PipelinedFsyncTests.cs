@@ -11,6 +11,7 @@ namespace HalfMsgBroker.Tests.Engine;
 /// In <c>Fsync</c> mode the writer writes the next group commit while the previous one is being synced;
 /// nothing of a batch is answered or visible before its fsync returns.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class PipelinedFsyncTests
 {
     [Fact]

@@ -11,6 +11,7 @@ namespace HalfMsgBroker.Tests.Storage;
 /// birth of a half message), read from the index alone in pages, and a file written before the index
 /// existed indexed once at open.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class CommitTimeIndexTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-commit-time-tests", Guid.NewGuid().ToString("N"));

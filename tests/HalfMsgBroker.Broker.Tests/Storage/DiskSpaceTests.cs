@@ -12,6 +12,7 @@ namespace HalfMsgBroker.Tests.Storage;
 /// Below <c>Broker:Storage:MinFreeBytes</c> new messages are refused with 507 while everything that
 /// shrinks the backlog goes on, readiness and a gauge say why, and above it sends work again.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class DiskSpaceTests : IAsyncLifetime
 {
     private const long Limit = 100L * 1024 * 1024;

@@ -11,6 +11,7 @@ using Microsoft.Extensions.Hosting;
 namespace HalfMsgBroker.Tests.Storage;
 
 /// <summary>The broker around a failed journal (it answers 503, turns unready and stops) and around a quarantine (it serves, Degraded).</summary>
+[Trait("Storage", "LiteDb")]
 public sealed class JournalFailureHostTests
 {
     private static HttpClient Client(WebApplicationFactory<Program> factory)

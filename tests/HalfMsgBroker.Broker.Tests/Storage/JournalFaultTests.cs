@@ -10,6 +10,7 @@ namespace HalfMsgBroker.Tests.Storage;
 /// What the store does when LiteDB refuses one change (it is quarantined, the rest stored) and when the
 /// journal cannot write or fsync (the batch and every later one fail; nothing is retried on the file).
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class JournalFaultTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-fault-tests", Guid.NewGuid().ToString("N"));

@@ -13,6 +13,7 @@ namespace HalfMsgBroker.Tests.Storage;
 /// refuse the open and change no file; verify reports, salvage applies every intact frame and
 /// quarantines the damaged segment.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class JournalRecoveryTests : IDisposable
 {
     private static readonly TimeSpan Never = TimeSpan.FromHours(1);

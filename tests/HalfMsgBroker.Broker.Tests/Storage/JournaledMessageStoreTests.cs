@@ -5,6 +5,7 @@ using HalfMsgBroker.Tests.Support;
 
 namespace HalfMsgBroker.Tests.Storage;
 
+[Trait("Storage", "LiteDb")]
 public sealed class JournaledMessageStoreTests : IDisposable
 {
     private static readonly TimeSpan Never = TimeSpan.FromHours(1);

@@ -5,6 +5,7 @@ using HalfMsgBroker.Tests.Support;
 namespace HalfMsgBroker.Tests.Storage;
 
 /// <summary>LiteDB's own files around a power cut and a refused start (found by the journal's crash-point suite and by reading LiteDB).</summary>
+[Trait("Storage", "LiteDb")]
 public sealed class LiteDbFileDurabilityTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-litedb-files", Guid.NewGuid().ToString("N"));

@@ -5,6 +5,7 @@ using HalfMsgBroker.Tests.Support;
 
 namespace HalfMsgBroker.Tests.Storage;
 
+[Trait("Storage", "LiteDb")]
 public sealed class LiteDbMessageStoreTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-store-tests", Guid.NewGuid().ToString("N"));

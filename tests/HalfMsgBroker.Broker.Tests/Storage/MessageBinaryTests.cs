@@ -5,6 +5,7 @@ using LiteDB;
 
 namespace HalfMsgBroker.Tests.Storage;
 
+[Trait("Storage", "LiteDb")]
 public sealed class MessageBinaryTests
 {
     [Fact]

@@ -11,6 +11,7 @@ namespace HalfMsgBroker.Tests.Storage;
 /// those, without bodies, in chunks; the check range holds only prepared messages; and files written
 /// before the open range was keyed by id are rewritten once at open.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class OpenRangeTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-open-range-tests", Guid.NewGuid().ToString("N"));

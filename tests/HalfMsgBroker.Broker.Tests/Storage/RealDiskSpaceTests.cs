@@ -10,6 +10,7 @@ namespace HalfMsgBroker.Tests.Storage;
 /// (quiet, unlike the disk that builds share). Filling it past the limit refuses sends; freeing it
 /// takes them again.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class RealDiskSpaceTests : IAsyncLifetime
 {
     private const long Margin = 64L * 1024 * 1024;

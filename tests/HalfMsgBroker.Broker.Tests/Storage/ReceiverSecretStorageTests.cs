@@ -7,6 +7,7 @@ using LiteDB;
 namespace HalfMsgBroker.Tests.Storage;
 
 /// <summary>Producer groups' and subscriptions' signing secrets in their BSON documents.</summary>
+[Trait("Storage", "LiteDb")]
 public sealed class ReceiverSecretStorageTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-secret-tests", Guid.NewGuid().ToString("N"));

@@ -12,6 +12,7 @@ namespace HalfMsgBroker.Tests.Storage;
 /// applies only when an index query asks it to (ApplyDelay of an hour), so each test decides which
 /// messages LiteDB holds and which are still only journaled when a page is read.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class StoreListingTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-listing-tests", Guid.NewGuid().ToString("N"));

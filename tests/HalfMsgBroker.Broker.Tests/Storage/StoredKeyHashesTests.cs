@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace HalfMsgBroker.Tests.Storage;
 
 /// <summary>The writer's count of unique-key hashes, filled in the background after start-up: it may run high, never low.</summary>
+[Trait("Storage", "LiteDb")]
 public sealed class StoredKeyHashesTests
 {
     private readonly object _writeLock = new();

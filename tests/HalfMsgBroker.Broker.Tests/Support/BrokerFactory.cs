@@ -8,6 +8,7 @@ namespace HalfMsgBroker.Tests.Support;
 /// outcomes arrive in milliseconds. Extra settings override the defaults. Access control is on
 /// (ApiKeys mode, <see cref="AdminKey"/>), and <see cref="WebApplicationFactory{T}.CreateClient()"/>
 /// hands out clients that send the admin key, so every test runs the way a production broker does.
+/// The storage provider is the one under test (<see cref="TestStorage"/>).
 /// </summary>
 public sealed class BrokerFactory : WebApplicationFactory<Program>
 {
@@ -31,7 +32,12 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
             ["Broker:Auth:AdminKey"] = AdminKey,
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) _settings[key] = value;
+        _ownsDataPath = _settings["Broker:DataPath"] == DataPath;
+        foreach (var (key, value) in TestStorage.SettingsFor(_settings["Broker:DataPath"]!)) _settings.TryAdd(key, value);
     }
+
+    /// <summary>False when a test chose the data path (to restart on it): its database is the test's to keep.</summary>
+    private readonly bool _ownsDataPath;
 
     public string DataPath { get; }
 
@@ -66,6 +72,7 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
     {
         await base.DisposeAsync();
         TryDelete(DataPath);
+        if (_ownsDataPath) TestStorage.Drop(DataPath);
     }
 
     internal static void TryDelete(string path)

@@ -41,6 +41,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         info.ArgumentList.Add($"--Broker:DataPath={dataPath}");
         info.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
         info.ArgumentList.Add($"--Broker:Auth:AdminKey={BrokerFactory.AdminKey}");
+        foreach (var (key, value) in TestStorage.SettingsFor(dataPath)) info.ArgumentList.Add($"--{key}={value}");
         foreach (var s in settings) info.ArgumentList.Add(s);
 
         var process = Process.Start(info)!;
@@ -78,6 +79,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         foreach (var a in arguments) info.ArgumentList.Add(a);
         info.ArgumentList.Add($"--Broker:DataPath={dataPath}");
         info.ArgumentList.Add($"--Broker:Auth:AdminKey={BrokerFactory.AdminKey}");
+        foreach (var (key, value) in TestStorage.SettingsFor(dataPath)) info.ArgumentList.Add($"--{key}={value}");
         info.ArgumentList.Add("--urls");
         info.ArgumentList.Add($"http://127.0.0.1:{FreePort()}");
         using var process = Process.Start(info)!;

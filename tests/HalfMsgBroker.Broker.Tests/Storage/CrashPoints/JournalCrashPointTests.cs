@@ -8,6 +8,7 @@ namespace HalfMsgBroker.Tests.Storage.CrashPoints;
 /// The journal's randomized crash-point suite (see <see cref="CrashRun"/>). CI runs a bounded number of seeds;
 /// <c>tests/fault-seeds.sh N [first-seed]</c> (the variables HALFMSG_FAULT_SEEDS and HALFMSG_FAULT_FIRST_SEED) runs thousands.
 /// </summary>
+[Trait("Storage", "LiteDb")]
 public sealed class JournalCrashPointTests(ITestOutputHelper output)
 {
     private const int CiSeeds = 60;

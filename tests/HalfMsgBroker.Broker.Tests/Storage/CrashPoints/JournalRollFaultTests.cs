@@ -6,6 +6,7 @@ using HalfMsgBroker.Tests.Support;
 namespace HalfMsgBroker.Tests.Storage.CrashPoints;
 
 /// <summary>A segment roll whose folder fsync failed, then a crash mid-write: regression for what the crash-point suite's roll faults found.</summary>
+[Trait("Storage", "LiteDb")]
 public sealed class JournalRollFaultTests : IDisposable
 {
     private readonly string _path = Path.Combine(Path.GetTempPath(), "halfmsg-roll-fault", Guid.NewGuid().ToString("N"));

@@ -1,0 +1,82 @@
+using System.Security.Cryptography;
+using System.Text;
+using HalfMsgBroker.Tests.Shared;
+using Npgsql;
+
+namespace HalfMsgBroker.Tests.Support;
+
+/// <summary>
+/// Which storage provider the broker tests run on. LiteDB by default; with
+/// <c>HALFMSG_TEST_STORAGE=PostgreSql</c> every <see cref="BrokerFactory"/> and <see cref="BrokerProcess"/>
+/// runs on PostgreSQL instead: one private cluster for the whole run (started on first use, stopped
+/// by PID when the test process exits), and one database per data path, so a test that restarts the
+/// broker on the same <c>Broker:DataPath</c> finds its state again. Tests of the LiteDB engine itself
+/// (the journal, its files, the data folder's disk space) carry <c>[Trait("Storage", "LiteDb")]</c>
+/// and are left out of that run.
+/// </summary>
+public static class TestStorage
+{
+    public const string Variable = "HALFMSG_TEST_STORAGE";
+
+    public static bool IsPostgreSql { get; } =
+        string.Equals(Environment.GetEnvironmentVariable(Variable), "PostgreSql", StringComparison.OrdinalIgnoreCase);
+
+    private static readonly Lazy<PostgresCluster> Cluster = new(StartCluster, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>The settings that put a broker with this data path on the provider under test (none for LiteDB).</summary>
+    public static IEnumerable<KeyValuePair<string, string?>> SettingsFor(string dataPath)
+    {
+        if (!IsPostgreSql) return [];
+        return
+        [
+            new("Broker:Storage:Provider", "PostgreSql"),
+            new("ConnectionStrings:HalfMsg", ConnectionStringFor(dataPath)),
+        ];
+    }
+
+    /// <summary>The database of a data path, created on first use; the same path always gives the same database.</summary>
+    public static string ConnectionStringFor(string dataPath)
+    {
+        var name = DatabaseName(dataPath);
+        using (var connection = new NpgsqlConnection(Cluster.Value.ConnectionString))
+        {
+            connection.Open();
+            using var create = new NpgsqlCommand($"CREATE DATABASE \"{name}\"", connection);
+            try
+            {
+                create.ExecuteNonQuery();
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.DuplicateDatabase)
+            {
+                // a restart on the same data path
+            }
+        }
+        return new NpgsqlConnectionStringBuilder(Cluster.Value.ConnectionString) { Database = name, MaxPoolSize = 20 }.ConnectionString;
+    }
+
+    /// <summary>Drops a data path's database (the broker using it must be stopped); a no-op on LiteDB.</summary>
+    public static void Drop(string dataPath)
+    {
+        if (!IsPostgreSql || !Cluster.IsValueCreated) return;
+        NpgsqlConnection.ClearAllPools();
+        using var connection = new NpgsqlConnection(Cluster.Value.ConnectionString);
+        connection.Open();
+        using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{DatabaseName(dataPath)}\" WITH (FORCE)", connection);
+        drop.ExecuteNonQuery();
+    }
+
+    private static string DatabaseName(string dataPath) =>
+        "b_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(dataPath))))[..40];
+
+    private static PostgresCluster StartCluster()
+    {
+        if (PostgresCluster.Unavailable is { } reason)
+        {
+            throw new InvalidOperationException($"{Variable}=PostgreSql, but PostgreSQL cannot be started here: {reason}");
+        }
+        var cluster = new PostgresCluster();
+        cluster.InitializeAsync().GetAwaiter().GetResult();
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => cluster.DisposeAsync().GetAwaiter().GetResult();
+        return cluster;
+    }
+}
