@@ -74,6 +74,30 @@ public sealed class PostgreSqlBrokerTests(PostgresCluster cluster) : IClassFixtu
         Assert.Equal("acked", await c2.DeliveryState(committed, "g"));
     }
 
+    [PostgresFact]
+    public async Task Concurrent_retries_store_one_message_each_and_spare_their_neighbours()
+    {
+        // The database's unique index refuses a duplicate at the group commit; the writer then runs the batch's commands one by one.
+        await using var factory = new BrokerFactory(OnPostgres(await cluster.CreateDatabaseAsync("race")));
+        var c = factory.CreateClient();
+        var halves = Enumerable.Range(0, 12).Select(_ => c.Post("/v1/topics/race/half-messages",
+            new { producerGroup = "order-service", transactionId = "tx-race", body = new { orderId = 1 } }));
+        var keyed = Enumerable.Range(0, 12).Select(_ => c.Post("/v1/topics/race/messages", new { body = new { n = 1 } },
+            new Dictionary<string, string> { ["Idempotency-Key"] = "key-race" }));
+        var innocent = Enumerable.Range(0, 12).Select(i => c.Post("/v1/topics/race/messages", new { body = new { i } }));
+        var answers = await Task.WhenAll(halves.Concat(keyed).Concat(innocent));
+
+        foreach (var group in new[] { answers.Take(12).ToList(), answers.Skip(12).Take(12).ToList() })
+        {
+            Assert.Single(group, a => a.Status == HttpStatusCode.Created);
+            Assert.All(group, a => Assert.True(a.Status is HttpStatusCode.Created or HttpStatusCode.OK, a.ToString()));
+            Assert.Single(group.Select(a => a.Json.Str("messageId")).Distinct());
+        }
+        Assert.All(answers.Skip(24), a => Assert.Equal(HttpStatusCode.Created, a.Status));
+        var topics = (await c.Get("/v1/topics")).Json["topics"]!.AsArray();
+        Assert.Equal(14, topics.Single(t => t.Str("topic") == "race")!.Int("messageCount"));
+    }
+
     [Fact]
     public void Without_a_connection_string_the_PostgreSQL_provider_refuses_to_start_and_says_what_is_missing()
     {
