@@ -158,10 +158,37 @@ internal sealed class PendingWrites
         }
     }
 
+    /// <summary>
+    /// PostgreSQL refuses a value over 1 GB, an array parameter included: a batch of large bodies (512 × 4 MiB)
+    /// is split into statements of at most this many bytes of data each.
+    /// </summary>
+    internal const int MaxStatementBytes = 64 * 1024 * 1024;
+
+    private static IEnumerable<List<MessageRow>> Chunks(IEnumerable<MessageRow> rows)
+    {
+        var chunk = new List<MessageRow>();
+        long bytes = 0;
+        foreach (var row in rows)
+        {
+            if (chunk.Count > 0 && bytes + row.Data.Length > MaxStatementBytes)
+            {
+                yield return chunk;
+                chunk = [];
+                bytes = 0;
+            }
+            chunk.Add(row);
+            bytes += row.Data.Length;
+        }
+        if (chunk.Count > 0) yield return chunk;
+    }
+
     private void AddMessageUpdates(NpgsqlBatch batch)
     {
-        var rows = _messages.Values.Where(p => p.Row is not null && !p.Inserted).Select(p => p.Row!).ToList();
-        if (rows.Count == 0) return;
+        foreach (var rows in Chunks(_messages.Values.Where(p => p.Row is not null && !p.Inserted).Select(p => p.Row!))) AddUpdates(batch, rows);
+    }
+
+    private static void AddUpdates(NpgsqlBatch batch, List<MessageRow> rows)
+    {
         Add(batch, """
             UPDATE halfmsg_messages m SET state = u.state, check_at = u.check_at, open = u.open, purge_at = u.purge_at,
                 committed_at = u.committed_at, data = u.data
@@ -180,8 +207,11 @@ internal sealed class PendingWrites
 
     private void AddMessageInserts(NpgsqlBatch batch)
     {
-        var rows = _messages.Values.Where(p => p.Row is not null && p.Inserted).Select(p => p.Row!).ToList();
-        if (rows.Count == 0) return;
+        foreach (var rows in Chunks(_messages.Values.Where(p => p.Row is not null && p.Inserted).Select(p => p.Row!))) AddInserts(batch, rows);
+    }
+
+    private static void AddInserts(NpgsqlBatch batch, List<MessageRow> rows)
+    {
         Add(batch, """
             INSERT INTO halfmsg_messages (id, topic, state, transaction_id, producer_group, unique_key, check_at, open, purge_at, committed_at, data)
             SELECT * FROM unnest($1::uuid[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::boolean[],
