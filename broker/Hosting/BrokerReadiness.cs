@@ -15,6 +15,7 @@ namespace HalfMsgBroker.Hosting;
 /// is replayed. A failed journal write or fsync makes it unready at once (the broker is stopping). A
 /// quarantine (see <c>JournalQuarantine</c>) reports Degraded, which still answers 200: the broker keeps
 /// serving everything but the quarantined changes, and a restart would not bring those back.
+/// On the PostgreSQL provider, ready means the database lock is held and PostgreSQL answers (<see cref="PostgreSqlReadiness"/>).
 /// </summary>
 internal sealed class BrokerReadiness(IServiceProvider services, IOptions<BrokerOptions> options) : IHealthCheck
 {

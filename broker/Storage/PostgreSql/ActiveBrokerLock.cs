@@ -47,8 +47,6 @@ internal sealed class ActiveBrokerLock : IDisposable
     /// <summary>True once the lock connection failed: this broker may no longer be the active one.</summary>
     public bool Lost => _isLost;
 
-    public bool Held => _watch is not null && !_isLost;
-
     /// <summary>
     /// Blocks until this broker holds the lock. Connection failures while waiting (PostgreSQL restarting)
     /// are retried; a refused login or a missing database is not, since waiting would not fix it.
