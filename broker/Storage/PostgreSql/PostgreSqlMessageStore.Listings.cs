@@ -13,22 +13,53 @@ public sealed partial class PostgreSqlMessageStore
 {
     private const int ScanChunk = 5000;
 
-    public IReadOnlyList<StoredMessage> DueChecks(long now, int limit, bool latestFirst = false) => Query(
-        latestFirst
-            ? "SELECT data FROM halfmsg_messages WHERE check_at <= $1 ORDER BY check_at DESC, id DESC LIMIT $2"
-            : "SELECT data FROM halfmsg_messages WHERE check_at <= $1 ORDER BY check_at, id LIMIT $2",
-        r => MessageBinary.Read((byte[])r[0]), now, (long)limit);
+    // The queries are named so a test can read their plans (PostgreSqlQueryPlanTests): each walks an index in the order it returns, and stops.
+    internal const string DueChecksSql = "SELECT data FROM halfmsg_messages WHERE check_at <= $1 ORDER BY check_at, id LIMIT $2";
+    internal const string LatestDueChecksSql = "SELECT data FROM halfmsg_messages WHERE check_at <= $1 ORDER BY check_at DESC, id DESC LIMIT $2";
+    internal const string DuePurgesSql = "SELECT id FROM halfmsg_messages WHERE purge_at <= $1 ORDER BY purge_at, id LIMIT $2";
+    internal const string ExpiredDeadLettersSql =
+        "SELECT consumer_group, topic, message_id FROM halfmsg_dead_letters WHERE dead_lettered_at < $1 ORDER BY dead_lettered_at LIMIT $2";
+    internal const string OpenMessagesSql = "SELECT data FROM halfmsg_messages WHERE open AND id > $1 ORDER BY id LIMIT $2";
+    internal const string KeySql = """
+        SELECT m.data FROM halfmsg_message_keys k JOIN halfmsg_messages m ON m.id = k.message_id
+        WHERE k.key = $1 AND k.message_id > $2 ORDER BY k.message_id LIMIT $3
+        """;
+    internal const string KeyOnTopicSql = """
+        SELECT m.data FROM halfmsg_message_keys k JOIN halfmsg_messages m ON m.id = k.message_id
+        WHERE k.key = $1 AND k.message_id > $2 AND m.topic = $4 ORDER BY k.message_id LIMIT $3
+        """;
+    internal const string DeadLetterIdsSql =
+        "SELECT message_id FROM halfmsg_dead_letters WHERE consumer_group = $1 AND message_id > $2 ORDER BY message_id LIMIT $3";
+    internal const string DeadLetterIdsOnTopicSql =
+        "SELECT message_id FROM halfmsg_dead_letters WHERE consumer_group = $1 AND topic = $4 AND message_id > $2 ORDER BY message_id LIMIT $3";
+    internal const string CommittedOnSql = """
+        SELECT committed_at, id FROM halfmsg_messages
+        WHERE topic = $1 AND committed_at IS NOT NULL AND (topic, committed_at, id) > ($1, $2, $3) AND committed_at <= $4
+        ORDER BY committed_at, id LIMIT $5
+        """;
+    internal const string TransactionsSql = """
+        SELECT data FROM halfmsg_messages WHERE transaction_id IS NOT NULL AND ($5::smallint IS NULL OR state = $5) AND id > $1
+            AND ($2::text IS NULL OR producer_group = $2) AND ($3::text IS NULL OR topic = $3)
+        ORDER BY id LIMIT $4
+        """;
+    internal const string PreparedTransactionsSql = """
+        SELECT data FROM halfmsg_messages WHERE check_at IS NOT NULL AND state = 0 /* Prepared */ AND ($5::smallint IS NULL OR state = $5) AND id > $1
+            AND ($2::text IS NULL OR producer_group = $2) AND ($3::text IS NULL OR topic = $3)
+        ORDER BY id LIMIT $4
+        """;
+
+    public IReadOnlyList<StoredMessage> DueChecks(long now, int limit, bool latestFirst = false) =>
+        Query(latestFirst ? LatestDueChecksSql : DueChecksSql, r => MessageBinary.Read((byte[])r[0]), now, (long)limit);
 
     public long? EarliestCheckDue() =>
         Query("SELECT check_at FROM halfmsg_messages WHERE check_at IS NOT NULL ORDER BY check_at LIMIT 1", r => (long?)r.GetInt64(0))
             .FirstOrDefault();
 
     public IReadOnlyList<Guid> DuePurges(long now, int limit) =>
-        Query("SELECT id FROM halfmsg_messages WHERE purge_at <= $1 ORDER BY purge_at, id LIMIT $2", r => r.GetGuid(0), now, (long)limit);
+        Query(DuePurgesSql, r => r.GetGuid(0), now, (long)limit);
 
-    public IReadOnlyList<DeadLetterRef> ExpiredDeadLetters(long deadLetteredBefore, int limit) => Query(
-        "SELECT consumer_group, topic, message_id FROM halfmsg_dead_letters WHERE dead_lettered_at < $1 ORDER BY dead_lettered_at LIMIT $2",
-        r => new DeadLetterRef(r.GetString(0), r.GetString(1), r.GetGuid(2)), deadLetteredBefore, (long)limit);
+    public IReadOnlyList<DeadLetterRef> ExpiredDeadLetters(long deadLetteredBefore, int limit) =>
+        Query(ExpiredDeadLettersSql, r => new DeadLetterRef(r.GetString(0), r.GetString(1), r.GetGuid(2)), deadLetteredBefore, (long)limit);
 
     /// <summary>The open messages in id order, a chunk per query (whole messages are decoded, but only a chunk at a time).</summary>
     public IEnumerable<OpenMessage> OpenMessages()
@@ -36,8 +67,7 @@ public sealed partial class PostgreSqlMessageStore
         var after = Guid.Empty;
         while (true)
         {
-            var chunk = Query("SELECT data FROM halfmsg_messages WHERE open AND id > $1 ORDER BY id LIMIT $2",
-                r => MessageBinary.Read((byte[])r[0]), after, (long)ScanChunk);
+            var chunk = Query(OpenMessagesSql, r => MessageBinary.Read((byte[])r[0]), after, (long)ScanChunk);
             foreach (var m in chunk) yield return new OpenMessage(m.Id, m.Topic, m.DeliverAt, m.Deliveries, m.OrderingKey, m.CommitSeq);
             if (chunk.Count < ScanChunk) yield break;
             after = chunk[^1].Id;
@@ -47,24 +77,16 @@ public sealed partial class PostgreSqlMessageStore
     public StorePage<StoredMessage> FindByKey(string key, string? topic, Guid? after, int limit)
     {
         var rows = topic is null
-            ? Query("""
-                SELECT m.data FROM halfmsg_message_keys k JOIN halfmsg_messages m ON m.id = k.message_id
-                WHERE k.key = $1 AND k.message_id > $2 ORDER BY k.message_id LIMIT $3
-                """, r => MessageBinary.Read((byte[])r[0]), key, after ?? Guid.Empty, (long)limit + 1)
-            : Query("""
-                SELECT m.data FROM halfmsg_message_keys k JOIN halfmsg_messages m ON m.id = k.message_id
-                WHERE k.key = $1 AND k.message_id > $2 AND m.topic = $4 ORDER BY k.message_id LIMIT $3
-                """, r => MessageBinary.Read((byte[])r[0]), key, after ?? Guid.Empty, (long)limit + 1, topic);
+            ? Query(KeySql, r => MessageBinary.Read((byte[])r[0]), key, after ?? Guid.Empty, (long)limit + 1)
+            : Query(KeyOnTopicSql, r => MessageBinary.Read((byte[])r[0]), key, after ?? Guid.Empty, (long)limit + 1, topic);
         return Page(rows, limit, m => m.Id);
     }
 
     public StorePage<Guid> DeadLetterIds(string group, string? topic, Guid? after, int limit)
     {
         var ids = topic is null
-            ? Query("SELECT message_id FROM halfmsg_dead_letters WHERE consumer_group = $1 AND message_id > $2 ORDER BY message_id LIMIT $3",
-                r => r.GetGuid(0), group, after ?? Guid.Empty, (long)limit + 1)
-            : Query("SELECT message_id FROM halfmsg_dead_letters WHERE consumer_group = $1 AND topic = $4 AND message_id > $2 ORDER BY message_id LIMIT $3",
-                r => r.GetGuid(0), group, after ?? Guid.Empty, (long)limit + 1, topic);
+            ? Query(DeadLetterIdsSql, r => r.GetGuid(0), group, after ?? Guid.Empty, (long)limit + 1)
+            : Query(DeadLetterIdsOnTopicSql, r => r.GetGuid(0), group, after ?? Guid.Empty, (long)limit + 1, topic);
         return Page(ids, limit, id => id);
     }
 
@@ -80,11 +102,7 @@ public sealed partial class PostgreSqlMessageStore
     public IReadOnlyList<CommittedRef> CommittedOn(string topic, long from, long to, CommittedRef? after, int limit)
     {
         var (startAt, startId) = after is { } cursor ? (cursor.CommittedAt, cursor.Id) : (from, Guid.Empty);
-        return Query("""
-            SELECT committed_at, id FROM halfmsg_messages
-            WHERE topic = $1 AND committed_at IS NOT NULL AND (topic, committed_at, id) > ($1, $2, $3) AND committed_at <= $4
-            ORDER BY committed_at, id LIMIT $5
-            """, r => new CommittedRef(r.GetInt64(0), r.GetGuid(1)), topic, startAt, startId, to, (long)limit);
+        return Query(CommittedOnSql, r => new CommittedRef(r.GetInt64(0), r.GetGuid(1)), topic, startAt, startId, to, (long)limit);
     }
 
     public int CountDeadLetters(string group, string topic) => (int)Query(
@@ -98,20 +116,14 @@ public sealed partial class PostgreSqlMessageStore
     public IReadOnlyList<StoredMessage> Transactions(
         MessageState? state, string? producerGroup, string? topic, Guid? after, int limit, Func<StoredMessage, bool> filter)
     {
-        var which = state == MessageState.Prepared
-            ? $"check_at IS NOT NULL AND state = {(int)MessageState.Prepared}"
-            : "transaction_id IS NOT NULL" + (state is { } s ? $" AND state = {(int)s}" : "");
-        var sql = $"""
-            SELECT data FROM halfmsg_messages WHERE {which} AND id > $1
-                AND ($2::text IS NULL OR producer_group = $2) AND ($3::text IS NULL OR topic = $3)
-            ORDER BY id LIMIT $4
-            """;
+        var sql = state == MessageState.Prepared ? PreparedTransactionsSql : TransactionsSql;
+        short? stateValue = state is { } s ? (short)s : null;
         var found = new List<StoredMessage>(Math.Min(limit, 256));
         var cursor = after ?? Guid.Empty;
         var chunk = Math.Clamp(limit * 2, 64, ScanChunk);
         while (found.Count < limit)
         {
-            var rows = Query(sql, r => MessageBinary.Read((byte[])r[0]), cursor, producerGroup, topic, (long)chunk);
+            var rows = Query(sql, r => MessageBinary.Read((byte[])r[0]), cursor, producerGroup, topic, (long)chunk, stateValue);
             foreach (var m in rows)
             {
                 if (!filter(m)) continue;
