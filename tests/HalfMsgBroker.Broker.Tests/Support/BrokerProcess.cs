@@ -22,8 +22,13 @@ public sealed class BrokerProcess : IAsyncDisposable
 
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();
 
-    /// <summary>The lines the broker printed to standard output and standard error so far.</summary>
+    /// <summary>The lines the broker printed to standard output so far.</summary>
     public IReadOnlyCollection<string> OutputLines => _output;
+
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _errors = new();
+
+    /// <summary>The lines the broker printed to standard error so far (an unhandled exception lands there).</summary>
+    public IReadOnlyCollection<string> ErrorLines => _errors;
 
     public static async Task<BrokerProcess> Start(string dataPath, params string[] settings)
     {
@@ -59,7 +64,7 @@ public sealed class BrokerProcess : IAsyncDisposable
         };
         process.ErrorDataReceived += (_, e) =>
         {
-            if (e.Data is not null) broker._output.Enqueue(e.Data);
+            if (e.Data is not null) broker._errors.Enqueue(e.Data);
         };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();

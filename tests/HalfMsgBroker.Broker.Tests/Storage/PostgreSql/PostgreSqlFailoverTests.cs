@@ -54,7 +54,7 @@ public sealed class PostgreSqlFailoverTests(PostgresCluster cluster) : IClassFix
                 Assert.Equal(1L, await kill.ExecuteScalarAsync());
             }
             await Eventually.Until(() => b.ExitCode is not null, "the broker stopping", TimeSpan.FromSeconds(30));
-            Assert.True(b.ExitCode == BrokerExit.DatabaseLockLost, $"exit code {b.ExitCode}: " + string.Join('\n', b.OutputLines.TakeLast(60)));
+            Assert.True(b.ExitCode == BrokerExit.DatabaseLockLost, $"exit code {b.ExitCode}: " + string.Join('\n', b.OutputLines.Concat(b.ErrorLines).TakeLast(60)));
         }
         finally
         {
