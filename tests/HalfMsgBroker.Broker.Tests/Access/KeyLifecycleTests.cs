@@ -31,6 +31,16 @@ public sealed class KeyLifecycleTests
         Assert.DoesNotContain(key, list.Raw, StringComparison.Ordinal);
 
         await broker.DisposeAsync();
+        if (TestStorage.IsPostgreSql)
+        {
+            // Every stored byte of the access tables, keys and audit trail alike.
+            var stored = await TestStorage.ReadAllAsync(dataPath, "SELECT doc FROM halfmsg_api_keys",
+                "SELECT convert_to(actor || action || target || coalesce(detail, ''), 'UTF8') FROM halfmsg_audit");
+            Assert.NotEmpty(stored);
+            Assert.All(stored, bytes => Assert.False(Contains(bytes, Encoding.UTF8.GetBytes(key)), "PostgreSQL holds the key itself"));
+            TestStorage.Drop(dataPath);
+            return;
+        }
         // A cleanly closed LiteDB file has copied its log in and deleted it: wait for that, then read what stays.
         var files = await Eventually.Until(
             () => Task.FromResult(Directory.GetFiles(dataPath, "*", SearchOption.AllDirectories)),

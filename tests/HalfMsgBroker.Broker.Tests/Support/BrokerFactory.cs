@@ -33,7 +33,11 @@ public sealed class BrokerFactory : WebApplicationFactory<Program>
         };
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) _settings[key] = value;
         _ownsDataPath = _settings["Broker:DataPath"] == DataPath;
-        foreach (var (key, value) in TestStorage.SettingsFor(_settings["Broker:DataPath"]!)) _settings.TryAdd(key, value);
+        // A test that chose its provider (the PostgreSQL tests' own settings) keeps it.
+        if (!_settings.ContainsKey("Broker:Storage:Provider"))
+        {
+            foreach (var (key, value) in TestStorage.SettingsFor(_settings["Broker:DataPath"]!)) _settings[key] = value;
+        }
     }
 
     /// <summary>False when a test chose the data path (to restart on it): its database is the test's to keep.</summary>

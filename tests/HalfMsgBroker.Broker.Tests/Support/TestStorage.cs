@@ -65,6 +65,21 @@ public static class TestStorage
         drop.ExecuteNonQuery();
     }
 
+    /// <summary>Every value the queries return from a data path's database (PostgreSQL only): for asserting what is stored.</summary>
+    public static async Task<List<byte[]>> ReadAllAsync(string dataPath, params string[] queries)
+    {
+        var values = new List<byte[]>();
+        await using var connection = new NpgsqlConnection(ConnectionStringFor(dataPath));
+        await connection.OpenAsync();
+        foreach (var query in queries)
+        {
+            await using var command = new NpgsqlCommand(query, connection);
+            await using var reader = await command.ExecuteReaderAsync();
+            while (await reader.ReadAsync()) values.Add((byte[])reader[0]);
+        }
+        return values;
+    }
+
     private static string DatabaseName(string dataPath) =>
         "b_" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(dataPath))))[..40];
 
