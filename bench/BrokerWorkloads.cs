@@ -360,7 +360,8 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
     public async Task<List<Row>> CheckBackAsync()
     {
         const string name = "4 check-back";
-        const string mode = "Process";
+        // On PostgreSQL the durability mode changes nothing (every commit waits for the WAL flush): Fsync.
+        var mode = postgres is null ? "Process" : "Fsync";
         log($"workload {name} [{mode}], {s.CheckBackCount} prepared");
         var rows = new List<Row>();
         const string topic = "bench-w4";
@@ -390,7 +391,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
             }
             return Results.Json(new CheckAnswer("commit"), CheckAnswerContext.Default.CheckAnswer);
         }));
-        await using var broker = await BrokerHost.StartAsync(s, "w4", mode);
+        await using var broker = await BrokerHost.StartAsync(s, postgres is null ? "w4" : "w4-pg", mode, StorageFor());
         using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1, broker.Keys);
         try
         {
@@ -463,12 +464,12 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
         string idleNote;
         if (idleLeft >= 1 && Interlocked.Read(ref checkCalls) == 0)
         {
-            var a = CpuSnapshot.Take(broker.Pid);
+            var a = CpuSnapshot.Take(broker.Pid, postgres);
             await Task.Delay(TimeSpan.FromSeconds(Math.Min(idleLeft, s.CheckIdleWindow.TotalSeconds)));
-            var b = CpuSnapshot.Take(broker.Pid);
+            var b = CpuSnapshot.Take(broker.Pid, postgres);
             var d = CpuDelta.Between(a, b);
             idleNote = string.Create(CultureInfo.InvariantCulture,
-                $"idle with {sent} prepared not due: broker {d.TargetSeconds / d.WallSeconds * 100:F1}% of a core over {d.WallSeconds:F1} s");
+                $"idle with {sent} prepared not due: broker {d.TargetSeconds / d.WallSeconds * 100:F1}% of a core{(postgres is null ? "" : $", PostgreSQL {d.DatabaseSeconds / d.WallSeconds * 100:F1}%")} over {d.WallSeconds:F1} s");
         }
         else
         {
@@ -480,21 +481,22 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
 
         // All due: wait for the first check, then for every message to be checked once.
         while (Stopwatch.GetTimestamp() < due) await Task.Delay(100);
-        var c0 = CpuSnapshot.Take(broker.Pid);
+        var c0 = CpuSnapshot.Take(broker.Pid, postgres);
         var end = Stopwatch.GetTimestamp() + (long)(s.CheckDrainBudget.TotalSeconds * Stopwatch.Frequency);
         while (Stopwatch.GetTimestamp() < end && tracker.ReceivedUnique < sent) await Task.Delay(100);
-        var c1 = CpuSnapshot.Take(broker.Pid);
+        var c1 = CpuSnapshot.Take(broker.Pid, postgres);
         var cd = CpuDelta.Between(c0, c1);
         var checkedUnique = tracker.ReceivedUnique;
         var last = Volatile.Read(ref lastCheck);
         var spanFromDue = last > due ? (last - due) / (double)Stopwatch.Frequency : double.NaN;
         var perSecond = checkedUnique / spanFromDue;
         var h = checks.Merged();
+        var (dbCpu, dbNote) = DatabaseCpu(cd, checkedUnique);
         rows.Add(new Row(name + " (all due)", System, mode, checkedUnique, perSecond, h.Ms(50), h.Ms(99), h.MaxMs(),
             checkedUnique > 0 ? cd.TargetSeconds / (checkedUnique / 1000.0) : double.NaN, Proc.RssMiB(broker.Pid),
-            string.Create(CultureInfo.InvariantCulture,
+            dbNote + string.Create(CultureInfo.InvariantCulture,
                 $"checks/s = checked / (last check − due instant); latency = due → check arrives; {checkCalls} check calls for {sent} prepared"
-                + $"{(checkedUnique < sent ? $" (only {checkedUnique} checked within {s.CheckDrainBudget.TotalSeconds:F0} s)" : "")}; RSS with all prepared {preparedRss:F0} MiB; {Noise(cd)}")));
+                + $"{(checkedUnique < sent ? $" (only {checkedUnique} checked within {s.CheckDrainBudget.TotalSeconds:F0} s)" : "")}; RSS with all prepared {preparedRss:F0} MiB; {Noise(cd)}")) { DbCpuSecondsPer1k = dbCpu });
         return rows;
     }
 

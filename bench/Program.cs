@@ -110,8 +110,11 @@ if (s.LightRate > 0 && s.Rate == 0 && s.Workloads.Contains(1) && s.ExternalBroke
     }
     s.Rate = 0;
 }
-// Check-back and restart run on LiteDB only for now.
-if (broker is not null && s.Workloads.Contains(4)) await RunMany("4 check-back", "HalfMsgBroker", "Process", broker.CheckBackAsync, "LiteDB");
+if (haveBroker && s.Workloads.Contains(4))
+{
+    foreach (var (label, workloads, _) in storages) await RunMany("4 check-back", "HalfMsgBroker", label == "LiteDB" ? "Process" : "Fsync", workloads.CheckBackAsync, label);
+}
+// Restart runs on LiteDB only: it measures the data folder and the journal's replay.
 if (broker is not null && s.Workloads.Contains(5)) await Run("5 restart", "HalfMsgBroker", "Process", broker.RestartAsync, "LiteDB");
 
 // The headline compares like with like: RabbitMQ confirms a persistent message once it is on disk, so
