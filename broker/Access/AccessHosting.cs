@@ -41,6 +41,12 @@ internal static class AccessHosting
         services.AddSingleton<IAccessStore>(sp =>
         {
             var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
+            if (o.Storage.Provider == StorageProvider.PostgreSql)
+            {
+                // The message store first: it waits for the database lock and migrates the schema, access tables included.
+                sp.GetRequiredService<HalfMsgBroker.Storage.IMessageStore>();
+                return new PostgreSqlAccessStore(sp.GetRequiredService<Npgsql.NpgsqlDataSource>());
+            }
             var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);
             return new LiteDbAccessStore(path, o.Storage.Durability);
         });

@@ -101,7 +101,7 @@ internal sealed class LiteDbAccessStore : IAccessStore
         }
     }
 
-    private static BsonDocument ToBson(ApiKey k)
+    internal static BsonDocument ToBson(ApiKey k)
     {
         var doc = new BsonDocument
         {
@@ -119,7 +119,7 @@ internal sealed class LiteDbAccessStore : IAccessStore
         return doc;
     }
 
-    private static ApiKey FromBson(BsonDocument d) => new()
+    internal static ApiKey FromBson(BsonDocument d) => new()
     {
         Id = d["_id"].AsString,
         Name = d["name"].AsString,

@@ -121,6 +121,11 @@ public enum Durability
 
 public sealed class StorageOptions
 {
+    /// <summary>LiteDb (the default: a journal and a LiteDB file in DataPath) or PostgreSql (ConnectionStrings:HalfMsg).</summary>
+    public StorageProvider Provider { get; set; } = StorageProvider.LiteDb;
+
+    public PostgreSqlOptions PostgreSql { get; set; } = new();
+
     public Durability Durability { get; set; } = Durability.Fsync;
 
     /// <summary>Most changes one group commit applies in a single LiteDB transaction.</summary>

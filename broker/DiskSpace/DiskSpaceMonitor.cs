@@ -12,7 +12,8 @@ namespace HalfMsgBroker.DiskSpace;
 internal sealed class DiskSpaceMonitor(IFreeSpace freeSpace, TimeProvider time, IOptions<BrokerOptions> options, IHostEnvironment environment, ILogger<DiskSpaceMonitor> logger)
     : BackgroundService
 {
-    private readonly long _minFree = options.Value.Storage.MinFreeBytes;
+    // The PostgreSQL provider keeps nothing in the data folder: its disk is the database server's.
+    private readonly long _minFree = options.Value.Storage.Provider == StorageProvider.PostgreSql ? 0 : options.Value.Storage.MinFreeBytes;
     private readonly string _folder = Path.IsPathRooted(options.Value.DataPath)
         ? options.Value.DataPath
         : Path.Combine(environment.ContentRootPath, options.Value.DataPath);

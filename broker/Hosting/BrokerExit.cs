@@ -8,6 +8,9 @@ public static class BrokerExit
     public const int JournalCorrupt = 2;
     public const int JournalFailed = 3;
 
+    /// <summary>The PostgreSQL provider's connection holding the database lock was lost: another broker may be active now.</summary>
+    public const int DatabaseLockLost = 4;
+
     /// <summary>Runs the broker until it stops; returns the process exit code.</summary>
     /// <remarks>
     /// The app is disposed before the code is returned: the console logger writes from a queue of its
@@ -28,7 +31,10 @@ public static class BrokerExit
                 app.Logger.LogCritical("{Problem}", e.Message);
                 return JournalCorrupt;
             }
+            // Read before Run: Run disposes the services when it returns.
+            var activeLock = app.Services.GetService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>();
             app.Run();
+            if (activeLock is { Lost: true }) return DatabaseLockLost;
             return store is JournaledMessageStore { JournalFailure: not null } ? JournalFailed : 0;
         }
     }

@@ -8,6 +8,7 @@ using HalfMsgBroker.DiskSpace;
 using HalfMsgBroker.Engine;
 using HalfMsgBroker.Outbound;
 using HalfMsgBroker.Storage;
+using HalfMsgBroker.Storage.PostgreSql;
 using HalfMsgBroker.Transactions;
 using Microsoft.AspNetCore.Diagnostics;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -41,6 +42,8 @@ public static class BrokerHosting
             .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),
                 "Broker:Storage:ApplyDelay must be between 0 and 10 seconds")
             .Validate(o => o.Signing.RotationOverlap >= TimeSpan.Zero, "Broker:Signing:RotationOverlap must be >= 0")
+            .Validate<IConfiguration>((o, config) => o.Storage.Provider != StorageProvider.PostgreSql || !string.IsNullOrWhiteSpace(PostgreSqlHosting.ConnectionString(config)),
+                "Broker:Storage:Provider=PostgreSql needs the connection string ConnectionStrings:HalfMsg (an Npgsql connection string, e.g. Host=db;Database=halfmsg;Username=broker;Password=…)")
             .Validate(o => o.Storage.MinFreeBytes >= 0 && o.Storage.FreeSpaceCheckInterval > TimeSpan.Zero,
                 "Broker:Storage:MinFreeBytes must be >= 0 (0: no check) and FreeSpaceCheckInterval > 0")
             .ValidateOnStart();
@@ -53,7 +56,11 @@ public static class BrokerHosting
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxRequestBodySize = maxBody + 1);
 
         services.TryAddSingleton(TimeProvider.System);
-        services.AddSingleton<IMessageStore>(sp =>
+        if (builder.Configuration.GetValue<StorageProvider>(BrokerOptions.Section + ":Storage:Provider") == StorageProvider.PostgreSql)
+        {
+            services.AddPostgreSqlStorage(builder.Configuration);
+        }
+        else services.AddSingleton<IMessageStore>(sp =>
         {
             var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
             var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);

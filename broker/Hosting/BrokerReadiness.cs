@@ -2,6 +2,7 @@ using HalfMsgBroker.Configuration;
 using HalfMsgBroker.DiskSpace;
 using HalfMsgBroker.Engine;
 using HalfMsgBroker.Storage;
+using HalfMsgBroker.Storage.PostgreSql;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
@@ -21,20 +22,29 @@ internal sealed class BrokerReadiness(IServiceProvider services, IOptions<Broker
 
     public void MarkReady() => _ready = true;
 
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        if (!_ready) return Task.FromResult(HealthCheckResult.Unhealthy("recovering stored state"));
-        if (!services.GetRequiredService<StoreWriter>().IsRunning) return Task.FromResult(HealthCheckResult.Unhealthy("the store writer stopped"));
+        if (!_ready) return HealthCheckResult.Unhealthy("recovering stored state");
+        if (!services.GetRequiredService<StoreWriter>().IsRunning) return HealthCheckResult.Unhealthy("the store writer stopped");
+        if (services.GetService<PostgreSqlReadiness>() is { } postgres && await postgres.ProblemAsync(cancellationToken) is { } problem)
+        {
+            return HealthCheckResult.Unhealthy(problem);
+        }
+        return Check();
+    }
+
+    private HealthCheckResult Check()
+    {
         var store = services.GetRequiredService<IMessageStore>() as JournaledMessageStore;
         if (store?.JournalFailure is not null)
         {
-            return Task.FromResult(HealthCheckResult.Unhealthy("a journal write or fsync failed; the broker takes no more writes and is stopping so the journal is replayed"));
+            return HealthCheckResult.Unhealthy("a journal write or fsync failed; the broker takes no more writes and is stopping so the journal is replayed");
         }
         var failing = store?.ApplyFailingFor ?? TimeSpan.Zero;
         if (failing > options.Value.Storage.UnreadyAfterApplyFailures)
         {
-            return Task.FromResult(HealthCheckResult.Unhealthy(
-                $"LiteDB has refused the journaled changes for {failing.TotalSeconds:F0} s; restart the broker once the cause (see the log) is fixed: the journal is replayed"));
+            return HealthCheckResult.Unhealthy(
+                $"LiteDB has refused the journaled changes for {failing.TotalSeconds:F0} s; restart the broker once the cause (see the log) is fixed: the journal is replayed");
         }
         // Still serving everything else, so still ready (200); the detail and the metrics say why. Low disk is
         // Degraded too: consumers, commits and acks must keep reaching this broker, since they are what frees
@@ -46,6 +56,6 @@ internal sealed class BrokerReadiness(IServiceProvider services, IOptions<Broker
         }
         var disk = services.GetRequiredService<DiskSpaceMonitor>();
         if (disk.IsLow) reasons.Add(disk.LowDetail);
-        return Task.FromResult(reasons.Count > 0 ? HealthCheckResult.Degraded(string.Join("; ", reasons)) : HealthCheckResult.Healthy());
+        return reasons.Count > 0 ? HealthCheckResult.Degraded(string.Join("; ", reasons)) : HealthCheckResult.Healthy();
     }
 }

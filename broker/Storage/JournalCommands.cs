@@ -19,6 +19,11 @@ internal static class JournalCommands
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args.Length > 2 ? args[2..] : [] });
         var options = new BrokerOptions();
         builder.Configuration.GetSection(BrokerOptions.Section).Bind(options);
+        if (options.Storage.Provider == StorageProvider.PostgreSql)
+        {
+            Console.Error.WriteLine("Broker:Storage:Provider=PostgreSql keeps no journal: every change is in PostgreSQL when it is acknowledged. Use PostgreSQL's own tools (pg_dump, amcheck) instead.");
+            return 2;
+        }
         var dataPath = Path.IsPathRooted(options.DataPath) ? options.DataPath : Path.Combine(builder.Environment.ContentRootPath, options.DataPath);
         var journal = Path.Combine(dataPath, "journal");
         try

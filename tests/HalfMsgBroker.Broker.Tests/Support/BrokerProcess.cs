@@ -22,10 +22,18 @@ public sealed class BrokerProcess : IAsyncDisposable
 
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();
 
-    /// <summary>The lines the broker printed to standard output so far.</summary>
+    /// <summary>The lines the broker printed to standard output and standard error so far.</summary>
     public IReadOnlyCollection<string> OutputLines => _output;
 
     public static async Task<BrokerProcess> Start(string dataPath, params string[] settings)
+    {
+        var broker = Launch(dataPath, settings);
+        await broker.WaitUntilReady();
+        return broker;
+    }
+
+    /// <summary>Starts the broker without waiting for it to be ready (a standby broker waits for its database lock first).</summary>
+    public static BrokerProcess Launch(string dataPath, params string[] settings)
     {
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}";
@@ -49,23 +57,30 @@ public sealed class BrokerProcess : IAsyncDisposable
         {
             if (e.Data is not null) broker._output.Enqueue(e.Data);
         };
-        process.ErrorDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            if (e.Data is not null) broker._output.Enqueue(e.Data);
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        await Eventually.Until(async () =>
-        {
-            if (process.HasExited) throw new Xunit.Sdk.XunitException($"broker exited with {process.ExitCode}");
-            try
-            {
-                return (await broker.Client.GetAsync(new Uri("/health/ready", UriKind.Relative))).StatusCode;
-            }
-            catch (HttpRequestException)
-            {
-                return HttpStatusCode.ServiceUnavailable;
-            }
-        }, s => s == HttpStatusCode.OK, "broker ready", TimeSpan.FromSeconds(60));
         return broker;
     }
+
+    public async Task WaitUntilReady(TimeSpan? timeout = null) => await Eventually.Until(async () =>
+    {
+        if (_process.HasExited) throw new Xunit.Sdk.XunitException($"broker exited with {_process.ExitCode}");
+        try
+        {
+            return (await Client.GetAsync(new Uri("/health/ready", UriKind.Relative))).StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return HttpStatusCode.ServiceUnavailable;
+        }
+    }, s => s == HttpStatusCode.OK, "broker ready", timeout ?? TimeSpan.FromSeconds(60));
+
+    /// <summary>The process's exit code once it has ended by itself, else null.</summary>
+    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
 
     /// <summary>
     /// Runs the broker's dll with <paramref name="arguments"/> (a journal command, or a start expected to fail)

@@ -1,0 +1,83 @@
+using HalfMsgBroker.Storage.PostgreSql;
+using LiteDB;
+using Npgsql;
+
+namespace HalfMsgBroker.Access;
+
+/// <summary>
+/// Keys and the audit trail in the broker's PostgreSQL database (<c>halfmsg_api_keys</c>,
+/// <c>halfmsg_audit</c>), written straight through as <see cref="LiteDbAccessStore"/> writes them: one
+/// autocommitted statement each. A key is the same document LiteDB keeps, with its last use in a
+/// column of its own so that recording uses need not rewrite it.
+/// </summary>
+internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource) : IAccessStore
+{
+    public IReadOnlyList<ApiKey> Keys() => PostgreSqlErrors.Read(dataSource, c =>
+    {
+        using var command = new NpgsqlCommand("SELECT doc, last_used_at FROM halfmsg_api_keys ORDER BY id", c);
+        using var reader = command.ExecuteReader();
+        var keys = new List<ApiKey>();
+        while (reader.Read())
+        {
+            var key = LiteDbAccessStore.FromBson(BsonSerializer.Deserialize((byte[])reader[0]));
+            keys.Add(reader.IsDBNull(1) ? key : key with { LastUsedAt = reader.GetInt64(1) });
+        }
+        return keys;
+    });
+
+    public void SaveKey(ApiKey key) => Execute(
+        "INSERT INTO halfmsg_api_keys (id, doc, last_used_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, last_used_at = EXCLUDED.last_used_at",
+        key.Id, BsonSerializer.Serialize(LiteDbAccessStore.ToBson(key)), key.LastUsedAt);
+
+    public void SaveLastUsed(IReadOnlyDictionary<string, long> lastUsedById)
+    {
+        if (lastUsedById.Count == 0) return;
+        Execute("UPDATE halfmsg_api_keys k SET last_used_at = u.at FROM unnest($1::text[], $2::bigint[]) AS u(id, at) WHERE k.id = u.id",
+            lastUsedById.Keys.ToArray(), lastUsedById.Values.ToArray());
+    }
+
+    public AuditEntry Append(long at, string actor, string action, string target, string? detail)
+    {
+        var id = PostgreSqlErrors.Read(dataSource, c =>
+        {
+            using var command = Command(c, "INSERT INTO halfmsg_audit (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+                at, actor, action, target, detail);
+            return (long)command.ExecuteScalar()!;
+        });
+        return new AuditEntry(id, at, actor, action, target, detail);
+    }
+
+    public IReadOnlyList<AuditEntry> Audit(long after, int limit, string? target = null) => PostgreSqlErrors.Read(dataSource, c =>
+    {
+        using var command = target is null
+            ? Command(c, "SELECT id, at, actor, action, target, detail FROM halfmsg_audit WHERE id > $1 ORDER BY id LIMIT $2", after, (long)limit)
+            : Command(c, "SELECT id, at, actor, action, target, detail FROM halfmsg_audit WHERE target = $3 AND id > $1 ORDER BY id LIMIT $2", after, (long)limit, target);
+        using var reader = command.ExecuteReader();
+        var entries = new List<AuditEntry>();
+        while (reader.Read())
+        {
+            entries.Add(new AuditEntry(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), reader.GetString(4),
+                reader.IsDBNull(5) ? null : reader.GetString(5)));
+        }
+        return entries;
+    });
+
+    public int PurgeAudit(long before) => Execute("DELETE FROM halfmsg_audit WHERE at < $1", before);
+
+    private int Execute(string sql, params object?[] parameters) => PostgreSqlErrors.Read(dataSource, c =>
+    {
+        using var command = Command(c, sql, parameters);
+        return command.ExecuteNonQuery();
+    });
+
+    private static NpgsqlCommand Command(NpgsqlConnection connection, string sql, params object?[] parameters)
+    {
+        var command = new NpgsqlCommand(sql, connection);
+        foreach (var p in parameters) command.Parameters.Add(new NpgsqlParameter { Value = p ?? DBNull.Value });
+        return command;
+    }
+
+    public void Dispose()
+    {
+    }
+}

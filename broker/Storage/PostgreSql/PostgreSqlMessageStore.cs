@@ -1,0 +1,217 @@
+using System.Security.Cryptography;
+using LiteDB;
+using Npgsql;
+
+namespace HalfMsgBroker.Storage.PostgreSql;
+
+/// <summary>
+/// Every piece of broker state in PostgreSQL. A group commit is one PostgreSQL transaction: the
+/// batch's writes are kept in memory while the writer runs it (<see cref="PendingWrites"/>) and sent
+/// at the end as one <see cref="NpgsqlBatch"/> (one round trip, committed with the server's
+/// <c>synchronous_commit</c>, on by default), so a 2xx means the change is in PostgreSQL. The writer
+/// has a connection of its own; reads take pooled connections. Index queries need no catching up
+/// (there is no applier): PostgreSQL holds every committed batch. Listings and counts are in
+/// <c>PostgreSqlMessageStore.Listings.cs</c>.
+/// </summary>
+public sealed partial class PostgreSqlMessageStore : IMessageStore
+{
+    private const string ReceiptKeyName = "receiptKey";
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly ActiveBrokerLock? _activeLock;
+    private readonly PendingWrites _pending = new();
+    private readonly Lock _writeLock = new();
+    private NpgsqlConnection? _writer;
+    private int _batchThread;
+    private bool _disposed;
+
+    /// <param name="dataSource">Owned by the caller (the host's singleton), so it is not disposed here.</param>
+    /// <param name="activeLock">Held by this broker; once it is lost no batch is written (another broker may be active).</param>
+    internal PostgreSqlMessageStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null)
+    {
+        _dataSource = dataSource;
+        _activeLock = activeLock;
+    }
+
+    private bool InBatch => _batchThread == Environment.CurrentManagedThreadId;
+
+    public void RunBatch(Action work)
+    {
+        // Uncontended (one writer); it lets Dispose wait out a batch in flight.
+        lock (_writeLock)
+        {
+            // A lost lock first: it is the reason the broker is closing, and what the caller should be told.
+            if (_activeLock is { Lost: true }) throw LockLost();
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            _pending.Clear();
+            _batchThread = Environment.CurrentManagedThreadId;
+            try
+            {
+                work();
+            }
+            finally
+            {
+                _batchThread = 0;
+            }
+            if (_pending.IsEmpty) return; // read only
+            if (_activeLock is { Lost: true })
+            {
+                _pending.Clear();
+                throw LockLost();
+            }
+            try
+            {
+                using var batch = _pending.Build(WriterConnection());
+                batch.ExecuteNonQuery();
+            }
+            catch (Exception e)
+            {
+                throw WriterFailed(e);
+            }
+            finally
+            {
+                _pending.Clear();
+            }
+        }
+    }
+
+    private static StoreUnavailableException LockLost() => new(
+        "This broker lost its database lock and is stopping; another broker may be active. Retry: a load balancer sends the retry to the active one.");
+
+    /// <summary>
+    /// The writer's connection, opened again after a failure. Its own (not one per batch from the pool) so a
+    /// batch does not pay for the pool's reset, and prepared statements stay on it.
+    /// </summary>
+    private NpgsqlConnection WriterConnection()
+    {
+        if (_writer is { State: System.Data.ConnectionState.Open }) return _writer;
+        _writer?.Dispose();
+        _writer = null;
+        _writer = _dataSource.OpenConnection();
+        return _writer;
+    }
+
+    /// <summary>Anything but a refused key may have left the connection broken or mid-protocol: the next batch opens a fresh one.</summary>
+    private Exception WriterFailed(Exception e)
+    {
+        var translated = PostgreSqlErrors.Translate(e);
+        if (translated is not DuplicateKeyException)
+        {
+            _writer?.Dispose();
+            _writer = null;
+        }
+        return translated;
+    }
+
+    /// <summary>A lookup: inside a batch on the writer's connection (after its pending writes), elsewhere on a pooled one.</summary>
+    private T Lookup<T>(Func<NpgsqlConnection, T> read)
+    {
+        if (!InBatch) return PostgreSqlErrors.Read(_dataSource, read);
+        try
+        {
+            return read(WriterConnection());
+        }
+        catch (Exception e)
+        {
+            throw WriterFailed(e);
+        }
+    }
+
+    public StoredMessage? Find(Guid id)
+    {
+        if (InBatch && _pending.TryFind(id, out var pending)) return pending;
+        return Lookup(c => ReadMessage(c, "SELECT data FROM halfmsg_messages WHERE id = $1", id));
+    }
+
+    public StoredMessage? FindByTransactionId(string transactionId) => FindUnique(MessageCodec.TransactionKey(transactionId));
+
+    public StoredMessage? FindByIdempotencyKey(string topic, string key) => FindUnique(MessageCodec.IdempotencyKey(topic, key));
+
+    private StoredMessage? FindUnique(string key)
+    {
+        if (InBatch && _pending.TryFindUnique(key, out var pending)) return pending;
+        return Lookup(c => ReadMessage(c, "SELECT data FROM halfmsg_messages WHERE unique_key = $1", key));
+    }
+
+    private static StoredMessage? ReadMessage<T>(NpgsqlConnection connection, string sql, T parameter)
+    {
+        using var command = new NpgsqlCommand(sql, connection);
+        command.Parameters.Add(new NpgsqlParameter<T> { TypedValue = parameter });
+        return command.ExecuteScalar() is byte[] data ? MessageBinary.Read(data) : null;
+    }
+
+    public void Insert(StoredMessage message) => _pending.Insert(message);
+
+    public void Update(StoredMessage message) => _pending.Update(message);
+
+    public void Delete(StoredMessage message) => _pending.Delete(message);
+
+    public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas) => _pending.AddTopicDeltas(deltas);
+
+    public void SaveProducerGroup(ProducerGroup group) => _pending.SaveProducerGroup(group.Name, LiteDbMessageStore.ToBson(group));
+
+    public void SaveSubscription(Subscription subscription) =>
+        _pending.SaveSubscription(LiteDbMessageStore.SubscriptionId(subscription.Group, subscription.Topic), LiteDbMessageStore.ToBson(subscription));
+
+    public void DeleteSubscription(string group, string topic) => _pending.DeleteSubscription(LiteDbMessageStore.SubscriptionId(group, topic));
+
+    public void PutDeadLetter(DeadLetterRef deadLetter, long deadLetteredAt) => _pending.PutDeadLetter(deadLetter, deadLetteredAt);
+
+    public void DeleteDeadLetter(DeadLetterRef deadLetter) => _pending.DeleteDeadLetter(deadLetter);
+
+    public ProducerGroup? GetProducerGroup(string name)
+    {
+        if (InBatch && _pending.TryGetProducerGroup(name, out var doc)) return LiteDbMessageStore.ProducerGroupFrom(doc!);
+        return Lookup(c =>
+        {
+            using var command = new NpgsqlCommand("SELECT doc FROM halfmsg_producer_groups WHERE name = $1", c);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+            return command.ExecuteScalar() is byte[] bson ? LiteDbMessageStore.ProducerGroupFrom(BsonSerializer.Deserialize(bson)) : null;
+        });
+    }
+
+    /// <summary>Made once per database: every broker on it signs and recognises the same receipt handles.</summary>
+    public byte[] ReceiptKey() => PostgreSqlErrors.Read(_dataSource, c =>
+    {
+        using (var insert = new NpgsqlCommand("INSERT INTO halfmsg_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING", c))
+        {
+            insert.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ReceiptKeyName });
+            insert.Parameters.Add(new NpgsqlParameter<byte[]> { TypedValue = RandomNumberGenerator.GetBytes(32) });
+            insert.ExecuteNonQuery();
+        }
+        using var read = new NpgsqlCommand("SELECT value FROM halfmsg_meta WHERE key = $1", c);
+        read.Parameters.Add(new NpgsqlParameter<string> { TypedValue = ReceiptKeyName });
+        return (byte[])read.ExecuteScalar()!;
+    });
+
+    /// <summary>Whether PostgreSQL answers within <paramref name="timeout"/> (readiness).</summary>
+    public async Task<string?> ProblemAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(timeout);
+        try
+        {
+            await using var connection = await _dataSource.OpenConnectionAsync(deadline.Token);
+            await using var command = new NpgsqlCommand("SELECT 1", connection);
+            await command.ExecuteScalarAsync(deadline.Token);
+            return null;
+        }
+        catch (Exception e) when (e is OperationCanceledException || PostgreSqlErrors.IsUnavailable(e))
+        {
+            return e is OperationCanceledException
+                ? $"PostgreSQL did not answer within {timeout.TotalSeconds:F0} s"
+                : $"PostgreSQL is not answering: {e.Message}";
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_writeLock)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _writer?.Dispose();
+            _writer = null;
+        }
+    }
+}

@@ -1,0 +1,28 @@
+namespace HalfMsgBroker.Configuration;
+
+/// <summary>Where the broker keeps its state (<c>Broker:Storage:Provider</c>).</summary>
+public enum StorageProvider
+{
+    /// <summary>The journal in front of an embedded LiteDB file in <c>Broker:DataPath</c> (the default).</summary>
+    LiteDb,
+
+    /// <summary>A PostgreSQL database (<c>ConnectionStrings:HalfMsg</c>); one active broker per database.</summary>
+    PostgreSql,
+}
+
+/// <summary><c>Broker:Storage:PostgreSql</c>: what only the PostgreSQL provider reads.</summary>
+public sealed class PostgreSqlOptions
+{
+    /// <summary>The name of the connection string (<c>ConnectionStrings:HalfMsg</c>).</summary>
+    public const string ConnectionStringName = "HalfMsg";
+
+    /// <summary>
+    /// How often the active broker checks the connection that holds the database lock. A broker whose
+    /// lock connection is gone stops (a standby may already have taken over), so this bounds how long
+    /// two brokers could both believe they are active.
+    /// </summary>
+    public TimeSpan LockCheckInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long <c>/health/ready</c> waits for PostgreSQL to answer before it reports the broker not ready.</summary>
+    public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromSeconds(2);
+}

@@ -1,0 +1,65 @@
+using System.Net;
+using HalfMsgBroker.Hosting;
+using HalfMsgBroker.Tests.Shared;
+using HalfMsgBroker.Tests.Support;
+using Npgsql;
+
+namespace HalfMsgBroker.Tests.Storage.PostgreSql;
+
+/// <summary>Two broker processes on one database: one active, one standby that takes over when the active one is killed.</summary>
+public sealed class PostgreSqlFailoverTests(PostgresCluster cluster) : IClassFixture<PostgresCluster>
+{
+    [PostgresFact]
+    public async Task A_standby_waits_without_listening_and_takes_over_with_everything_acknowledged_after_kill_9()
+    {
+        var database = await cluster.CreateDatabaseAsync("failover");
+        var dataA = Path.Combine(Path.GetTempPath(), "halfmsg-failover", Guid.NewGuid().ToString("N"));
+        var dataB = Path.Combine(Path.GetTempPath(), "halfmsg-failover", Guid.NewGuid().ToString("N"));
+        string[] settings =
+        [
+            "--Broker:Storage:Provider=PostgreSql", $"--ConnectionStrings:HalfMsg={database}",
+            "--Logging:LogLevel:HalfMsgBroker.Storage.PostgreSql=Information", "--Broker:Storage:PostgreSql:LockCheckInterval=00:00:00.200",
+        ];
+        try
+        {
+            await using var a = await BrokerProcess.Start(dataA, settings);
+            await a.Client.Subscribe("g", "orders");
+            var acknowledged = new List<string>();
+            for (var i = 0; i < 20; i++) acknowledged.Add(await a.Client.Send("orders", new { i }));
+            await a.Client.SendHalf("orders", "tx-1");
+            Assert.Equal(HttpStatusCode.OK, (await a.Client.Post("/v1/transactions/tx-1/commit")).Status);
+
+            await using var b = BrokerProcess.Launch(dataB, settings);
+            await Eventually.Until(() => b.OutputLines.Any(l => l.Contains("waiting: another broker holds the database", StringComparison.Ordinal)),
+                "the standby saying it waits", TimeSpan.FromSeconds(60));
+            await Assert.ThrowsAsync<HttpRequestException>(() => b.Client.GetAsync(new Uri("/health/ready", UriKind.Relative)));
+
+            a.Kill();
+            await b.WaitUntilReady();
+            foreach (var id in acknowledged) Assert.Equal(HttpStatusCode.OK, (await b.Client.Get($"/v1/messages/{id}")).Status);
+            Assert.Equal("committed", (await b.Client.Transaction("tx-1")).Str("state"));
+            var delivered = new HashSet<string>();
+            await Eventually.Until(async () =>
+            {
+                foreach (var m in await b.Client.Receive("g", "orders", max: 32, wait: 1)) delivered.Add(m!.Str("messageId"));
+                return delivered.Count;
+            }, n => n >= 21, "every acknowledged message delivered by the new active broker");
+
+            // If its lock connection goes, the active broker stops with its own exit code.
+            await using (var admin = new NpgsqlConnection(database))
+            {
+                await admin.OpenAsync();
+                await using var kill = new NpgsqlCommand(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'halfmsg-broker-lock' AND datname = current_database()", admin);
+                Assert.Equal(1L, await kill.ExecuteScalarAsync());
+            }
+            await Eventually.Until(() => b.ExitCode is not null, "the broker stopping", TimeSpan.FromSeconds(30));
+            Assert.True(b.ExitCode == BrokerExit.DatabaseLockLost, $"exit code {b.ExitCode}: " + string.Join('\n', b.OutputLines.TakeLast(60)));
+        }
+        finally
+        {
+            BrokerFactory.TryDelete(dataA);
+            BrokerFactory.TryDelete(dataB);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Storage;
+using HalfMsgBroker.Storage.PostgreSql;
+using HalfMsgBroker.Tests.Shared;
+using HalfMsgBroker.Tests.Support;
+using Npgsql;
+
+namespace HalfMsgBroker.Tests.Storage.PostgreSql;
+
+/// <summary>What only the PostgreSQL store has: statements split by size, and a database that goes away and comes back.</summary>
+public sealed class PostgreSqlMessageStoreTests(PostgresCluster cluster) : IClassFixture<PostgresCluster>
+{
+    private readonly MessageIds _ids = new();
+    private long _clock = 1_000;
+
+    private StoredMessage Message(int bodyBytes = 2) => new()
+    {
+        Id = _ids.Next(_clock++),
+        Topic = "orders",
+        Body = new byte[bodyBytes],
+        State = HalfMsgBroker.Lifecycle.MessageState.Committed,
+        BornAt = 1,
+    };
+
+    [PostgresFact]
+    public async Task A_batch_of_large_bodies_is_split_into_statements_under_PostgreSQLs_value_limit_and_stored_whole()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync("large"));
+        PostgreSqlSchema.Migrate(dataSource);
+        var messages = Enumerable.Range(0, 40).Select(_ => Message(4 * 1024 * 1024)).ToArray();
+
+        var pending = new PendingWrites();
+        foreach (var m in messages) pending.Insert(m);
+        using (var built = pending.Build(null!))
+        {
+            var inserts = built.BatchCommands.Cast<NpgsqlBatchCommand>().Count(c => c.CommandText.Contains("INSERT INTO halfmsg_messages", StringComparison.Ordinal));
+            Assert.Equal((int)Math.Ceiling(40 * 4.0 * 1024 * 1024 / PendingWrites.MaxStatementBytes), inserts);
+        }
+
+        using var store = new PostgreSqlMessageStore(dataSource);
+        store.RunBatch(() =>
+        {
+            foreach (var m in messages) store.Insert(m);
+        });
+        Assert.All(messages, m => Assert.Equal(4 * 1024 * 1024, store.Find(m.Id)!.Body.Length));
+    }
+
+    [PostgresFact]
+    public async Task While_PostgreSQL_is_unreachable_batches_and_reads_are_unavailable_and_nothing_half_written_remains()
+    {
+        var database = new NpgsqlConnectionStringBuilder(await cluster.CreateDatabaseAsync("unreachable"));
+        await using var proxy = TcpProxy.Start(database.Port);
+        database.Port = proxy.Port;
+        database.Timeout = 3;
+        await using var dataSource = NpgsqlDataSource.Create(database.ConnectionString);
+        PostgreSqlSchema.Migrate(dataSource);
+        using var store = new PostgreSqlMessageStore(dataSource);
+        var stored = Message();
+        store.RunBatch(() => store.Insert(stored));
+
+        proxy.Cut();
+        var lost = Message();
+        Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Insert(lost)));
+        Assert.Throws<StoreUnavailableException>(() => store.Find(stored.Id));
+        Assert.Throws<StoreUnavailableException>(() => store.DueChecks(long.MaxValue / 2, 10));
+        Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Find(stored.Id)));
+
+        proxy.Restore();
+        // Pooled connections broken by the cut fail once each and are dropped; the writer opens a new one.
+        var next = Message();
+        await Eventually.Until(() =>
+        {
+            try
+            {
+                store.RunBatch(() => store.Insert(next));
+                return true;
+            }
+            catch (StoreUnavailableException)
+            {
+                return false;
+            }
+        }, "a batch once PostgreSQL is back");
+        var found = await Eventually.Until(() =>
+        {
+            try
+            {
+                return Task.FromResult((store.Find(stored.Id), store.Find(next.Id), store.Find(lost.Id)));
+            }
+            catch (StoreUnavailableException)
+            {
+                return Task.FromResult<(StoredMessage?, StoredMessage?, StoredMessage?)>((null, null, null));
+            }
+        }, r => r.Item1 is not null, "reads once PostgreSQL is back");
+        Assert.NotNull(found.Item2);
+        Assert.Null(found.Item3);
+    }
+}
