@@ -17,6 +17,9 @@ internal sealed class BrokerHost : IAsyncDisposable
     /// <summary>Given to the broker in its environment, not its command line, which the log below records.</summary>
     private string? _adminKey;
 
+    /// <summary>With PostgreSQL storage: ConnectionStrings:HalfMsg, also given in the environment.</summary>
+    private string? _connectionString;
+
     public string DataPath { get; }
     public string LogPath { get; }
     public int Port { get; private set; }
@@ -46,7 +49,10 @@ internal sealed class BrokerHost : IAsyncDisposable
         _extraArgs = extraArgs;
     }
 
-    public static async Task<BrokerHost> StartAsync(Settings s, string name, string mode, params string[] extraArgs)
+    public static Task<BrokerHost> StartAsync(Settings s, string name, string mode, params string[] extraArgs) =>
+        StartAsync(s, name, mode, BrokerStorage.LiteDb, extraArgs);
+
+    public static async Task<BrokerHost> StartAsync(Settings s, string name, string mode, BrokerStorage storage, params string[] extraArgs)
     {
         if (s.ExternalBrokerUrl is { } url)
         {
@@ -62,11 +68,24 @@ internal sealed class BrokerHost : IAsyncDisposable
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
         var args = new List<string> { $"--Broker:Storage:Durability={mode}" };
+        string? connectionString = null, database = null;
+        if (storage.Postgres is { } postgres)
+        {
+            args.Add("--Broker:Storage:Provider=PostgreSql");
+            (database, connectionString) = await postgres.CreateDatabaseAsync(name, storage.MaxPoolSize);
+        }
         var adminKey = s.Keys ? "bench-admin-" + Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(24)) : null;
         args.AddRange(extraArgs);
         args.AddRange(s.BrokerArgs);
-        var host = new BrokerHost(s.BrokerDll, Path.Combine(dir, "data"), Path.Combine(s.WorkDir, name + ".log"), [.. args]) { _adminKey = adminKey };
+        var host = new BrokerHost(s.BrokerDll, Path.Combine(dir, "data"), Path.Combine(s.WorkDir, name + ".log"), [.. args]) { _adminKey = adminKey, _connectionString = connectionString };
         await host.StartProcessAsync();
+        // A broker build without the PostgreSQL provider ignores the key and runs on LiteDB: refuse to
+        // report such rows as PostgreSQL ones.
+        if (storage.Postgres is not null && await storage.Postgres.CountTablesAsync(database!) == 0)
+        {
+            await host.StopAsync(TimeSpan.FromSeconds(10));
+            throw new InvalidOperationException($"the broker is ready but created no tables in PostgreSQL database {database}: this broker build has no PostgreSQL provider (Broker:Storage:Provider=PostgreSql); see {host.LogPath}");
+        }
         if (adminKey is not null) host.Keys = await BenchKeys.CreateAsync(host.BaseUri, adminKey);
         return host;
     }
@@ -92,6 +111,7 @@ internal sealed class BrokerHost : IAsyncDisposable
         psi.ArgumentList.Add("-c");
         psi.ArgumentList.Add(cmd);
         if (_adminKey is not null) psi.Environment["Broker__Auth__AdminKey"] = _adminKey;
+        if (_connectionString is not null) psi.Environment["ConnectionStrings__HalfMsg"] = _connectionString;
         var started = Stopwatch.GetTimestamp();
         _process = Process.Start(psi) ?? throw new InvalidOperationException("could not start the broker");
         await File.AppendAllTextAsync(LogPath, $"# bench: started pid {_process.Id}: {cmd}\n");
@@ -157,4 +177,12 @@ internal sealed class BrokerHost : IAsyncDisposable
         await StopAsync(TimeSpan.FromSeconds(10));
         _process?.Dispose();
     }
+}
+
+/// <summary>Where a broker started by the generator keeps its state: its data path (LiteDB, the
+/// broker's default) or a fresh database of the run's PostgreSQL cluster.</summary>
+/// <param name="MaxPoolSize">Npgsql's Max Pool Size for the broker (0: Npgsql's default).</param>
+internal sealed record BrokerStorage(PostgresServer? Postgres, int MaxPoolSize)
+{
+    public static readonly BrokerStorage LiteDb = new(null, 0);
 }

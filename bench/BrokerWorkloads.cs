@@ -8,8 +8,9 @@ using Microsoft.AspNetCore.Http;
 namespace HalfMsgBroker.Bench;
 
 /// <summary>Workloads 1–5 against HalfMsgBroker. Every workload gets a broker process of its own on a
-/// fresh data path, so no workload measures what an earlier one left behind.</summary>
-internal sealed class BrokerWorkloads(Settings s, Action<string> log)
+/// fresh data path (with <paramref name="postgres"/>: on a fresh database of that cluster), so no
+/// workload measures what an earlier one left behind.</summary>
+internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresServer? postgres = null)
 {
     private const string System = "HalfMsgBroker";
     private const string ProducerGroup = "bench-producers";
@@ -63,18 +64,29 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         {
             await Pause(s.ShortWarmup);
         }
-        var a = CpuSnapshot.Take(pid);
+        var a = CpuSnapshot.Take(pid, postgres);
         foreach (var r in recorders) r.Recording = true;
         await Pause(s.Measure);
         foreach (var r in recorders) r.Recording = false;
-        var b = CpuSnapshot.Take(pid);
+        var b = CpuSnapshot.Take(pid, postgres);
         return new Window { Cpu = CpuDelta.Between(a, b), RssMiB = Proc.RssMiB(pid), WarmupNote = note };
     }
 
     private static string Transport(bool http1) => http1 ? "HTTP/1.1, a connection per worker" : "h2c, one multiplexed connection";
 
-    private static string Noise(CpuDelta c) =>
-        string.Create(CultureInfo.InvariantCulture, $"gen CPU {c.SelfSeconds:F1}s, others {c.OtherCores:F2} cores");
+    private string Noise(CpuDelta c) =>
+        string.Create(CultureInfo.InvariantCulture, $"gen CPU {c.SelfSeconds:F1}s, {(postgres is null ? "" : $"PostgreSQL CPU {c.DatabaseSeconds:F1}s, ")}others {c.OtherCores:F2} cores");
+
+    /// <summary>PostgreSQL's CPU per 1,000 messages (NaN without it), and a note with broker + PostgreSQL.</summary>
+    private (double PerThousand, string Note) DatabaseCpu(CpuDelta c, long messages)
+    {
+        if (postgres is null || messages <= 0) return (double.NaN, "");
+        var db = c.DatabaseSeconds / (messages / 1000.0);
+        var both = (c.TargetSeconds + c.DatabaseSeconds) / (messages / 1000.0);
+        return (db, string.Create(CultureInfo.InvariantCulture, $"broker + PostgreSQL CPU {both:F3} s/1k; "));
+    }
+
+    private BrokerStorage StorageFor() => postgres is null ? BrokerStorage.LiteDb : new BrokerStorage(postgres, s.PgMaxPoolSize);
 
     private async Task ProducerLoopAsync(BrokerClient client, string topic, bool transactional, Tracker tracker,
         Recorder send, Func<bool> stop, CancellationToken hard)
@@ -258,8 +270,9 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             var notes = string.Create(CultureInfo.InvariantCulture,
                 $"{w.WarmupNote}{Transport(http1)}; {(batch > 0 ? $"{batch} messages per half and per commit request; " : "")}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
                 + $"{(drained ? "" : $" (NOT all received within {s.Drain.TotalSeconds:F0} s drain)")}, dup {tracker.Duplicates}, errors {send.Errors + e2e.Errors}; {Noise(w.Cpu)}");
+            var (dbCpu, dbNote) = DatabaseCpu(w.Cpu, e2e.Count);
             return new Row(name, System, mode, e2e.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
-                e2e.Count > 0 ? w.Cpu.TargetSeconds / (e2e.Count / 1000.0) : double.NaN, w.RssMiB, notes);
+                e2e.Count > 0 ? w.Cpu.TargetSeconds / (e2e.Count / 1000.0) : double.NaN, w.RssMiB, dbNote + notes) { DbCpuSecondsPer1k = dbCpu };
         }
         finally
         {
@@ -272,7 +285,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
     public async Task<List<Row>> RunModeAsync(string mode, IReadOnlySet<int> workloads)
     {
         var rows = new List<Row>();
-        await using var broker = await BrokerHost.StartAsync(s, "w123-" + mode.ToLowerInvariant(), mode);
+        await using var broker = await BrokerHost.StartAsync(s, "w123-" + mode.ToLowerInvariant() + (postgres is null ? "" : "-pg"), mode, StorageFor());
         var cold = true;
         async Task Add(string workload, Func<Task<Row>> f)
         {
@@ -336,8 +349,9 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         if (mode == "Process" && batch == 0) PlainSendRate = rate;
         var latency = batch > 0 ? $"{batch} messages per request; latency = the message's batch send → 200" : "latency = send → 201";
         var notes = string.Create(CultureInfo.InvariantCulture, $"{w.WarmupNote}{Transport(s.Http1)}; {latency}; errors {send.Errors}; {Noise(w.Cpu)}");
+        var (dbCpu, dbNote) = DatabaseCpu(w.Cpu, send.Count);
         return new Row(name, System, mode, send.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
-            send.Count > 0 ? w.Cpu.TargetSeconds / (send.Count / 1000.0) : double.NaN, w.RssMiB, notes);
+            send.Count > 0 ? w.Cpu.TargetSeconds / (send.Count / 1000.0) : double.NaN, w.RssMiB, dbNote + notes) { DbCpuSecondsPer1k = dbCpu };
     }
 
     /// <summary>Workload 4: N prepared messages not yet due (idle CPU), then all due at once against a
@@ -346,7 +360,8 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
     public async Task<List<Row>> CheckBackAsync()
     {
         const string name = "4 check-back";
-        const string mode = "Process";
+        // On PostgreSQL the durability mode changes nothing (every commit waits for the WAL flush): Fsync.
+        var mode = postgres is null ? "Process" : "Fsync";
         log($"workload {name} [{mode}], {s.CheckBackCount} prepared");
         var rows = new List<Row>();
         const string topic = "bench-w4";
@@ -376,7 +391,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
             }
             return Results.Json(new CheckAnswer("commit"), CheckAnswerContext.Default.CheckAnswer);
         }));
-        await using var broker = await BrokerHost.StartAsync(s, "w4", mode);
+        await using var broker = await BrokerHost.StartAsync(s, postgres is null ? "w4" : "w4-pg", mode, StorageFor());
         using var client = new BrokerClient(broker.UriFor(s.Http1), s.PayloadBytes, s.Http1, broker.Keys);
         try
         {
@@ -449,12 +464,12 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
         string idleNote;
         if (idleLeft >= 1 && Interlocked.Read(ref checkCalls) == 0)
         {
-            var a = CpuSnapshot.Take(broker.Pid);
+            var a = CpuSnapshot.Take(broker.Pid, postgres);
             await Task.Delay(TimeSpan.FromSeconds(Math.Min(idleLeft, s.CheckIdleWindow.TotalSeconds)));
-            var b = CpuSnapshot.Take(broker.Pid);
+            var b = CpuSnapshot.Take(broker.Pid, postgres);
             var d = CpuDelta.Between(a, b);
             idleNote = string.Create(CultureInfo.InvariantCulture,
-                $"idle with {sent} prepared not due: broker {d.TargetSeconds / d.WallSeconds * 100:F1}% of a core over {d.WallSeconds:F1} s");
+                $"idle with {sent} prepared not due: broker {d.TargetSeconds / d.WallSeconds * 100:F1}% of a core{(postgres is null ? "" : $", PostgreSQL {d.DatabaseSeconds / d.WallSeconds * 100:F1}%")} over {d.WallSeconds:F1} s");
         }
         else
         {
@@ -466,21 +481,22 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log)
 
         // All due: wait for the first check, then for every message to be checked once.
         while (Stopwatch.GetTimestamp() < due) await Task.Delay(100);
-        var c0 = CpuSnapshot.Take(broker.Pid);
+        var c0 = CpuSnapshot.Take(broker.Pid, postgres);
         var end = Stopwatch.GetTimestamp() + (long)(s.CheckDrainBudget.TotalSeconds * Stopwatch.Frequency);
         while (Stopwatch.GetTimestamp() < end && tracker.ReceivedUnique < sent) await Task.Delay(100);
-        var c1 = CpuSnapshot.Take(broker.Pid);
+        var c1 = CpuSnapshot.Take(broker.Pid, postgres);
         var cd = CpuDelta.Between(c0, c1);
         var checkedUnique = tracker.ReceivedUnique;
         var last = Volatile.Read(ref lastCheck);
         var spanFromDue = last > due ? (last - due) / (double)Stopwatch.Frequency : double.NaN;
         var perSecond = checkedUnique / spanFromDue;
         var h = checks.Merged();
+        var (dbCpu, dbNote) = DatabaseCpu(cd, checkedUnique);
         rows.Add(new Row(name + " (all due)", System, mode, checkedUnique, perSecond, h.Ms(50), h.Ms(99), h.MaxMs(),
             checkedUnique > 0 ? cd.TargetSeconds / (checkedUnique / 1000.0) : double.NaN, Proc.RssMiB(broker.Pid),
-            string.Create(CultureInfo.InvariantCulture,
+            dbNote + string.Create(CultureInfo.InvariantCulture,
                 $"checks/s = checked / (last check − due instant); latency = due → check arrives; {checkCalls} check calls for {sent} prepared"
-                + $"{(checkedUnique < sent ? $" (only {checkedUnique} checked within {s.CheckDrainBudget.TotalSeconds:F0} s)" : "")}; RSS with all prepared {preparedRss:F0} MiB; {Noise(cd)}")));
+                + $"{(checkedUnique < sent ? $" (only {checkedUnique} checked within {s.CheckDrainBudget.TotalSeconds:F0} s)" : "")}; RSS with all prepared {preparedRss:F0} MiB; {Noise(cd)}")) { DbCpuSecondsPer1k = dbCpu });
         return rows;
     }
 

@@ -15,6 +15,7 @@ internal static partial class Proc
 
     public const int SigTerm = 15;
     public const int SigKill = 9;
+    public const int SigInt = 2;
 
     private static readonly long ClockTicks = TicksPerSecond();
 
@@ -64,6 +65,35 @@ internal static partial class Proc
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {
             return 0;
+        }
+    }
+
+    /// <summary>User + system CPU seconds of the process and of its children that have ended and been
+    /// waited for (cutime + cstime), or 0 when it is gone.</summary>
+    public static double CpuSecondsWithChildren(int pid)
+    {
+        var f = StatFields(pid);
+        if (f is null) return 0;
+        // Fields after "(comm)", counted from 0: utime 11, stime 12, cutime 13, cstime 14.
+        long ticks = 0;
+        for (var i = 11; i <= 14; i++) ticks += long.Parse(f[i], CultureInfo.InvariantCulture);
+        return ticks / (double)ClockTicks;
+    }
+
+    /// <summary>The parent's PID, or 0 when the process is gone.</summary>
+    public static int ParentPid(int pid) => StatFields(pid) is { } f ? int.Parse(f[1], CultureInfo.InvariantCulture) : 0;
+
+    /// <summary>/proc/PID/stat split after "(comm)" (state is index 0), or null when the process is gone.</summary>
+    private static string[]? StatFields(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
         }
     }
 
@@ -128,22 +158,24 @@ internal static partial class Proc
     }
 }
 
-/// <summary>CPU of one process, of the generator itself and of the machine over a measured window.</summary>
-internal readonly record struct CpuSnapshot(double Target, double Self, double Machine, long Timestamp)
+/// <summary>CPU of one process, of the generator itself, of the database cluster (with
+/// <c>--storage postgresql</c>, else 0) and of the machine over a measured window.</summary>
+internal readonly record struct CpuSnapshot(double Target, double Self, double Machine, long Timestamp, double Database)
 {
-    public static CpuSnapshot Take(int targetPid) =>
-        new(Proc.CpuSeconds(targetPid), Proc.SelfCpuSeconds(), Proc.MachineBusySeconds(), System.Diagnostics.Stopwatch.GetTimestamp());
+    public static CpuSnapshot Take(int targetPid, PostgresServer? database = null) =>
+        new(Proc.CpuSeconds(targetPid), Proc.SelfCpuSeconds(), Proc.MachineBusySeconds(), System.Diagnostics.Stopwatch.GetTimestamp(), database?.CpuSeconds() ?? 0);
 }
 
-internal readonly record struct CpuDelta(double TargetSeconds, double SelfSeconds, double OthersSeconds, double WallSeconds)
+internal readonly record struct CpuDelta(double TargetSeconds, double SelfSeconds, double OthersSeconds, double WallSeconds, double DatabaseSeconds)
 {
     public static CpuDelta Between(CpuSnapshot a, CpuSnapshot b)
     {
         var wall = System.Diagnostics.Stopwatch.GetElapsedTime(a.Timestamp, b.Timestamp).TotalSeconds;
         var target = b.Target - a.Target;
         var self = b.Self - a.Self;
-        var others = Math.Max(0, (b.Machine - a.Machine) - target - self);
-        return new CpuDelta(target, self, others, wall);
+        var database = b.Database - a.Database;
+        var others = Math.Max(0, (b.Machine - a.Machine) - target - self - database);
+        return new CpuDelta(target, self, others, wall, database);
     }
 
     /// <summary>How busy everything else on the machine was, in cores: the noise indicator.</summary>

@@ -17,6 +17,12 @@ internal sealed record Row(
     double RssMiB,
     string Notes)
 {
+    /// <summary>The broker's storage provider (LiteDB, PostgreSQL); empty for RabbitMQ.</summary>
+    public string Storage { get; init; } = "";
+
+    /// <summary>With PostgreSQL storage: the cluster's CPU (all its processes) per 1,000 messages, beside the broker's own.</summary>
+    public double DbCpuSecondsPer1k { get; init; } = double.NaN;
+
     public static Row NotRun(string workload, string system, string mode, string why) =>
         new(workload, system, mode, 0, double.NaN, double.NaN, double.NaN, double.NaN, double.NaN, double.NaN, why);
 }
@@ -29,12 +35,13 @@ internal static class Report
     public static string Table(IEnumerable<Row> rows)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("| # workload | system | mode | msgs | msg/s | p50 ms | p99 ms | max ms | CPU s/1k msgs | RSS MiB | notes |");
-        sb.AppendLine("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+        sb.AppendLine("| # workload | system | storage | mode | msgs | msg/s | p50 ms | p99 ms | max ms | CPU s/1k msgs | PG CPU s/1k msgs | RSS MiB | notes |");
+        sb.AppendLine("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         foreach (var r in rows)
         {
             sb.Append("| ").Append(r.Workload)
               .Append(" | ").Append(r.System)
+              .Append(" | ").Append(r.Storage.Length == 0 ? "—" : r.Storage)
               .Append(" | ").Append(r.Mode)
               .Append(" | ").Append(r.Messages == 0 ? "—" : r.Messages.ToString(CultureInfo.InvariantCulture))
               .Append(" | ").Append(F(r.PerSecond, "F0"))
@@ -42,6 +49,7 @@ internal static class Report
               .Append(" | ").Append(F(r.P99Ms, "F1"))
               .Append(" | ").Append(F(r.MaxMs, "F0"))
               .Append(" | ").Append(F(r.CpuSecondsPer1k, "F3"))
+              .Append(" | ").Append(F(r.DbCpuSecondsPer1k, "F3"))
               .Append(" | ").Append(F(r.RssMiB, "F0"))
               .Append(" | ").Append(r.Notes.Replace("|", "/", StringComparison.Ordinal))
               .AppendLine(" |");

@@ -42,6 +42,16 @@ internal sealed class Settings
     public HashSet<int> Workloads { get; set; } = [1, 2, 3, 4, 5];
     public List<string> Modes { get; set; } = ["Fsync", "Process"];
 
+    /// <summary>The broker's storage providers to run the broker rows on, in this order: <c>litedb</c>
+    /// (the default) and/or <c>postgresql</c> (a private cluster for the run, <see cref="PostgresServer"/>).</summary>
+    public List<string> Storages { get; set; } = ["litedb"];
+
+    /// <summary>Folder for the private PostgreSQL cluster (must not exist; its parent must let the postgres user in).</summary>
+    public string? PgFolder { get; set; }
+
+    /// <summary>Npgsql's Max Pool Size for each broker on PostgreSQL (0: Npgsql's default).</summary>
+    public int PgMaxPoolSize { get; set; }
+
     public int Producers { get; set; } = 16;
 
     /// <summary>Target messages per second across all producers (0: as fast as they go).</summary>
@@ -124,6 +134,9 @@ internal sealed class Settings
                 case "--broker-commit": s.BrokerCommit = Next(); break;
                 case "--workloads": s.Workloads = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse)]; break;
                 case "--modes": s.Modes = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries)]; break;
+                case "--storage": s.Storages = [.. Next().ToLowerInvariant().Split(',', StringSplitOptions.RemoveEmptyEntries).Distinct()]; break;
+                case "--pg-folder": s.PgFolder = Next(); break;
+                case "--pg-max-pool-size": s.PgMaxPoolSize = int.Parse(Next()); break;
                 case "--producers": s.Producers = int.Parse(Next()); break;
                 case "--rate": s.Rate = int.Parse(Next()); break;
                 case "--light-rate": s.LightRate = int.Parse(Next()); break;
@@ -147,6 +160,14 @@ internal sealed class Settings
         s.CheckBackCount = checkCount ?? (s.Quick ? 10_000 : 100_000);
         s.RestartCount = restartCount ?? (s.Quick ? 100_000 : 1_000_000);
         if (s.ExternalBrokerUrl is not null && s.ExternalBrokerH2cUrl is null) s.Http1 = true;
+        if (s.Storages.Count == 0 || s.Storages.Any(x => x is not ("litedb" or "postgresql")))
+        {
+            throw new ArgumentException($"--storage takes litedb, postgresql or both (litedb,postgresql); got '{string.Join(',', s.Storages)}'");
+        }
+        if (s.Storages.Contains("postgresql") && s.ExternalBrokerUrl is not null)
+        {
+            throw new ArgumentException("--storage postgresql starts its own brokers; it cannot be used with --broker-url");
+        }
         if (s.BatchSends is 1 or < 0 or > 100) throw new ArgumentException("--batch-sends must be 2-100 (the batch endpoints' item limit)");
         return s;
     }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # HalfMsgBroker vs RabbitMQ, side by side on this machine.
 #   bench/run.sh [--quick] [generator options, e.g. --workloads 1,2 --modes Process]
+#   bench/run.sh --quick --workloads 1 --storage litedb,postgresql   # also the rows on PostgreSQL
 # Installs RabbitMQ from Debian if missing, starts a private RabbitMQ node on loopback for the run,
 # builds and publishes the broker (Release), runs the load generator (which starts one broker per
 # workload on a fresh temp data path), writes bench/results/YYYY-MM-DD-<quick|full>.md and prints it.
@@ -11,14 +12,20 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 kind=full
 pass=()
+postgres=""
 for a in "$@"; do
   case "$a" in
     --quick) kind=quick; pass+=("$a") ;;
+    *postgresql*) postgres=1; pass+=("$a") ;;   # the value of --storage
     *) pass+=("$a") ;;
   esac
 done
 
 work="$(mktemp -d /tmp/halfmsg-bench.XXXXXX)"
+# The generator's private PostgreSQL cluster (--storage postgresql): beside $work, not in it, since
+# $work is root's alone and PostgreSQL runs as the postgres user.
+pgdir="$work-pg"
+[[ -n "$postgres" ]] && pass+=(--pg-folder "$pgdir")
 pidfile="$work/broker.pids"
 : >"$pidfile"
 rabbit_pid="" rabbit_sh_pid="" epmd_pid=""
@@ -39,14 +46,15 @@ stop_pid() { # stop_pid PID [grace-seconds]: SIGTERM, wait, SIGKILL — by PID o
 cleanup() {
   local rc=$?
   set +e
-  while read -r p; do stop_pid "$p" 5; done <"$pidfile"
+  # Newest first: the brokers before the PostgreSQL they use (which the generator started first).
+  while read -r p; do stop_pid "$p" 5; done < <(tac "$pidfile")
   stop_pid "$rabbit_pid" 20
   stop_pid "$rabbit_sh_pid" 5
   stop_pid "$epmd_pid" 5
   if [[ $rc -ne 0 ]]; then
     log "failed (exit $rc); logs kept in $work"
   elif [[ -z "${BENCH_KEEP:-}" ]]; then
-    rm -rf "$work"
+    rm -rf "$work" "$pgdir"
   else
     log "work folder kept: $work"
   fi
@@ -65,6 +73,17 @@ if [[ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then
   fi
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server >/dev/null
+  [[ -n "$made_policy" ]] && rm -f /usr/sbin/policy-rc.d
+fi
+# --- PostgreSQL (--storage postgresql): the generator starts its own cluster; it needs the binaries ---
+if [[ -n "$postgres" ]] && ! ls /usr/local/bin/initdb /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  log "installing postgresql from Debian"
+  made_policy=""
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+  fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
   [[ -n "$made_policy" ]] && rm -f /usr/sbin/policy-rc.d
 fi
 rabbit_version="$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null | sed 's/-.*//')"
