@@ -8,19 +8,27 @@ namespace HalfMsgBroker.Engine;
 internal sealed record CheckToSend(MessagePayload Message, string TransactionId, string? ProducerGroup, int CheckNumber);
 
 /// <summary>
+/// A due check to begin, with the lease its call gets. <paramref name="HeldUntil"/>: where the
+/// check-back loop moved it while it waited in memory for one of its group's calls to end (0: not
+/// held); a message still at exactly that time is due for this purpose.
+/// </summary>
+internal readonly record struct CheckStart(Guid Id, TimeSpan Lease, long HeldUntil = 0);
+
+/// <summary>
 /// Marks due messages as being checked. Each check gets a lease (the producer's timeout plus a
 /// margin): if the broker dies mid-check, the message is due again once the lease runs out.
 /// Messages out of checks are rolled back here instead of being called once more.
 /// </summary>
-internal sealed class BeginChecks(IReadOnlyList<(Guid Id, TimeSpan Lease)> due) : StoreCommand<IReadOnlyList<CheckToSend>>
+internal sealed class BeginChecks(IReadOnlyList<CheckStart> due) : StoreCommand<IReadOnlyList<CheckToSend>>
 {
     protected override IReadOnlyList<CheckToSend> Run(WriteContext ctx)
     {
         var toSend = new List<CheckToSend>(due.Count);
-        foreach (var (id, lease) in due)
+        foreach (var (id, lease, heldUntil) in due)
         {
             var message = ctx.Messages.Find(id);
-            if (message is null || message.State != MessageState.Prepared || message.NextCheckAt > ctx.Now) continue;
+            if (message is null || message.State != MessageState.Prepared) continue;
+            if (message.NextCheckAt > ctx.Now && (heldUntil == 0 || message.NextCheckAt != heldUntil)) continue;
 
             if (TransactionLifecycle.ExhaustIfOutOfChecks(message, ctx.Now, ctx.Options.Transactions))
             {

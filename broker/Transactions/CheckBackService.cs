@@ -17,9 +17,10 @@ namespace HalfMsgBroker.Transactions;
 /// Calls in flight are capped overall, per host:port, per producer group (maxChecksInFlight) and
 /// shared fairly between groups (<see cref="FairSlots"/>); a group also starts at most
 /// maxChecksPerSecond (<see cref="GroupPace"/>). The index is read in due order, so checks of a
-/// group that may not start one now would hide every check due after them. A group at its own
-/// limits has its due checks planned at its pace (<see cref="GroupPace.Plan"/>), so they come due
-/// again one by one, interleaved with other groups'; a group held back by the shared pool or its
+/// group that may not start one now would hide every check due after them. A group with all its
+/// calls out has its due checks held in memory until one ends (<see cref="StartHeldAsync"/>); one
+/// out of tokens, or with a full hold, has them planned at its pace (<see cref="GroupPace.Plan"/>),
+/// so they come due again one by one, interleaved with other groups'; a group held back by the shared pool or its
 /// host is waited for while it still finishes checks, and once it has stalled (nothing finished for
 /// <see cref="FairSlots.StallAfter"/>) its due checks are moved a check timeout later. Either move
 /// is uncounted (<see cref="DeferChecks"/>), so the other groups' checks come up and go out.
@@ -100,8 +101,11 @@ internal sealed class CheckBackService(
 
     private async Task<Pass> CheckDueAsync(CancellationToken cancellationToken)
     {
+        if (_slots.Free == 0) return Pass.Blocked;
+        // Held checks are older than anything the index can return for their group: they go first.
+        var startedHeld = await StartHeldAsync(cancellationToken);
         var free = _slots.Free;
-        if (free == 0) return Pass.Blocked;
+        if (free == 0) return startedHeld ? Pass.Progress : Pass.Blocked;
         var limit = _planning ? Math.Max(free, PlanReadLimit) : free;
         if (_blocked is { } blocked && !_slots.IsStalled(blocked.Owner, blocked.Host))
         {
@@ -126,10 +130,11 @@ internal sealed class CheckBackService(
         var groups = due.Select(m => m.ProducerGroup).OfType<string>().Distinct(StringComparer.Ordinal)
             .ToDictionary(g => g, log.GetProducerGroup, StringComparer.Ordinal);
         var hosts = groups.ToDictionary(g => g.Key, g => FairSlots.HostOf(g.Value?.CheckUrl), StringComparer.Ordinal);
-        var begin = new List<(Guid, TimeSpan)>(due.Count);
+        var begin = new List<CheckStart>(due.Count);
         var slots = new Dictionary<Guid, (GroupPace Pace, string? Host)>(due.Count);
         List<(Guid, long)>? defer = null;
         var planned = 0;
+        var holdUntil = now + (long)HoldFor.TotalMilliseconds;
         foreach (var m in due)
         {
             var timeoutMs = TimeoutOf(m, groups);
@@ -137,13 +142,20 @@ internal sealed class CheckBackService(
             if (m.State != MessageState.Prepared || TransactionLifecycle.IsExhausted(m, now, _options))
             {
                 // Ended meanwhile, or rolled back by BeginChecks without a call: no slot needed.
-                begin.Add((m.Id, lease));
+                begin.Add(new CheckStart(m.Id, lease));
                 continue;
             }
             var pace = PaceOf(m.ProducerGroup, groups);
             var owner = pace.Slots;
             var host = m.ProducerGroup is { } name ? hosts.GetValueOrDefault(name) : null;
-            if (!pace.MayStart)
+            var room = pace.HoldRoom(HoldFor);
+            if (pace.IsHeld(m.Id) ? pace.Renew(m.Id, holdUntil, room) : pace.AtInFlightCap && !pace.OutOfTokens && pace.TryHold(m.Id, holdUntil, room))
+            {
+                // Every call of its group is out (or its hold ran out first): moved out of the way, kept in memory.
+                (defer ??= []).Add((m.Id, holdUntil));
+                planned++;
+            }
+            else if (!pace.MayStart)
             {
                 (defer ??= []).Add((m.Id, pace.Plan(now)));
                 planned++;
@@ -151,7 +163,7 @@ internal sealed class CheckBackService(
             else if (_slots.TryAcquire(owner, host))
             {
                 pace.Spend();
-                begin.Add((m.Id, lease));
+                begin.Add(new CheckStart(m.Id, lease));
                 slots[m.Id] = (pace, host);
             }
             else if (_slots.Free == 0)
@@ -169,17 +181,53 @@ internal sealed class CheckBackService(
         }
 
         if (begin.Count > 0) await BeginAsync(begin, slots, groups, cancellationToken);
+        // Held or planned, the backlog left the head of the index: the next pass reads further.
         _planning = planned > 0;
         if (defer is not null)
         {
             var deferred = await writer.Submit(new DeferChecks(defer), cancellationToken);
             logger.LogDebug("Deferred {Count} due checks ({Planned} planned at their group's pace, the rest of stalled producers)", deferred, planned);
         }
-        return begin.Count > 0 || defer is not null ? Pass.Progress : Pass.Blocked;
+        return startedHeld || begin.Count > 0 || defer is not null ? Pass.Progress : Pass.Blocked;
     }
 
+    /// <summary>
+    /// Starts the held checks of every group that has a call free again, oldest first. A held check is
+    /// a due check of a group that had all its maxChecksInFlight calls out: its index entry was moved
+    /// <see cref="HoldFor"/> later (so it hides no other group's checks, and comes back if the broker
+    /// stops) and its id kept here, so it starts the moment one of the group's calls ends — at the pace
+    /// the producer really answers, with no estimate to get wrong.
+    /// </summary>
+    private async Task<bool> StartHeldAsync(CancellationToken cancellationToken)
+    {
+        List<CheckStart>? begin = null;
+        Dictionary<Guid, (GroupPace Pace, string? Host)>? slots = null;
+        Dictionary<string, ProducerGroup?>? groups = null;
+        foreach (var (name, pace) in _owners)
+        {
+            if (!pace.HasHeld || !pace.MayStart) continue;
+            var group = name.Length == 0 ? null : log.GetProducerGroup(name);
+            var host = FairSlots.HostOf(group?.CheckUrl);
+            var lease = TimeSpan.FromMilliseconds(group?.CheckTimeoutMs ?? DefaultCheckTimeoutMs) + LeaseMargin;
+            while (pace.MayStart && _slots.CanAcquire(pace.Slots, host) && pace.TryTakeHeld(out var id, out var heldUntil))
+            {
+                if (!_slots.TryAcquire(pace.Slots, host)) break;
+                pace.Spend();
+                (begin ??= []).Add(new CheckStart(id, lease, heldUntil));
+                (slots ??= [])[id] = (pace, host);
+                (groups ??= new(StringComparer.Ordinal))[name] = group;
+            }
+        }
+        if (begin is null) return false;
+        await BeginAsync(begin, slots!, groups!, cancellationToken);
+        return true;
+    }
+
+    /// <summary>How long a held check's index entry is moved: how late it comes up again if the broker stops meanwhile.</summary>
+    private TimeSpan HoldFor => _options.CheckInterval > TimeSpan.FromSeconds(10) ? _options.CheckInterval : TimeSpan.FromSeconds(10);
+
     private async Task BeginAsync(
-        List<(Guid, TimeSpan)> begin,
+        List<CheckStart> begin,
         Dictionary<Guid, (GroupPace Pace, string? Host)> slots,
         Dictionary<string, ProducerGroup?> groups,
         CancellationToken cancellationToken)
@@ -270,6 +318,8 @@ internal sealed class CheckBackService(
         {
             pace.Ended(startedAt);
             _slots.Release(pace.Slots, host);
+            // A call of the group ended: the loop may be asleep with checks held for it.
+            if (pace.HasHeld) schedule.Signal.Set();
         }
     }
 
