@@ -84,6 +84,7 @@ public static class BrokerHosting
         services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IReceiptKeySource>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();
         services.AddSingleton<DeliveryRegistry>();
+        services.AddSingleton<IPullDeliveries, InMemoryPullDeliveries>();
         services.AddSingleton<IDeliveryRecorder, DeliveryRecorder>();
         services.AddSingleton<CheckSchedule>();
         services.AddSingleton<OutboundHttp>();
