@@ -95,7 +95,7 @@ internal static class ConsoleApi
         return read.Problem is not null ? (null, read.Problem) : AuditReason.Read(request, read.Value?.Reason);
     }
 
-    private static IResult ListConsumerGroups(DeliveryRegistry registry, IStoreMonitoring store, TimeProvider time)
+    private static IResult ListConsumerGroups(DeliveryRegistry registry, IDeliveryFigures live, IStoreMonitoring store, TimeProvider time)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
         var groups = registry.All
@@ -103,7 +103,7 @@ internal static class ConsoleApi
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => new ConsumerGroupView(g.Key, g.OrderBy(q => q.Topic, StringComparer.Ordinal).Select(q =>
             {
-                var counts = q.Counts();
+                var counts = live.Counts(q.Group, q.Topic);
                 return SubscriptionApi.ToView(q.Subscription,
                     new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, store.CountDeadLetters(q.Group, q.Topic)), null, now)
                     with { PushHealth = HealthOf(q) };

@@ -21,7 +21,7 @@ internal static class LookupApi
             BrokerJsonContext.Default.TopicList)).RequireAuthorization(Policies.Admin).Produces<TopicList>();
     }
 
-    private static IResult GetMessage(string messageId, HttpContext http, IMessageLog store, DeliveryRegistry registry)
+    private static IResult GetMessage(string messageId, HttpContext http, IMessageLog store, DeliveryRegistry registry, IDeliveryFigures live)
     {
         if (!Guid.TryParse(messageId, out var id)) return Problems.InvalidField("messageId", "must be a messageId as returned by a send");
         var caller = http.Caller();
@@ -29,7 +29,7 @@ internal static class LookupApi
         // A message the key may not read is "not found": the answer must not tell that it exists.
         return m is null || !MayRead(caller, m.Topic, registry)
             ? Problems.NotFound("message-not-found", $"No message {messageId} (it may have been purged after its retention).")
-            : TypedResults.Json(ToView(m, caller, registry), BrokerJsonContext.Default.MessageView);
+            : TypedResults.Json(ToView(m, caller, live), BrokerJsonContext.Default.MessageView);
     }
 
     /// <summary>Producers read messages on their topics; consumers those on topics their groups subscribe to.</summary>
@@ -39,7 +39,7 @@ internal static class LookupApi
         || (caller.Role == Role.Consumer && registry.SubscriptionsOf(topic).Any(s => caller.MayUseConsumerGroup(s.Group)));
 
     private static IResult FindMessages(
-        HttpContext http, IStoreMonitoring store, DeliveryRegistry registry, string? key = null, string? topic = null, int? limit = null, string? after = null)
+        HttpContext http, IStoreMonitoring store, DeliveryRegistry registry, IDeliveryFigures live, string? key = null, string? topic = null, int? limit = null, string? after = null)
     {
         var errors = new FieldErrors();
         if (string.IsNullOrEmpty(key) || key.Length > Names.MaxKeyLength) errors.Add("key", $"is required (1-{Names.MaxKeyLength} characters)");
@@ -51,15 +51,15 @@ internal static class LookupApi
         var caller = http.Caller();
         var page = store.FindByKey(key!, topic, cursor, take);
         // Filtered after the page is read: a page may hold fewer than limit, and next still leads on.
-        var readable = page.Items.Where(m => MayRead(caller, m.Topic, registry)).Select(m => ToView(m, caller, registry)).ToList();
+        var readable = page.Items.Where(m => MayRead(caller, m.Topic, registry)).Select(m => ToView(m, caller, live)).ToList();
         return TypedResults.Json(new MessageList(readable, page.Next?.ToString()), BrokerJsonContext.Default.MessageList);
     }
 
     /// <summary>
-    /// Stored state, overlaid with what only memory knows: which deliveries are in flight right now.
+    /// Stored state, overlaid with what only the live deliveries know: which are in flight right now.
     /// A consumer key sees its own groups' deliveries only.
     /// </summary>
-    private static MessageView ToView(StoredMessage m, Caller caller, DeliveryRegistry registry) => new(
+    private static MessageView ToView(StoredMessage m, Caller caller, IDeliveryFigures live) => new(
         m.Id.ToString(), m.Topic, m.Tag, m.Keys, m.Properties, new RawJson(m.Body), StateNames.Of(m.State),
         m.TransactionId ?? m.InTransaction, m.ProducerGroup, Times.ToUtc(m.BornAt), Times.ToUtcOrNull(m.DeliverAt),
         m.Deliveries.Where(d => caller.Role != Role.Consumer || caller.MayUseConsumerGroup(d.Group)).Select(d =>
@@ -67,16 +67,10 @@ internal static class LookupApi
             var state = d.State;
             var attempts = d.Attempts;
             var next = d.NextAttemptAt;
-            if (!state.IsTerminal() && registry.Find(d.Group, m.Topic)?.Peek(m.Id) is { } live)
+            if (!state.IsTerminal() && live.Find(d.Group, m.Topic, m.Id) is { } current)
             {
-                attempts = Math.Max(attempts, live.Attempts);
-                (state, next) = live.Phase switch
-                {
-                    EntryPhase.InFlight => (DeliveryState.InFlight, 0L),
-                    EntryPhase.Waiting when live.Attempts > 0 => (DeliveryState.Retrying, live.DueAt),
-                    EntryPhase.Waiting => (DeliveryState.Pending, live.DueAt),
-                    _ => (DeliveryState.Pending, 0L),
-                };
+                attempts = Math.Max(attempts, current.Attempts);
+                (state, next) = (current.State, current.NextAttemptAt);
             }
             return new DeliveryView(d.Group, StateNames.Of(state), attempts, d.LastError, Times.ToUtcOrNull(next),
                 state == DeliveryState.DeadLettered ? Times.ToUtcOrNull(d.DeadLetteredAt) : null);

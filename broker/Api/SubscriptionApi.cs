@@ -122,7 +122,7 @@ internal static class SubscriptionApi
         return TypedResults.NoContent();
     }
 
-    private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IStoreMonitoring store, TimeProvider time)
+    private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IDeliveryFigures live, IStoreMonitoring store, TimeProvider time)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
         var queues = registry.QueuesOf(group).ToList();
@@ -131,7 +131,7 @@ internal static class SubscriptionApi
         var now = Now(time);
         var views = queues.Select(q =>
         {
-            var counts = q.Counts();
+            var counts = live.Counts(group, q.Topic);
             return ToView(q.Subscription, new SubscriptionCounts(counts.Ready, counts.InFlight, counts.Retrying, store.CountDeadLetters(group, q.Topic)), null, now)
                 with { PushHealth = ConsoleApi.HealthOf(q) };
         }).ToList();

@@ -7,21 +7,23 @@ namespace HalfMsgBroker.Hosting;
 
 /// <summary>
 /// The gauges of the broker's state, on <see cref="BrokerMetrics.Meter"/>. Each reads in-memory figures
-/// (the delivery queues' counts, the journal's sequence numbers) or <see cref="StoreFigures"/>' cached
+/// (the delivery counts of <see cref="IDeliveryFigures"/>, the journal's sequence numbers) or <see cref="StoreFigures"/>' cached
 /// reading; a scrape never queries the store. Made once the broker has recovered (a hosted service after
 /// <see cref="Recovery"/>), so the queues it reads are the rebuilt ones.
 /// </summary>
 internal sealed class BrokerGauges : IHostedService
 {
     private readonly DeliveryRegistry _registry;
+    private readonly IDeliveryFigures _live;
     private readonly StoreFigures _figures;
     private readonly TimeProvider _time;
 
     public BrokerGauges(
-        BrokerMetrics metrics, IStoreMonitoring store, DeliveryRegistry registry, TimeProvider time,
+        BrokerMetrics metrics, IStoreMonitoring store, DeliveryRegistry registry, IDeliveryFigures live, TimeProvider time,
         IOptions<TelemetryOptions> options, ILogger<BrokerGauges> logger)
     {
         _registry = registry;
+        _live = live;
         _time = time;
         _figures = new StoreFigures(store, registry, time, options.Value.StoreFiguresMaxAge, logger);
         var meter = metrics.Meter;
@@ -67,7 +69,7 @@ internal sealed class BrokerGauges : IHostedService
     {
         foreach (var queue in _registry.All)
         {
-            yield return new Measurement<int>(figure(queue.Counts()), Tags(queue.Group, queue.Topic));
+            yield return new Measurement<int>(figure(_live.Counts(queue.Group, queue.Topic)), Tags(queue.Group, queue.Topic));
         }
     }
 

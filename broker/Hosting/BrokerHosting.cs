@@ -85,6 +85,7 @@ public static class BrokerHosting
         services.AddSingleton<StoreWriter>();
         services.AddSingleton<DeliveryRegistry>();
         services.AddSingleton<IPullDeliveries, InMemoryPullDeliveries>();
+        services.AddSingleton<IDeliveryFigures, InMemoryDeliveryFigures>();
         services.AddSingleton<IDeliveryRecorder, DeliveryRecorder>();
         services.AddSingleton<CheckSchedule>();
         services.AddSingleton<OutboundHttp>();
