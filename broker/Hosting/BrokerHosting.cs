@@ -138,6 +138,8 @@ public static class BrokerHosting
             {
                 BadHttpRequestException bad => bad.StatusCode,
                 StoreUnavailableException => StatusCodes.Status503ServiceUnavailable,
+                // A request that races the broker's shutdown: its services are being disposed under it.
+                ObjectDisposedException => StatusCodes.Status503ServiceUnavailable,
                 _ => StatusCodes.Status500InternalServerError,
             },
             SuppressDiagnosticsCallback = ctx => ctx.Exception is BadHttpRequestException,

@@ -114,7 +114,10 @@ public sealed class JournaledMessageStore : IMessageStore
         // Uncontended (one writer); it only lets Dispose wait out a batch still in flight.
         lock (_writeLock)
         {
-            ObjectDisposedException.ThrowIf(_closing, this);
+            // A journal failure stops the host, which closes the store: a batch retried meanwhile is refused
+            // as unavailable (503, retry elsewhere or later), never as an unexpected error.
+            if (JournalFailure is not null) throw JournalBroken();
+            if (_closing) throw new StoreUnavailableException("The broker is stopping; nothing was stored. Retry once it is back.");
             RunBatchLocked(work);
         }
     }

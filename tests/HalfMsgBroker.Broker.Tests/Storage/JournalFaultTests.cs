@@ -41,6 +41,30 @@ public sealed class JournalFaultTests : IDisposable
     };
 
     [Fact]
+    public void A_batch_after_a_journal_failure_or_once_the_store_is_closing_is_refused_as_unavailable_not_as_an_error()
+    {
+        // The writer retries a failed group commit one command at a time while the failure stops the host, which
+        // closes the store: those retries must answer 503 (storage unavailable), never 500 (ObjectDisposedException).
+        var files = new FaultyJournalFiles();
+        var store = Open(new LiteDbMessageStore(_path, Durability.Process), TimeSpan.FromMilliseconds(10), files);
+        files.FailWrites = true;
+        Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Insert(Half("a"))));
+        files.FailWrites = false;
+        store.Dispose();
+        var refused = Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Insert(Half("b"))));
+        Assert.Contains("journal write or fsync failed", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_batch_once_the_store_is_closing_is_refused_as_unavailable()
+    {
+        var store = Open(new LiteDbMessageStore(_path, Durability.Process), TimeSpan.FromMilliseconds(10));
+        store.Dispose();
+        var refused = Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Insert(Half("c"))));
+        Assert.Contains("stopping", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_change_LiteDB_keeps_refusing_is_quarantined_and_the_rest_of_its_batch_is_stored()
     {
         var db = new LiteDbMessageStore(_path, Durability.Process);
