@@ -129,6 +129,9 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         return _writer;
     }
 
+    /// <summary>The backend process id of the writer's connection (0 when none is open): tests check it is kept across a refused batch.</summary>
+    internal int WriterProcessId => _writer is { State: System.Data.ConnectionState.Open } writer ? writer.ProcessID : 0;
+
     /// <summary>Anything but a refused key may have left the connection broken or mid-protocol: the next batch opens a fresh one.</summary>
     private Exception WriterFailed(Exception e)
     {

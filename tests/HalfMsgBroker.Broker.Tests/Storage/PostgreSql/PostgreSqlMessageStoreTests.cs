@@ -13,10 +13,13 @@ public sealed class PostgreSqlMessageStoreTests(PostgresCluster cluster) : IClas
     private readonly MessageIds _ids = new();
     private long _clock = 1_000;
 
-    private StoredMessage Message(int bodyBytes = 2) => new()
+    private StoredMessage Message(int bodyBytes = 2, string? tx = null, string[]? keys = null) => new()
     {
         Id = _ids.Next(_clock++),
         Topic = "orders",
+        TransactionId = tx,
+        ProducerGroup = tx is null ? null : "pg",
+        Keys = keys ?? [],
         Body = new byte[bodyBytes],
         State = HalfMsgBroker.Lifecycle.MessageState.Committed,
         BornAt = 1,
@@ -43,6 +46,41 @@ public sealed class PostgreSqlMessageStoreTests(PostgresCluster cluster) : IClas
             foreach (var m in messages) store.Insert(m);
         });
         Assert.All(messages, m => Assert.Equal(4 * 1024 * 1024, store.Find(m.Id)!.Body.Length));
+    }
+
+    [PostgresFact]
+    public async Task A_batch_PostgreSQL_refuses_leaves_none_of_its_writes_behind_and_the_writer_keeps_its_connection()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync("refused"));
+        PostgreSqlSchema.Migrate(dataSource);
+        using var store = new PostgreSqlMessageStore(dataSource);
+        var first = Message(tx: "tx-1");
+        store.RunBatch(() => store.Insert(first));
+        var writer = store.WriterProcessId;
+        Assert.NotEqual(0, writer);
+
+        var keyed = Message(keys: ["order-7"]);
+        var duplicate = Message(tx: "tx-1");
+        var deadLetter = new DeadLetterRef("g", "orders", first.Id);
+        // The unique index refuses the duplicate at the commit, after every other statement of the batch ran.
+        Assert.Throws<DuplicateKeyException>(() => store.RunBatch(() =>
+        {
+            store.Insert(keyed);
+            store.PutDeadLetter(deadLetter, 5);
+            store.AddToTopicCounts(new Dictionary<string, long> { ["orders"] = 2 });
+            store.SaveSubscription(new Subscription("g", "orders", HalfMsgBroker.Lifecycle.TagFilter.All, null, 5, HalfMsgBroker.Lifecycle.ExhaustedAction.DeadLetter, 1));
+            store.Insert(duplicate);
+        }));
+
+        Assert.Null(store.Find(keyed.Id));
+        Assert.Null(store.Find(duplicate.Id));
+        Assert.Empty(store.FindByKey("order-7", null, null, 10).Items);
+        Assert.Equal(0, store.CountDeadLetters("g", "orders"));
+        Assert.Empty(store.TopicCounts());
+        Assert.Empty(store.Subscriptions());
+        Assert.Equal(first.Id, store.FindByTransactionId("tx-1")!.Id);
+        store.RunBatch(() => store.Insert(keyed));
+        Assert.Equal(writer, store.WriterProcessId);
     }
 
     [PostgresFact]
