@@ -110,7 +110,7 @@ public static class BrokerHosting
             var code = Problems.CodeForStatus(status);
             ctx.ProblemDetails.Extensions["code"] = code;
             ctx.ProblemDetails.Type = Problems.TypeBase + code;
-            if (ctx.Exception is StoreRefusedInputException or StoreUnavailableException)
+            if (ctx.Exception is StoreRefusedInputException or StoreOutcomeUnknownException)
             {
                 // Written for the caller: what happened to the change and what to do.
                 ctx.ProblemDetails.Detail = ctx.Exception.Message;
@@ -142,7 +142,7 @@ public static class BrokerHosting
             StatusCodeSelector = e => e switch
             {
                 BadHttpRequestException bad => bad.StatusCode,
-                StoreUnavailableException => StatusCodes.Status503ServiceUnavailable,
+                StoreUnavailableException or StoreOutcomeUnknownException => StatusCodes.Status503ServiceUnavailable,
                 StoreRefusedInputException => StatusCodes.Status400BadRequest,
                 _ => StatusCodes.Status500InternalServerError,
             },

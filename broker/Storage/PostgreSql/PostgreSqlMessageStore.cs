@@ -97,7 +97,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
                     throw OutcomeUnknown();
                 }
             }
-            catch (Exception e) when (e is not StoreUnavailableException)
+            catch (Exception e) when (e is not (StoreUnavailableException or StoreOutcomeUnknownException))
             {
                 throw WriterFailed(e);
             }
@@ -108,7 +108,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         }
     }
 
-    private static StoreUnavailableException OutcomeUnknown() => new(
+    private static StoreOutcomeUnknownException OutcomeUnknown() => new(
         "The connection to PostgreSQL broke while a batch of changes was being committed, so whether this request's change was stored is unknown. " +
         "The broker takes no more writes and stops; once it (or another broker) is ready again, read the state back before repeating the request, " +
         "or repeat it with the same transactionId or Idempotency-Key.");

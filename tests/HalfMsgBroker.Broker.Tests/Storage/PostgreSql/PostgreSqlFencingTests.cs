@@ -136,7 +136,7 @@ public sealed class PostgreSqlFencingTests(PostgresCluster cluster) : IClassFixt
         }, n => n == 1, "the batch waiting for the table lock");
 
         proxy.Cut();
-        var refused = await Assert.ThrowsAsync<StoreUnavailableException>(() => batch);
+        var refused = await Assert.ThrowsAsync<StoreOutcomeUnknownException>(() => batch);
         await transaction.CommitAsync();
         Assert.Contains("unknown", refused.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("nothing was changed", refused.Message, StringComparison.Ordinal);
@@ -145,7 +145,7 @@ public sealed class PostgreSqlFencingTests(PostgresCluster cluster) : IClassFixt
 
         // PostgreSQL answering again changes nothing: memory may disagree with the database until a restart recovers it.
         proxy.Restore();
-        var next = Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Insert(Message())));
+        var next = Assert.Throws<StoreOutcomeUnknownException>(() => store.RunBatch(() => store.Insert(Message())));
         Assert.Contains("unknown", next.Message, StringComparison.Ordinal);
     }
 }

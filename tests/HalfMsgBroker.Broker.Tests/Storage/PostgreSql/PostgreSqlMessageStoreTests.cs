@@ -99,14 +99,14 @@ public sealed class PostgreSqlMessageStoreTests(PostgresCluster cluster) : IClas
         proxy.Cut();
         var lost = Message();
         // The writer's connection breaks under the batch: PostgreSQL might have committed it, so the store stops taking writes.
-        var unknown = Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Insert(lost)));
+        var unknown = Assert.Throws<StoreOutcomeUnknownException>(() => store.RunBatch(() => store.Insert(lost)));
         Assert.Contains("unknown", unknown.Message, StringComparison.Ordinal);
         Assert.Throws<StoreUnavailableException>(() => store.Find(stored.Id));
         Assert.Throws<StoreUnavailableException>(() => store.DueChecks(long.MaxValue / 2, 10));
-        Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Find(stored.Id)));
+        Assert.Throws<StoreOutcomeUnknownException>(() => store.RunBatch(() => store.Find(stored.Id)));
 
         proxy.Restore();
-        Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Insert(Message())));
+        Assert.Throws<StoreOutcomeUnknownException>(() => store.RunBatch(() => store.Insert(Message())));
         // A restarted broker's store: pooled connections broken by the cut fail once each and are dropped; the writer opens a new one.
         using var restarted = new PostgreSqlMessageStore(dataSource);
         var next = Message();
