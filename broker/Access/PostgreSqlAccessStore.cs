@@ -1,3 +1,4 @@
+using HalfMsgBroker.Storage;
 using HalfMsgBroker.Storage.PostgreSql;
 using LiteDB;
 using Npgsql;
@@ -8,9 +9,11 @@ namespace HalfMsgBroker.Access;
 /// Keys and the audit trail in the broker's PostgreSQL database (<c>halfmsg_api_keys</c>,
 /// <c>halfmsg_audit</c>), written straight through as <see cref="LiteDbAccessStore"/> writes them: one
 /// autocommitted statement each. A key is the same document LiteDB keeps, with its last use in a
-/// column of its own so that recording uses need not rewrite it.
+/// column of its own so that recording uses need not rewrite it. Each write is fenced as the message
+/// store's batches are (<see cref="ActiveBrokerLock.FenceSql"/>): a deposed broker cannot save a key its
+/// successor revoked.
 /// </summary>
-internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource) : IAccessStore
+internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null) : IAccessStore
 {
     public IReadOnlyList<ApiKey> Keys() => PostgreSqlErrors.Read(dataSource, c =>
     {
@@ -38,7 +41,7 @@ internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource) : IAcce
 
     public AuditEntry Append(long at, string actor, string action, string target, string? detail)
     {
-        var id = PostgreSqlErrors.Read(dataSource, c =>
+        var id = Write(c =>
         {
             using var command = Command(c, "INSERT INTO halfmsg_audit (at, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5) RETURNING id",
                 at, actor, action, target, detail);
@@ -64,11 +67,38 @@ internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource) : IAcce
 
     public int PurgeAudit(long before) => Execute("DELETE FROM halfmsg_audit WHERE at < $1", before);
 
-    private int Execute(string sql, params object?[] parameters) => PostgreSqlErrors.Read(dataSource, c =>
+    private int Execute(string sql, params object?[] parameters) => Write(c =>
     {
         using var command = Command(c, sql, parameters);
         return command.ExecuteNonQuery();
     });
+
+    /// <summary>One write in a transaction that first checks this broker's generation (when it has one).</summary>
+    private T Write<T>(Func<NpgsqlConnection, T> write)
+    {
+        if (activeLock is not { Generation: > 0 } fenced) return PostgreSqlErrors.Read(dataSource, write);
+        if (fenced.Lost) throw new StoreUnavailableException("This broker lost its database lock and is stopping; another broker may be active. Retry: a load balancer sends the retry to the active one.");
+        try
+        {
+            return PostgreSqlErrors.Read(dataSource, c =>
+            {
+                using var transaction = c.BeginTransaction();
+                using (var fence = new NpgsqlCommand(ActiveBrokerLock.FenceSql, c, transaction))
+                {
+                    fence.Parameters.Add(new NpgsqlParameter<long> { TypedValue = fenced.Generation });
+                    fence.ExecuteNonQuery();
+                }
+                var result = write(c);
+                transaction.Commit();
+                return result;
+            });
+        }
+        catch (PostgresException e) when (ActiveBrokerLock.IsFenced(e))
+        {
+            fenced.Deposed();
+            throw new StoreUnavailableException("Another broker took over the database; this one wrote nothing and is stopping. Retry: a load balancer sends the retry to the active one.");
+        }
+    }
 
     private static NpgsqlCommand Command(NpgsqlConnection connection, string sql, params object?[] parameters)
     {

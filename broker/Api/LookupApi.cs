@@ -42,7 +42,10 @@ internal static class LookupApi
         HttpContext http, IStoreMonitoring store, DeliveryRegistry registry, IDeliveryFigures live, string? key = null, string? topic = null, int? limit = null, string? after = null)
     {
         var errors = new FieldErrors();
-        if (string.IsNullOrEmpty(key) || key.Length > Names.MaxKeyLength) errors.Add("key", $"is required (1-{Names.MaxKeyLength} characters)");
+        if (string.IsNullOrEmpty(key) || key.Length > Names.MaxKeyLength || key.Any(char.IsControl))
+        {
+            errors.Add("key", $"is required (1-{Names.MaxKeyLength} characters without control characters)");
+        }
         if (topic is not null && !Names.IsValidName(topic)) return Problems.InvalidName("topic", topic);
         var take = errors.Range("limit", limit, 1, 1000, 100)!.Value;
         var cursor = errors.Cursor(after);

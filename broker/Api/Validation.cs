@@ -71,9 +71,9 @@ internal sealed class FieldErrors
         if (keys.Length > Names.MaxKeys) Add("keys", $"at most {Names.MaxKeys} keys (got {keys.Length})");
         for (var i = 0; i < keys.Length; i++)
         {
-            if (string.IsNullOrEmpty(keys[i]) || keys[i].Length > Names.MaxKeyLength)
+            if (string.IsNullOrEmpty(keys[i]) || keys[i].Length > Names.MaxKeyLength || keys[i].Any(char.IsControl))
             {
-                Add($"keys[{i}]", $"must be 1-{Names.MaxKeyLength} characters");
+                Add($"keys[{i}]", $"must be 1-{Names.MaxKeyLength} characters without control characters");
             }
         }
         return keys.Distinct(StringComparer.Ordinal).ToArray();

@@ -2,7 +2,11 @@ using HalfMsgBroker.Storage;
 
 namespace HalfMsgBroker.Hosting;
 
-/// <summary>How the broker process ends: a corrupt journal refuses the start and a failed journal write stops it, both with a non-zero exit code.</summary>
+/// <summary>
+/// How the broker process ends: a corrupt journal refuses the start and a failed journal write stops it; on
+/// PostgreSQL a lost lock (or a successor's newer generation), a commit without an answer and a refused start
+/// each stop it; all with a non-zero exit code of their own.
+/// </summary>
 public static class BrokerExit
 {
     public const int JournalCorrupt = 2;
@@ -10,6 +14,12 @@ public static class BrokerExit
 
     /// <summary>The PostgreSQL provider's connection holding the database lock was lost: another broker may be active now.</summary>
     public const int DatabaseLockLost = 4;
+
+    /// <summary>The PostgreSQL provider lost its connection while a batch was being committed: the batch's outcome is unknown.</summary>
+    public const int DatabaseWriteUnknown = 5;
+
+    /// <summary>The PostgreSQL provider refused to start (login refused, schema newer than this broker, PostgreSQL gone during start).</summary>
+    public const int DatabaseRefusedStart = 6;
 
     /// <summary>Runs the broker until it stops; returns the process exit code.</summary>
     /// <remarks>
@@ -31,10 +41,17 @@ public static class BrokerExit
                 app.Logger.LogCritical("{Problem}", e.Message);
                 return JournalCorrupt;
             }
+            catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException
+                && app.Services.GetService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>() is not null)
+            {
+                app.Logger.LogCritical("The broker cannot start on PostgreSQL: {Problem}", e.Message);
+                return DatabaseRefusedStart;
+            }
             // Read before Run: Run disposes the services when it returns.
             var activeLock = app.Services.GetService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>();
             app.Run();
             if (activeLock is { Lost: true }) return DatabaseLockLost;
+            if (store is HalfMsgBroker.Storage.PostgreSql.PostgreSqlMessageStore { WriteFailure: not null }) return DatabaseWriteUnknown;
             return store is JournaledMessageStore { JournalFailure: not null } ? JournalFailed : 0;
         }
     }

@@ -37,6 +37,8 @@ public static class BrokerHosting
             .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")
             .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
             .Validate(o => o.DeadLetterRetention > TimeSpan.Zero, "Broker:Retention:DeadLetters must be > 0")
+            .Validate(o => o.Storage.PostgreSql.LockCheckInterval > TimeSpan.Zero && o.Storage.PostgreSql.ReadyTimeout > TimeSpan.Zero,
+                "Broker:Storage:PostgreSql:LockCheckInterval and ReadyTimeout must be > 0")
             .Validate(o => o.Storage.CheckpointPages >= 1,
                 "Broker:Storage:CheckpointPages must be at least 1 (0 would stop LiteDB from ever copying its log into the data file)")
             .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),
@@ -110,7 +112,12 @@ public static class BrokerHosting
             var code = Problems.CodeForStatus(status);
             ctx.ProblemDetails.Extensions["code"] = code;
             ctx.ProblemDetails.Type = Problems.TypeBase + code;
-            if (status == StatusCodes.Status503ServiceUnavailable)
+            if (ctx.Exception is StoreRefusedInputException or StoreOutcomeUnknownException)
+            {
+                // Written for the caller: what happened to the change and what to do.
+                ctx.ProblemDetails.Detail = ctx.Exception.Message;
+            }
+            else if (status == StatusCodes.Status503ServiceUnavailable)
             {
                 ctx.ProblemDetails.Detail = "The broker's storage is not answering queries now; nothing was changed by this request. Retry shortly; the broker log says why.";
             }
@@ -137,12 +144,13 @@ public static class BrokerHosting
             StatusCodeSelector = e => e switch
             {
                 BadHttpRequestException bad => bad.StatusCode,
-                StoreUnavailableException => StatusCodes.Status503ServiceUnavailable,
+                StoreUnavailableException or StoreOutcomeUnknownException => StatusCodes.Status503ServiceUnavailable,
+                StoreRefusedInputException => StatusCodes.Status400BadRequest,
                 // A request that races the broker's shutdown: its services are being disposed under it.
                 ObjectDisposedException => StatusCodes.Status503ServiceUnavailable,
                 _ => StatusCodes.Status500InternalServerError,
             },
-            SuppressDiagnosticsCallback = ctx => ctx.Exception is BadHttpRequestException,
+            SuppressDiagnosticsCallback = ctx => ctx.Exception is BadHttpRequestException or StoreRefusedInputException,
         });
         app.UseStatusCodePages();
         app.UseBrokerAccess();

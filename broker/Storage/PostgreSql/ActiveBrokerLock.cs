@@ -25,6 +25,20 @@ internal sealed class ActiveBrokerLock : IDisposable
     private NpgsqlConnection? _connection;
     private Task? _watch;
     private volatile bool _isLost;
+    private int _lostReported;
+
+    /// <summary>
+    /// The first statement of every write transaction: a division by zero (22012) unless the generation is still
+    /// <c>$1</c>. <c>FOR SHARE</c> makes a successor's increment wait for this transaction, and makes this one,
+    /// if it started after the increment, see the new value (READ COMMITTED re-reads a row it waited for).
+    /// </summary>
+    internal const string FenceSql = "SELECT 1 / (SELECT count(*)::int FROM (SELECT 1 FROM halfmsg_generation WHERE id = 1 AND value = $1 FOR SHARE) g)";
+
+    /// <summary>This broker's generation; 0 until <see cref="TakeGeneration"/> (then writes are not fenced).</summary>
+    public long Generation { get; private set; }
+
+    /// <summary>The backend process id of the lock's session (tests end it with pg_terminate_backend).</summary>
+    internal int BackendPid => _connection?.ProcessID ?? 0;
 
     /// <param name="lost">Called once, from the watch, when the lock connection is gone.</param>
     public ActiveBrokerLock(string connectionString, TimeSpan checkInterval, ILogger logger, Action lost)
@@ -62,6 +76,7 @@ internal sealed class ActiveBrokerLock : IDisposable
             try
             {
                 connection.Open();
+                ConfigureSession(connection);
                 if (TryLock(connection)) break;
                 if (!announced)
                 {
@@ -90,6 +105,52 @@ internal sealed class ActiveBrokerLock : IDisposable
         _watch = Task.Run(Watch);
     }
 
+    /// <summary>
+    /// Called once the lock is held and the schema migrated: adds 1 to the database's generation and keeps the
+    /// result. Waits for a deposed broker's batch in flight (it holds the row's share lock) to end.
+    /// </summary>
+    public void TakeGeneration(NpgsqlDataSource dataSource)
+    {
+        using var connection = dataSource.OpenConnection();
+        using var command = new NpgsqlCommand("UPDATE halfmsg_generation SET value = value + 1 WHERE id = 1 RETURNING value", connection);
+        Generation = (long)command.ExecuteScalar()!;
+        _logger.LogInformation("This broker writes as generation {Generation}", Generation);
+    }
+
+    /// <summary>The fence check of <paramref name="generation"/> as a batch command (the batch's first).</summary>
+    internal static NpgsqlBatchCommand FenceCommand(long generation)
+    {
+        var command = new NpgsqlBatchCommand(FenceSql);
+        command.Parameters.Add(new NpgsqlParameter<long> { TypedValue = generation });
+        return command;
+    }
+
+    /// <summary>True when a write was refused by the fence: a successor took a newer generation.</summary>
+    internal static bool IsFenced(Exception e) => e is PostgresException { SqlState: PostgresErrorCodes.DivisionByZero };
+
+    /// <summary>A write found a newer generation: another broker is active, so this one stops (as when the lock is lost).</summary>
+    public void Deposed()
+    {
+        _isLost = true;
+        if (Interlocked.Exchange(ref _lostReported, 1) != 0) return;
+        _logger.LogCritical(
+            "A write found that another broker took over the database (generation {Generation} is no longer current): this broker wrote nothing more and stops now.", Generation);
+        _lost();
+    }
+
+    /// <summary>
+    /// The server's keepalives end the session (and free the lock for a standby) within about 16 s of a network
+    /// partition, not the server default of about 2 h; a role- or database-level lock_timeout or statement_timeout
+    /// would make the standby's wait in pg_advisory_lock fail (55P03, 57014) instead of waiting.
+    /// </summary>
+    private static void ConfigureSession(NpgsqlConnection connection)
+    {
+        using var command = new NpgsqlCommand(
+            "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3; SET lock_timeout = 0; SET statement_timeout = 0",
+            connection);
+        command.ExecuteNonQuery();
+    }
+
     private bool TryLock(NpgsqlConnection connection)
     {
         using var command = new NpgsqlCommand($"SELECT pg_try_advisory_lock({LockKey})", connection);
@@ -101,9 +162,10 @@ internal sealed class ActiveBrokerLock : IDisposable
     private async Task Watch()
     {
         var connection = _connection!;
-        using var timer = new PeriodicTimer(_checkInterval);
         try
         {
+            // Inside the try: a bad interval must end the broker as a lost lock would, not fault this task unobserved.
+            using var timer = new PeriodicTimer(_checkInterval);
             while (await timer.WaitForNextTickAsync(_stop.Token))
             {
                 await using var command = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = Math.Max(1, (int)_checkInterval.TotalSeconds * 2) };
@@ -116,6 +178,7 @@ internal sealed class ActiveBrokerLock : IDisposable
         catch (Exception e)
         {
             _isLost = true;
+            if (Interlocked.Exchange(ref _lostReported, 1) != 0) return;
             _logger.LogCritical(e,
                 "The connection holding the database lock is gone: another broker may take over, so this one stops now. Restart it: it waits for the lock and recovers from the database.");
             _lost();

@@ -36,13 +36,19 @@ internal static class PostgreSqlHosting
             var dataSource = sp.GetRequiredService<NpgsqlDataSource>();
             var activeLock = sp.GetRequiredService<ActiveBrokerLock>();
             activeLock.Acquire(sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+            var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("HalfMsgBroker.Storage.PostgreSql");
             var applied = PostgreSqlSchema.Migrate(dataSource);
             if (applied > 0)
             {
-                sp.GetRequiredService<ILoggerFactory>().CreateLogger("HalfMsgBroker.Storage.PostgreSql")
-                    .LogInformation("Applied {Count} schema migration(s); the database is at version {Version}", applied, PostgreSqlSchema.Migrations.Count);
+                logger.LogInformation("Applied {Count} schema migration(s); the database is at version {Version}", applied, PostgreSqlSchema.Migrations.Count);
             }
-            return new PostgreSqlMessageStore(dataSource, activeLock);
+            activeLock.TakeGeneration(dataSource);
+            return new PostgreSqlMessageStore(dataSource, activeLock, e =>
+            {
+                logger.LogCritical(e,
+                    "The connection to PostgreSQL broke while a batch was being committed; whether it was stored is unknown. The broker takes no more writes and stops; restart it: recovery rebuilds its state from the database.");
+                sp.GetRequiredService<IHostApplicationLifetime>().StopApplication();
+            });
         });
         services.AddSingleton<PostgreSqlReadiness>();
     }
@@ -53,7 +59,8 @@ internal sealed class PostgreSqlReadiness(IMessageStore store, ActiveBrokerLock 
 {
     public async Task<string?> ProblemAsync(CancellationToken cancellationToken)
     {
-        if (activeLock.Lost) return "the connection holding the database lock is gone; the broker is stopping (another broker may be active)";
+        if (activeLock.Lost) return "the connection holding the database lock is gone, or another broker took over; the broker is stopping";
+        if (store is PostgreSqlMessageStore { WriteFailure: not null }) return "a batch's commit got no answer from PostgreSQL (its outcome is unknown); the broker takes no more writes and is stopping so recovery rebuilds its state";
         return store is PostgreSqlMessageStore pg ? await pg.ProblemAsync(options.Value.Storage.PostgreSql.ReadyTimeout, cancellationToken) : null;
     }
 }

@@ -61,14 +61,21 @@ public sealed partial class PostgreSqlMessageStore
     public IReadOnlyList<DeadLetterRef> ExpiredDeadLetters(long deadLetteredBefore, int limit) =>
         Query(ExpiredDeadLettersSql, r => new DeadLetterRef(r.GetString(0), r.GetString(1), r.GetGuid(2)), deadLetteredBefore, (long)limit);
 
-    /// <summary>The open messages in id order, a chunk per query (whole messages are decoded, but only a chunk at a time).</summary>
+    /// <summary>
+    /// The open messages in id order, a chunk per query. Each row is decoded as it is read and only its
+    /// <see cref="OpenMessage"/> kept: a chunk holds no bodies, so recovery's memory does not grow with body size.
+    /// </summary>
     public IEnumerable<OpenMessage> OpenMessages()
     {
         var after = Guid.Empty;
         while (true)
         {
-            var chunk = Query(OpenMessagesSql, r => MessageBinary.Read((byte[])r[0]), after, (long)ScanChunk);
-            foreach (var m in chunk) yield return new OpenMessage(m.Id, m.Topic, m.DeliverAt, m.Deliveries, m.OrderingKey, m.CommitSeq);
+            var chunk = Query(OpenMessagesSql, r =>
+            {
+                var m = MessageBinary.Read((byte[])r[0]);
+                return new OpenMessage(m.Id, m.Topic, m.DeliverAt, m.Deliveries, m.OrderingKey, m.CommitSeq);
+            }, after, (long)ScanChunk);
+            foreach (var m in chunk) yield return m;
             if (chunk.Count < ScanChunk) yield break;
             after = chunk[^1].Id;
         }

@@ -19,6 +19,8 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly ActiveBrokerLock? _activeLock;
+    private readonly Action<Exception>? _writeFailed;
+    private Exception? _writeFailure;
     private readonly PendingWrites _pending = new();
     private readonly Lock _writeLock = new();
     private NpgsqlConnection? _writer;
@@ -26,12 +28,21 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
     private bool _disposed;
 
     /// <param name="dataSource">Owned by the caller (the host's singleton), so it is not disposed here.</param>
-    /// <param name="activeLock">Held by this broker; once it is lost no batch is written (another broker may be active).</param>
-    internal PostgreSqlMessageStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null)
+    /// <param name="activeLock">Held by this broker; once it is lost no batch is written (another broker may be active), and its generation fences every batch.</param>
+    /// <param name="writeFailed">Called once when a batch's outcome is unknown (see <see cref="WriteFailure"/>): the host stops.</param>
+    internal PostgreSqlMessageStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null, Action<Exception>? writeFailed = null)
     {
         _dataSource = dataSource;
         _activeLock = activeLock;
+        _writeFailed = writeFailed;
     }
+
+    /// <summary>
+    /// Set when the connection broke or timed out while a batch was being executed or committed: PostgreSQL may
+    /// have committed it or not. Memory (deliveries, the writer's cache) may then disagree with the database, so
+    /// the store takes no more writes and the broker stops; the restart's recovery rebuilds memory from the database.
+    /// </summary>
+    public Exception? WriteFailure => Volatile.Read(ref _writeFailure);
 
     private bool InBatch => _batchThread == Environment.CurrentManagedThreadId;
 
@@ -42,6 +53,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         {
             // A lost lock first: it is the reason the broker is closing, and what the caller should be told.
             if (_activeLock is { Lost: true }) throw LockLost();
+            if (WriteFailure is not null) throw OutcomeUnknown();
             ObjectDisposedException.ThrowIf(_disposed, this);
             _pending.Clear();
             _batchThread = Environment.CurrentManagedThreadId;
@@ -61,10 +73,31 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
             }
             try
             {
-                using var batch = _pending.Build(WriterConnection());
-                batch.ExecuteNonQuery();
+                // Opening may fail: nothing was sent then, and the batch is simply unavailable.
+                var connection = WriterConnection();
+                using var batch = _pending.Build(connection);
+                if (_activeLock is { Generation: > 0 } fenced) batch.BatchCommands.Insert(0, ActiveBrokerLock.FenceCommand(fenced.Generation));
+                try
+                {
+                    // No explicit transaction: an NpgsqlBatch runs in one implicit transaction, all or nothing.
+                    batch.ExecuteNonQuery();
+                }
+                catch (Exception e) when (ActiveBrokerLock.IsFenced(e))
+                {
+                    _activeLock!.Deposed();
+                    throw LockLost();
+                }
+                catch (Exception e) when (e is not PostgresException && PostgreSqlErrors.IsUnavailable(e))
+                {
+                    // No answer: PostgreSQL may have committed the batch. A PostgresException is PostgreSQL's own
+                    // answer, given before the commit (the implicit transaction was rolled back).
+                    _writer?.Dispose();
+                    _writer = null;
+                    if (Interlocked.CompareExchange(ref _writeFailure, e, null) is null) _writeFailed?.Invoke(e);
+                    throw OutcomeUnknown();
+                }
             }
-            catch (Exception e)
+            catch (Exception e) when (e is not (StoreUnavailableException or StoreOutcomeUnknownException))
             {
                 throw WriterFailed(e);
             }
@@ -75,12 +108,17 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         }
     }
 
+    private static StoreOutcomeUnknownException OutcomeUnknown() => new(
+        "The connection to PostgreSQL broke while a batch of changes was being committed, so whether this request's change was stored is unknown. " +
+        "The broker takes no more writes and stops; once it (or another broker) is ready again, read the state back before repeating the request, " +
+        "or repeat it with the same transactionId or Idempotency-Key.");
+
     private static StoreUnavailableException LockLost() => new(
         "This broker lost its database lock and is stopping; another broker may be active. Retry: a load balancer sends the retry to the active one.");
 
     /// <summary>
     /// The writer's connection, opened again after a failure. Its own (not one per batch from the pool) so a
-    /// batch does not pay for the pool's reset, and prepared statements stay on it.
+    /// batch does not pay for the pool's reset.
     /// </summary>
     private NpgsqlConnection WriterConnection()
     {
@@ -90,6 +128,9 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         _writer = _dataSource.OpenConnection();
         return _writer;
     }
+
+    /// <summary>The backend process id of the writer's connection (0 when none is open): tests check it is kept across a refused batch.</summary>
+    internal int WriterProcessId => _writer is { State: System.Data.ConnectionState.Open } writer ? writer.ProcessID : 0;
 
     /// <summary>Anything but a refused key may have left the connection broken or mid-protocol: the next batch opens a fresh one.</summary>
     private Exception WriterFailed(Exception e)

@@ -72,8 +72,20 @@ internal static class PostgreSqlSchema
         CREATE INDEX halfmsg_audit_at ON halfmsg_audit (at);
         """;
 
+    /// <summary>
+    /// Version 2. <c>halfmsg_generation</c> is the fencing token: each broker that takes the database lock adds 1
+    /// (<see cref="ActiveBrokerLock.TakeGeneration"/>), and every write transaction first checks, under a share lock
+    /// on this row, that the value is still its own (<see cref="ActiveBrokerLock.FenceSql"/>). The index serves the
+    /// prepared-transactions listing (<c>check_at IS NOT NULL</c> in id order).
+    /// </summary>
+    private const string V2 = """
+        CREATE TABLE halfmsg_generation (id smallint PRIMARY KEY CHECK (id = 1), value bigint NOT NULL);
+        INSERT INTO halfmsg_generation (id, value) VALUES (1, 0);
+        CREATE INDEX halfmsg_messages_prepared ON halfmsg_messages (id) WHERE check_at IS NOT NULL;
+        """;
+
     /// <summary>Every migration in order; version N is <c>Migrations[N - 1]</c>. Append only: a shipped script never changes.</summary>
-    internal static readonly IReadOnlyList<string> Migrations = [V1];
+    internal static readonly IReadOnlyList<string> Migrations = [V1, V2];
 
     /// <summary>Brings the database to the newest version; returns how many scripts it applied (0 when it was current).</summary>
     public static int Migrate(NpgsqlDataSource dataSource) => Migrate(dataSource, Migrations);

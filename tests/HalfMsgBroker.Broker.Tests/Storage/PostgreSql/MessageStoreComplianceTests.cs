@@ -42,7 +42,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         foreach (var m in messages) store.Insert(m);
     });
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task Messages_round_trip_every_field_and_survive_reopening(string provider)
     {
@@ -74,7 +74,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         }
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task A_batch_sees_its_own_writes_before_they_are_stored(string provider)
     {
@@ -111,7 +111,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         Assert.Equal(1, store.ProducerGroupCount());
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task A_taken_transaction_id_or_idempotency_key_refuses_the_whole_batch(string provider)
     {
@@ -142,7 +142,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         Assert.Equal(successor.Id, store.FindByTransactionId("T-1")!.Id);
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task A_failed_batch_leaves_nothing_behind(string provider)
     {
@@ -161,7 +161,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         Store(store, Message(tx: "gone")); // the key was never taken
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task Due_checks_purges_and_open_messages_each_come_from_their_own_range(string provider)
     {
@@ -213,7 +213,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         Assert.Null(store.EarliestCheckDue());
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task Dead_letters_list_count_and_expire_from_their_index(string provider)
     {
@@ -258,7 +258,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         Assert.Equal([messages[2].Id, messages[4].Id], store.DeadLetters("g", "orders", null, 10).Items.Select(m => m.Id));
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task Key_lookups_and_replays_page_in_order(string provider)
     {
@@ -296,7 +296,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         Assert.Empty(store.CommittedOn("refunds", 0, 1_000, null, 10));
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task Transactions_list_in_id_order_and_stop_at_the_page(string provider)
     {
@@ -323,7 +323,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
     private static void Ids(StoredMessage[] expected, IReadOnlyList<StoredMessage> actual) =>
         Assert.Equal(expected.Select(m => m.Id), actual.Select(m => m.Id));
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task Subscriptions_producer_groups_and_topic_counts_are_kept(string provider)
     {
@@ -358,7 +358,7 @@ public sealed class MessageStoreComplianceTests(PostgresCluster cluster) : IClas
         Assert.Equal([new TopicCount("orders", 2), new TopicCount("refunds", 1)], reopened.TopicCounts());
     }
 
-    [Theory]
+    [SkippableTheory]
     [MemberData(nameof(Providers))]
     public async Task The_receipt_key_is_made_once_and_kept_across_reopening(string provider)
     {

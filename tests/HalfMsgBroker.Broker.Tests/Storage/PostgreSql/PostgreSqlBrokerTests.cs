@@ -107,35 +107,52 @@ public sealed class PostgreSqlBrokerTests(PostgresCluster cluster) : IClassFixtu
         Assert.Contains("Broker:Storage:Provider=PostgreSql needs the connection string ConnectionStrings:HalfMsg", refused.ToString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("Broker:Storage:PostgreSql:LockCheckInterval", "00:00:00")]
+    [InlineData("Broker:Storage:PostgreSql:ReadyTimeout", "00:00:00")]
+    public void A_lock_check_interval_or_ready_timeout_that_is_not_positive_refuses_the_start(string key, string value)
+    {
+        using var factory = new BrokerFactory(OnPostgres("Host=127.0.0.1;Database=unused", (key, value)));
+        var refused = Record.Exception(() => factory.CreateClient());
+        Assert.NotNull(refused);
+        Assert.Contains("Broker:Storage:PostgreSql:LockCheckInterval and ReadyTimeout must be > 0", refused.ToString(), StringComparison.Ordinal);
+    }
+
     [PostgresFact]
-    public async Task While_PostgreSQL_is_unreachable_writes_answer_503_and_nothing_acknowledged_is_lost()
+    public async Task When_PostgreSQL_drops_the_writer_a_write_answers_503_the_broker_stops_and_a_restart_has_everything_acknowledged()
     {
         var database = new NpgsqlConnectionStringBuilder(await cluster.CreateDatabaseAsync("down"));
         await using var proxy = TcpProxy.Start(database.Port);
         database.Port = proxy.Port;
         database.Timeout = 3;
         database.CommandTimeout = 5;
-        // The lock connection breaks with the others; its check is slowed down here so the broker stays up to answer.
-        await using var factory = new BrokerFactory(OnPostgres(database.ConnectionString,
-            ("Broker:Storage:PostgreSql:LockCheckInterval", "00:10:00"), ("Broker:Storage:PostgreSql:ReadyTimeout", "00:00:01")));
-        var c = factory.CreateClient();
-        await c.Subscribe("g", "orders");
         var acknowledged = new List<string>();
-        for (var i = 0; i < 5; i++) acknowledged.Add(await c.Send("orders", new { i }));
+        // The lock connection breaks with the others; its check is slowed down here so only the writer's failure stops the broker.
+        await using (var factory = new BrokerFactory(OnPostgres(database.ConnectionString,
+            ("Broker:Storage:PostgreSql:LockCheckInterval", "00:10:00"), ("Broker:Storage:PostgreSql:ReadyTimeout", "00:00:01"))))
+        {
+            var c = factory.CreateClient();
+            await c.Subscribe("g", "orders");
+            for (var i = 0; i < 5; i++) acknowledged.Add(await c.Send("orders", new { i }));
+            // Read before the cut: a stopped host disposes its services.
+            var lifetime = factory.Services.GetRequiredService<IHostApplicationLifetime>();
+            var readiness = factory.Services.GetRequiredService<PostgreSqlReadiness>();
 
-        proxy.Cut();
-        var refused = await c.Post("/v1/topics/orders/messages", new { body = new { i = 99 } });
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.Status);
-        Assert.Equal("storage-unavailable", refused.Code);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await c.Get($"/v1/messages/{acknowledged[0]}")).Status);
-        Assert.Equal(HttpStatusCode.ServiceUnavailable, (await c.Get("/health/ready")).Status);
+            proxy.Cut();
+            var refused = await c.Post("/v1/topics/orders/messages", new { body = new { i = 99 } });
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, refused.Status);
+            Assert.Equal("storage-unavailable", refused.Code);
+            Assert.Contains("unknown", refused.Json.Str("detail"), StringComparison.Ordinal);
+            Assert.DoesNotContain("nothing was changed", refused.Json.Str("detail"), StringComparison.Ordinal);
+            await Eventually.Until(() => lifetime.ApplicationStopping.IsCancellationRequested, "the host stopping");
+            Assert.Contains("outcome is unknown", await readiness.ProblemAsync(CancellationToken.None), StringComparison.Ordinal);
+            proxy.Restore();
+        }
 
-        proxy.Restore();
-        var answer = await Eventually.Until(() => c.Post("/v1/topics/orders/messages", new { body = new { i = 5 } }),
-            a => a.Status == HttpStatusCode.Created, "a send once PostgreSQL is back");
-        acknowledged.Add(answer.Json.Str("messageId"));
-        await Eventually.Until(() => c.Get("/health/ready"), a => a.Status == HttpStatusCode.OK, "ready again");
-        foreach (var id in acknowledged) Assert.Equal(HttpStatusCode.OK, (await c.Get($"/v1/messages/{id}")).Status);
+        await using var restarted = new BrokerFactory(OnPostgres(database.ConnectionString));
+        var c2 = restarted.CreateClient();
+        acknowledged.Add(await c2.Send("orders", new { i = 5 }));
+        foreach (var id in acknowledged) Assert.Equal(HttpStatusCode.OK, (await c2.Get($"/v1/messages/{id}")).Status);
     }
 
     [PostgresFact]

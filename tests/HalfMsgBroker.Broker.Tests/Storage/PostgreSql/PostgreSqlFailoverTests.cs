@@ -1,5 +1,6 @@
 using System.Net;
 using HalfMsgBroker.Hosting;
+using HalfMsgBroker.Storage.PostgreSql;
 using HalfMsgBroker.Tests.Shared;
 using HalfMsgBroker.Tests.Support;
 using Npgsql;
@@ -60,6 +61,32 @@ public sealed class PostgreSqlFailoverTests(PostgresCluster cluster) : IClassFix
         {
             BrokerFactory.TryDelete(dataA);
             BrokerFactory.TryDelete(dataB);
+        }
+    }
+
+    [PostgresFact]
+    public async Task A_database_with_a_newer_schema_refuses_the_start_with_a_Critical_line_and_exit_code_6()
+    {
+        var database = await cluster.CreateDatabaseAsync("newer");
+        await using (var dataSource = NpgsqlDataSource.Create(database))
+        {
+            PostgreSqlSchema.Migrate(dataSource);
+            await using var newer = dataSource.CreateCommand("INSERT INTO halfmsg_schema_version (version) VALUES (99)");
+            await newer.ExecuteNonQueryAsync();
+        }
+        var data = Path.Combine(Path.GetTempPath(), "halfmsg-failover", Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using var broker = BrokerProcess.Launch(data, "--Broker:Storage:Provider=PostgreSql", $"--ConnectionStrings:HalfMsg={database}");
+            await Eventually.Until(() => broker.ExitCode is not null, "the broker refusing to start", TimeSpan.FromSeconds(60));
+            var output = string.Join('\n', broker.OutputLines.Concat(broker.ErrorLines));
+            Assert.True(broker.ExitCode == BrokerExit.DatabaseRefusedStart, $"exit code {broker.ExitCode}: {output}");
+            Assert.Contains("newer than this broker knows", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            BrokerFactory.TryDelete(data);
         }
     }
 }

@@ -13,10 +13,13 @@ public sealed class PostgreSqlMessageStoreTests(PostgresCluster cluster) : IClas
     private readonly MessageIds _ids = new();
     private long _clock = 1_000;
 
-    private StoredMessage Message(int bodyBytes = 2) => new()
+    private StoredMessage Message(int bodyBytes = 2, string? tx = null, string[]? keys = null) => new()
     {
         Id = _ids.Next(_clock++),
         Topic = "orders",
+        TransactionId = tx,
+        ProducerGroup = tx is null ? null : "pg",
+        Keys = keys ?? [],
         Body = new byte[bodyBytes],
         State = HalfMsgBroker.Lifecycle.MessageState.Committed,
         BornAt = 1,
@@ -46,6 +49,41 @@ public sealed class PostgreSqlMessageStoreTests(PostgresCluster cluster) : IClas
     }
 
     [PostgresFact]
+    public async Task A_batch_PostgreSQL_refuses_leaves_none_of_its_writes_behind_and_the_writer_keeps_its_connection()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(await cluster.CreateDatabaseAsync("refused"));
+        PostgreSqlSchema.Migrate(dataSource);
+        using var store = new PostgreSqlMessageStore(dataSource);
+        var first = Message(tx: "tx-1");
+        store.RunBatch(() => store.Insert(first));
+        var writer = store.WriterProcessId;
+        Assert.NotEqual(0, writer);
+
+        var keyed = Message(keys: ["order-7"]);
+        var duplicate = Message(tx: "tx-1");
+        var deadLetter = new DeadLetterRef("g", "orders", first.Id);
+        // The unique index refuses the duplicate at the commit, after every other statement of the batch ran.
+        Assert.Throws<DuplicateKeyException>(() => store.RunBatch(() =>
+        {
+            store.Insert(keyed);
+            store.PutDeadLetter(deadLetter, 5);
+            store.AddToTopicCounts(new Dictionary<string, long> { ["orders"] = 2 });
+            store.SaveSubscription(new Subscription("g", "orders", HalfMsgBroker.Lifecycle.TagFilter.All, null, 5, HalfMsgBroker.Lifecycle.ExhaustedAction.DeadLetter, 1));
+            store.Insert(duplicate);
+        }));
+
+        Assert.Null(store.Find(keyed.Id));
+        Assert.Null(store.Find(duplicate.Id));
+        Assert.Empty(store.FindByKey("order-7", null, null, 10).Items);
+        Assert.Equal(0, store.CountDeadLetters("g", "orders"));
+        Assert.Empty(store.TopicCounts());
+        Assert.Empty(store.Subscriptions());
+        Assert.Equal(first.Id, store.FindByTransactionId("tx-1")!.Id);
+        store.RunBatch(() => store.Insert(keyed));
+        Assert.Equal(writer, store.WriterProcessId);
+    }
+
+    [PostgresFact]
     public async Task While_PostgreSQL_is_unreachable_batches_and_reads_are_unavailable_and_nothing_half_written_remains()
     {
         var database = new NpgsqlConnectionStringBuilder(await cluster.CreateDatabaseAsync("unreachable"));
@@ -60,19 +98,23 @@ public sealed class PostgreSqlMessageStoreTests(PostgresCluster cluster) : IClas
 
         proxy.Cut();
         var lost = Message();
-        Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Insert(lost)));
+        // The writer's connection breaks under the batch: PostgreSQL might have committed it, so the store stops taking writes.
+        var unknown = Assert.Throws<StoreOutcomeUnknownException>(() => store.RunBatch(() => store.Insert(lost)));
+        Assert.Contains("unknown", unknown.Message, StringComparison.Ordinal);
         Assert.Throws<StoreUnavailableException>(() => store.Find(stored.Id));
         Assert.Throws<StoreUnavailableException>(() => store.DueChecks(long.MaxValue / 2, 10));
-        Assert.Throws<StoreUnavailableException>(() => store.RunBatch(() => store.Find(stored.Id)));
+        Assert.Throws<StoreOutcomeUnknownException>(() => store.RunBatch(() => store.Find(stored.Id)));
 
         proxy.Restore();
-        // Pooled connections broken by the cut fail once each and are dropped; the writer opens a new one.
+        Assert.Throws<StoreOutcomeUnknownException>(() => store.RunBatch(() => store.Insert(Message())));
+        // A restarted broker's store: pooled connections broken by the cut fail once each and are dropped; the writer opens a new one.
+        using var restarted = new PostgreSqlMessageStore(dataSource);
         var next = Message();
         await Eventually.Until(() =>
         {
             try
             {
-                store.RunBatch(() => store.Insert(next));
+                restarted.RunBatch(() => restarted.Insert(next));
                 return true;
             }
             catch (StoreUnavailableException)
@@ -84,7 +126,7 @@ public sealed class PostgreSqlMessageStoreTests(PostgresCluster cluster) : IClas
         {
             try
             {
-                return Task.FromResult((store.Find(stored.Id), store.Find(next.Id), store.Find(lost.Id)));
+                return Task.FromResult((restarted.Find(stored.Id), restarted.Find(next.Id), restarted.Find(lost.Id)));
             }
             catch (StoreUnavailableException)
             {

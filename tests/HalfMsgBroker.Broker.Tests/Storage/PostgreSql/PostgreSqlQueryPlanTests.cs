@@ -24,6 +24,7 @@ public sealed class PostgreSqlQueryPlanTests(PostgresCluster cluster) : IClassFi
         { nameof(PostgreSqlMessageStore.DeadLetterIdsOnTopicSql), "using halfmsg_dead_letters_" }, // its key, or the group's (both in id order)
         { nameof(PostgreSqlMessageStore.CommittedOnSql), "halfmsg_messages_replay" },
         { nameof(PostgreSqlMessageStore.TransactionsSql), "halfmsg_messages_transactions" },
+        { nameof(PostgreSqlMessageStore.PreparedTransactionsSql), "halfmsg_messages_prepared" },
     };
 
     private static readonly Dictionary<string, (string Sql, object?[] Parameters)> Calls = new()
@@ -39,6 +40,7 @@ public sealed class PostgreSqlQueryPlanTests(PostgresCluster cluster) : IClassFi
         [nameof(PostgreSqlMessageStore.DeadLetterIdsOnTopicSql)] = (PostgreSqlMessageStore.DeadLetterIdsOnTopicSql, ["g", Guid.Empty, 11L, "orders"]),
         [nameof(PostgreSqlMessageStore.CommittedOnSql)] = (PostgreSqlMessageStore.CommittedOnSql, ["orders", 0L, Guid.Empty, 1_000L, 10L]),
         [nameof(PostgreSqlMessageStore.TransactionsSql)] = (PostgreSqlMessageStore.TransactionsSql, [Guid.Empty, null, null, 64L, null]),
+        [nameof(PostgreSqlMessageStore.PreparedTransactionsSql)] = (PostgreSqlMessageStore.PreparedTransactionsSql, [Guid.Empty, null, null, 64L, null]),
     };
 
     [PostgresTheory]
