@@ -148,8 +148,7 @@ internal sealed class CheckBackService(
             var pace = PaceOf(m.ProducerGroup, groups);
             var owner = pace.Slots;
             var host = m.ProducerGroup is { } name ? hosts.GetValueOrDefault(name) : null;
-            var room = pace.HoldRoom(HoldFor);
-            if (pace.IsHeld(m.Id) ? pace.Renew(m.Id, holdUntil, room) : pace.AtInFlightCap && !pace.OutOfTokens && pace.TryHold(m.Id, holdUntil, room))
+            if (pace.IsHeld(m.Id) ? pace.Renew(m.Id, holdUntil, HoldFor) : pace.AtInFlightCap && !pace.OutOfTokens && pace.TryHold(m.Id, holdUntil, HoldFor))
             {
                 // Every call of its group is out (or its hold ran out first): moved out of the way, kept in memory.
                 (defer ??= []).Add((m.Id, holdUntil));

@@ -74,12 +74,12 @@ internal sealed class GroupPace(TimeProvider time)
     /// How many checks to hold: what the group starts in <paramref name="holdFor"/> at its pace, so a
     /// held check rarely outlives its hold (each renewal is a write), up to <see cref="MaxHeld"/>.
     /// </summary>
-    public int HoldRoom(TimeSpan holdFor) => (int)Math.Clamp(holdFor.TotalMilliseconds / Math.Max(IntervalMs(), 0.1), 1, MaxHeld);
+    private int HoldRoom(TimeSpan holdFor) => (int)Math.Clamp(holdFor.TotalMilliseconds / Math.Max(IntervalMs(), 0.1), 1, MaxHeld);
 
     /// <summary>Holds a due check of a group at its in-flight limit; false when the hold is full.</summary>
-    public bool TryHold(Guid id, long until, int room)
+    public bool TryHold(Guid id, long until, TimeSpan holdFor)
     {
-        if (_heldUntil.Count >= room) return false;
+        if (_heldUntil.Count >= HoldRoom(holdFor)) return false;
         _held.Enqueue(id);
         _heldUntil[id] = until;
         _heldCount = _heldUntil.Count;
@@ -90,9 +90,9 @@ internal sealed class GroupPace(TimeProvider time)
     /// A held check whose hold ran out: held again until <paramref name="until"/>, or let go (false)
     /// when the group now turns out slower than the hold assumed, to be planned at its pace instead.
     /// </summary>
-    public bool Renew(Guid id, long until, int room)
+    public bool Renew(Guid id, long until, TimeSpan holdFor)
     {
-        if (_heldUntil.Count > room)
+        if (_heldUntil.Count > HoldRoom(holdFor))
         {
             _heldUntil.Remove(id);
             _heldCount = _heldUntil.Count;
