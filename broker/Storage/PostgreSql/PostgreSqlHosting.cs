@@ -34,15 +34,16 @@ internal static class PostgreSqlHosting
         services.AddSingleton<IMessageStore>(sp =>
         {
             var dataSource = sp.GetRequiredService<NpgsqlDataSource>();
-            var activeLock = sp.GetRequiredService<ActiveBrokerLock>();
-            activeLock.Acquire(sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+            // Many active brokers share the database: none holds the lock, and none fences the others' writes.
+            var activeLock = MultiActive(sp) ? null : sp.GetRequiredService<ActiveBrokerLock>();
+            activeLock?.Acquire(sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("HalfMsgBroker.Storage.PostgreSql");
             var applied = PostgreSqlSchema.Migrate(dataSource);
             if (applied > 0)
             {
                 logger.LogInformation("Applied {Count} schema migration(s); the database is at version {Version}", applied, PostgreSqlSchema.Migrations.Count);
             }
-            activeLock.TakeGeneration(dataSource);
+            activeLock?.TakeGeneration(dataSource);
             return new PostgreSqlMessageStore(dataSource, activeLock, e =>
             {
                 logger.LogCritical(e,
@@ -50,16 +51,28 @@ internal static class PostgreSqlHosting
                 sp.GetRequiredService<IHostApplicationLifetime>().StopApplication();
             });
         });
-        services.AddSingleton<PostgreSqlReadiness>();
+        services.AddSingleton(sp => new PostgreSqlReadiness(
+            sp.GetRequiredService<IMessageStore>(),
+            MultiActive(sp) ? null : sp.GetRequiredService<ActiveBrokerLock>(),
+            sp.GetRequiredService<IOptions<BrokerOptions>>()));
+        if (configuration.GetValue<bool>(BrokerOptions.Section + ":Storage:PostgreSql:MultiActive"))
+        {
+            services.AddSingleton(sp => new PostgreSqlNotifications(ConnectionString(configuration)!, sp.GetRequiredService<ILogger<PostgreSqlNotifications>>()));
+            services.AddHostedService(sp => sp.GetRequiredService<PostgreSqlNotifications>());
+        }
     }
+
+    /// <summary>True when every broker on the database is active (<see cref="PostgreSqlOptions.MultiActive"/>).</summary>
+    public static bool MultiActive(IServiceProvider services) =>
+        services.GetRequiredService<IOptions<BrokerOptions>>().Value.Storage.PostgreSql.MultiActive;
 }
 
 /// <summary>What keeps a PostgreSQL broker from being ready: a lost database lock, or a database that does not answer.</summary>
-internal sealed class PostgreSqlReadiness(IMessageStore store, ActiveBrokerLock activeLock, IOptions<BrokerOptions> options)
+internal sealed class PostgreSqlReadiness(IMessageStore store, ActiveBrokerLock? activeLock, IOptions<BrokerOptions> options)
 {
     public async Task<string?> ProblemAsync(CancellationToken cancellationToken)
     {
-        if (activeLock.Lost) return "the connection holding the database lock is gone, or another broker took over; the broker is stopping";
+        if (activeLock is { Lost: true }) return "the connection holding the database lock is gone, or another broker took over; the broker is stopping";
         if (store is PostgreSqlMessageStore { WriteFailure: not null }) return "a batch's commit got no answer from PostgreSQL (its outcome is unknown); the broker takes no more writes and is stopping so recovery rebuilds its state";
         return store is PostgreSqlMessageStore pg ? await pg.ProblemAsync(options.Value.Storage.PostgreSql.ReadyTimeout, cancellationToken) : null;
     }

@@ -23,6 +23,13 @@ public sealed class PostgreSqlOptions
     /// </summary>
     public TimeSpan LockCheckInterval { get; set; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// False (the default): one active broker per database, the others standbys (<see cref="LockCheckInterval"/>).
+    /// True: every broker on the database is active and answers any request; they share deliveries, check-back
+    /// and sweeps through the database and hear each other through <c>LISTEN/NOTIFY</c>.
+    /// </summary>
+    public bool MultiActive { get; set; }
+
     /// <summary>How long <c>/health/ready</c> waits for PostgreSQL to answer before it reports the broker not ready.</summary>
     public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromSeconds(2);
 }

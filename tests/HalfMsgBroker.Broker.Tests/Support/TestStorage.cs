@@ -21,6 +21,9 @@ public static class TestStorage
     public static bool IsPostgreSql { get; } =
         string.Equals(Environment.GetEnvironmentVariable(Variable), "PostgreSql", StringComparison.OrdinalIgnoreCase);
 
+    /// <summary>With <c>HALFMSG_TEST_MULTI_ACTIVE=1</c> (and PostgreSQL), brokers run with <c>MultiActive=true</c>.</summary>
+    public static bool IsMultiActive { get; } = IsPostgreSql && Environment.GetEnvironmentVariable("HALFMSG_TEST_MULTI_ACTIVE") == "1";
+
     private static readonly Lazy<PostgresCluster> Cluster = new(StartCluster, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>The settings that put a broker with this data path on the provider under test (none for LiteDB).</summary>
@@ -31,6 +34,7 @@ public static class TestStorage
         [
             new("Broker:Storage:Provider", "PostgreSql"),
             new("ConnectionStrings:HalfMsg", ConnectionStringFor(dataPath)),
+            new("Broker:Storage:PostgreSql:MultiActive", IsMultiActive ? "true" : "false"),
         ];
     }
 
