@@ -90,6 +90,42 @@ internal sealed class BrokerHost : IAsyncDisposable
         return host;
     }
 
+    /// <summary>
+    /// <paramref name="nodes"/> broker processes on ONE fresh database of <paramref name="storage"/>'s cluster, all
+    /// active (<c>Broker:Storage:PostgreSql:MultiActive=true</c>), in <c>Fsync</c> mode (on PostgreSQL a 2xx waits
+    /// for the WAL flush whatever the mode). Keyless: the workloads run on loopback.
+    /// </summary>
+    public static async Task<IReadOnlyList<BrokerHost>> StartNodesAsync(Settings s, string name, BrokerStorage storage, int nodes)
+    {
+        if (s.BrokerDll is null) throw new InvalidOperationException("--broker-dll is required for broker workloads");
+        var postgres = storage.Postgres ?? throw new InvalidOperationException("several broker nodes need PostgreSQL storage");
+        var (database, connectionString) = await postgres.CreateDatabaseAsync(name, storage.MaxPoolSize);
+        var hosts = new List<BrokerHost>();
+        try
+        {
+            for (var i = 1; i <= nodes; i++)
+            {
+                var dir = Path.Combine(s.WorkDir, $"{name}-n{i}");
+                if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+                Directory.CreateDirectory(dir);
+                string[] args = ["--Broker:Storage:Durability=Fsync", "--Broker:Storage:Provider=PostgreSql", "--Broker:Storage:PostgreSql:MultiActive=true", .. s.BrokerArgs];
+                var host = new BrokerHost(s.BrokerDll, Path.Combine(dir, "data"), Path.Combine(s.WorkDir, $"{name}-n{i}.log"), args) { _connectionString = connectionString };
+                hosts.Add(host);
+                await host.StartProcessAsync();
+            }
+            if (await postgres.CountTablesAsync(database) == 0)
+            {
+                throw new InvalidOperationException($"the brokers are ready but created no tables in PostgreSQL database {database}: this broker build has no PostgreSQL provider");
+            }
+            return hosts;
+        }
+        catch
+        {
+            foreach (var host in hosts) await host.DisposeAsync();
+            throw;
+        }
+    }
+
     public static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);

@@ -33,7 +33,11 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
     /// that has just started (cold) warms up in 5 s slices until its CPU per message settles (two
     /// slices within 20 %), at least <see cref="Settings.Warmup"/> and at most <see cref="Settings.MaxWarmup"/>;
     /// a warm one gets the short warm-up.</summary>
-    private async Task<Window> MeasureAsync(int pid, bool cold, Func<long> progress, params Recorder[] recorders)
+    private Task<Window> MeasureAsync(int pid, bool cold, Func<long> progress, params Recorder[] recorders) =>
+        MeasureAsync([pid], cold, progress, recorders);
+
+    /// <summary>As above for several broker nodes: their CPU is summed, and so is their RSS.</summary>
+    private async Task<Window> MeasureAsync(IReadOnlyList<int> pids, bool cold, Func<long> progress, params Recorder[] recorders)
     {
         var note = "";
         if (cold)
@@ -42,10 +46,10 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
             double prev = double.NaN, first = double.NaN;
             while (true)
             {
-                var c0 = Proc.CpuSeconds(pid);
+                var c0 = pids.Sum(Proc.CpuSeconds);
                 var n0 = progress();
                 await Pause(TimeSpan.FromSeconds(5));
-                var c1 = Proc.CpuSeconds(pid);
+                var c1 = pids.Sum(Proc.CpuSeconds);
                 var n1 = progress();
                 var per1k = n1 > n0 ? (c1 - c0) / ((n1 - n0) / 1000.0) : double.NaN;
                 if (double.IsNaN(first)) first = per1k;
@@ -64,12 +68,12 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
         {
             await Pause(s.ShortWarmup);
         }
-        var a = CpuSnapshot.Take(pid, postgres);
+        var a = CpuSnapshot.Take(pids, postgres);
         foreach (var r in recorders) r.Recording = true;
         await Pause(s.Measure);
         foreach (var r in recorders) r.Recording = false;
-        var b = CpuSnapshot.Take(pid, postgres);
-        return new Window { Cpu = CpuDelta.Between(a, b), RssMiB = Proc.RssMiB(pid), WarmupNote = note };
+        var b = CpuSnapshot.Take(pids, postgres);
+        return new Window { Cpu = CpuDelta.Between(a, b), RssMiB = pids.Sum(p => Proc.RssMiB(p)), WarmupNote = note };
     }
 
     private static string Transport(bool http1) => http1 ? "HTTP/1.1, a connection per worker" : "h2c, one multiplexed connection";
@@ -197,13 +201,21 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
     /// <summary>Workload 1 (pull consumers) and 3 (push to the in-process receiver): half → commit by P
     /// producers, latency from commit sent to message received.</summary>
     /// <param name="batch">N ≥ 2: the producers use the batch endpoints, N messages per request.</param>
-    public async Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push, bool http1, int batch = 0)
+    public Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push, bool http1, int batch = 0) =>
+        EndToEndAsync([broker], cold, mode, push, http1, batch);
+
+    /// <param name="nodes">Several brokers on one database: producer i sends to node i mod N, consumer j receives
+    /// (and acks) on node j + 1 mod N, so with N ≥ 2 every consumer reads what producers on other nodes committed.</param>
+    private async Task<Row> EndToEndAsync(IReadOnlyList<BrokerHost> nodes, bool cold, string mode, bool push, bool http1, int batch = 0)
     {
+        var broker = nodes[0];
         var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (batch > 0 ? $" (batches of {batch})" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "")
-                   + (http1 && !s.Http1 ? " (HTTP/1.1)" : "") + (broker.Keys is not null ? " (API keys)" : "");
+                   + (http1 && !s.Http1 ? " (HTTP/1.1)" : "") + (broker.Keys is not null ? " (API keys)" : "") + (nodes.Count > 1 ? $" ({nodes.Count} nodes)" : "");
         var topic = (push ? "bench-w3" : "bench-w1") + (http1 && !s.Http1 ? "-h1" : "") + (batch > 0 ? $"-b{batch}" : "");
         log($"workload {name} [{mode}]");
-        using var client = new BrokerClient(broker.UriFor(http1), s.PayloadBytes, http1, broker.Keys);
+        var clients = nodes.Select(n => new BrokerClient(n.UriFor(http1), s.PayloadBytes, http1, n.Keys)).ToArray();
+        using var disposeClients = new ClientsDisposer(clients);
+        var client = clients[0];
         var tracker = new Tracker(s.MaxMessagesPerWorkload);
         var e2e = new Recorder();
         var send = new Recorder();
@@ -244,17 +256,17 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
             var stopConsumers = false;
             using var hard = new CancellationTokenSource(s.MaxWarmup + s.Measure + s.Drain + TimeSpan.FromSeconds(60));
             var consumers = push ? [] : Enumerable.Range(0, s.Consumers)
-                .Select(_ => Task.Run(() => ConsumerLoopAsync(client, ConsumerGroup, topic, s.BatchSize, tracker, e2e, () => Volatile.Read(ref stopConsumers), hard.Token)))
+                .Select(j => Task.Run(() => ConsumerLoopAsync(clients[(j + 1) % clients.Length], ConsumerGroup, topic, s.BatchSize, tracker, e2e, () => Volatile.Read(ref stopConsumers), hard.Token)))
                 .ToArray();
             var producers = Enumerable.Range(0, s.Producers)
-                .Select(_ => Task.Run(() => batch > 0
-                    ? BatchedProducer.RunAsync(client, topic, ProducerGroup, $"b{_run}-{topic}", !s.PlainSends, batch, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)
-                    : ProducerLoopAsync(client, topic, !s.PlainSends, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
+                .Select(i => Task.Run(() => batch > 0
+                    ? BatchedProducer.RunAsync(clients[i % clients.Length], topic, ProducerGroup, $"b{_run}-{topic}", !s.PlainSends, batch, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)
+                    : ProducerLoopAsync(clients[i % clients.Length], topic, !s.PlainSends, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
                 .ToArray();
             Interlocked.Exchange(ref _receiveCalls, 0);
             Interlocked.Exchange(ref _receivedInCalls, 0);
             Interlocked.Exchange(ref _ackCalls, 0);
-            var w = await MeasureAsync(broker.Pid, cold, () => tracker.ReceivedUnique, e2e, send);
+            var w = await MeasureAsync([.. nodes.Select(n => n.Pid)], cold, () => tracker.ReceivedUnique, e2e, send);
             var receiveCalls = Interlocked.Read(ref _receiveCalls);
             var perReceive = receiveCalls == 0 ? 0 : Interlocked.Read(ref _receivedInCalls) / (double)receiveCalls;
             var requestsPerSecond = (send.Count * 2 / Math.Max(1, batch) + (push ? 0 : receiveCalls + Interlocked.Read(ref _ackCalls))) / w.Cpu.WallSeconds;
@@ -268,7 +280,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
             var sh = send.Merged();
             var rate = e2e.Count / w.Cpu.WallSeconds;
             var notes = string.Create(CultureInfo.InvariantCulture,
-                $"{w.WarmupNote}{Transport(http1)}; {(batch > 0 ? $"{batch} messages per half and per commit request; " : "")}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
+                $"{w.WarmupNote}{(nodes.Count > 1 ? $"{nodes.Count} brokers on one database, all active: producers spread over them, each consumer on another node than the producers beside it; CPU and RSS summed over the brokers; " : "")}{Transport(http1)}; {(batch > 0 ? $"{batch} messages per half and per commit request; " : "")}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
                 + $"{(drained ? "" : $" (NOT all received within {s.Drain.TotalSeconds:F0} s drain)")}, dup {tracker.Duplicates}, errors {send.Errors + e2e.Errors}; {Noise(w.Cpu)}");
             var (dbCpu, dbNote) = DatabaseCpu(w.Cpu, e2e.Count);
             return new Row(name, System, mode, e2e.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
@@ -315,6 +327,34 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
         }
         if (s.BatchSends > 1 && workloads.Contains(2)) await Add($"2 plain sends (batches of {s.BatchSends})", () => PlainSendsAsync(broker, cold, mode, s.BatchSends));
         return rows;
+    }
+
+    /// <summary>
+    /// Workload 1 on <paramref name="nodes"/> broker processes sharing one fresh PostgreSQL database (all active), at
+    /// the load the settings give (full, or <c>--rate</c>): what several nodes cost per message (broker CPU summed over
+    /// the nodes, and PostgreSQL's) and the cross-node commit → receive latency. Fresh brokers each time, as the
+    /// light-load rows get: the workload's transaction ids start again at 0.
+    /// </summary>
+    public async Task<List<Row>> RunNodesAsync(int nodes)
+    {
+        var hosts = await BrokerHost.StartNodesAsync(s, $"w1-pg-x{nodes}{(s.Rate > 0 ? "-light" : "")}", StorageFor(), nodes);
+        try
+        {
+            return [await EndToEndAsync(hosts, cold: true, "Fsync", push: false, s.Http1)];
+        }
+        finally
+        {
+            foreach (var host in hosts) await host.DisposeAsync();
+        }
+    }
+
+    /// <summary>Disposes a workload's clients, one per node.</summary>
+    private sealed class ClientsDisposer(BrokerClient[] clients) : IDisposable
+    {
+        public void Dispose()
+        {
+            foreach (var c in clients) c.Dispose();
+        }
     }
 
     /// <summary>Workload 2: plain sends only (with one pull subscription that nobody drains).</summary>

@@ -162,8 +162,11 @@ internal static partial class Proc
 /// <c>--storage postgresql</c>, else 0) and of the machine over a measured window.</summary>
 internal readonly record struct CpuSnapshot(double Target, double Self, double Machine, long Timestamp, double Database)
 {
-    public static CpuSnapshot Take(int targetPid, PostgresServer? database = null) =>
-        new(Proc.CpuSeconds(targetPid), Proc.SelfCpuSeconds(), Proc.MachineBusySeconds(), System.Diagnostics.Stopwatch.GetTimestamp(), database?.CpuSeconds() ?? 0);
+    public static CpuSnapshot Take(int targetPid, PostgresServer? database = null) => Take([targetPid], database);
+
+    /// <summary>The target is every process in <paramref name="targetPids"/> (several broker nodes), summed.</summary>
+    public static CpuSnapshot Take(IReadOnlyList<int> targetPids, PostgresServer? database = null) =>
+        new(targetPids.Sum(Proc.CpuSeconds), Proc.SelfCpuSeconds(), Proc.MachineBusySeconds(), System.Diagnostics.Stopwatch.GetTimestamp(), database?.CpuSeconds() ?? 0);
 }
 
 internal readonly record struct CpuDelta(double TargetSeconds, double SelfSeconds, double OthersSeconds, double WallSeconds, double DatabaseSeconds)

@@ -95,6 +95,13 @@ if (haveBroker && (s.Workloads.Contains(1) || s.Workloads.Contains(2) || s.Workl
         foreach (var m in modes) await RunMany("1-3", "HalfMsgBroker", m, () => workloads.RunModeAsync(m, s.Workloads), label);
     }
 }
+// Several brokers on one PostgreSQL database, all active (--pg-nodes): workload 1, producers and consumers on different nodes.
+var pgWorkloads = storages.FirstOrDefault(x => x.Label == "PostgreSQL").Workloads;
+string NodesLabel(int n) => $"PostgreSQL, {n} node{(n == 1 ? "" : "s")} multi-active";
+if (haveBroker && pgWorkloads is not null && s.Workloads.Contains(1))
+{
+    foreach (var n in s.PgNodes) await RunMany("1", "HalfMsgBroker", "Fsync", () => pgWorkloads.RunNodesAsync(n), NodesLabel(n));
+}
 // Latency at a light load: nothing should wait on batching there (the same rows for RabbitMQ and each mode).
 // Each mode gets a fresh broker; an external one (--broker-url) would see the first rows' transaction ids again.
 if (s.LightRate > 0 && s.Rate == 0 && s.Workloads.Contains(1) && s.ExternalBrokerUrl is null)
@@ -106,6 +113,10 @@ if (s.LightRate > 0 && s.Rate == 0 && s.Workloads.Contains(1) && s.ExternalBroke
         foreach (var (label, workloads, modes) in storages)
         {
             foreach (var m in modes) await RunMany("1", "HalfMsgBroker", m, () => workloads.RunModeAsync(m, new HashSet<int> { 1 }), label);
+        }
+        if (pgWorkloads is not null)
+        {
+            foreach (var n in s.PgNodes) await RunMany("1", "HalfMsgBroker", "Fsync", () => pgWorkloads.RunNodesAsync(n), NodesLabel(n));
         }
     }
     s.Rate = 0;
@@ -153,6 +164,13 @@ foreach (var light in new[] { false, true })
         ratios.Add(string.Create(CultureInfo.InvariantCulture,
             $"- {pg.Workload}, PostgreSQL / LiteDB (both Fsync): throughput {pg.PerSecond / lite.PerSecond:F2}×, broker CPU per message {pg.CpuSecondsPer1k / lite.CpuSecondsPer1k:F2}×, broker + PostgreSQL {pgBoth / lite.CpuSecondsPer1k:F2}× LiteDB's broker ({pgBoth:F3} vs {lite.CpuSecondsPer1k:F3} s/1k), p99 {pg.P99Ms / lite.P99Ms:F2}× ({pg.P99Ms:F1} vs {lite.P99Ms:F1} ms)"));
     }
+}
+
+// Node rows: what a message costs the machine as nodes are added (broker CPU summed over the nodes, plus PostgreSQL's).
+foreach (var r in rows.Where(r => r.Storage.EndsWith("multi-active", StringComparison.Ordinal) && !double.IsNaN(r.PerSecond)))
+{
+    ratios.Add(string.Create(CultureInfo.InvariantCulture,
+        $"- {r.Workload}, {r.Storage}: {r.PerSecond:F0} msg/s, commit → receive{(r.Workload.Contains("nodes)", StringComparison.Ordinal) ? " across nodes" : "")} p50 {r.P50Ms:F1} / p99 {r.P99Ms:F1} ms, brokers {r.CpuSecondsPer1k:F3} + PostgreSQL {r.DbCpuSecondsPer1k:F3} = {r.CpuSecondsPer1k + r.DbCpuSecondsPer1k:F3} CPU s/1k"));
 }
 
 // Group the table by workload (RabbitMQ first within one), whatever order the rows ran in.

@@ -52,6 +52,13 @@ internal sealed class Settings
     /// <summary>Npgsql's Max Pool Size for each broker on PostgreSQL (0: Npgsql's default).</summary>
     public int PgMaxPoolSize { get; set; }
 
+    /// <summary>
+    /// With <c>--storage postgresql</c>: extra workload 1 rows with this many broker processes on ONE database,
+    /// all active (<c>Broker:Storage:PostgreSql:MultiActive=true</c>); producers spread over the nodes, each
+    /// consumer on the node after its producers' (so deliveries cross nodes). Empty: none.
+    /// </summary>
+    public List<int> PgNodes { get; set; } = [];
+
     public int Producers { get; set; } = 16;
 
     /// <summary>Target messages per second across all producers (0: as fast as they go).</summary>
@@ -137,6 +144,7 @@ internal sealed class Settings
                 case "--storage": s.Storages = [.. Next().ToLowerInvariant().Split(',', StringSplitOptions.RemoveEmptyEntries).Distinct()]; break;
                 case "--pg-folder": s.PgFolder = Next(); break;
                 case "--pg-max-pool-size": s.PgMaxPoolSize = int.Parse(Next()); break;
+                case "--pg-nodes": s.PgNodes = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).Distinct()]; break;
                 case "--producers": s.Producers = int.Parse(Next()); break;
                 case "--rate": s.Rate = int.Parse(Next()); break;
                 case "--light-rate": s.LightRate = int.Parse(Next()); break;
@@ -167,6 +175,10 @@ internal sealed class Settings
         if (s.Storages.Contains("postgresql") && s.ExternalBrokerUrl is not null)
         {
             throw new ArgumentException("--storage postgresql starts its own brokers; it cannot be used with --broker-url");
+        }
+        if (s.PgNodes.Count > 0 && (!s.Storages.Contains("postgresql") || s.PgNodes.Any(n => n is < 1 or > 8)))
+        {
+            throw new ArgumentException("--pg-nodes takes node counts 1-8 (e.g. 1,2,3) and needs --storage postgresql");
         }
         if (s.BatchSends is 1 or < 0 or > 100) throw new ArgumentException("--batch-sends must be 2-100 (the batch endpoints' item limit)");
         return s;
