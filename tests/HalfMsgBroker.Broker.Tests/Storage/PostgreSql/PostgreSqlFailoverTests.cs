@@ -89,4 +89,30 @@ public sealed class PostgreSqlFailoverTests(PostgresCluster cluster) : IClassFix
             BrokerFactory.TryDelete(data);
         }
     }
+
+    [PostgresTheory]
+    [InlineData("Username=nobody_here", "nobody_here")]
+    [InlineData("Database=no_such_database", "no_such_database")]
+    public async Task A_refused_login_or_a_missing_database_refuses_the_start_at_once_with_exit_code_6_instead_of_waiting(string change, string named)
+    {
+        var database = await cluster.CreateDatabaseAsync("refused");
+        var (key, value) = (change.Split('=')[0], change.Split('=')[1]);
+        var builder = new NpgsqlConnectionStringBuilder(database) { [key] = value };
+        var data = Path.Combine(Path.GetTempPath(), "halfmsg-failover", Guid.NewGuid().ToString("N"));
+        try
+        {
+            await using var broker = BrokerProcess.Launch(data, "--Broker:Storage:Provider=PostgreSql", $"--ConnectionStrings:HalfMsg={builder.ConnectionString}");
+            await Eventually.Until(() => broker.ExitCode is not null, "the broker refusing to start", TimeSpan.FromSeconds(60));
+            var output = string.Join('\n', broker.OutputLines.Concat(broker.ErrorLines));
+            Assert.True(broker.ExitCode == BrokerExit.DatabaseRefusedStart, $"exit code {broker.ExitCode}: {output}");
+            Assert.Contains("cannot start on PostgreSQL", output, StringComparison.Ordinal);
+            Assert.Contains(named, output, StringComparison.Ordinal);
+            Assert.DoesNotContain("Unhandled exception", output, StringComparison.Ordinal);
+            Assert.DoesNotContain("retrying", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            BrokerFactory.TryDelete(data);
+        }
+    }
 }
