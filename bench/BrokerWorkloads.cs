@@ -280,7 +280,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
             var sh = send.Merged();
             var rate = e2e.Count / w.Cpu.WallSeconds;
             var notes = string.Create(CultureInfo.InvariantCulture,
-                $"{w.WarmupNote}{(nodes.Count > 1 ? $"{nodes.Count} brokers on one database, all active: producers spread over them, each consumer on another node than the producers beside it; CPU and RSS summed over the brokers; " : "")}{Transport(http1)}; {(batch > 0 ? $"{batch} messages per half and per commit request; " : "")}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
+                $"{w.WarmupNote}{(nodes.Count > 1 ? $"{nodes.Count} brokers on one database, all active: producers and consumers spread over them; CPU and RSS summed over the brokers; " : "")}{Transport(http1)}; {(batch > 0 ? $"{batch} messages per half and per commit request; " : "")}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
                 + $"{(drained ? "" : $" (NOT all received within {s.Drain.TotalSeconds:F0} s drain)")}, dup {tracker.Duplicates}, errors {send.Errors + e2e.Errors}; {Noise(w.Cpu)}");
             var (dbCpu, dbNote) = DatabaseCpu(w.Cpu, e2e.Count);
             return new Row(name, System, mode, e2e.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),

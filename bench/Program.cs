@@ -170,7 +170,7 @@ foreach (var light in new[] { false, true })
 foreach (var r in rows.Where(r => r.Storage.EndsWith("multi-active", StringComparison.Ordinal) && !double.IsNaN(r.PerSecond)))
 {
     ratios.Add(string.Create(CultureInfo.InvariantCulture,
-        $"- {r.Workload}, {r.Storage}: {r.PerSecond:F0} msg/s, commit → receive{(r.Workload.Contains("nodes)", StringComparison.Ordinal) ? " across nodes" : "")} p50 {r.P50Ms:F1} / p99 {r.P99Ms:F1} ms, brokers {r.CpuSecondsPer1k:F3} + PostgreSQL {r.DbCpuSecondsPer1k:F3} = {r.CpuSecondsPer1k + r.DbCpuSecondsPer1k:F3} CPU s/1k"));
+        $"- {r.Workload}, {r.Storage}: {r.PerSecond:F0} msg/s, commit → receive{(r.Workload.Contains("nodes)", StringComparison.Ordinal) ? " (producers and consumers spread over the nodes)" : "")} p50 {r.P50Ms:F1} / p99 {r.P99Ms:F1} ms, brokers {r.CpuSecondsPer1k:F3} + PostgreSQL {r.DbCpuSecondsPer1k:F3} = {r.CpuSecondsPer1k + r.DbCpuSecondsPer1k:F3} CPU s/1k"));
 }
 
 // Group the table by workload (RabbitMQ first within one), whatever order the rows ran in.
