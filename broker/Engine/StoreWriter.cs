@@ -28,6 +28,7 @@ internal sealed class StoreWriter : IDisposable
     private readonly BrokerMetrics _metrics;
     private readonly WriteContext _context;
     private readonly int _maxBatch;
+    private readonly bool _manyWriters;
     private readonly int _fillTo;
     private readonly int _yields;
     private readonly Thread _thread;
@@ -50,6 +51,7 @@ internal sealed class StoreWriter : IDisposable
         _time = time;
         _logger = logger;
         _context = new WriteContext(store, options.Value, deliveries, checks);
+        _manyWriters = options.Value.Storage.Provider == StorageProvider.PostgreSql && options.Value.Storage.PostgreSql.MultiActive;
         _maxBatch = Math.Max(1, options.Value.Storage.MaxBatchSize);
         _fillTo = options.Value.Storage.FillBatchTo;
         _yields = Math.Max(0, options.Value.Storage.FillYields);
@@ -168,9 +170,10 @@ internal sealed class StoreWriter : IDisposable
                 CommitBatch([command], careful: true);
                 return;
             }
-            catch (StoreConflictException conflict) when (attempt <= ConflictRetries)
+            catch (Exception conflict) when (attempt <= ConflictRetries && (conflict is StoreConflictException || (_manyWriters && LiteDbMessageStore.IsDuplicateKey(conflict))))
             {
-                // Rolled back whole: running it again is safe, and the other broker's transaction has ended by now.
+                // Rolled back whole: running it again is safe, and the other broker's transaction has ended by now. A duplicate
+                // key alone, with other brokers writing, is one's insert committed after this command looked: now it is seen.
                 _context.Messages.Clear();
                 _logger.LogDebug(conflict, "A store change collided with another broker's (attempt {Attempt}); running it again", attempt);
             }

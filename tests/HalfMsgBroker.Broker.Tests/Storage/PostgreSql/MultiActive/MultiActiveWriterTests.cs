@@ -26,12 +26,26 @@ public sealed class MultiActiveWriterTests(PostgresCluster cluster) : IClassFixt
             var ids = Enumerable.Range(0, 40).Select(i => $"race-{i}").ToList();
             foreach (var tx in ids) await one.SendHalf("orders", tx);
 
-            var answers = await Task.WhenAll(ids.Select(async tx =>
+            // Both brokers' batches are held until each has read its messages (a plain read passes the table lock, a locking
+            // read or a write waits): without row locks both would read "prepared" and both would win.
+            await using var blocker = new NpgsqlConnection(database);
+            await blocker.OpenAsync();
+            var hold = await blocker.BeginTransactionAsync();
+            await using (var lockTable = new NpgsqlCommand("LOCK TABLE halfmsg_messages IN EXCLUSIVE MODE", blocker, hold)) await lockTable.ExecuteNonQueryAsync();
+            var racing = Task.WhenAll(ids.Select(async tx =>
             {
                 var commit = one.Post($"/v1/transactions/{tx}/commit");
                 var rollback = two.Post($"/v1/transactions/{tx}/rollback");
                 return (tx, Commit: await commit, Rollback: await rollback);
             }));
+            await Eventually.Until(async () =>
+            {
+                await using var waiting = new NpgsqlCommand(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", blocker, hold);
+                return (long)(await waiting.ExecuteScalarAsync())!;
+            }, n => n == 2, "both brokers' writers waiting on the table");
+            await hold.CommitAsync();
+            var answers = await racing;
 
             foreach (var (tx, commit, rollback) in answers)
             {
