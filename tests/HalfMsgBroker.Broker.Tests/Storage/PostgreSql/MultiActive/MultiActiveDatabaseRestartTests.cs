@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using HalfMsgBroker.Tests.Shared;
 using HalfMsgBroker.Tests.Support;
+using Npgsql;
 
 namespace HalfMsgBroker.Tests.Storage.PostgreSql.MultiActive;
 
@@ -17,7 +18,10 @@ public sealed class MultiActiveDatabaseRestartTests(PostgresCluster cluster) : I
     {
         var database = await cluster.CreateDatabaseAsync("restart");
         // Short connect and command timeouts: a request during the outage answers soon instead of waiting 30 s.
-        var quick = new Npgsql.NpgsqlConnectionStringBuilder(database) { Timeout = 3, CommandTimeout = 5 }.ConnectionString;
+        // The brokers reach PostgreSQL through a proxy, so the network can also fail with batches in flight (no answer at all).
+        var direct = new NpgsqlConnectionStringBuilder(database);
+        await using var proxy = TcpProxy.Start(direct.Port);
+        var quick = new NpgsqlConnectionStringBuilder(database) { Port = proxy.Port, Timeout = 3, CommandTimeout = 5 }.ConnectionString;
         var nodes = MultiActiveNodes.Start(quick, 2);
         var clients = nodes.Select(n => n.CreateClient()).ToList();
         var sent = new ConcurrentBag<string>();
@@ -29,11 +33,11 @@ public sealed class MultiActiveDatabaseRestartTests(PostgresCluster cluster) : I
         using var stop = new CancellationTokenSource();
         try
         {
-            async Task Load(int worker)
+            async Task Load(int worker, CancellationToken until)
             {
-                for (var i = 0; !stop.IsCancellationRequested; i++)
+                for (var i = 0; !until.IsCancellationRequested; i++)
                 {
-                    var tx = $"w{worker}-{i}";
+                    var tx = $"w{worker}-{Guid.NewGuid():N}";
                     var (half, end) = (clients[worker % 2], clients[(worker + 1) % 2]);
                     var answer = await half.Post("/v1/topics/orders/half-messages", new { producerGroup = "order-service", transactionId = tx, body = new { i } });
                     if (!Judge(answer, HttpStatusCode.Created)) continue;
@@ -53,11 +57,46 @@ public sealed class MultiActiveDatabaseRestartTests(PostgresCluster cluster) : I
                 return false;
             }
 
-            var workers = Enumerable.Range(0, 4).Select(w => Task.Run(() => Load(w))).ToList();
+            using var before = new CancellationTokenSource();
+            var warmUp = Enumerable.Range(0, 4).Select(w => Task.Run(() => Load(w, before.Token))).ToList();
             await Eventually.Until(() => committed.Count >= 50, "some load before the restart");
+            await before.CancelAsync();
+            await Task.WhenAll(warmUp);
 
-            await cluster.RestartAsync(TimeSpan.FromSeconds(2));
+            // Hold a half message's batch in flight on each broker (waiting for a table lock), then cut the network and restart
+            // PostgreSQL: a batch that was sent and got no answer has an unknown outcome, which must not stop a broker that
+            // keeps nothing between batches. The load goes on meanwhile and queues behind them.
+            var blocker = new NpgsqlConnection(database);
+            await blocker.OpenAsync();
+            var hold = await blocker.BeginTransactionAsync();
+            await using (var lockTable = new NpgsqlCommand("LOCK TABLE halfmsg_messages IN EXCLUSIVE MODE", blocker, hold)) await lockTable.ExecuteNonQueryAsync();
+            var held = clients.Select((c, i) => c.Post("/v1/topics/orders/half-messages", new { producerGroup = "order-service", transactionId = $"held-{i}", body = new { i } })).ToList();
+            await Eventually.Until(async () =>
+            {
+                await using var waiting = new NpgsqlCommand(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'", blocker, hold);
+                return (long)(await waiting.ExecuteScalarAsync())!;
+            }, n => n == 2, "both brokers' writers waiting on the table");
+            var workers = Enumerable.Range(0, 4).Select(w => Task.Run(() => Load(w, stop.Token))).ToList();
+            proxy.Cut();
+            await cluster.RestartAsync(TimeSpan.FromSeconds(1));
+            try
+            {
+                await blocker.DisposeAsync();
+            }
+            catch (NpgsqlException)
+            {
+                // its session ended with the server
+            }
+            proxy.Restore();
             Volatile.Write(ref restarted, 1);
+            foreach (var answer in await Task.WhenAll(held))
+            {
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, answer.Status);
+                Assert.Equal("storage-unavailable", answer.Code);
+                Assert.Contains("is unknown", answer.Json.Str("detail"), StringComparison.Ordinal);
+            }
+
             await Eventually.Until(() => Volatile.Read(ref afterRestart[0]) >= 20 && Volatile.Read(ref afterRestart[1]) >= 20,
                 "both brokers to take commits again after the restart", TimeSpan.FromSeconds(60));
             await stop.CancelAsync();
