@@ -43,4 +43,39 @@ public sealed class MultiActiveCheckBackTests(PostgresCluster cluster) : IClassF
             await MultiActiveNodes.DisposeAll(nodes);
         }
     }
+
+    [PostgresFact]
+    public async Task A_check_made_due_sooner_than_the_others_would_look_is_announced_and_one_due_later_is_not()
+    {
+        var database = await cluster.CreateDatabaseAsync("checkdue");
+        var nodes = MultiActiveNodes.Start(database, 1, new Dictionary<string, string?>
+        {
+            ["Broker:Transactions:CheckAfter"] = "00:10:00",
+            ["Broker:Transactions:IdleScanInterval"] = "00:00:02",
+        });
+        try
+        {
+            using var client = nodes[0].CreateClient();
+            await using var listener = new Npgsql.NpgsqlConnection(database);
+            await listener.OpenAsync();
+            var heard = new System.Collections.Concurrent.ConcurrentQueue<long>();
+            listener.Notification += (_, e) => heard.Enqueue(long.Parse(e.Payload, System.Globalization.CultureInfo.InvariantCulture));
+            await using (var listen = new Npgsql.NpgsqlCommand("LISTEN halfmsg_checks", listener)) await listen.ExecuteNonQueryAsync();
+
+            // Due in ten minutes: every broker finds it by re-reading the index long before then.
+            await client.SendHalf("orders", "later");
+            var asked = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            Assert.Equal(System.Net.HttpStatusCode.OK, (await client.Post("/v1/transactions/later/check")).Status);
+            var deadline = DateTime.UtcNow + Eventually.DefaultTimeout;
+            while (heard.IsEmpty && DateTime.UtcNow < deadline) await listener.WaitAsync(TimeSpan.FromMilliseconds(200));
+
+            // The first announcement is the check brought forward, not the half message due in ten minutes.
+            Assert.True(heard.TryPeek(out var due), "no announcement of the check brought forward");
+            Assert.InRange(due, asked - 1000, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        }
+        finally
+        {
+            await MultiActiveNodes.DisposeAll(nodes);
+        }
+    }
 }
