@@ -105,9 +105,10 @@ internal sealed class ApiKeyRegistry
     /// </summary>
     public void Reload()
     {
-        var stored = _store.Keys().Where(k => k.RevokedAt is null).ToDictionary(k => k.Id, StringComparer.Ordinal);
+        // Read under the lock too: a key this broker saves meanwhile must not be swapped out by an older read.
         lock (_change)
         {
+            var stored = _store.Keys().Where(k => k.RevokedAt is null).ToDictionary(k => k.Id, StringComparer.Ordinal);
             (_byId, _byHash) = (stored, Index(stored.Values));
         }
     }
