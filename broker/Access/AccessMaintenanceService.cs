@@ -1,3 +1,4 @@
+using HalfMsgBroker.Cluster;
 using Microsoft.Extensions.Options;
 
 namespace HalfMsgBroker.Access;
@@ -6,9 +7,10 @@ namespace HalfMsgBroker.Access;
 /// Writes the keys' last-used times in batches and drops audit entries past their retention. Each
 /// tick is guarded on its own, so one failed write does not stop the loop; last-used times are
 /// written once more at shutdown.
+/// The audit purge runs on one broker of a cluster (<see cref="ISweepLease"/>); every broker flushes its own keys' last uses.
 /// </summary>
 internal sealed class AccessMaintenanceService(
-    ApiKeyRegistry keys, IAccessStore store, IOptions<AuthOptions> options, TimeProvider time, ILogger<AccessMaintenanceService> logger)
+    ApiKeyRegistry keys, IAccessStore store, IOptions<AuthOptions> options, TimeProvider time, ILogger<AccessMaintenanceService> logger, ISweepLease lease)
     : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -24,7 +26,7 @@ internal sealed class AccessMaintenanceService(
                 {
                     keys.FlushLastUsed();
                     var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                    if (now >= nextPurge)
+                    if (now >= nextPurge && await lease.HoldAsync(Sweeps.AuditPurge, stoppingToken))
                     {
                         var purged = store.PurgeAudit(now - (long)o.AuditRetention.TotalMilliseconds);
                         if (purged > 0) logger.LogInformation("Dropped {Count} audit entries older than {Retention}", purged, o.AuditRetention);

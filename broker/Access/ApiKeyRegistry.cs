@@ -99,6 +99,20 @@ internal sealed class ApiKeyRegistry
         }
     }
 
+    /// <summary>
+    /// Reads every key from the store again: another broker on the same database created or revoked one. Last uses
+    /// gathered here and not yet flushed stay.
+    /// </summary>
+    public void Reload()
+    {
+        // Read under the lock too: a key this broker saves meanwhile must not be swapped out by an older read.
+        lock (_change)
+        {
+            var stored = _store.Keys().Where(k => k.RevokedAt is null).ToDictionary(k => k.Id, StringComparer.Ordinal);
+            (_byId, _byHash) = (stored, Index(stored.Values));
+        }
+    }
+
     /// <summary>Writes the last-used times gathered since the previous flush, in one store write.</summary>
     public void FlushLastUsed()
     {

@@ -12,8 +12,10 @@ namespace HalfMsgBroker.Access;
 /// column of its own so that recording uses need not rewrite it. Each write is fenced as the message
 /// store's batches are (<see cref="ActiveBrokerLock.FenceSql"/>): a deposed broker cannot save a key its
 /// successor revoked.
+/// With many active brokers (<paramref name="announce"/>), a saved key is announced on <see cref="ConfigChange.Channel"/> in the
+/// same transaction, so the other brokers reload their keys: a key revoked on one is refused by all.
 /// </summary>
-internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null) : IAccessStore
+internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null, bool announce = false) : IAccessStore
 {
     public IReadOnlyList<ApiKey> Keys() => PostgreSqlErrors.Read(dataSource, c =>
     {
@@ -28,9 +30,28 @@ internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource, ActiveB
         return keys;
     });
 
-    public void SaveKey(ApiKey key) => Execute(
-        "INSERT INTO halfmsg_api_keys (id, doc, last_used_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, last_used_at = EXCLUDED.last_used_at",
-        key.Id, BsonSerializer.Serialize(LiteDbAccessStore.ToBson(key)), key.LastUsedAt);
+    private const string SaveKeySql =
+        "INSERT INTO halfmsg_api_keys (id, doc, last_used_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, last_used_at = EXCLUDED.last_used_at";
+
+    public void SaveKey(ApiKey key)
+    {
+        var doc = BsonSerializer.Serialize(LiteDbAccessStore.ToBson(key));
+        if (!announce)
+        {
+            Execute(SaveKeySql, key.Id, doc, key.LastUsedAt);
+            return;
+        }
+        // One implicit transaction: the notification is heard only if the key is saved.
+        PostgreSqlErrors.Read(dataSource, c =>
+        {
+            using var batch = new NpgsqlBatch(c);
+            var save = new NpgsqlBatchCommand(SaveKeySql);
+            foreach (var p in new object?[] { key.Id, doc, key.LastUsedAt }) save.Parameters.Add(new NpgsqlParameter { Value = p ?? DBNull.Value });
+            batch.BatchCommands.Add(save);
+            batch.BatchCommands.Add(PostgreSqlNotifications.NotifyCommand(ConfigChange.Channel, ConfigChange.ApiKey(key.Id)));
+            return batch.ExecuteNonQuery();
+        });
+    }
 
     public void SaveLastUsed(IReadOnlyDictionary<string, long> lastUsedById)
     {

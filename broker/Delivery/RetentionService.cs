@@ -1,3 +1,4 @@
+using HalfMsgBroker.Cluster;
 using HalfMsgBroker.Configuration;
 using HalfMsgBroker.Engine;
 using HalfMsgBroker.Storage;
@@ -11,9 +12,10 @@ namespace HalfMsgBroker.Delivery;
 /// (their messages then finish and are purged in turn). Both are read from an index ordered by due
 /// time (the purge range of the due-time index; the dead-letter index by dead-lettering time) and
 /// changed in small batches through the single writer, so live traffic never waits behind a big delete.
+/// With many active brokers on one database the sweep runs on the holder of its lease only (<see cref="ISweepLease"/>).
 /// </summary>
 internal sealed class RetentionService(
-    IDueTimes store, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, ILogger<RetentionService> logger)
+    IDueTimes store, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time, ILogger<RetentionService> logger, ISweepLease lease)
     : BackgroundService
 {
     private const int BatchSize = 256;
@@ -28,6 +30,7 @@ internal sealed class RetentionService(
             {
                 try
                 {
+                    if (!await lease.HoldAsync(Sweeps.Retention, stoppingToken)) continue;
                     await ExpireDeadLettersAsync(stoppingToken);
                     await PurgeDueAsync(stoppingToken);
                 }

@@ -28,6 +28,7 @@ internal sealed class StoreWriter : IDisposable
     private readonly BrokerMetrics _metrics;
     private readonly WriteContext _context;
     private readonly int _maxBatch;
+    private readonly bool _manyWriters;
     private readonly int _fillTo;
     private readonly int _yields;
     private readonly Thread _thread;
@@ -50,6 +51,7 @@ internal sealed class StoreWriter : IDisposable
         _time = time;
         _logger = logger;
         _context = new WriteContext(store, options.Value, deliveries, checks);
+        _manyWriters = options.Value.Storage.Provider == StorageProvider.PostgreSql && options.Value.Storage.PostgreSql.MultiActive;
         _maxBatch = Math.Max(1, options.Value.Storage.MaxBatchSize);
         _fillTo = options.Value.Storage.FillBatchTo;
         _yields = Math.Max(0, options.Value.Storage.FillYields);
@@ -132,6 +134,13 @@ internal sealed class StoreWriter : IDisposable
             {
                 CommitBatch(batch, careful: false);
             }
+            catch (StoreOutcomeUnknownException e)
+            {
+                // The batch may be stored: running its commands again could store them twice. Their callers are told.
+                _context.Messages.Clear();
+                _logger.LogError(e, "Group commit of {Count} changes got no answer; its outcome is unknown", batch.Count);
+                foreach (var command in batch) command.Fail(e);
+            }
             catch (Exception e)
             {
                 // The rolled-back batch may have left mutated messages in the cache.
@@ -139,25 +148,43 @@ internal sealed class StoreWriter : IDisposable
                 // One bad command must not fail its neighbours: retry each on its own, carefully.
                 // A duplicate transactionId or Idempotency-Key (a producer's retry) lands here by design.
                 if (LiteDbMessageStore.IsDuplicateKey(e)) _logger.LogDebug("A replayed send rolled back its batch; retrying {Count} changes one by one", batch.Count);
+                else if (e is StoreConflictException) _logger.LogDebug("A group commit collided with another broker's; retrying {Count} changes one by one", batch.Count);
                 else _logger.LogWarning(e, "Group commit of {Count} changes failed; retrying them one by one", batch.Count);
-                foreach (var command in batch)
-                {
-                    try
-                    {
-                        CommitBatch([command], careful: true);
-                    }
-                    catch (Exception single)
-                    {
-                        _context.Messages.Clear();
-                        _logger.LogError(single, "A store change failed");
-                        command.Fail(single);
-                    }
-                }
+                foreach (var command in batch) CommitAlone(command);
             }
             if (barrier) WaitUntilPublished();
             batch.Clear();
         }
         _written.Writer.TryComplete();
+    }
+
+    /// <summary>How often a command that collided with another broker's writes (<see cref="StoreConflictException"/>) is run again.</summary>
+    internal const int ConflictRetries = 3;
+
+    private void CommitAlone(StoreCommand command)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                CommitBatch([command], careful: true);
+                return;
+            }
+            catch (Exception conflict) when (attempt <= ConflictRetries && (conflict is StoreConflictException || (_manyWriters && LiteDbMessageStore.IsDuplicateKey(conflict))))
+            {
+                // Rolled back whole: running it again is safe, and the other broker's transaction has ended by now. A duplicate
+                // key alone, with other brokers writing, is one's insert committed after this command looked: now it is seen.
+                _context.Messages.Clear();
+                _logger.LogDebug(conflict, "A store change collided with another broker's (attempt {Attempt}); running it again", attempt);
+            }
+            catch (Exception single)
+            {
+                _context.Messages.Clear();
+                _logger.LogError(single, "A store change failed");
+                command.Fail(single);
+                return;
+            }
+        }
     }
 
     private void CommitBatch(List<StoreCommand> batch, bool careful)

@@ -48,8 +48,15 @@ internal sealed class WriteContext(IMessageLog store, BrokerOptions options, Del
     public void CountMessage(string topic, long delta) =>
         _topicDeltas[topic] = _topicDeltas.GetValueOrDefault(topic) + delta;
 
+    /// <summary>
+    /// With many active brokers another one may change a message between two batches, so the writer keeps messages for
+    /// one batch only: each batch reads them again, locked (see <c>PostgreSqlMessageStore.MultiActive.cs</c>).
+    /// </summary>
+    private readonly bool _cachePerBatch = options.Storage.Provider == StorageProvider.PostgreSql && options.Storage.PostgreSql.MultiActive;
+
     internal void Begin(long now, bool careful)
     {
+        if (_cachePerBatch) Messages.Clear();
         Now = now;
         Careful = careful;
         _effects.Clear();

@@ -37,8 +37,8 @@ public static class BrokerHosting
             .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")
             .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
             .Validate(o => o.DeadLetterRetention > TimeSpan.Zero, "Broker:Retention:DeadLetters must be > 0")
-            .Validate(o => o.Storage.PostgreSql.LockCheckInterval > TimeSpan.Zero && o.Storage.PostgreSql.ReadyTimeout > TimeSpan.Zero,
-                "Broker:Storage:PostgreSql:LockCheckInterval and ReadyTimeout must be > 0")
+            .Validate(o => o.Storage.PostgreSql.LockCheckInterval > TimeSpan.Zero && o.Storage.PostgreSql.ReadyTimeout > TimeSpan.Zero && o.Storage.PostgreSql.SweepLease > TimeSpan.Zero,
+                "Broker:Storage:PostgreSql:LockCheckInterval, ReadyTimeout and SweepLease must be > 0")
             .Validate(o => o.Storage.CheckpointPages >= 1,
                 "Broker:Storage:CheckpointPages must be at least 1 (0 would stop LiteDB from ever copying its log into the data file)")
             .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),
@@ -83,6 +83,7 @@ public static class BrokerHosting
                 metrics: sp.GetRequiredService<BrokerMetrics>());
         });
         services.AddStorePorts();
+        services.TryAddSingleton<HalfMsgBroker.Cluster.ISweepLease, HalfMsgBroker.Cluster.SoleSweeper>();
         services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IReceiptKeySource>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();
         services.AddSingleton<DeliveryRegistry>();
@@ -144,7 +145,7 @@ public static class BrokerHosting
             StatusCodeSelector = e => e switch
             {
                 BadHttpRequestException bad => bad.StatusCode,
-                StoreUnavailableException or StoreOutcomeUnknownException => StatusCodes.Status503ServiceUnavailable,
+                StoreUnavailableException or StoreOutcomeUnknownException or StoreConflictException => StatusCodes.Status503ServiceUnavailable,
                 StoreRefusedInputException => StatusCodes.Status400BadRequest,
                 // A request that races the broker's shutdown: its services are being disposed under it.
                 ObjectDisposedException => StatusCodes.Status503ServiceUnavailable,

@@ -62,11 +62,30 @@ public sealed class PostgresCluster : IAsyncLifetime
         var data = Path.Combine(_folder, "data");
         await RunPostgresToolAsync("initdb", "-D", data, "-A", "trust", "-U", "halfmsg", "--no-sync", "-E", "UTF8");
         var port = FreePort();
-        await RunPostgresToolAsync(
-            "pg_ctl", "-D", data, "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60", "start",
-            "-o", $"-c listen_addresses=127.0.0.1 -p {port} -k {_folder} -c fsync=off -c max_connections=200");
-        _pid = int.Parse((await File.ReadAllLinesAsync(Path.Combine(data, "postmaster.pid")))[0], System.Globalization.CultureInfo.InvariantCulture);
+        _serverOptions = $"-c listen_addresses=127.0.0.1 -p {port} -k {_folder} -c fsync=off -c max_connections=200";
+        await StartServerAsync();
         ConnectionString = $"Host=127.0.0.1;Port={port};Username=halfmsg;Database=postgres;Timeout=30;Command Timeout=30";
+    }
+
+    private string _serverOptions = "";
+
+    private async Task StartServerAsync()
+    {
+        var data = Path.Combine(_folder, "data");
+        await RunPostgresToolAsync("pg_ctl", "-D", data, "-l", Path.Combine(_folder, "server.log"), "-w", "-t", "60", "start", "-o", _serverOptions);
+        _pid = int.Parse((await File.ReadAllLinesAsync(Path.Combine(data, "postmaster.pid")))[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>
+    /// Stops the server (fast shutdown: every session is ended), keeps it down for <paramref name="downFor"/>, and starts it
+    /// again on the same port: PostgreSQL restarting under its clients.
+    /// </summary>
+    public async Task RestartAsync(TimeSpan downFor)
+    {
+        await RunPostgresToolAsync("pg_ctl", "-D", Path.Combine(_folder, "data"), "-w", "-t", "60", "stop", "-m", "fast");
+        _pid = null;
+        await Task.Delay(downFor);
+        await StartServerAsync();
     }
 
     public async Task DisposeAsync()

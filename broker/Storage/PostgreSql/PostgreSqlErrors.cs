@@ -15,6 +15,9 @@ internal static class PostgreSqlErrors
     {
         PostgresException { SqlState: PostgresErrorCodes.UniqueViolation } unique =>
             new DuplicateKeyException(unique.ConstraintName ?? unique.MessageText),
+        PostgresException { SqlState: PostgresErrorCodes.DeadlockDetected or PostgresErrorCodes.SerializationFailure } conflict =>
+            new StoreConflictException(
+                $"This change collided with another broker's change of the same messages ({conflict.SqlState}: {conflict.MessageText}); nothing was changed. Retry.", conflict),
         PostgresException { SqlState: PostgresErrorCodes.CharacterNotInRepertoire or PostgresErrorCodes.UntranslatableCharacter } refused =>
             new StoreRefusedInputException(
                 $"A text value in the request holds a character PostgreSQL cannot store ({refused.MessageText}); remove control characters (such as NUL) from keys, names and ids. Nothing was changed."),

@@ -44,12 +44,13 @@ internal static class PostgreSqlHosting
                 logger.LogInformation("Applied {Count} schema migration(s); the database is at version {Version}", applied, PostgreSqlSchema.Migrations.Count);
             }
             activeLock?.TakeGeneration(dataSource);
+            var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
             return new PostgreSqlMessageStore(dataSource, activeLock, e =>
             {
                 logger.LogCritical(e,
                     "The connection to PostgreSQL broke while a batch was being committed; whether it was stored is unknown. The broker takes no more writes and stops; restart it: recovery rebuilds its state from the database.");
                 sp.GetRequiredService<IHostApplicationLifetime>().StopApplication();
-            });
+            }, MultiActive(sp) ? new MultiActiveOptions(o.Transactions.IdleScanInterval, sp.GetRequiredService<TimeProvider>()) : null);
         });
         services.AddSingleton(sp => new PostgreSqlReadiness(
             sp.GetRequiredService<IMessageStore>(),
@@ -59,6 +60,12 @@ internal static class PostgreSqlHosting
         {
             services.AddSingleton(sp => new PostgreSqlNotifications(ConnectionString(configuration)!, sp.GetRequiredService<ILogger<PostgreSqlNotifications>>()));
             services.AddHostedService(sp => sp.GetRequiredService<PostgreSqlNotifications>());
+            services.AddHostedService<HalfMsgBroker.Cluster.SharedStateSync>();
+            services.AddSingleton(sp => new HalfMsgBroker.Cluster.PostgreSqlSweepLease(
+                sp.GetRequiredService<NpgsqlDataSource>(),
+                sp.GetRequiredService<IOptions<BrokerOptions>>().Value.Storage.PostgreSql.SweepLease,
+                sp.GetRequiredService<ILogger<HalfMsgBroker.Cluster.PostgreSqlSweepLease>>()));
+            services.AddSingleton<HalfMsgBroker.Cluster.ISweepLease>(sp => sp.GetRequiredService<HalfMsgBroker.Cluster.PostgreSqlSweepLease>());
         }
     }
 

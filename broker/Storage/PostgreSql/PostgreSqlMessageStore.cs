@@ -27,14 +27,20 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
     private int _batchThread;
     private bool _disposed;
 
+    // Many active brokers (MultiActive): see MultiActiveBatch.cs.
+    private readonly MultiActiveOptions? _multiActive;
+    private NpgsqlTransaction? _transaction;
+
     /// <param name="dataSource">Owned by the caller (the host's singleton), so it is not disposed here.</param>
     /// <param name="activeLock">Held by this broker; once it is lost no batch is written (another broker may be active), and its generation fences every batch.</param>
-    /// <param name="writeFailed">Called once when a batch's outcome is unknown (see <see cref="WriteFailure"/>): the host stops.</param>
-    internal PostgreSqlMessageStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null, Action<Exception>? writeFailed = null)
+    /// <param name="writeFailed">Called once when a batch's outcome is unknown (see <see cref="WriteFailure"/>): the host stops. Not with <paramref name="multiActive"/>.</param>
+    /// <param name="multiActive">Set when every broker on the database is active: batches lock what they read and announce what they change.</param>
+    internal PostgreSqlMessageStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null, Action<Exception>? writeFailed = null, MultiActiveOptions? multiActive = null)
     {
         _dataSource = dataSource;
         _activeLock = activeLock;
         _writeFailed = writeFailed;
+        _multiActive = multiActive;
     }
 
     /// <summary>
@@ -56,55 +62,75 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
             if (WriteFailure is not null) throw OutcomeUnknown();
             ObjectDisposedException.ThrowIf(_disposed, this);
             _pending.Clear();
+            ClearAnnouncements();
             _batchThread = Environment.CurrentManagedThreadId;
             try
             {
-                work();
-            }
-            finally
-            {
-                _batchThread = 0;
-            }
-            if (_pending.IsEmpty) return; // read only
-            if (_activeLock is { Lost: true })
-            {
-                _pending.Clear();
-                throw LockLost();
-            }
-            try
-            {
-                // Opening may fail: nothing was sent then, and the batch is simply unavailable.
-                var connection = WriterConnection();
-                using var batch = _pending.Build(connection);
-                if (_activeLock is { Generation: > 0 } fenced) batch.BatchCommands.Insert(0, ActiveBrokerLock.FenceCommand(fenced.Generation));
                 try
                 {
-                    // No explicit transaction: an NpgsqlBatch runs in one implicit transaction, all or nothing.
-                    batch.ExecuteNonQuery();
+                    work();
                 }
-                catch (Exception e) when (ActiveBrokerLock.IsFenced(e))
+                finally
                 {
-                    _activeLock!.Deposed();
-                    throw LockLost();
+                    _batchThread = 0;
                 }
-                catch (Exception e) when (e is not PostgresException && PostgreSqlErrors.IsUnavailable(e))
+                if (_pending.IsEmpty)
                 {
-                    // No answer: PostgreSQL may have committed the batch. A PostgresException is PostgreSQL's own
-                    // answer, given before the commit (the implicit transaction was rolled back).
-                    _writer?.Dispose();
-                    _writer = null;
-                    if (Interlocked.CompareExchange(ref _writeFailure, e, null) is null) _writeFailed?.Invoke(e);
-                    throw OutcomeUnknown();
+                    // Read only; a multi-active batch that read rows still holds their locks until it ends.
+                    CommitReadOnly();
+                    return;
                 }
-            }
-            catch (Exception e) when (e is not (StoreUnavailableException or StoreOutcomeUnknownException))
-            {
-                throw WriterFailed(e);
+                if (_activeLock is { Lost: true }) throw LockLost();
+                WriteBatch();
             }
             finally
             {
                 _pending.Clear();
+                EndTransaction();
             }
+        }
+    }
+
+    private void WriteBatch()
+    {
+        try
+        {
+            // Opening may fail: nothing was sent then, and the batch is simply unavailable.
+            var connection = WriterConnection();
+            using var batch = _pending.Build(connection);
+            if (_activeLock is { Generation: > 0 } fenced) batch.BatchCommands.Insert(0, ActiveBrokerLock.FenceCommand(fenced.Generation));
+            AddAnnouncements(batch);
+            var committing = false;
+            try
+            {
+                // Without a transaction of its own (no lookup opened one) an NpgsqlBatch runs in one implicit transaction,
+                // all or nothing, committed as it executes.
+                committing = _transaction is null;
+                batch.ExecuteNonQuery();
+                committing = true;
+                _transaction?.Commit();
+                _transaction = null;
+            }
+            catch (Exception e) when (ActiveBrokerLock.IsFenced(e))
+            {
+                _activeLock!.Deposed();
+                throw LockLost();
+            }
+            catch (Exception e) when (e is not PostgresException && PostgreSqlErrors.IsUnavailable(e) && committing)
+            {
+                // No answer: PostgreSQL may have committed the batch. A PostgresException is PostgreSQL's own
+                // answer, given before the commit (the transaction was rolled back).
+                _transaction = null;
+                _writer?.Dispose();
+                _writer = null;
+                if (_multiActive is not null) throw CarryOnAfterUnknownOutcome(e);
+                if (Interlocked.CompareExchange(ref _writeFailure, e, null) is null) _writeFailed?.Invoke(e);
+                throw OutcomeUnknown();
+            }
+        }
+        catch (Exception e) when (e is not (StoreUnavailableException or StoreOutcomeUnknownException))
+        {
+            throw WriterFailed(e);
         }
     }
 
@@ -136,8 +162,9 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
     private Exception WriterFailed(Exception e)
     {
         var translated = PostgreSqlErrors.Translate(e);
-        if (translated is not DuplicateKeyException)
+        if (translated is not (DuplicateKeyException or StoreConflictException))
         {
+            _transaction = null;
             _writer?.Dispose();
             _writer = null;
         }
@@ -150,7 +177,9 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         if (!InBatch) return PostgreSqlErrors.Read(_dataSource, read);
         try
         {
-            return read(WriterConnection());
+            var connection = WriterConnection();
+            BeginTransactionForLookups(connection);
+            return read(connection);
         }
         catch (Exception e)
         {
@@ -161,7 +190,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
     public StoredMessage? Find(Guid id)
     {
         if (InBatch && _pending.TryFind(id, out var pending)) return pending;
-        return Lookup(c => ReadMessage(c, "SELECT data FROM halfmsg_messages WHERE id = $1", id));
+        return Lookup(c => ReadMessage(c, "SELECT data FROM halfmsg_messages WHERE id = $1" + LockRead, id));
     }
 
     public StoredMessage? FindByTransactionId(string transactionId) => FindUnique(MessageCodec.TransactionKey(transactionId));
@@ -171,7 +200,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
     private StoredMessage? FindUnique(string key)
     {
         if (InBatch && _pending.TryFindUnique(key, out var pending)) return pending;
-        return Lookup(c => ReadMessage(c, "SELECT data FROM halfmsg_messages WHERE unique_key = $1", key));
+        return Lookup(c => ReadMessage(c, "SELECT data FROM halfmsg_messages WHERE unique_key = $1" + LockRead, key));
     }
 
     private static StoredMessage? ReadMessage<T>(NpgsqlConnection connection, string sql, T parameter)
@@ -181,20 +210,39 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         return command.ExecuteScalar() is byte[] data ? MessageBinary.Read(data) : null;
     }
 
-    public void Insert(StoredMessage message) => _pending.Insert(message);
+    public void Insert(StoredMessage message)
+    {
+        _pending.Insert(message);
+        NoteCheckDue(message);
+    }
 
-    public void Update(StoredMessage message) => _pending.Update(message);
+    public void Update(StoredMessage message)
+    {
+        _pending.Update(message);
+        NoteCheckDue(message);
+    }
 
     public void Delete(StoredMessage message) => _pending.Delete(message);
 
     public void AddToTopicCounts(IReadOnlyDictionary<string, long> deltas) => _pending.AddTopicDeltas(deltas);
 
-    public void SaveProducerGroup(ProducerGroup group) => _pending.SaveProducerGroup(group.Name, LiteDbMessageStore.ToBson(group));
+    public void SaveProducerGroup(ProducerGroup group)
+    {
+        _pending.SaveProducerGroup(group.Name, LiteDbMessageStore.ToBson(group));
+        NoteConfigChange(ConfigChange.ProducerGroup(group.Name));
+    }
 
-    public void SaveSubscription(Subscription subscription) =>
+    public void SaveSubscription(Subscription subscription)
+    {
         _pending.SaveSubscription(LiteDbMessageStore.SubscriptionId(subscription.Group, subscription.Topic), LiteDbMessageStore.ToBson(subscription));
+        NoteConfigChange(ConfigChange.Subscription(subscription.Group, subscription.Topic));
+    }
 
-    public void DeleteSubscription(string group, string topic) => _pending.DeleteSubscription(LiteDbMessageStore.SubscriptionId(group, topic));
+    public void DeleteSubscription(string group, string topic)
+    {
+        _pending.DeleteSubscription(LiteDbMessageStore.SubscriptionId(group, topic));
+        NoteConfigChange(ConfigChange.Subscription(group, topic));
+    }
 
     public void PutDeadLetter(DeadLetterRef deadLetter, long deadLetteredAt) => _pending.PutDeadLetter(deadLetter, deadLetteredAt);
 
@@ -205,7 +253,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         if (InBatch && _pending.TryGetProducerGroup(name, out var doc)) return LiteDbMessageStore.ProducerGroupFrom(doc!);
         return Lookup(c =>
         {
-            using var command = new NpgsqlCommand("SELECT doc FROM halfmsg_producer_groups WHERE name = $1", c);
+            using var command = new NpgsqlCommand("SELECT doc FROM halfmsg_producer_groups WHERE name = $1" + LockRead, c);
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
             return command.ExecuteScalar() is byte[] bson ? LiteDbMessageStore.ProducerGroupFrom(BsonSerializer.Deserialize(bson)) : null;
         });
@@ -251,6 +299,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         {
             if (_disposed) return;
             _disposed = true;
+            _transaction = null;
             _writer?.Dispose();
             _writer = null;
         }

@@ -30,6 +30,14 @@ public sealed class PostgreSqlOptions
     /// </summary>
     public bool MultiActive { get; set; }
 
+    /// <summary>
+    /// With <see cref="MultiActive"/>: how long a broker holds a periodic sweep (retention, audit purge) for the cluster
+    /// once it took it (<c>halfmsg_leases</c>), renewed at each of its sweeps. Longer than the sweeps' intervals
+    /// (<c>Broker:RetentionSweepInterval</c>), or the sweep wanders between brokers; it is also how long a broker that
+    /// died keeps the others from sweeping.
+    /// </summary>
+    public TimeSpan SweepLease { get; set; } = TimeSpan.FromMinutes(3);
+
     /// <summary>How long <c>/health/ready</c> waits for PostgreSQL to answer before it reports the broker not ready.</summary>
     public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromSeconds(2);
 }

@@ -84,8 +84,16 @@ internal static class PostgreSqlSchema
         CREATE INDEX halfmsg_messages_prepared ON halfmsg_messages (id) WHERE check_at IS NOT NULL;
         """;
 
+    /// <summary>
+    /// Version 3 (many active brokers). <c>halfmsg_leases</c>: which broker runs a periodic sweep for the whole cluster,
+    /// and until when (the database's clock, so brokers' clocks need not agree); see <c>PostgreSqlSweepLease</c>.
+    /// </summary>
+    private const string V3 = """
+        CREATE TABLE halfmsg_leases (name text COLLATE "C" PRIMARY KEY, holder text NOT NULL, until timestamptz NOT NULL);
+        """;
+
     /// <summary>Every migration in order; version N is <c>Migrations[N - 1]</c>. Append only: a shipped script never changes.</summary>
-    internal static readonly IReadOnlyList<string> Migrations = [V1, V2];
+    internal static readonly IReadOnlyList<string> Migrations = [V1, V2, V3];
 
     /// <summary>Brings the database to the newest version; returns how many scripts it applied (0 when it was current).</summary>
     public static int Migrate(NpgsqlDataSource dataSource) => Migrate(dataSource, Migrations);

@@ -1,0 +1,131 @@
+using System.Globalization;
+using System.Threading.Channels;
+using HalfMsgBroker.Access;
+using HalfMsgBroker.Delivery;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Storage;
+using HalfMsgBroker.Storage.PostgreSql;
+using HalfMsgBroker.Transactions;
+
+namespace HalfMsgBroker.Cluster;
+
+/// <summary>
+/// Many active brokers on one database: keeps what this broker holds in memory from the store in step with the others'
+/// changes. A configuration change is announced on <see cref="ConfigChange.Channel"/> in its own transaction; this
+/// broker then reads that item as committed and applies it the way its own writer's after-commit effect does
+/// (subscriptions: <see cref="DeliveryRegistry.Upsert"/> or <see cref="DeliveryRegistry.Remove"/>; API keys: the
+/// registry's keys are read again). Producer groups need nothing: every use reads them from the database. A check due
+/// soon (<see cref="PostgreSqlMessageStore.CheckDueChannel"/>) wakes the check-back loop if it sleeps past it. After the
+/// LISTEN connection came back (notifications sent meanwhile are lost), and after a batch of this broker's own whose
+/// outcome is unknown, everything is read again. Every reload reads the current committed state, so the last one
+/// applied after the last change leaves memory as the database has it, whatever order they arrive in.
+/// </summary>
+internal sealed class SharedStateSync(
+    PostgreSqlNotifications notifications,
+    IMessageStore store,
+    DeliveryRegistry registry,
+    ApiKeyRegistry keys,
+    CheckSchedule checks,
+    StoreWriter writer,
+    ILogger<SharedStateSync> logger) : BackgroundService
+{
+    private const string ReloadAll = "";
+    private static readonly TimeSpan RetryAfterFailure = TimeSpan.FromSeconds(1);
+
+    // Filled by the listening thread, which must not block: reloads read the database.
+    private readonly Channel<string> _changes = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
+
+    private PostgreSqlMessageStore Store => (PostgreSqlMessageStore)store;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        notifications.Reconnected += RequestReloadAll;
+        Store.OutcomeUnknownCarriedOn += RequestReloadAll;
+        try
+        {
+            await Task.WhenAll(
+                notifications.ListenAsync(ConfigChange.Channel, payload => _changes.Writer.TryWrite(payload)),
+                notifications.ListenAsync(PostgreSqlMessageStore.CheckDueChannel, CheckDue)).WaitAsync(stoppingToken);
+            // Changes made between this broker's start-up reads and its first LISTEN were announced to nobody here.
+            RequestReloadAll();
+            await foreach (var change in _changes.Reader.ReadAllAsync(stoppingToken))
+            {
+                try
+                {
+                    Apply(change);
+                }
+                catch (Exception e) when (e is StoreUnavailableException)
+                {
+                    logger.LogWarning("Reloading shared configuration failed ({Error}); reading everything again in {Delay} s", e.Message, RetryAfterFailure.TotalSeconds);
+                    await Task.Delay(RetryAfterFailure, stoppingToken);
+                    RequestReloadAll();
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            notifications.Reconnected -= RequestReloadAll;
+            Store.OutcomeUnknownCarriedOn -= RequestReloadAll;
+        }
+    }
+
+    private void RequestReloadAll() => _changes.Writer.TryWrite(ReloadAll);
+
+    private void CheckDue(string payload)
+    {
+        if (long.TryParse(payload, NumberStyles.Integer, CultureInfo.InvariantCulture, out var due)) checks.Nudge(due);
+    }
+
+    private void Apply(string change)
+    {
+        if (change.Length == 0)
+        {
+            ReloadEverything();
+            return;
+        }
+        var (kind, key) = ConfigChange.Parse(change);
+        switch (kind)
+        {
+            case ConfigChange.SubscriptionKind when key.Length == 2:
+                ReloadSubscription(key[0], key[1]);
+                break;
+            case ConfigChange.ApiKeyKind:
+                keys.Reload();
+                break;
+            default:
+                // Producer groups are read from the database at every use; kinds of a newer broker are not ours.
+                break;
+        }
+    }
+
+    private void ReloadSubscription(string group, string topic)
+    {
+        if (Store.FindSubscription(group, topic) is { } subscription) registry.Upsert(subscription);
+        else Removed(group, topic);
+    }
+
+    private void ReloadEverything()
+    {
+        var stored = store.Subscriptions();
+        foreach (var subscription in stored) registry.Upsert(subscription);
+        var kept = stored.Select(s => (s.Group, s.Topic)).ToHashSet();
+        foreach (var queue in registry.All.ToList())
+        {
+            if (!kept.Contains((queue.Group, queue.Topic))) Removed(queue.Group, queue.Topic);
+        }
+        keys.Reload();
+        // A check another broker made due soon may have been announced while nobody listened.
+        checks.Signal.Set();
+        logger.LogInformation("Reloaded {Count} subscriptions and the API keys from the database", stored.Count);
+    }
+
+    /// <summary>As the deleting broker's own effect: the queue goes, and the deliveries this broker held for it are dropped.</summary>
+    private void Removed(string group, string topic)
+    {
+        var ids = registry.Remove(group, topic);
+        foreach (var chunk in ids.Chunk(500)) writer.Post(new DropDeliveries(group, chunk));
+    }
+}
