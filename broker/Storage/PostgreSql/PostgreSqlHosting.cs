@@ -1,3 +1,4 @@
+using HalfMsgBroker.Delivery.PostgreSql;
 using HalfMsgBroker.Configuration;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -44,12 +45,13 @@ internal static class PostgreSqlHosting
                 logger.LogInformation("Applied {Count} schema migration(s); the database is at version {Version}", applied, PostgreSqlSchema.Migrations.Count);
             }
             activeLock?.TakeGeneration(dataSource);
+            if (activeLock is not null) DeliveryRows.Forget(dataSource); // only multi-active brokers keep delivery rows
             return new PostgreSqlMessageStore(dataSource, activeLock, e =>
             {
                 logger.LogCritical(e,
                     "The connection to PostgreSQL broke while a batch was being committed; whether it was stored is unknown. The broker takes no more writes and stops; restart it: recovery rebuilds its state from the database.");
                 sp.GetRequiredService<IHostApplicationLifetime>().StopApplication();
-            });
+            }, deliveryRows: activeLock is null);
         });
         services.AddSingleton(sp => new PostgreSqlReadiness(
             sp.GetRequiredService<IMessageStore>(),
@@ -59,6 +61,7 @@ internal static class PostgreSqlHosting
         {
             services.AddSingleton(sp => new PostgreSqlNotifications(ConnectionString(configuration)!, sp.GetRequiredService<ILogger<PostgreSqlNotifications>>()));
             services.AddHostedService(sp => sp.GetRequiredService<PostgreSqlNotifications>());
+            services.AddMultiActiveDeliveries();
         }
     }
 
