@@ -13,7 +13,8 @@ namespace HalfMsgBroker.Delivery.PostgreSql;
 /// <item>a batch of any broker that inserts or resets rows notifies <c>halfmsg_ready</c> per subscription
 /// (<see cref="DeliveryRowWrites"/>): rows due now nudge that subscription's queue; a due time later than now moves the timer;</item>
 /// <item>one timer per broker at the earliest future <c>visible_at</c> (an index walk, <see cref="DeliveryRows.EarliestAfter"/>),
-/// moved forward by notifications and by this broker's own leases; when it fires every queue is nudged;</item>
+/// moved forward by notifications and by this broker's own leases; when it fires the leases that ran out are stored as
+/// time-outs (<see cref="LeaseExpiry"/>) and every queue is nudged;</item>
 /// <item>a slow safety poll (<see cref="PostgreSqlOptions.DeliverySafetyPoll"/>) nudges every queue, the backstop for a lost
 /// notification or another broker's lease that ran out; after the LISTEN connection comes back every queue is nudged at once.</item>
 /// </list>
@@ -23,6 +24,7 @@ internal sealed class DeliveryWakeups : BackgroundService
     private readonly PostgreSqlNotifications _notifications;
     private readonly DeliveryRegistry _registry;
     private readonly DeliveryRows _rows;
+    private readonly LeaseExpiry _expiry;
     private readonly TimeProvider _time;
     private readonly TimeSpan _safetyPoll;
     private readonly ILogger<DeliveryWakeups> _logger;
@@ -32,13 +34,14 @@ internal sealed class DeliveryWakeups : BackgroundService
 
     /// <param name="store">Resolved first: opening the store migrates the schema this service reads.</param>
     public DeliveryWakeups(
-        PostgreSqlNotifications notifications, DeliveryRegistry registry, DeliveryRows rows, IMessageStore store, TimeProvider time,
+        PostgreSqlNotifications notifications, DeliveryRegistry registry, DeliveryRows rows, LeaseExpiry expiry, IMessageStore store, TimeProvider time,
         IOptions<BrokerOptions> options, ILogger<DeliveryWakeups> logger)
     {
         _ = store;
         _notifications = notifications;
         _registry = registry;
         _rows = rows;
+        _expiry = expiry;
         _time = time;
         _safetyPoll = options.Value.Storage.PostgreSql.DeliverySafetyPoll;
         _logger = logger;
@@ -74,6 +77,7 @@ internal sealed class DeliveryWakeups : BackgroundService
             if (at <= now || untilPoll <= TimeSpan.Zero)
             {
                 if (untilPoll <= TimeSpan.Zero) lastPoll = _time.GetTimestamp();
+                await ExpireLeasesAsync();
                 NudgeAll();
                 SetTimer(now);
                 continue;
@@ -89,6 +93,18 @@ internal sealed class DeliveryWakeups : BackgroundService
             }
         }
         _notifications.Reconnected -= NudgeAll;
+    }
+
+    private async Task ExpireLeasesAsync()
+    {
+        try
+        {
+            await _expiry.RunAsync();
+        }
+        catch (Exception e) when (e is StoreUnavailableException or StoreOutcomeUnknownException)
+        {
+            _logger.LogWarning("Storing the visibility time-outs failed ({Error}); the next due time or safety poll tries again", e.Message);
+        }
     }
 
     /// <summary>The timer goes to the earliest row due after now (or nowhere: the safety poll still runs).</summary>

@@ -10,6 +10,7 @@ internal static class MultiActiveDeliveryHosting
     {
         services.AddSingleton(sp => new DeliveryRows(sp.GetRequiredService<NpgsqlDataSource>()));
         services.AddSingleton<DeliveryClaims>();
+        services.AddSingleton<LeaseExpiry>();
         services.AddSingleton<PostgreSqlLiveDeliveries>();
         services.AddSingleton<ILiveDeliveries>(sp => sp.GetRequiredService<PostgreSqlLiveDeliveries>());
         services.AddSingleton<IDeliveryFigures>(sp => sp.GetRequiredService<PostgreSqlLiveDeliveries>());

@@ -58,8 +58,8 @@ internal sealed class PostgreSqlPushDeliveries(DeliveryRows rows, DeliveryClaims
         }
         catch
         {
-            // Not stored: tried again after the backoff (at least a second), under a new lease.
-            await rows.ReleaseAsync(queue.Group, lease.MessageId, Math.Max(next, now + 1000));
+            // Not stored, so the attempt does not count: tried again after the backoff (at least a second), under a new lease.
+            await rows.ReleaseAsync(queue.Group, lease.MessageId, Math.Max(next, now + 1000), uncount: true);
         }
     }
 

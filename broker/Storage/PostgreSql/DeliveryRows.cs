@@ -21,7 +21,8 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// Up to <paramref name="max"/> due rows of the subscription, skipping rows another claim holds, and of an ordering key
-    /// only its earliest live row (in commit order): leased until <paramref name="leaseEnd"/>, each with a new nonce and one attempt more.
+    /// only its earliest live row (in commit order) while none of the key is leased (a redriven earlier one waits for the
+    /// one out): leased until <paramref name="leaseEnd"/>, each with a new nonce and one attempt more.
     /// </summary>
     private const string ClaimSql = """
         UPDATE halfmsg_deliveries d
@@ -31,7 +32,8 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
             WHERE c.consumer_group = $1 AND c.topic = $2 AND c.visible_at <= $3
                 AND (c.ordering_key IS NULL OR NOT EXISTS (
                     SELECT 1 FROM halfmsg_deliveries e
-                    WHERE e.consumer_group = c.consumer_group AND e.topic = c.topic AND e.ordering_key = c.ordering_key AND e.commit_seq < c.commit_seq))
+                    WHERE e.consumer_group = c.consumer_group AND e.topic = c.topic AND e.ordering_key = c.ordering_key
+                        AND e.message_id <> c.message_id AND (e.commit_seq < c.commit_seq OR (e.nonce <> 0 AND e.visible_at > $3))))
             ORDER BY c.visible_at, c.message_id
             LIMIT $5
             FOR UPDATE SKIP LOCKED) s
@@ -72,10 +74,28 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
         "UPDATE halfmsg_deliveries SET nonce = $3, visible_at = $4 WHERE message_id = $1 AND consumer_group = $2 AND nonce = 0",
         P(row.MessageId), P(group), P(unchecked((long)row.Nonce)), P(row.LeaseEnd));
 
-    /// <summary>Lets a delivery go: visible again at <paramref name="visibleAt"/>, with no lease.</summary>
-    public Task ReleaseAsync(string group, Guid messageId, long visibleAt) => ExecuteAsync(
-        "UPDATE halfmsg_deliveries SET nonce = 0, visible_at = $3 WHERE message_id = $1 AND consumer_group = $2",
-        P(messageId), P(group), P(visibleAt));
+    /// <summary>Lets a delivery go: visible again at <paramref name="visibleAt"/>, with no lease; <paramref name="uncount"/>: its attempt did not count.</summary>
+    public Task ReleaseAsync(string group, Guid messageId, long visibleAt, bool uncount = false) => ExecuteAsync(
+        "UPDATE halfmsg_deliveries SET nonce = 0, visible_at = $3, attempts = greatest(0, attempts - $4) WHERE message_id = $1 AND consumer_group = $2",
+        P(messageId), P(group), P(visibleAt), P(uncount ? 1 : 0));
+
+    /// <summary>
+    /// Up to <paramref name="max"/> leases that ran out (of any subscription, any broker), held for <paramref name="holdUntil"/>
+    /// under a new nonce so that one broker stores each time-out: the consumer's handle is stale from here on.
+    /// </summary>
+    public Task<List<(Guid MessageId, string Group, string Topic, int Attempts)>> TakeExpiredAsync(long now, long holdUntil, int max) => QueryAsync("""
+        UPDATE halfmsg_deliveries d SET nonce = (floor(random() * 9007199254740990) + 1)::bigint, visible_at = $2
+        FROM (
+            SELECT message_id, consumer_group FROM halfmsg_deliveries
+            WHERE nonce <> 0 AND visible_at <= $1 ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED) s
+        WHERE d.message_id = s.message_id AND d.consumer_group = s.consumer_group
+        RETURNING d.message_id, d.consumer_group, d.topic, d.attempts
+        """, r => (r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetInt32(3)), P(now), P(holdUntil), P((long)max));
+
+    /// <summary>A time-out the store refused: held (stale to consumers) a little longer, then taken again.</summary>
+    public Task HoldAsync(string group, Guid messageId, long until) => ExecuteAsync(
+        "UPDATE halfmsg_deliveries SET visible_at = $3 WHERE message_id = $1 AND consumer_group = $2 AND nonce <> 0",
+        P(messageId), P(group), P(until));
 
     /// <summary>Removes a row whose message is gone (purged meanwhile).</summary>
     public Task ForgetAsync(string group, Guid messageId) => ExecuteAsync(

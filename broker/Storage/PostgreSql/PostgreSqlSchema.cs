@@ -89,7 +89,7 @@ internal static class PostgreSqlSchema
     /// (<see cref="DeliveryRowWrites"/>) and claimed by every broker (<see cref="DeliveryRows"/>). <c>visible_at</c> is the
     /// due time and the lease's end at once; <c>nonce</c> is the lease's (0: not leased); <c>stored_key</c> is what the
     /// message row last stored of the delivery. Indexes: the claim (per subscription, in due order), the earliest due
-    /// row (the wake-up timer) and each ordering key's lane in commit order.
+    /// row (the wake-up timer), leases by their end (time-outs) and each ordering key's lane in commit order.
     /// </summary>
     private const string V3 = """
         CREATE TABLE halfmsg_deliveries (
@@ -105,6 +105,7 @@ internal static class PostgreSqlSchema
             PRIMARY KEY (message_id, consumer_group));
         CREATE INDEX halfmsg_deliveries_due ON halfmsg_deliveries (consumer_group, topic, visible_at, message_id);
         CREATE INDEX halfmsg_deliveries_next ON halfmsg_deliveries (visible_at);
+        CREATE INDEX halfmsg_deliveries_leases ON halfmsg_deliveries (visible_at) WHERE nonce <> 0;
         CREATE INDEX halfmsg_deliveries_lane ON halfmsg_deliveries (consumer_group, topic, ordering_key, commit_seq) WHERE ordering_key IS NOT NULL;
         """;
 
