@@ -48,7 +48,11 @@ internal sealed class DeliveryClaims(DeliveryRows rows, StoreWriter writer, Deli
         foreach (var row in live)
         {
             if (messages.TryGetValue(row.MessageId, out var message)) handed.Add(new ClaimedDelivery(row, MessagePayload.From(message)));
-            else await rows.ForgetAsync(subscription.Group, row.MessageId); // purged meanwhile: nothing to hand out
+            else
+            {
+                logger.LogWarning("A claimed delivery of message {MessageId} to {Group} has no message (purged meanwhile); its row is removed", row.MessageId, subscription.Group);
+                await rows.ForgetAsync(subscription.Group, row.MessageId);
+            }
         }
         return handed;
     }

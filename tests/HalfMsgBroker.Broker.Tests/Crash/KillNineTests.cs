@@ -51,7 +51,7 @@ public sealed class KillNineTests : IAsyncLifetime
             ackedId = await c.Send("orders", new { n = "acked" });
             unackedId = await c.Send("orders", new { n = "unacked" });
             // A crash forgets the in-memory leases; with many active brokers a lease is a row that outlives its broker, so it is short.
-            var received = await c.Receive("inventory", "orders", max: 2, invisible: TestStorage.IsMultiActive ? 2 : 3600);
+            var received = await c.Receive("inventory", "orders", max: 2, invisible: TestStorage.IsMultiActive ? 5 : 3600);
             Assert.Equal(2, received.Count);
             Assert.Equal(1, (await c.Ack("inventory", received.Single(m => m.Str("messageId") == ackedId)!.Str("receiptHandle"))).Json.Int("acked"));
             await Eventually.Until(() => _checker.Requests.Count >= 1, "a first (unknown) check before the crash");
