@@ -126,6 +126,19 @@ internal sealed class BrokerHost : IAsyncDisposable
         }
     }
 
+    /// <summary>A broker on an existing PostgreSQL database (several brokers on one, <c>MultiActive</c>), already started.</summary>
+    public static async Task<BrokerHost> StartOnDatabaseAsync(Settings s, string name, string connectionString, params string[] extraArgs)
+    {
+        var dir = Path.Combine(s.WorkDir, name);
+        if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
+        Directory.CreateDirectory(dir);
+        string[] args = ["--Broker:Storage:Provider=PostgreSql", .. extraArgs, .. s.BrokerArgs];
+        var host = new BrokerHost(s.BrokerDll ?? throw new InvalidOperationException("--broker-dll is required"), Path.Combine(dir, "data"),
+            Path.Combine(s.WorkDir, name + ".log"), args) { _connectionString = connectionString };
+        await host.StartProcessAsync();
+        return host;
+    }
+
     public static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);

@@ -13,6 +13,7 @@ void Log(string m) => Console.Error.WriteLine($"[{clock.Elapsed:mm\\:ss}] {m}");
 ThreadPool.GetMinThreads(out var minWorker, out var minIo);
 ThreadPool.SetMinThreads(Math.Max(minWorker, 64), minIo);
 if (s.RestartMemory) return await RestartMemory.RunAsync(s, Log);
+if (s.MultiActiveLatency) return await MultiActiveLatency.RunAsync(s, Log);
 
 var loadStart = Proc.LoadAverage();
 var rows = new List<Row>();

@@ -99,6 +99,9 @@ internal sealed class Settings
 
     public int RestartCount { get; set; }
 
+    /// <summary>The multi-active latency mode (<see cref="MultiActiveLatency"/>) instead of the workloads.</summary>
+    public bool MultiActiveLatency { get; set; }
+
     /// <summary>The restart-memory mode (<see cref="RestartMemory"/>) instead of the workloads.</summary>
     public bool RestartMemory { get; set; }
     public int RestartMemoryCount { get; set; } = 1_000_000;
@@ -118,6 +121,7 @@ internal sealed class Settings
             switch (args[i])
             {
                 case "--quick": s.Quick = true; break;
+                case "--multi-active-latency": s.MultiActiveLatency = true; break;
                 case "--broker-dll": s.BrokerDll = Next(); break;
                 case "--work-dir": s.WorkDir = Next(); break;
                 case "--broker-url": s.ExternalBrokerUrl = new Uri(Next().TrimEnd('/') + "/"); break;

@@ -57,7 +57,7 @@ internal static class ReplayApi
     }
 
     private static async Task<IResult> RetryNowAsync(
-        string group, string topic, HttpContext http, StoreWriter writer, DeliveryRegistry registry, AuditLog audit,
+        string group, string topic, HttpContext http, StoreWriter writer, DeliveryRegistry registry, ILiveDeliveries live, AuditLog audit,
         IOptions<BrokerOptions> options, CancellationToken ct)
     {
         if (Invalid(group, topic) is { } invalid) return invalid;
@@ -77,12 +77,12 @@ internal static class ReplayApi
                 ids.Add(id);
             }
         }
-        if (registry.Find(group, topic) is not { } queue) return NoSubscription(group, topic);
+        if (registry.Find(group, topic) is null) return NoSubscription(group, topic);
 
         // "Every" means the deliveries waiting for a backoff now; the writer moves only those the store holds as retrying.
         var all = ids is null;
         var retried = 0;
-        foreach (var chunk in (ids ?? queue.RetryingIds()).Chunk(PageSize))
+        foreach (var chunk in (ids ?? live.RetryingIds(group, topic)).Chunk(PageSize))
         {
             retried += await writer.Submit(new RetryDeliveriesNow(group, topic, chunk), ct);
         }

@@ -20,9 +20,8 @@ namespace HalfMsgBroker.Delivery;
 /// </summary>
 internal sealed class PushDeliveryService(
     DeliveryRegistry registry,
-    StoreWriter writer,
+    IPushDeliveries deliveries,
     OutboundHttp http,
-    IMessageLog store,
     IOptions<BrokerOptions> options,
     TimeProvider time,
     ILogger<PushDeliveryService> logger,
@@ -74,7 +73,6 @@ internal sealed class PushDeliveryService(
         var owner = new SlotOwner();
         string? url = null, host = null;
         var inFlight = new ConcurrentDictionary<Task, byte>();
-        var leases = new List<Lease>(1);
         try
         {
             while (!cancellationToken.IsCancellationRequested && IsStillPush(queue))
@@ -93,16 +91,15 @@ internal sealed class PushDeliveryService(
                 }
                 var slotHost = host;
                 await _slots.AcquireAsync(owner, slotHost, cancellationToken);
-                leases.Clear();
                 // Paused while this loop waited for a slot: nothing more is handed out.
-                if (!queue.Subscription.Paused) queue.Take(1, null, leases);
-                if (leases.Count == 0)
+                var lease = queue.Subscription.Paused ? null : await TakeAsync(queue);
+                if (lease is null)
                 {
                     _slots.Release(owner, slotHost);
                     continue;
                 }
 
-                var task = PushOneAsync(queue, leases[0], cancellationToken);
+                var task = PushOneAsync(queue, lease, cancellationToken);
                 inFlight.TryAdd(task, 0);
                 _ = task.ContinueWith(t =>
                 {
@@ -127,25 +124,39 @@ internal sealed class PushDeliveryService(
         }
     }
 
-    private async Task PushOneAsync(SubscriptionQueue queue, Lease lease, CancellationToken cancellationToken)
+    /// <summary>A store that cannot be read (the database is away) is a pause, not the end of the loop.</summary>
+    private async Task<PushLease?> TakeAsync(SubscriptionQueue queue)
     {
-        var entry = lease.Entry;
+        try
+        {
+            return await deliveries.TakeAsync(queue);
+        }
+        catch (StoreUnavailableException e)
+        {
+            logger.LogWarning("Push dispatch for {Group}/{Topic} could not take a delivery: {Error}", queue.Group, queue.Topic, e.Message);
+            await Task.Delay(TimeSpan.FromSeconds(1), time);
+            return null;
+        }
+    }
+
+    private async Task PushOneAsync(SubscriptionQueue queue, PushLease lease, CancellationToken cancellationToken)
+    {
         try
         {
             // One read, so the URL and the secrets that sign for it come from the same version of the subscription.
             var subscription = queue.Subscription;
             var push = subscription.Push;
-            var payload = entry.Payload ?? (store.Find(entry.MessageId) is { } stored ? MessagePayload.From(stored) : null);
+            var payload = lease.Payload;
             if (push is null || payload is null)
             {
                 // Gone (purged or deleted with its subscription): nothing left to deliver.
-                queue.PushSucceeded(entry);
+                await deliveries.GoneAsync(queue, lease);
                 return;
             }
 
             var body = JsonSerializer.SerializeToUtf8Bytes(
                 new PushBody(payload.Id.ToString(), payload.Topic, payload.Tag, payload.Keys, payload.Properties,
-                    new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), queue.Group, entry.Order?.Key),
+                    new RawJson(payload.Body), lease.Attempt, Times.ToUtc(payload.BornAt), queue.Group, lease.OrderingKey),
                 BrokerJsonContext.Default.PushBody);
             var signing = CallSigning.For(_brokerSecrets, subscription.Signing, payload.Id, time.GetUtcNow().ToUnixTimeMilliseconds());
             using var activity = BrokerTracing.StartCall("push", payload.TraceParent, payload.Topic, payload.Id, queue.Group);
@@ -156,24 +167,12 @@ internal sealed class PushDeliveryService(
 
             if (result.IsSuccess)
             {
-                queue.PushSucceeded(entry);
-                try
-                {
-                    await writer.Submit(new AckDeliveries([new AckItem(entry.MessageId, queue.Group, lease.Attempt)]), CancellationToken.None);
-                }
-                catch
-                {
-                    // The store did not take the ack, so the delivery comes back (at least once), a second
-                    // later rather than in a tight loop against a failing store.
-                    var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                    queue.Add(entry.MessageId, lease.Attempt, now + 1000, null, now, entry.OrderingKey, entry.CommitSeq);
-                    throw;
-                }
+                await deliveries.AckAsync(queue, lease);
             }
             else
             {
                 var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-                await queue.PushFailedAsync(entry, result.Describe(), _options.BackoffFor(lease.Attempt), now);
+                await deliveries.FailedAsync(queue, lease, result.Describe(), _options.BackoffFor(lease.Attempt), now);
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -181,10 +180,18 @@ internal sealed class PushDeliveryService(
         }
         catch (Exception e)
         {
-            logger.LogError(e, "Push of message {MessageId} to {Group} failed unexpectedly", entry.MessageId, queue.Group);
+            logger.LogError(e, "Push of message {MessageId} to {Group} failed unexpectedly", lease.MessageId, queue.Group);
             metrics.PushBrokerError();
             // The log has the exception; lastError is read by clients, so it gets a fixed word.
-            await queue.PushFailedAsync(entry, "broker error", _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
+            try
+            {
+                await deliveries.FailedAsync(queue, lease, "broker error", _options.BackoffFor(lease.Attempt), time.GetUtcNow().ToUnixTimeMilliseconds());
+            }
+            catch (Exception failed)
+            {
+                // Not stored: the lease runs out and the delivery comes back.
+                logger.LogError(failed, "Storing the failed push of message {MessageId} to {Group} failed", lease.MessageId, queue.Group);
+            }
         }
     }
 
@@ -192,7 +199,7 @@ internal sealed class PushDeliveryService(
     /// Without a span of the broker's own (tracing off), the producer's traceparent is passed on as it is;
     /// with one, the HTTP client sends the span's, which continues the same trace.
     /// </param>
-    private static List<KeyValuePair<string, string>> Headers(MessagePayload payload, Lease lease, string group, bool forwardTrace)
+    private static List<KeyValuePair<string, string>> Headers(MessagePayload payload, PushLease lease, string group, bool forwardTrace)
     {
         var headers = new List<KeyValuePair<string, string>>(4)
         {

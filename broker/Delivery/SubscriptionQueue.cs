@@ -109,7 +109,7 @@ internal sealed partial class SubscriptionQueue(Subscription subscription, DueSc
 
     public bool HasReady
     {
-        get { lock (_gate) return _ready.Count > 0; }
+        get { lock (_gate) return _ready.Count > 0 || _nudged; }
     }
 
     /// <summary>Completes when an entry may be ready, or after <paramref name="timeout"/>; false on timeout.</summary>
@@ -118,7 +118,7 @@ internal sealed partial class SubscriptionQueue(Subscription subscription, DueSc
         Task signal;
         lock (_gate)
         {
-            if (_ready.Count > 0 || _closed) return true;
+            if (_ready.Count > 0 || _closed || _nudged) return true;
             _readySignal ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             signal = _readySignal.Task;
         }

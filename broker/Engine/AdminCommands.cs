@@ -65,7 +65,7 @@ internal sealed class DeleteSubscription(string group, string topic, StoreWriter
         ctx.Store.DeleteSubscription(group, topic);
         ctx.AfterCommit(() =>
         {
-            var ids = ctx.Deliveries.Remove(group, topic);
+            var ids = ctx.Live.Remove(group, topic);
             foreach (var chunk in ids.Chunk(Chunk)) writer.Post(new DropDeliveries(group, chunk));
         });
         return true;

@@ -44,7 +44,7 @@ internal abstract class DeliveryChange<TResult> : StoreCommand<TResult>
             if (Changed(ctx, id, group, transition) is not { } message) continue;
             started++;
             var payload = MessagePayload.From(message);
-            ctx.AfterCommit(() => ctx.Deliveries.Enqueue(group, message.Topic, message.Id, 0, 0, payload, message.OrderingKey, message.CommitSeq));
+            ctx.AfterCommit(() => ctx.Live.Enqueue(group, message.Topic, message.Id, 0, 0, payload, message.OrderingKey, message.CommitSeq));
         }
         return started;
     }

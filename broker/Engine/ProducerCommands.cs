@@ -173,7 +173,7 @@ internal static class Publication
         {
             foreach (var (group, attempts, due) in deliveries)
             {
-                ctx.Deliveries.Enqueue(group, message.Topic, message.Id, attempts, due, payload, message.OrderingKey, message.CommitSeq);
+                ctx.Live.Enqueue(group, message.Topic, message.Id, attempts, due, payload, message.OrderingKey, message.CommitSeq);
             }
         });
     }

@@ -25,7 +25,7 @@ internal sealed class RetryDeliveriesNow(string group, string topic, IReadOnlyLi
             if (ctx.Messages.Find(id) is not { } found || found.Topic != topic) continue;
             if (Changed(ctx, id, group, DeliveryLifecycle.RetryNow) is null) continue;
             retried++;
-            ctx.AfterCommit(() => ctx.Deliveries.Find(group, topic)?.BringForward(id));
+            ctx.AfterCommit(() => ctx.Live.BringForward(group, topic, id));
         }
         return retried;
     }

@@ -44,13 +44,13 @@ internal sealed class StoreWriter : IDisposable
     private readonly Channel<WrittenBatch> _written = Channel.CreateBounded<WrittenBatch>(
         new BoundedChannelOptions(64) { SingleReader = true, SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
 
-    public StoreWriter(IMessageLog store, DeliveryRegistry deliveries, CheckSchedule checks, IOptions<BrokerOptions> options, TimeProvider time, ILogger<StoreWriter> logger, BrokerMetrics metrics)
+    public StoreWriter(IMessageLog store, DeliveryRegistry deliveries, ILiveDeliveries live, CheckSchedule checks, IOptions<BrokerOptions> options, TimeProvider time, ILogger<StoreWriter> logger, BrokerMetrics metrics)
     {
         _metrics = metrics;
         _store = store;
         _time = time;
         _logger = logger;
-        _context = new WriteContext(store, options.Value, deliveries, checks);
+        _context = new WriteContext(store, options.Value, deliveries, live, checks);
         _manyWriters = options.Value.Storage.Provider == StorageProvider.PostgreSql && options.Value.Storage.PostgreSql.MultiActive;
         _maxBatch = Math.Max(1, options.Value.Storage.MaxBatchSize);
         _fillTo = options.Value.Storage.FillBatchTo;

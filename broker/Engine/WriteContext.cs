@@ -6,7 +6,7 @@ using HalfMsgBroker.Transactions;
 namespace HalfMsgBroker.Engine;
 
 /// <summary>What a command sees while it runs inside a group commit.</summary>
-internal sealed class WriteContext(IMessageLog store, BrokerOptions options, DeliveryRegistry deliveries, CheckSchedule checks)
+internal sealed class WriteContext(IMessageLog store, BrokerOptions options, DeliveryRegistry deliveries, ILiveDeliveries live, CheckSchedule checks)
 {
     private readonly List<Action> _effects = [];
     private readonly Dictionary<string, long> _topicDeltas = new(StringComparer.Ordinal);
@@ -17,6 +17,9 @@ internal sealed class WriteContext(IMessageLog store, BrokerOptions options, Del
     public WriterMessageCache Messages { get; } = new(store, Math.Max(1024, options.Storage.WriterCacheSize));
     public BrokerOptions Options { get; } = options;
     public DeliveryRegistry Deliveries { get; } = deliveries;
+
+    /// <summary>Where stored deliveries go live once the batch is durable.</summary>
+    public ILiveDeliveries Live { get; } = live;
     public CheckSchedule Checks { get; } = checks;
 
     /// <summary>

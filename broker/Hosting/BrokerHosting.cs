@@ -87,8 +87,11 @@ public static class BrokerHosting
         services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IReceiptKeySource>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();
         services.AddSingleton<DeliveryRegistry>();
-        services.AddSingleton<IPullDeliveries, InMemoryPullDeliveries>();
-        services.AddSingleton<IDeliveryFigures, InMemoryDeliveryFigures>();
+        // This process's queues, unless the storage provider keeps deliveries itself (PostgreSQL with MultiActive).
+        services.TryAddSingleton<ILiveDeliveries, InMemoryLiveDeliveries>();
+        services.TryAddSingleton<IPullDeliveries, InMemoryPullDeliveries>();
+        services.TryAddSingleton<IPushDeliveries, InMemoryPushDeliveries>();
+        services.TryAddSingleton<IDeliveryFigures, InMemoryDeliveryFigures>();
         services.AddSingleton<IDeliveryRecorder, DeliveryRecorder>();
         services.AddSingleton<CheckSchedule>();
         services.AddSingleton<OutboundHttp>();

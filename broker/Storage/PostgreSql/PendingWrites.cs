@@ -21,6 +21,11 @@ internal sealed class PendingWrites
     private readonly Dictionary<string, BsonDocument> _producerGroups = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _topicDeltas = new(StringComparer.Ordinal);
 
+    /// <summary>The rows of live deliveries, kept in step with the messages (only with <c>MultiActive</c>).</summary>
+    private readonly DeliveryRowWrites? _deliveries;
+
+    public PendingWrites(bool deliveryRows = false) => _deliveries = deliveryRows ? new DeliveryRowWrites() : null;
+
     private sealed class PendingMessage
     {
         public MessageRow? Row; // null: deleted
@@ -29,7 +34,7 @@ internal sealed class PendingWrites
     }
 
     public bool IsEmpty => _messages.Count == 0 && _deadLetters.Count == 0 && _subscriptions.Count == 0
-        && _producerGroups.Count == 0 && _topicDeltas.Count == 0;
+        && _producerGroups.Count == 0 && _topicDeltas.Count == 0 && _deliveries?.IsEmpty != false;
 
     public void Clear()
     {
@@ -39,11 +44,13 @@ internal sealed class PendingWrites
         _subscriptions.Clear();
         _producerGroups.Clear();
         _topicDeltas.Clear();
+        _deliveries?.Clear();
     }
 
     public void Insert(StoredMessage message)
     {
         var row = MessageRow.Of(message);
+        _deliveries?.Written(message);
         if (row.UniqueKey is { } key)
         {
             // A key another message of this batch holds: refused here, as the database would refuse it at the end.
@@ -61,6 +68,7 @@ internal sealed class PendingWrites
     public void Update(StoredMessage message)
     {
         var row = MessageRow.Of(message);
+        _deliveries?.Written(message);
         if (_messages.TryGetValue(message.Id, out var pending)) pending.Row = row;
         else _messages[message.Id] = new PendingMessage { Row = row, Keys = message.Keys };
     }
@@ -68,6 +76,7 @@ internal sealed class PendingWrites
     public void Delete(StoredMessage message)
     {
         if (MessageCodec.ProducerChosenKeyOf(message) is { } key) _uniqueKeys[key] = null;
+        _deliveries?.Deleted(message.Id);
         if (_messages.TryGetValue(message.Id, out var pending) && pending.Inserted)
         {
             _messages.Remove(message.Id); // inserted and deleted in one batch: the database never sees it
@@ -128,6 +137,7 @@ internal sealed class PendingWrites
         AddDeadLetterDeletes(batch);
         AddMessageUpdates(batch);
         AddMessageInserts(batch);
+        _deliveries?.AddTo(batch, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         AddDeadLetterPuts(batch);
         AddDocuments(batch);
         AddTopicCounts(batch);

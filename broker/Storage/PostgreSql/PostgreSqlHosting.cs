@@ -1,3 +1,4 @@
+using HalfMsgBroker.Delivery.PostgreSql;
 using HalfMsgBroker.Configuration;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -45,12 +46,13 @@ internal static class PostgreSqlHosting
             }
             activeLock?.TakeGeneration(dataSource);
             var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
+            if (activeLock is not null) DeliveryRows.Forget(dataSource); // only multi-active brokers keep delivery rows
             return new PostgreSqlMessageStore(dataSource, activeLock, e =>
             {
                 logger.LogCritical(e,
                     "The connection to PostgreSQL broke while a batch was being committed; whether it was stored is unknown. The broker takes no more writes and stops; restart it: recovery rebuilds its state from the database.");
                 sp.GetRequiredService<IHostApplicationLifetime>().StopApplication();
-            }, MultiActive(sp) ? new MultiActiveOptions(o.Transactions.IdleScanInterval, sp.GetRequiredService<TimeProvider>()) : null);
+            }, MultiActive(sp) ? new MultiActiveOptions(o.Transactions.IdleScanInterval, sp.GetRequiredService<TimeProvider>()) : null, deliveryRows: activeLock is null);
         });
         services.AddSingleton(sp => new PostgreSqlReadiness(
             sp.GetRequiredService<IMessageStore>(),
@@ -66,6 +68,7 @@ internal static class PostgreSqlHosting
                 sp.GetRequiredService<IOptions<BrokerOptions>>().Value.Storage.PostgreSql.SweepLease,
                 sp.GetRequiredService<ILogger<HalfMsgBroker.Cluster.PostgreSqlSweepLease>>()));
             services.AddSingleton<HalfMsgBroker.Cluster.ISweepLease>(sp => sp.GetRequiredService<HalfMsgBroker.Cluster.PostgreSqlSweepLease>());
+            services.AddMultiActiveDeliveries();
         }
     }
 

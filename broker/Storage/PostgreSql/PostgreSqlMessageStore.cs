@@ -21,7 +21,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
     private readonly ActiveBrokerLock? _activeLock;
     private readonly Action<Exception>? _writeFailed;
     private Exception? _writeFailure;
-    private readonly PendingWrites _pending = new();
+    private readonly PendingWrites _pending;
     private readonly Lock _writeLock = new();
     private NpgsqlConnection? _writer;
     private int _batchThread;
@@ -35,8 +35,10 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
     /// <param name="activeLock">Held by this broker; once it is lost no batch is written (another broker may be active), and its generation fences every batch.</param>
     /// <param name="writeFailed">Called once when a batch's outcome is unknown (see <see cref="WriteFailure"/>): the host stops. Not with <paramref name="multiActive"/>.</param>
     /// <param name="multiActive">Set when every broker on the database is active: batches lock what they read and announce what they change.</param>
-    internal PostgreSqlMessageStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null, Action<Exception>? writeFailed = null, MultiActiveOptions? multiActive = null)
+    /// <param name="deliveryRows">With <c>MultiActive</c>: every batch keeps <c>halfmsg_deliveries</c> in step with its messages (<see cref="DeliveryRowWrites"/>).</param>
+    internal PostgreSqlMessageStore(NpgsqlDataSource dataSource, ActiveBrokerLock? activeLock = null, Action<Exception>? writeFailed = null, MultiActiveOptions? multiActive = null, bool deliveryRows = false)
     {
+        _pending = new PendingWrites(deliveryRows);
         _dataSource = dataSource;
         _activeLock = activeLock;
         _writeFailed = writeFailed;

@@ -38,6 +38,13 @@ public sealed class PostgreSqlOptions
     /// </summary>
     public TimeSpan SweepLease { get; set; } = TimeSpan.FromMinutes(3);
 
+    /// <summary>
+    /// With <see cref="MultiActive"/>: how often each broker looks for deliveries that became ready without a notification
+    /// reaching it (one lost while its LISTEN connection was down, another broker's lease that ran out). Wake-ups come from
+    /// <c>LISTEN/NOTIFY</c> and a timer at the earliest due row; this is only the backstop.
+    /// </summary>
+    public TimeSpan DeliverySafetyPoll { get; set; } = TimeSpan.FromSeconds(5);
+
     /// <summary>How long <c>/health/ready</c> waits for PostgreSQL to answer before it reports the broker not ready.</summary>
     public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromSeconds(2);
 }

@@ -85,15 +85,40 @@ internal static class PostgreSqlSchema
         """;
 
     /// <summary>
-    /// Version 3 (many active brokers). <c>halfmsg_leases</c>: which broker runs a periodic sweep for the whole cluster,
-    /// and until when (the database's clock, so brokers' clocks need not agree); see <c>PostgreSqlSweepLease</c>.
+    /// Version 3. <c>halfmsg_deliveries</c>: with <c>MultiActive</c>, one row per live delivery, written with its message
+    /// (<see cref="DeliveryRowWrites"/>) and claimed by every broker (<see cref="DeliveryRows"/>). <c>visible_at</c> is the
+    /// due time and the lease's end at once; <c>nonce</c> is the lease's (0: not leased); <c>stored_key</c> is what the
+    /// message row last stored of the delivery. Indexes: the claim (per subscription, in due order), the earliest due
+    /// row (the wake-up timer), leases by their end (time-outs) and each ordering key's lane in commit order.
     /// </summary>
     private const string V3 = """
+        CREATE TABLE halfmsg_deliveries (
+            message_id uuid NOT NULL,
+            consumer_group text COLLATE "C" NOT NULL,
+            topic text COLLATE "C" NOT NULL,
+            visible_at bigint NOT NULL,
+            nonce bigint NOT NULL,
+            attempts integer NOT NULL,
+            ordering_key text COLLATE "C",
+            commit_seq bigint NOT NULL,
+            stored_key bigint NOT NULL,
+            PRIMARY KEY (message_id, consumer_group));
+        CREATE INDEX halfmsg_deliveries_due ON halfmsg_deliveries (consumer_group, topic, visible_at, message_id);
+        CREATE INDEX halfmsg_deliveries_next ON halfmsg_deliveries (visible_at);
+        CREATE INDEX halfmsg_deliveries_leases ON halfmsg_deliveries (visible_at) WHERE nonce <> 0;
+        CREATE INDEX halfmsg_deliveries_lane ON halfmsg_deliveries (consumer_group, topic, ordering_key, commit_seq) WHERE ordering_key IS NOT NULL;
+        """;
+
+    /// <summary>
+    /// Version 4 (many active brokers). <c>halfmsg_leases</c>: which broker runs a periodic sweep for the whole cluster,
+    /// and until when (the database's clock, so brokers' clocks need not agree); see <c>PostgreSqlSweepLease</c>.
+    /// </summary>
+    private const string V4 = """
         CREATE TABLE halfmsg_leases (name text COLLATE "C" PRIMARY KEY, holder text NOT NULL, until timestamptz NOT NULL);
         """;
 
     /// <summary>Every migration in order; version N is <c>Migrations[N - 1]</c>. Append only: a shipped script never changes.</summary>
-    internal static readonly IReadOnlyList<string> Migrations = [V1, V2, V3];
+    internal static readonly IReadOnlyList<string> Migrations = [V1, V2, V3, V4];
 
     /// <summary>Brings the database to the newest version; returns how many scripts it applied (0 when it was current).</summary>
     public static int Migrate(NpgsqlDataSource dataSource) => Migrate(dataSource, Migrations);

@@ -18,7 +18,7 @@ public sealed class RecoveryTests : IDisposable
 
     private BrokerFactory Broker() => new(new Dictionary<string, string?> { ["Broker:DataPath"] = _dataPath });
 
-    [Fact]
+    [InMemoryDeliveriesFact]
     public async Task Open_deliveries_come_back_without_bodies_and_are_handed_out_whole_after_a_restart()
     {
         await using var pushTarget = await TestReceiver.Answering(503);

@@ -96,6 +96,7 @@ internal sealed class CrashRun(CrashScenario scenario, string root) : IDisposabl
             .AddStorePorts()
             .AddSingleton<DueScheduler>()
             .AddSingleton<DeliveryRegistry>()
+            .AddSingleton<ILiveDeliveries, InMemoryLiveDeliveries>()
             .AddSingleton<IDeliveryRecorder, DeliveryRecorder>()
             .AddSingleton<CheckSchedule>()
             .AddSingleton<StoreWriter>()

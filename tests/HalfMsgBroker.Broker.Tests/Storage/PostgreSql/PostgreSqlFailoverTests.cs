@@ -10,7 +10,7 @@ namespace HalfMsgBroker.Tests.Storage.PostgreSql;
 /// <summary>Two broker processes on one database: one active, one standby that takes over when the active one is killed.</summary>
 public sealed class PostgreSqlFailoverTests(PostgresCluster cluster) : IClassFixture<PostgresCluster>
 {
-    [PostgresFact]
+    [SingleActivePostgresFact]
     public async Task A_standby_waits_without_listening_and_takes_over_with_everything_acknowledged_after_kill_9()
     {
         var database = await cluster.CreateDatabaseAsync("failover");

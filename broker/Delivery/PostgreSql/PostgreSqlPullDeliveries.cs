@@ -1,0 +1,104 @@
+using HalfMsgBroker.Configuration;
+using HalfMsgBroker.Engine;
+using HalfMsgBroker.Lifecycle;
+using HalfMsgBroker.Storage;
+using HalfMsgBroker.Storage.PostgreSql;
+using Microsoft.Extensions.Options;
+
+namespace HalfMsgBroker.Delivery.PostgreSql;
+
+/// <summary>
+/// <see cref="IPullDeliveries"/> over <c>halfmsg_deliveries</c>, shared by every broker on the database: a receive
+/// claims rows (<see cref="DeliveryClaims"/>) and, when none is due, waits on the subscription's queue for a nudge
+/// (<see cref="DeliveryWakeups"/>); a settlement matches the nonce stored in the row, so a lease taken on one broker
+/// is settled on any. Outcomes are stored through the writer, which keeps the row in step with the message.
+/// </summary>
+internal sealed class PostgreSqlPullDeliveries(
+    DeliveryRegistry registry, DeliveryRows rows, DeliveryClaims claims, DeliveryWakeups wakeups, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time)
+    : IPullDeliveries
+{
+    public async Task<IReadOnlyList<PulledDelivery>> ReceiveAsync(
+        string group, string topic, int max, TimeSpan wait, TimeSpan invisible, CancellationToken cancellationToken)
+    {
+        if (registry.Find(group, topic) is not { } queue) return [];
+        var deadline = time.GetTimestamp() + (long)(wait.TotalSeconds * time.TimestampFrequency);
+        while (true)
+        {
+            queue.ClearNudge();
+            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+            // Not cancelled midway: a claim that committed is handed out, or its lease runs out as any unsettled one.
+            var claimed = await claims.ClaimAsync(queue.Subscription, max, now, now + (long)invisible.TotalMilliseconds);
+            if (claimed.Count > 0) return claimed.ConvertAll(c => new PulledDelivery(c.Payload, c.Row.Nonce, c.Row.Attempts, c.Row.OrderingKey));
+
+            var remaining = time.GetElapsedTime(time.GetTimestamp(), deadline);
+            if (remaining <= TimeSpan.Zero || cancellationToken.IsCancellationRequested || queue.IsClosed) return [];
+            try
+            {
+                await queue.WaitForReadyAsync(remaining, time, cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return [];
+            }
+        }
+    }
+
+    public async Task<AckOutcome> AckAsync(string group, IReadOnlyList<(Guid MessageId, ulong Nonce)> leases)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var settling = await rows.BeginSettleAsync(group, leases, now);
+        var taken = settling.ToDictionary(s => (s.MessageId, s.Nonce));
+        var stale = new List<int>();
+        for (var i = 0; i < leases.Count; i++)
+        {
+            if (!taken.ContainsKey(leases[i])) stale.Add(i);
+        }
+        if (settling.Count == 0) return new AckOutcome(0, stale);
+        try
+        {
+            await writer.Submit(new AckDeliveries(settling.ConvertAll(s => new AckItem(s.MessageId, group, s.Attempts))), CancellationToken.None);
+        }
+        catch
+        {
+            // The store refused the acks: the deliveries go back to the group.
+            foreach (var s in settling) await rows.ReleaseAsync(group, s.MessageId, now);
+            throw;
+        }
+        return new AckOutcome(settling.Count, stale);
+    }
+
+    public async Task<NackStored?> NackAsync(string group, Guid messageId, ulong nonce, long retryAt, long now)
+    {
+        var settling = await rows.BeginSettleAsync(group, [(messageId, nonce)], now);
+        if (settling.Count == 0) return null;
+        var held = settling[0];
+        if (registry.Find(group, held.Topic)?.Subscription is not { } subscription) return null;
+
+        var due = retryAt > 0 ? retryAt : now + (long)options.Value.Delivery.BackoffFor(held.Attempts).TotalMilliseconds;
+        var exhausted = held.Attempts >= subscription.MaxAttempts;
+        bool stored;
+        try
+        {
+            stored = exhausted
+                ? await writer.Submit(new ExhaustDelivery(messageId, group, held.Attempts,
+                    $"nacked by the consumer (attempt {held.Attempts} of {subscription.MaxAttempts})", subscription.OnExhausted), CancellationToken.None)
+                : await writer.Submit(new RecordAttemptFailure(messageId, group, held.Attempts, "nacked by the consumer", due > now ? due : 0), CancellationToken.None);
+        }
+        catch
+        {
+            // Memory-free, but the same promise: the delivery stays in flight under the same lease.
+            await rows.RestoreLeaseAsync(group, held);
+            throw;
+        }
+        if (!stored) return null;
+        if (exhausted) return new NackStored(subscription.OnExhausted == ExhaustedAction.Discard ? DeliveryState.Discarded : DeliveryState.DeadLettered, 0);
+        return due > now ? new NackStored(DeliveryState.Retrying, due) : new NackStored(DeliveryState.Pending, 0);
+    }
+
+    public bool ChangeInvisibility(string group, Guid messageId, ulong nonce, long visibleAt)
+    {
+        if (!rows.ChangeVisibility(group, messageId, nonce, visibleAt, time.GetUtcNow().ToUnixTimeMilliseconds())) return false;
+        wakeups.DueAt(visibleAt); // made visible sooner: this node's waiters look again then
+        return true;
+    }
+}
