@@ -69,6 +69,9 @@ internal sealed class DeliveryWakeups : BackgroundService
             long at;
             lock (_gate)
             {
+                // A move already seen is spent: waiting on it again would return at once, and the loop would spin
+                // until the timer is due. Read under the same lock, so a move after this completes the new one.
+                if (_moved.Task.IsCompleted) _moved = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
                 moved = _moved.Task;
                 at = _timerAt;
             }
@@ -83,14 +86,11 @@ internal sealed class DeliveryWakeups : BackgroundService
                 continue;
             }
             var wait = TimeSpan.FromMilliseconds(Math.Min(at - now, untilPoll.TotalMilliseconds));
-            try
-            {
-                await Task.WhenAny(moved, Task.Delay(wait, _time, stoppingToken));
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+            // The delay is cancelled when the timer moves, so moves do not leave timers behind.
+            using var delay = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+            await Task.WhenAny(moved, Task.Delay(wait, _time, delay.Token));
+            await delay.CancelAsync();
+            if (stoppingToken.IsCancellationRequested) break;
         }
         _notifications.Reconnected -= NudgeAll;
     }
