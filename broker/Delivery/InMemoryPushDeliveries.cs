@@ -6,14 +6,25 @@ namespace HalfMsgBroker.Delivery;
 /// <summary><see cref="IPushDeliveries"/> over this process's queues: the entry is leased in memory, every outcome stored through the writer.</summary>
 internal sealed class InMemoryPushDeliveries(StoreWriter writer, IMessageLog store, TimeProvider time) : IPushDeliveries
 {
-    public Task<PushLease?> TakeAsync(SubscriptionQueue queue)
+    public async Task<PushLease?> TakeAsync(SubscriptionQueue queue)
     {
         var leases = new List<Lease>(1);
         queue.Take(1, null, leases);
-        if (leases.Count == 0) return Task.FromResult<PushLease?>(null);
+        if (leases.Count == 0) return null;
         var (entry, nonce, attempt) = leases[0];
-        var payload = entry.Payload ?? (store.Find(entry.MessageId) is { } stored ? MessagePayload.From(stored) : null);
-        return Task.FromResult<PushLease?>(new PushLease(entry.MessageId, nonce, attempt, entry.OrderingKey, payload, entry));
+        MessagePayload? payload;
+        try
+        {
+            payload = entry.Payload ?? (store.Find(entry.MessageId) is { } stored ? MessagePayload.From(stored) : null);
+        }
+        catch
+        {
+            // The entry is in flight now: a body that cannot be read is a failed attempt (tried again after a
+            // second), or the entry would stay in flight, and hold back its ordering key, until a restart.
+            await queue.PushFailedAsync(entry, "broker error", TimeSpan.FromSeconds(1), time.GetUtcNow().ToUnixTimeMilliseconds());
+            throw;
+        }
+        return new PushLease(entry.MessageId, nonce, attempt, entry.OrderingKey, payload, entry);
     }
 
     public async Task AckAsync(SubscriptionQueue queue, PushLease lease)

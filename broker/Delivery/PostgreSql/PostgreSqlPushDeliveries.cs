@@ -44,6 +44,9 @@ internal sealed class PostgreSqlPushDeliveries(DeliveryRows rows, DeliveryClaims
     {
         var subscription = queue.Subscription;
         var next = now + (long)backoff.TotalMilliseconds;
+        // Settled like a nack: the lease is given up first (the row's reset waits for an unleased row), and a lease
+        // that already ran out, and may be another broker's now, records nothing.
+        if ((await rows.BeginSettleAsync(queue.Group, [(lease.MessageId, lease.Nonce)], now)).Count == 0) return;
         try
         {
             if (lease.Attempt >= subscription.MaxAttempts)

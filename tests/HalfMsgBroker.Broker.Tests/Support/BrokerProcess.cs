@@ -86,7 +86,17 @@ public sealed class BrokerProcess : IAsyncDisposable
     }, s => s == HttpStatusCode.OK, "broker ready", timeout ?? TimeSpan.FromSeconds(60));
 
     /// <summary>The process's exit code once it has ended by itself, else null.</summary>
-    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
+    public int? ExitCode
+    {
+        get
+        {
+            if (!_process.HasExited) return null;
+            // The wait without a timeout also waits until the redirected output has been read to its end, so
+            // a test that reads OutputLines once the process has exited finds its last lines there.
+            _process.WaitForExit();
+            return _process.ExitCode;
+        }
+    }
 
     /// <summary>
     /// Runs the broker's dll with <paramref name="arguments"/> (a journal command, or a start expected to fail)
