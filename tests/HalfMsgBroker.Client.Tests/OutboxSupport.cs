@@ -162,6 +162,11 @@ public sealed class RelayClient : IAsyncDisposable
     /// <summary>Completes with this client's first answer from the broker.</summary>
     public Task Answered => _answered.Task;
 
+    private readonly TaskCompletionSource _sendStarted = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when this client's relay starts its first send (it has claimed rows), before any hold.</summary>
+    public Task SendStarted => _sendStarted.Task;
+
     private int _held;
 
     /// <summary>Answers sent to the broker and held back (<see cref="HangAfterAnswer"/>).</summary>
@@ -199,6 +204,7 @@ public sealed class RelayClient : IAsyncDisposable
                 request.RequestUri = new UriBuilder(request.RequestUri!) { Host = target.Host, Port = target.Port }.Uri;
             }
 
+            owner._sendStarted.TrySetResult();
             if (owner.HoldSendsUntil is { } hold)
             {
                 await hold.WaitAsync(cancellationToken);

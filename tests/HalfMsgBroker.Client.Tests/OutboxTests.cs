@@ -180,8 +180,10 @@ public sealed class OutboxTests(BrokerFixture broker) : IDisposable
         var log = new SendLog();
         await using var clientA = new RelayClient(broker.BaseAddress, log, "a");
         await using var clientB = new RelayClient(broker.BaseAddress, log, "b");
-        // Relay a's first batch waits for relay b's first answer, so both take part however the two are
-        // scheduled (a relay sends a batch before it claims the next, so a holds only those 10 rows).
+        // Relay b sends nothing until relay a has claimed a batch, and a's sends wait for b's first answer, so
+        // both take part however the two are scheduled (a relay sends a batch before it claims the next, so
+        // each holds only 10 rows meanwhile). Without b's hold, b could empty the table before a's first claim.
+        clientB.HoldSendsUntil = clientA.SendStarted;
         clientA.HoldSendsUntil = clientB.Answered;
         var options = Relays.FastOptions("relay") with { BatchSize = 10, MaxConcurrentSends = 4 };
         var relays = new[] { Relays.Create(clientA, _db, options with { RelayId = "relay-a" }), Relays.Create(clientB, _db, options with { RelayId = "relay-b" }) };
