@@ -18,9 +18,13 @@ public sealed class CheckFlowControlTests(ITestOutputHelper output)
     private const int SlowInFlight = 4;
     private const int SlowPerSecond = 10;
 
-    [Fact]
+    [SkippableFact]
     public async Task A_slow_groups_backlog_keeps_its_limits_and_another_groups_checks_run_on_time()
     {
+        // Its lateness bound is this process's pace of spreading 10,000 due checks; with many active brokers every begin-check
+        // reads its row FOR UPDATE, a round trip each, so the spreading is slower and the bound is not theirs to meet
+        // (MultiActiveCheckBackTests covers check-back across brokers).
+        Skip.If(TestStorage.IsMultiActive, "a single broker's check-back pacing bound; multi-active check-back has its own tests");
         await using var factory = new BrokerFactory();
         using var c = factory.CreateClient();
 
