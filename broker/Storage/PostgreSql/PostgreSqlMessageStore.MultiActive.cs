@@ -35,7 +35,11 @@ public sealed partial class PostgreSqlMessageStore
     /// </summary>
     internal event Action? OutcomeUnknownCarriedOn;
 
-    private string LockRead => _multiActive is null ? "" : " FOR UPDATE";
+    /// <summary>
+    /// Only the writer's lookups lock: a request's read (a GET, a lookup before the writer) takes no row lock, so it neither
+    /// waits for a batch in flight nor, queued on the row's tuple lock, joins a deadlock between two brokers' batches.
+    /// </summary>
+    private string LockRead => _multiActive is null || !InBatch ? "" : " FOR UPDATE";
 
     private void BeginTransactionForLookups(NpgsqlConnection connection)
     {

@@ -76,8 +76,10 @@ public sealed class CheckFlowControlTests(ITestOutputHelper output)
         // checks at 10 a second: 1,000 s). Fair, it waits at most for the loop to wake and for the pass
         // that plans the backlog when it comes due and the next one (256 moves each, a few hundred ms
         // apiece on a loaded 2-core machine; up to 1.8 s for both seen here) and the writer's group
-        // commits: under 10 ms once the backlog is planned. The rest of the allowance is for the load.
-        var allowed = alone.Max() + 3000;
+        // commits: under 10 ms once the backlog is planned. The rest of the allowance is for the load: CI runs
+        // this beside other test classes on 2 cores and has seen 3.9 s. Ten seconds still tells fair (seconds)
+        // from due order (1,000 s) by two orders of magnitude; speed itself is the bench's to measure.
+        var allowed = alone.Max() + 10_000;
         Assert.All(late, l => Assert.True(l <= allowed, $"a fast group's check started {l:F0} ms after it was due (allowed {allowed:F0} ms)"));
 
         var starts = slowStarts.OrderBy(t => t).ToArray();

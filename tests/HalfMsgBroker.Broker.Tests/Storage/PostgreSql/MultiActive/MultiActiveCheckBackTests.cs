@@ -26,7 +26,10 @@ public sealed class MultiActiveCheckBackTests(PostgresCluster cluster) : IClassF
 
             foreach (var tx in ids)
             {
-                var ended = await Eventually.Until(() => clients[1].Transaction(tx), t => t.Str("state") != "prepared", $"{tx} to run out of checks", TimeSpan.FromSeconds(60));
+                var answer = await Eventually.Until(() => clients[1].Get($"/v1/transactions/{tx}"), a => a.Status != System.Net.HttpStatusCode.OK || a.Json.Str("state") != "prepared",
+                    $"{tx} to run out of checks", TimeSpan.FromSeconds(60));
+                Assert.True(answer.Status == System.Net.HttpStatusCode.OK, answer.ToString());
+                var ended = answer.Json;
                 Assert.Equal("rolledBack", ended.Str("state"));
                 Assert.Equal("checkExhausted", ended.Str("resolvedBy"));
                 Assert.Equal(maxChecks, ended.Int("checkCount"));
