@@ -45,8 +45,9 @@ public sealed class FairPushCapacityTests(ITestOutputHelper output)
 
         // Without a fair share the healthy pushes wait for the tarpits' 60 s timeouts: that is what this
         // catches. A p99 of 100 samples on a shared 2-core machine (each send waits for an fsync) swings
-        // by hundreds of milliseconds between two rounds, hence the 500 ms floor rather than "within 2x".
-        var allowed = Math.Max(2 * alone, alone + 500);
+        // by hundreds of milliseconds between two rounds (870 ms seen in CI under load), hence a 5 s floor
+        // rather than "within 2x": still a twelfth of the wait it catches. Speed is the bench's to measure.
+        var allowed = Math.Max(2 * alone, alone + 5000);
         output.WriteLine($"healthy push p99: {alone:F1} ms alone, {withTarpits:F1} ms with {tarpit.Requests} tarpit requests held");
         Assert.True(withTarpits <= allowed,
             $"healthy push p99 {withTarpits:F1} ms with the tarpits holding {tarpit.Requests} requests, {alone:F1} ms alone (allowed {allowed:F1} ms)");
