@@ -6,7 +6,7 @@ namespace HalfMsgBroker.Storage.PostgreSql;
 /// <summary>A delivery claimed from <c>halfmsg_deliveries</c>: leased to the caller under <see cref="Nonce"/>.</summary>
 internal readonly record struct ClaimedRow(Guid MessageId, ulong Nonce, int Attempts, string? OrderingKey);
 
-/// <summary>A lease taken for settling (ack or nack): the row's lease is void (nonce 0) until the writer stores the outcome.</summary>
+/// <summary>A lease taken for settling (a nack or a failed push; an ack is checked inside the writer's batch instead): the row's lease is void (nonce 0) until the writer stores the outcome.</summary>
 internal readonly record struct SettlingRow(Guid MessageId, string Topic, int Attempts, ulong Nonce, long LeaseEnd);
 
 /// <summary>
