@@ -43,6 +43,11 @@ internal sealed class BeginChecks(IReadOnlyList<CheckStart> due) : StoreCommand<
         }
         return toSend;
     }
+
+    public override void NoteLookups(BatchLookups lookups)
+    {
+        foreach (var start in due) lookups.Ids.Add(start.Id);
+    }
 }
 
 /// <summary>Applies a producer's answer to one check; late answers are ignored.</summary>
@@ -71,6 +76,8 @@ internal sealed class ApplyCheckAnswer(Guid id, int checkNumber, CheckAnswer ans
         ctx.Messages.Update(message);
         return outcome;
     }
+
+    public override void NoteLookups(BatchLookups lookups) => lookups.Ids.Add(id);
 }
 
 /// <summary>

@@ -13,4 +13,9 @@ internal sealed class CommandBatch<TResult>(IReadOnlyList<StoreCommand<TResult>>
         for (var i = 0; i < results.Length; i++) results[i] = commands[i].RunWithin(context);
         return results;
     }
+
+    public override void NoteLookups(BatchLookups lookups)
+    {
+        foreach (var command in commands) command.NoteLookups(lookups);
+    }
 }

@@ -66,18 +66,27 @@ internal sealed class AckDeliveries(IReadOnlyList<AckItem> acks) : DeliveryChang
         }
         return acked;
     }
+
+    public override void NoteLookups(BatchLookups lookups)
+    {
+        foreach (var ack in acks) lookups.Ids.Add(ack.MessageId);
+    }
 }
 
 internal sealed class RecordAttemptFailure(Guid id, string group, int attempts, string error, long nextAttemptAt) : DeliveryChange<bool>
 {
     protected override bool Run(WriteContext ctx) =>
         Change(ctx, id, group, d => DeliveryLifecycle.Fail(d, attempts, error, nextAttemptAt));
+
+    public override void NoteLookups(BatchLookups lookups) => lookups.Ids.Add(id);
 }
 
 internal sealed class ExhaustDelivery(Guid id, string group, int attempts, string error, ExhaustedAction action) : DeliveryChange<bool>
 {
     protected override bool Run(WriteContext ctx) =>
         Change(ctx, id, group, d => DeliveryLifecycle.Exhaust(d, attempts, error, action, ctx.Now));
+
+    public override void NoteLookups(BatchLookups lookups) => lookups.Ids.Add(id);
 }
 
 /// <summary>Removes deliveries whose subscription was deleted, so their messages can finish.</summary>

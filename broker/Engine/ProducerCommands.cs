@@ -146,6 +146,8 @@ internal sealed class EndTransaction(string transactionId, bool commit, Func<str
         ctx.Messages.Update(message);
         return new EndResult(EndStatus.Applied, MessageSnapshot.Of(message));
     }
+
+    public override void NoteLookups(BatchLookups lookups) => lookups.TransactionIds.Add(transactionId);
 }
 
 /// <summary>What happens to a message once it is committed or rolled back, by whoever ended it.</summary>

@@ -15,6 +15,11 @@ internal abstract class StoreCommand
     /// batch before the next one runs. Rare (administration), so the pipelined fsync loses nothing.
     /// </summary>
     public virtual bool NeedsPublishedState => false;
+
+    /// <summary>Names the stored messages <see cref="Execute"/> reads, so the batch can read them all at once (<see cref="BatchLookups"/>).</summary>
+    public virtual void NoteLookups(BatchLookups lookups)
+    {
+    }
     public abstract void Complete();
     public abstract void Fail(Exception error);
 }

@@ -34,6 +34,10 @@ internal sealed class StoreWriter : IDisposable
     private readonly Thread _thread;
     private readonly Thread? _completer;
 
+    // Many active brokers: each batch reads (and locks) what its commands look up in one query, before they run.
+    private readonly IBatchPrefetch? _prefetch;
+    private readonly BatchLookups _lookups = new();
+
     // Batches handed to the completer and published by it; the writer waits for the two to meet before
     // and after a command that needs published state (NeedsPublishedState).
     private readonly object _publishedGate = new();
@@ -55,6 +59,7 @@ internal sealed class StoreWriter : IDisposable
         _maxBatch = Math.Max(1, options.Value.Storage.MaxBatchSize);
         _fillTo = options.Value.Storage.FillBatchTo;
         _yields = Math.Max(0, options.Value.Storage.FillYields);
+        _prefetch = _manyWriters ? store as IBatchPrefetch : null;
         _thread = new Thread(Loop) { IsBackground = true, Name = "halfmsg-store-writer" };
         if (store.SyncsSeparately)
         {
@@ -193,6 +198,7 @@ internal sealed class StoreWriter : IDisposable
         _context.Begin(_time.GetUtcNow().ToUnixTimeMilliseconds(), careful);
         _store.RunBatch(() =>
         {
+            if (_prefetch is not null) Prefetch(batch);
             foreach (var command in batch)
             {
                 CommandFault?.Invoke(command);
@@ -214,6 +220,13 @@ internal sealed class StoreWriter : IDisposable
         lock (_publishedGate) _handedOver++;
         // Blocking is right here too: a full pipeline means the disk is the bottleneck.
         if (!_written.Writer.TryWrite(written)) _written.Writer.WriteAsync(written).AsTask().GetAwaiter().GetResult();
+    }
+
+    private void Prefetch(List<StoreCommand> batch)
+    {
+        _lookups.Clear();
+        foreach (var command in batch) command.NoteLookups(_lookups);
+        if (!_lookups.IsEmpty) _prefetch!.Prefetch(_lookups.Ids, _lookups.TransactionIds, _lookups.Leases);
     }
 
     private void Publish(IReadOnlyList<Action> effects, IReadOnlyList<StoreCommand> commands)

@@ -8,7 +8,8 @@ namespace HalfMsgBroker.Delivery.PostgreSql;
 /// Stores the leases that ran out, as this process's queues do at a visibility time-out: a failed attempt
 /// ("not acked before its visibility timeout"), visible again at once, or past maxAttempts the dead letter or discard.
 /// Any broker may do it for any lease (a dead broker's too): each expired lease is taken by one (<see cref="DeliveryRows.TakeExpiredAsync"/>).
-/// Run by <see cref="DeliveryWakeups"/> when its timer fires and at each safety poll.
+/// Run by <see cref="DeliveryWakeups"/> when its timer fires and at each safety poll. A page's time-outs are handed to the
+/// writer all at once, so they share its group commits instead of paying one each; each is still answered on its own.
 /// </summary>
 internal sealed class LeaseExpiry(DeliveryRows rows, DeliveryRegistry registry, StoreWriter writer, TimeProvider time, ILogger<LeaseExpiry> logger)
 {
@@ -23,15 +24,20 @@ internal sealed class LeaseExpiry(DeliveryRows rows, DeliveryRegistry registry, 
         {
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var expired = await rows.TakeExpiredAsync(now, now + 30_000, Page);
+            var stored = new List<(Guid Id, string Group, Task<bool> Stored)>(expired.Count);
             foreach (var (id, group, topic, attempts) in expired)
             {
                 if (registry.Find(group, topic)?.Subscription is not { } subscription) continue; // deleted: its rows are being dropped
                 const string error = "not acked before its visibility timeout";
+                stored.Add((id, group, writer.Submit<bool>(attempts >= subscription.MaxAttempts
+                    ? new ExhaustDelivery(id, group, attempts, $"{error} (attempt {attempts} of {subscription.MaxAttempts})", subscription.OnExhausted)
+                    : new RecordAttemptFailure(id, group, attempts, error, 0), CancellationToken.None)));
+            }
+            foreach (var (id, group, task) in stored)
+            {
                 try
                 {
-                    await writer.Submit<bool>(attempts >= subscription.MaxAttempts
-                        ? new ExhaustDelivery(id, group, attempts, $"{error} (attempt {attempts} of {subscription.MaxAttempts})", subscription.OnExhausted)
-                        : new RecordAttemptFailure(id, group, attempts, error, 0), CancellationToken.None);
+                    await task;
                 }
                 catch (Exception e)
                 {

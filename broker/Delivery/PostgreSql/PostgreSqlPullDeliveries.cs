@@ -43,29 +43,9 @@ internal sealed class PostgreSqlPullDeliveries(
         }
     }
 
-    public async Task<AckOutcome> AckAsync(string group, IReadOnlyList<(Guid MessageId, ulong Nonce)> leases)
-    {
-        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var settling = await rows.BeginSettleAsync(group, leases, now);
-        var taken = settling.ToDictionary(s => (s.MessageId, s.Nonce));
-        var stale = new List<int>();
-        for (var i = 0; i < leases.Count; i++)
-        {
-            if (!taken.ContainsKey(leases[i])) stale.Add(i);
-        }
-        if (settling.Count == 0) return new AckOutcome(0, stale);
-        try
-        {
-            await writer.Submit(new AckDeliveries(settling.ConvertAll(s => new AckItem(s.MessageId, group, s.Attempts))), CancellationToken.None);
-        }
-        catch
-        {
-            // The store refused the acks: the deliveries go back to the group.
-            foreach (var s in settling) await rows.ReleaseAsync(group, s.MessageId, now);
-            throw;
-        }
-        return new AckOutcome(settling.Count, stale);
-    }
+    /// <summary>One writer batch, one transaction: the lease check and the ack commit together (<see cref="AckLeases"/>).</summary>
+    public Task<AckOutcome> AckAsync(string group, IReadOnlyList<(Guid MessageId, ulong Nonce)> leases) =>
+        writer.Submit(new AckLeases(group, leases), CancellationToken.None);
 
     public async Task<NackStored?> NackAsync(string group, Guid messageId, ulong nonce, long retryAt, long now)
     {

@@ -6,7 +6,7 @@ namespace HalfMsgBroker.Storage.PostgreSql;
 /// <summary>A delivery claimed from <c>halfmsg_deliveries</c>: leased to the caller under <see cref="Nonce"/>.</summary>
 internal readonly record struct ClaimedRow(Guid MessageId, ulong Nonce, int Attempts, string? OrderingKey);
 
-/// <summary>A lease taken for settling (ack or nack): the row's lease is void (nonce 0) until the writer stores the outcome.</summary>
+/// <summary>A lease taken for settling (a nack or a failed push; an ack is checked inside the writer's batch instead): the row's lease is void (nonce 0) until the writer stores the outcome.</summary>
 internal readonly record struct SettlingRow(Guid MessageId, string Topic, int Attempts, ulong Nonce, long LeaseEnd);
 
 /// <summary>
@@ -22,36 +22,38 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
     /// <summary>
     /// Up to <paramref name="max"/> due rows of the subscription, skipping rows another claim holds, and of an ordering key
     /// only its earliest live row (in commit order) while none of the key is leased (a redriven earlier one waits for the
-    /// one out): leased until <paramref name="leaseEnd"/>, each with a new nonce and one attempt more.
+    /// one out): leased until <paramref name="leaseEnd"/>, each with a new nonce and one attempt more. The messages of the
+    /// rows still within maxAttempts ($6) come back with them (null: purged meanwhile), so a receive is one round trip.
     /// </summary>
     private const string ClaimSql = """
-        UPDATE halfmsg_deliveries d
-        SET visible_at = $4, nonce = (floor(random() * 9007199254740990) + 1)::bigint, attempts = d.attempts + 1
-        FROM (
-            SELECT c.message_id, c.consumer_group FROM halfmsg_deliveries c
-            WHERE c.consumer_group = $1 AND c.topic = $2 AND c.visible_at <= $3
-                AND (c.ordering_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM halfmsg_deliveries e
-                    WHERE e.consumer_group = c.consumer_group AND e.topic = c.topic AND e.ordering_key = c.ordering_key
-                        AND e.message_id <> c.message_id AND (e.commit_seq < c.commit_seq OR (e.nonce <> 0 AND e.visible_at > $3))))
-            ORDER BY c.visible_at, c.message_id
-            LIMIT $5
-            FOR UPDATE SKIP LOCKED) s
-        WHERE d.message_id = s.message_id AND d.consumer_group = s.consumer_group
-        RETURNING d.message_id, d.nonce, d.attempts, d.ordering_key
+        WITH claimed AS (
+            UPDATE halfmsg_deliveries d
+            SET visible_at = $4, nonce = (floor(random() * 9007199254740990) + 1)::bigint, attempts = d.attempts + 1
+            FROM (
+                SELECT c.message_id, c.consumer_group FROM halfmsg_deliveries c
+                WHERE c.consumer_group = $1 AND c.topic = $2 AND c.visible_at <= $3
+                    AND (c.ordering_key IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM halfmsg_deliveries e
+                        WHERE e.consumer_group = c.consumer_group AND e.topic = c.topic AND e.ordering_key = c.ordering_key
+                            AND e.message_id <> c.message_id AND (e.commit_seq < c.commit_seq OR (e.nonce <> 0 AND e.visible_at > $3))))
+                ORDER BY c.visible_at, c.message_id
+                LIMIT $5
+                FOR UPDATE SKIP LOCKED) s
+            WHERE d.message_id = s.message_id AND d.consumer_group = s.consumer_group
+            RETURNING d.message_id, d.nonce, d.attempts, d.ordering_key)
+        SELECT c.message_id, c.nonce, c.attempts, c.ordering_key, CASE WHEN c.attempts <= $6 THEN m.data END
+        FROM claimed c LEFT JOIN halfmsg_messages m ON m.id = c.message_id
         """;
 
-    public async Task<List<ClaimedRow>> ClaimAsync(string group, string topic, int max, long now, long leaseEnd)
+    /// <summary>Claims rows (see <see cref="ClaimSql"/>), in message id order, each with its message's encoding when within <paramref name="maxAttempts"/>.</summary>
+    public async Task<List<(ClaimedRow Row, byte[]? Data)>> ClaimAsync(string group, string topic, int max, long now, long leaseEnd, int maxAttempts)
     {
-        var rows = await QueryAsync(ClaimSql, r => new ClaimedRow(r.GetGuid(0), unchecked((ulong)r.GetInt64(1)), r.GetInt32(2), r.IsDBNull(3) ? null : r.GetString(3)),
-            P(group), P(topic), P(now), P(leaseEnd), P((long)max));
-        rows.Sort((a, b) => a.MessageId.CompareTo(b.MessageId));
+        var rows = await QueryAsync<(ClaimedRow Row, byte[]? Data)>(ClaimSql,
+            r => (new ClaimedRow(r.GetGuid(0), unchecked((ulong)r.GetInt64(1)), r.GetInt32(2), r.IsDBNull(3) ? null : r.GetString(3)), r.IsDBNull(4) ? null : (byte[])r[4]),
+            P(group), P(topic), P(now), P(leaseEnd), P((long)max), P(maxAttempts));
+        rows.Sort((a, b) => a.Row.MessageId.CompareTo(b.Row.MessageId));
         return rows;
     }
-
-    /// <summary>The messages of claimed rows (those still stored).</summary>
-    public Task<List<StoredMessage>> LoadAsync(IReadOnlyList<Guid> ids) =>
-        QueryAsync("SELECT data FROM halfmsg_messages WHERE id = ANY($1)", r => MessageBinary.Read((byte[])r[0]), Array(NpgsqlDbType.Uuid, ids));
 
     /// <summary>Takes the leases still held (nonce matches, lease not run out) for settling; the others are stale.</summary>
     public Task<List<SettlingRow>> BeginSettleAsync(string group, IReadOnlyList<(Guid MessageId, ulong Nonce)> leases, long now) =>

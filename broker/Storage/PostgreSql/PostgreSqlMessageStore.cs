@@ -65,6 +65,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
             ObjectDisposedException.ThrowIf(_disposed, this);
             _pending.Clear();
             ClearAnnouncements();
+            ClearPrefetched();
             _batchThread = Environment.CurrentManagedThreadId;
             try
             {
@@ -88,6 +89,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
             finally
             {
                 _pending.Clear();
+                ClearPrefetched();
                 EndTransaction();
             }
         }
@@ -191,7 +193,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
 
     public StoredMessage? Find(Guid id)
     {
-        if (InBatch && _pending.TryFind(id, out var pending)) return pending;
+        if (InBatch && (_pending.TryFind(id, out var found) || TryPrefetched(id, out found))) return found;
         return Lookup(c => ReadMessage(c, "SELECT data FROM halfmsg_messages WHERE id = $1" + LockRead, id));
     }
 
@@ -201,7 +203,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
 
     private StoredMessage? FindUnique(string key)
     {
-        if (InBatch && _pending.TryFindUnique(key, out var pending)) return pending;
+        if (InBatch && (_pending.TryFindUnique(key, out var found) || TryPrefetchedUnique(key, out found))) return found;
         return Lookup(c => ReadMessage(c, "SELECT data FROM halfmsg_messages WHERE unique_key = $1" + LockRead, key));
     }
 

@@ -1,0 +1,119 @@
+using Npgsql;
+using NpgsqlTypes;
+
+namespace HalfMsgBroker.Storage.PostgreSql;
+
+/// <summary>
+/// Many active brokers: a batch's lookups in one query. The writer names what its commands will read
+/// (<see cref="IBatchPrefetch"/>) and the batch's transaction reads those rows <c>FOR UPDATE</c> in one round trip,
+/// sorted by id, so the locks are taken in id order: two brokers' batches over overlapping messages wait for each
+/// other instead of deadlocking. The batch's lookups then answer from these rows (a named id or transactionId that
+/// was not found is known absent). A row locked here cannot change before the batch ends, so the answer is as fresh
+/// as the lookup's own <c>FOR UPDATE</c> read would have been.
+/// </summary>
+public sealed partial class PostgreSqlMessageStore : IBatchPrefetch
+{
+    private readonly Dictionary<Guid, byte[]> _prefetched = [];
+    private readonly Dictionary<string, Guid> _prefetchedKeys = new(StringComparer.Ordinal);
+    private readonly HashSet<Guid> _askedIds = [];
+    private readonly HashSet<string> _askedKeys = new(StringComparer.Ordinal);
+
+    private readonly Dictionary<(Guid, string), LeaseState> _leases = [];
+    private readonly HashSet<(Guid, string)> _askedLeases = [];
+
+    private const string MessagesSql =
+        "SELECT id, unique_key, data FROM halfmsg_messages WHERE id = ANY($1) OR unique_key = ANY($2) ORDER BY id FOR UPDATE";
+
+    // After the messages: a batch that changes a message holds its row before it touches the message's deliveries.
+    private const string LeasesSql = """
+        SELECT d.message_id, d.consumer_group, d.nonce, d.attempts, d.visible_at
+        FROM halfmsg_deliveries d JOIN unnest($1::uuid[], $2::text[]) AS u(id, g) ON d.message_id = u.id AND d.consumer_group = u.g
+        ORDER BY d.message_id, d.consumer_group
+        FOR UPDATE OF d
+        """;
+
+    /// <summary>How many prefetch round trips this store made (tests check that a batch's lookups took one).</summary>
+    internal long Prefetches { get; private set; }
+
+    void IBatchPrefetch.Prefetch(IReadOnlyCollection<Guid> ids, IReadOnlyCollection<string> transactionIds, IReadOnlyCollection<(Guid MessageId, string Group)> leases)
+    {
+        if (_multiActive is null || !InBatch || (ids.Count == 0 && transactionIds.Count == 0 && leases.Count == 0)) return;
+        var keys = transactionIds.Select(MessageCodec.TransactionKey).ToArray();
+        Lookup(c =>
+        {
+            using var batch = new NpgsqlBatch(c, _transaction);
+            if (ids.Count > 0 || keys.Length > 0)
+            {
+                var messages = new NpgsqlBatchCommand(MessagesSql);
+                messages.Parameters.Add(Array(NpgsqlDbType.Uuid, ids.ToArray()));
+                messages.Parameters.Add(Array(NpgsqlDbType.Text, keys));
+                batch.BatchCommands.Add(messages);
+            }
+            if (leases.Count > 0)
+            {
+                var rows = new NpgsqlBatchCommand(LeasesSql);
+                rows.Parameters.Add(Array(NpgsqlDbType.Uuid, leases.Select(l => l.MessageId).ToArray()));
+                rows.Parameters.Add(Array(NpgsqlDbType.Text, leases.Select(l => l.Group).ToArray()));
+                batch.BatchCommands.Add(rows);
+            }
+            using var reader = batch.ExecuteReader();
+            if (ids.Count > 0 || keys.Length > 0)
+            {
+                while (reader.Read())
+                {
+                    var id = reader.GetGuid(0);
+                    _prefetched[id] = (byte[])reader[2];
+                    if (!reader.IsDBNull(1)) _prefetchedKeys[reader.GetString(1)] = id;
+                }
+                reader.NextResult();
+            }
+            while (leases.Count > 0 && reader.Read())
+            {
+                _leases[(reader.GetGuid(0), reader.GetString(1))] = new LeaseState(unchecked((ulong)reader.GetInt64(2)), reader.GetInt32(3), reader.GetInt64(4));
+            }
+            return 0;
+        });
+        _askedIds.UnionWith(ids);
+        _askedKeys.UnionWith(keys);
+        _askedLeases.UnionWith(leases);
+        Prefetches++;
+    }
+
+    LeaseState? IBatchPrefetch.PrefetchedLease(Guid messageId, string group)
+    {
+        if (_leases.TryGetValue((messageId, group), out var lease)) return lease;
+        if (!_askedLeases.Contains((messageId, group))) throw new InvalidOperationException($"The lease of message {messageId} for {group} was not read by this batch's prefetch.");
+        return null;
+    }
+
+    private static NpgsqlParameter Array<T>(NpgsqlDbType type, T[] values) => new() { NpgsqlDbType = NpgsqlDbType.Array | type, Value = values };
+
+    /// <summary>True when the batch prefetched the id: <paramref name="message"/> is the row as locked (null: there is none).</summary>
+    private bool TryPrefetched(Guid id, out StoredMessage? message)
+    {
+        if (_prefetched.TryGetValue(id, out var data))
+        {
+            message = MessageBinary.Read(data);
+            return true;
+        }
+        message = null;
+        return _askedIds.Contains(id);
+    }
+
+    private bool TryPrefetchedUnique(string key, out StoredMessage? message)
+    {
+        if (_prefetchedKeys.TryGetValue(key, out var id)) return TryPrefetched(id, out message);
+        message = null;
+        return _askedKeys.Contains(key);
+    }
+
+    private void ClearPrefetched()
+    {
+        _prefetched.Clear();
+        _prefetchedKeys.Clear();
+        _askedIds.Clear();
+        _askedKeys.Clear();
+        _leases.Clear();
+        _askedLeases.Clear();
+    }
+}
