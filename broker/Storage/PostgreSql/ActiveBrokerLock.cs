@@ -12,7 +12,7 @@ namespace HalfMsgBroker.Storage.PostgreSql;
 /// The lock connection is checked every <c>LockCheckInterval</c>: once it is gone, another broker may be
 /// active, so this one must stop serving (<see cref="Lost"/>, readiness fails, the host stops).
 /// <para>
-/// Brokers with <c>MultiActive</c> take the same key <b>shared</b> (<see cref="Shared"/>): any number of them hold it
+/// Brokers with <c>MultiActive</c> take the same key <b>shared</b> (<c>pg_advisory_lock_shared</c>): any number of them hold it
 /// at once, and they keep a broker without <c>MultiActive</c> waiting as a standby (it would drop their delivery rows
 /// and keep deliveries in memory they never see), while one of those holding it keeps them waiting, not ready. A
 /// multi-active broker whose lock session broke (PostgreSQL restarting) takes the shared lock again and carries on; if
@@ -68,9 +68,6 @@ internal sealed class ActiveBrokerLock : IDisposable
         _lost = lost;
         _shared = shared;
     }
-
-    /// <summary>True for a multi-active broker's lock (<c>pg_advisory_lock_shared</c>).</summary>
-    public bool Shared => _shared;
 
     /// <summary>True once the lock connection failed: this broker may no longer be the active one.</summary>
     public bool Lost => _isLost;
