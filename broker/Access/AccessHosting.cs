@@ -45,7 +45,7 @@ internal static class AccessHosting
             {
                 // The message store first: it waits for the database lock and migrates the schema, access tables included.
                 sp.GetRequiredService<HalfMsgBroker.Storage.IMessageStore>();
-                return new PostgreSqlAccessStore(sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), o.Storage.PostgreSql.MultiActive ? null : sp.GetRequiredService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>(), announce: o.Storage.PostgreSql.MultiActive);
+                return new PostgreSqlAccessStore(sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), sp.GetRequiredService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>(), announce: o.Storage.PostgreSql.MultiActive);
             }
             var path = Path.IsPathRooted(o.DataPath) ? o.DataPath : Path.Combine(builder.Environment.ContentRootPath, o.DataPath);
             return new LiteDbAccessStore(path, o.Storage.Durability);

@@ -164,7 +164,7 @@ internal static class Publication
     /// <summary>Creates the deliveries of a committed message and, once stored, makes them live.</summary>
     public static void FanOut(WriteContext ctx, StoredMessage message)
     {
-        DeliveryLifecycle.FanOut(message, ctx.Deliveries.SubscriptionsOf(message.Topic));
+        DeliveryLifecycle.FanOut(message, ctx.SubscriptionsOf(message.Topic));
         DeliveryLifecycle.UpdateFinished(message, ctx.Now, ctx.Options.Retention);
         if (message.OrderingKey is not null) message.CommitSeq = ctx.NextCommitSeq();
         if (message.Deliveries.Count == 0) return;

@@ -18,6 +18,10 @@ internal sealed class WriteContext(IMessageLog store, BrokerOptions options, Del
     public BrokerOptions Options { get; } = options;
     public DeliveryRegistry Deliveries { get; } = deliveries;
 
+    /// <summary>The subscriptions a message of <paramref name="topic"/> fans out to: the store's when others change them (<see cref="ISharedSubscriptions"/>).</summary>
+    public IReadOnlyList<Subscription> SubscriptionsOf(string topic) =>
+        (Store as ISharedSubscriptions)?.SubscriptionsForFanOut(topic) ?? Deliveries.SubscriptionsOf(topic);
+
     /// <summary>Where stored deliveries go live once the batch is durable.</summary>
     public ILiveDeliveries Live { get; } = live;
     public CheckSchedule Checks { get; } = checks;

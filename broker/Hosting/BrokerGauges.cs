@@ -7,14 +7,14 @@ namespace HalfMsgBroker.Hosting;
 
 /// <summary>
 /// The gauges of the broker's state, on <see cref="BrokerMetrics.Meter"/>. Each reads in-memory figures
-/// (the delivery counts of <see cref="IDeliveryFigures"/>, the journal's sequence numbers) or <see cref="StoreFigures"/>' cached
-/// reading; a scrape never queries the store. Made once the broker has recovered (a hosted service after
+/// (the journal's sequence numbers), the delivery counts of <see cref="IDeliveryFigures"/> once per scrape
+/// (<see cref="ScrapedDeliveryCounts"/>; with <c>MultiActive</c> they are queries) or <see cref="StoreFigures"/>' cached
+/// reading. Made once the broker has recovered (a hosted service after
 /// <see cref="Recovery"/>), so the queues it reads are the rebuilt ones.
 /// </summary>
 internal sealed class BrokerGauges : IHostedService
 {
-    private readonly DeliveryRegistry _registry;
-    private readonly IDeliveryFigures _live;
+    private readonly ScrapedDeliveryCounts _counts;
     private readonly StoreFigures _figures;
     private readonly TimeProvider _time;
 
@@ -22,8 +22,7 @@ internal sealed class BrokerGauges : IHostedService
         BrokerMetrics metrics, IStoreMonitoring store, DeliveryRegistry registry, IDeliveryFigures live, TimeProvider time,
         IOptions<TelemetryOptions> options, ILogger<BrokerGauges> logger)
     {
-        _registry = registry;
-        _live = live;
+        _counts = new ScrapedDeliveryCounts(registry, live, time, options.Value.DeliveryFiguresMaxAge);
         _time = time;
         _figures = new StoreFigures(store, registry, time, options.Value.StoreFiguresMaxAge, logger);
         var meter = metrics.Meter;
@@ -67,9 +66,9 @@ internal sealed class BrokerGauges : IHostedService
 
     private IEnumerable<Measurement<int>> PerSubscription(Func<QueueCounts, int> figure)
     {
-        foreach (var queue in _registry.All)
+        foreach (var ((group, topic), counts) in _counts.Current())
         {
-            yield return new Measurement<int>(figure(_live.Counts(queue.Group, queue.Topic)), Tags(queue.Group, queue.Topic));
+            yield return new Measurement<int>(figure(counts), Tags(group, topic));
         }
     }
 

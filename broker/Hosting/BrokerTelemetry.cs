@@ -23,6 +23,7 @@ internal static class BrokerTelemetry
         var options = section.Get<TelemetryOptions>() ?? new TelemetryOptions();
         services.AddOptions<TelemetryOptions>().Bind(section)
             .Validate(o => o.StoreFiguresMaxAge > TimeSpan.Zero, "Broker:Telemetry:StoreFiguresMaxAge must be > 0")
+            .Validate(o => o.DeliveryFiguresMaxAge > TimeSpan.Zero, "Broker:Telemetry:DeliveryFiguresMaxAge must be > 0")
             .ValidateOnStart();
         services.AddSingleton<BrokerMetrics>();
         services.AddHostedService<BrokerGauges>();

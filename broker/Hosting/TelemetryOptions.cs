@@ -23,4 +23,7 @@ public sealed class TelemetryOptions
 
     /// <summary>How old the figures read from the store (prepared transactions, dead letters) may be when a scrape reads them.</summary>
     public TimeSpan StoreFiguresMaxAge { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long one reading of the per-subscription delivery counts serves the gauges (so a scrape reads them once, not once per gauge).</summary>
+    public TimeSpan DeliveryFiguresMaxAge { get; set; } = TimeSpan.FromSeconds(1);
 }

@@ -30,6 +30,7 @@ internal sealed class DeliveryWakeups : BackgroundService
     private readonly ILogger<DeliveryWakeups> _logger;
     private readonly Lock _gate = new();
     private long _timerAt = long.MaxValue;
+    private long _turns;
     private TaskCompletionSource _moved = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <param name="store">Resolved first: opening the store migrates the schema this service reads.</param>
@@ -58,6 +59,9 @@ internal sealed class DeliveryWakeups : BackgroundService
         }
     }
 
+    /// <summary>How many times the loop went round: a wait that returns at once (a spin) shows here, not in wall-clock time.</summary>
+    internal long Turns => Interlocked.Read(ref _turns);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         _notifications.Reconnected += NudgeAll;
@@ -65,6 +69,7 @@ internal sealed class DeliveryWakeups : BackgroundService
         var lastPoll = _time.GetTimestamp();
         while (!stoppingToken.IsCancellationRequested)
         {
+            Interlocked.Increment(ref _turns);
             Task moved;
             long at;
             lock (_gate)

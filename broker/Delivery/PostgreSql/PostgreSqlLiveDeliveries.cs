@@ -38,11 +38,21 @@ internal sealed class PostgreSqlLiveDeliveries(
         if (made > 0) logger.LogInformation("Made {Count} delivery rows from the open messages (the database's deliveries were not kept as rows before)", made);
         foreach (var (group, topic) in rows.Subscriptions())
         {
-            if (registry.Find(group, topic) is not null) continue;
+            // The registry holds the subscriptions read when recovery began. One created since on another broker, which
+            // fanned out to it already, is missing there, yet its rows are no orphans: only the database says, read
+            // after the rows (a row exists only once its subscription was committed).
+            if (registry.Find(group, topic) is not null || SubscriptionExists(group, topic)) continue;
             (orphans.TryGetValue(group, out var ids) ? ids : orphans[group] = []).AddRange(rows.Ids(group, topic));
         }
         return made;
     }
+
+    private bool SubscriptionExists(string group, string topic) => PostgreSqlErrors.Read(dataSource, c =>
+    {
+        using var command = new NpgsqlCommand("SELECT 1 FROM halfmsg_subscriptions WHERE id = $1", c);
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = LiteDbMessageStore.SubscriptionId(group, topic) });
+        return command.ExecuteScalar() is not null;
+    });
 
     public QueueCounts Counts(string group, string topic)
     {

@@ -11,6 +11,14 @@ namespace HalfMsgBroker.Storage.PostgreSql;
 /// which is why this is a lock and not a lease shared by many.
 /// The lock connection is checked every <c>LockCheckInterval</c>: once it is gone, another broker may be
 /// active, so this one must stop serving (<see cref="Lost"/>, readiness fails, the host stops).
+/// <para>
+/// Brokers with <c>MultiActive</c> take the same key <b>shared</b> (<c>pg_advisory_lock_shared</c>): any number of them hold it
+/// at once, and they keep a broker without <c>MultiActive</c> waiting as a standby (it would drop their delivery rows
+/// and keep deliveries in memory they never see), while one of those holding it keeps them waiting, not ready. A
+/// multi-active broker whose lock session broke (PostgreSQL restarting) takes the shared lock again and carries on; if
+/// a broker without <c>MultiActive</c> got the lock meanwhile, it stops as a deposed broker does. Its writes are fenced
+/// by the generation it read at start, so a takeover in that window refuses them (the taker adds 1 to it).
+/// </para>
 /// </summary>
 internal sealed class ActiveBrokerLock : IDisposable
 {
@@ -21,6 +29,7 @@ internal sealed class ActiveBrokerLock : IDisposable
     private readonly TimeSpan _checkInterval;
     private readonly ILogger _logger;
     private readonly Action _lost;
+    private readonly bool _shared;
     private readonly CancellationTokenSource _stop = new();
     private NpgsqlConnection? _connection;
     private Task? _watch;
@@ -41,7 +50,8 @@ internal sealed class ActiveBrokerLock : IDisposable
     internal int BackendPid => _connection?.ProcessID ?? 0;
 
     /// <param name="lost">Called once, from the watch, when the lock connection is gone.</param>
-    public ActiveBrokerLock(string connectionString, TimeSpan checkInterval, ILogger logger, Action lost)
+    /// <param name="shared">A multi-active broker's lock: shared with the other multi-active brokers, exclusive of any other.</param>
+    public ActiveBrokerLock(string connectionString, TimeSpan checkInterval, ILogger logger, Action lost, bool shared = false)
     {
         // A session of its own: a pooled connection returned to the pool would keep the session, and the lock, alive.
         // TCP keepalives notice a peer that vanished while the standby waits.
@@ -56,6 +66,7 @@ internal sealed class ActiveBrokerLock : IDisposable
         _checkInterval = checkInterval;
         _logger = logger;
         _lost = lost;
+        _shared = shared;
     }
 
     /// <summary>True once the lock connection failed: this broker may no longer be the active one.</summary>
@@ -80,10 +91,10 @@ internal sealed class ActiveBrokerLock : IDisposable
                 if (TryLock(connection)) break;
                 if (!announced)
                 {
-                    _logger.LogInformation("waiting: another broker holds the database (advisory lock {Key}); this broker is a standby and takes over when that one's session ends", LockKey);
+                    AnnounceWait(connection);
                     announced = true;
                 }
-                using var wait = new NpgsqlCommand($"SELECT pg_advisory_lock({LockKey})", connection) { CommandTimeout = 0 };
+                using var wait = new NpgsqlCommand(_shared ? $"SELECT pg_advisory_lock_shared({LockKey})" : $"SELECT pg_advisory_lock({LockKey})", connection) { CommandTimeout = 0 };
                 using (cancellationToken.Register(() => connection.Dispose())) wait.ExecuteNonQuery();
                 _connection = connection;
                 break;
@@ -101,8 +112,40 @@ internal sealed class ActiveBrokerLock : IDisposable
                 throw;
             }
         }
-        _logger.LogInformation("This broker holds the database lock and is the active broker");
+        _logger.LogInformation(_shared ? "This multi-active broker holds the database's shared lock" : "This broker holds the database lock and is the active broker");
         _watch = Task.Run(Watch);
+    }
+
+    /// <summary>Says once why this broker waits, and what ends the wait: the two modes name different remedies.</summary>
+    private void AnnounceWait(NpgsqlConnection connection)
+    {
+        if (_shared)
+        {
+            _logger.LogWarning(
+                "waiting: a broker without MultiActive (active/standby) holds this database (advisory lock {Key}); this multi-active broker is not ready and writes nothing until that broker stops. Stop it, or run every broker on this database with the same Broker:Storage:PostgreSql:MultiActive.",
+                LockKey);
+        }
+        else if (HeldByMultiActiveBrokers(connection))
+        {
+            _logger.LogWarning(
+                "waiting: multi-active brokers (Broker:Storage:PostgreSql:MultiActive=true) use this database (advisory lock {Key} held shared); this broker is a standby and takes over only once the last of them stops. Set MultiActive=true on it to join them.",
+                LockKey);
+        }
+        else
+        {
+            _logger.LogInformation("waiting: another broker holds the database (advisory lock {Key}); this broker is a standby and takes over when that one's session ends", LockKey);
+        }
+    }
+
+    /// <summary>True when the key is held shared: a bigint advisory key is (classid = high half, objid = low half, objsubid 1) in pg_locks.</summary>
+    private static bool HeldByMultiActiveBrokers(NpgsqlConnection connection)
+    {
+        using var command = new NpgsqlCommand($"""
+            SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND classid = {LockKey >> 32} AND objid = {LockKey & 0xffffffff} AND objsubid = 1)
+            """, connection);
+        return command.ExecuteScalar() is true;
     }
 
     /// <summary>
@@ -112,7 +155,11 @@ internal sealed class ActiveBrokerLock : IDisposable
     public void TakeGeneration(NpgsqlDataSource dataSource)
     {
         using var connection = dataSource.OpenConnection();
-        using var command = new NpgsqlCommand("UPDATE halfmsg_generation SET value = value + 1 WHERE id = 1 RETURNING value", connection);
+        // Multi-active brokers share one generation and add nothing (each would depose the others); they only make it
+        // non-zero, so their writes are fenced too: a broker without MultiActive that takes over adds 1 and refuses them.
+        using var command = new NpgsqlCommand(_shared
+            ? "UPDATE halfmsg_generation SET value = greatest(value, 1) WHERE id = 1 RETURNING value"
+            : "UPDATE halfmsg_generation SET value = value + 1 WHERE id = 1 RETURNING value", connection);
         Generation = (long)command.ExecuteScalar()!;
         _logger.LogInformation("This broker writes as generation {Generation}", Generation);
     }
@@ -153,7 +200,7 @@ internal sealed class ActiveBrokerLock : IDisposable
 
     private bool TryLock(NpgsqlConnection connection)
     {
-        using var command = new NpgsqlCommand($"SELECT pg_try_advisory_lock({LockKey})", connection);
+        using var command = new NpgsqlCommand(_shared ? $"SELECT pg_try_advisory_lock_shared({LockKey})" : $"SELECT pg_try_advisory_lock({LockKey})", connection);
         if (command.ExecuteScalar() is not true) return false;
         _connection = connection;
         return true;
@@ -168,8 +215,16 @@ internal sealed class ActiveBrokerLock : IDisposable
             using var timer = new PeriodicTimer(_checkInterval);
             while (await timer.WaitForNextTickAsync(_stop.Token))
             {
-                await using var command = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = Math.Max(1, (int)_checkInterval.TotalSeconds * 2) };
-                await command.ExecuteScalarAsync(_stop.Token);
+                try
+                {
+                    await using var command = new NpgsqlCommand("SELECT 1", connection) { CommandTimeout = Math.Max(1, (int)_checkInterval.TotalSeconds * 2) };
+                    await command.ExecuteScalarAsync(_stop.Token);
+                }
+                catch (Exception e) when (_shared && !_stop.IsCancellationRequested)
+                {
+                    // A multi-active broker survives a PostgreSQL restart: it takes the shared lock again.
+                    connection = await RetakeSharedAsync(connection, e);
+                }
             }
         }
         catch (OperationCanceledException) when (_stop.IsCancellationRequested)
@@ -179,9 +234,47 @@ internal sealed class ActiveBrokerLock : IDisposable
         {
             _isLost = true;
             if (Interlocked.Exchange(ref _lostReported, 1) != 0) return;
-            _logger.LogCritical(e,
-                "The connection holding the database lock is gone: another broker may take over, so this one stops now. Restart it: it waits for the lock and recovers from the database.");
+            _logger.LogCritical(e, _shared
+                ? "A broker without MultiActive took this database while this multi-active broker's lock session was gone: this one stops now. Run every broker on a database with the same Broker:Storage:PostgreSql:MultiActive."
+                : "The connection holding the database lock is gone: another broker may take over, so this one stops now. Restart it: it waits for the lock and recovers from the database.");
             _lost();
+        }
+    }
+
+    /// <summary>
+    /// Opens a new lock session and takes the shared lock without waiting; throws when a broker without <c>MultiActive</c>
+    /// holds it (this one must stop). PostgreSQL not answering is retried every check interval: writes fail meanwhile anyway.
+    /// </summary>
+    private async Task<NpgsqlConnection> RetakeSharedAsync(NpgsqlConnection broken, Exception cause)
+    {
+        _logger.LogWarning("The connection holding this multi-active broker's shared database lock is gone ({Error}); taking it again", cause.Message);
+        await broken.DisposeAsync();
+        while (true)
+        {
+            await Task.Delay(_checkInterval, _stop.Token);
+            var connection = new NpgsqlConnection(_connectionString);
+            try
+            {
+                await connection.OpenAsync(_stop.Token);
+                ConfigureSession(connection);
+                await using var command = new NpgsqlCommand($"SELECT pg_try_advisory_lock_shared({LockKey})", connection);
+                if (await command.ExecuteScalarAsync(_stop.Token) is not true)
+                {
+                    throw new InvalidOperationException("a broker without MultiActive holds the database lock");
+                }
+                _connection = connection;
+                _logger.LogInformation("This multi-active broker holds the database's shared lock again");
+                return connection;
+            }
+            catch (Exception e) when (PostgreSqlErrors.IsUnavailable(e) && !_stop.IsCancellationRequested)
+            {
+                await connection.DisposeAsync();
+            }
+            catch
+            {
+                await connection.DisposeAsync();
+                throw;
+            }
         }
     }
 

@@ -178,7 +178,7 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
         {
             using var connection = dataSource.OpenConnection();
             using var transaction = connection.BeginTransaction();
-            using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({PostgreSqlSchema.MigrationLockKey + 1})", connection, transaction)) lockCommand.ExecuteNonQuery();
+            using (var lockCommand = new NpgsqlCommand($"SELECT pg_advisory_xact_lock({PostgreSqlSchema.MigrationLockKey + 2})", connection, transaction)) lockCommand.ExecuteNonQuery();
             using (var kept = new NpgsqlCommand("SELECT 1 FROM halfmsg_meta WHERE key = $1", connection, transaction))
             {
                 kept.Parameters.Add(P(KeptMarker));

@@ -9,7 +9,7 @@ namespace HalfMsgBroker.Storage.PostgreSql;
 /// The services of <c>Broker:Storage:Provider=PostgreSql</c>: one <see cref="NpgsqlDataSource"/> (the pool)
 /// for the connection string <c>ConnectionStrings:HalfMsg</c>, the active-broker lock, and the store.
 /// Opening the store takes the lock first (a standby waits there, before anything listens), then
-/// migrates the schema, so only the active broker ever changes it.
+/// migrates the schema, so only the active broker ever changes it. Multi-active brokers take it shared.
 /// </summary>
 internal static class PostgreSqlHosting
 {
@@ -30,33 +30,34 @@ internal static class PostgreSqlHosting
                 ConnectionString(configuration)!,
                 o.Storage.PostgreSql.LockCheckInterval,
                 sp.GetRequiredService<ILoggerFactory>().CreateLogger("HalfMsgBroker.Storage.PostgreSql"),
-                () => sp.GetRequiredService<IHostApplicationLifetime>().StopApplication());
+                () => sp.GetRequiredService<IHostApplicationLifetime>().StopApplication(),
+                shared: MultiActive(sp));
         });
         services.AddSingleton<IMessageStore>(sp =>
         {
             var dataSource = sp.GetRequiredService<NpgsqlDataSource>();
-            // Many active brokers share the database: none holds the lock, and none fences the others' writes.
-            var activeLock = MultiActive(sp) ? null : sp.GetRequiredService<ActiveBrokerLock>();
-            activeLock?.Acquire(sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+            // Many active brokers share the lock; one without MultiActive holds it alone: the two modes exclude each other.
+            var activeLock = sp.GetRequiredService<ActiveBrokerLock>();
+            activeLock.Acquire(sp.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
             var logger = sp.GetRequiredService<ILoggerFactory>().CreateLogger("HalfMsgBroker.Storage.PostgreSql");
             var applied = PostgreSqlSchema.Migrate(dataSource);
             if (applied > 0)
             {
                 logger.LogInformation("Applied {Count} schema migration(s); the database is at version {Version}", applied, PostgreSqlSchema.Migrations.Count);
             }
-            activeLock?.TakeGeneration(dataSource);
+            activeLock.TakeGeneration(dataSource);
             var o = sp.GetRequiredService<IOptions<BrokerOptions>>().Value;
-            if (activeLock is not null) DeliveryRows.Forget(dataSource); // only multi-active brokers keep delivery rows
+            if (!MultiActive(sp)) DeliveryRows.Forget(dataSource); // only multi-active brokers keep delivery rows
             return new PostgreSqlMessageStore(dataSource, activeLock, e =>
             {
                 logger.LogCritical(e,
                     "The connection to PostgreSQL broke while a batch was being committed; whether it was stored is unknown. The broker takes no more writes and stops; restart it: recovery rebuilds its state from the database.");
                 sp.GetRequiredService<IHostApplicationLifetime>().StopApplication();
-            }, MultiActive(sp) ? new MultiActiveOptions(o.Transactions.IdleScanInterval, sp.GetRequiredService<TimeProvider>()) : null, deliveryRows: activeLock is null);
+            }, MultiActive(sp) ? new MultiActiveOptions(o.Transactions.IdleScanInterval, sp.GetRequiredService<TimeProvider>()) : null, deliveryRows: MultiActive(sp));
         });
         services.AddSingleton(sp => new PostgreSqlReadiness(
             sp.GetRequiredService<IMessageStore>(),
-            MultiActive(sp) ? null : sp.GetRequiredService<ActiveBrokerLock>(),
+            sp.GetRequiredService<ActiveBrokerLock>(),
             sp.GetRequiredService<IOptions<BrokerOptions>>()));
         if (configuration.GetValue<bool>(BrokerOptions.Section + ":Storage:PostgreSql:MultiActive"))
         {

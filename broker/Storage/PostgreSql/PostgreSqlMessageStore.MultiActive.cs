@@ -82,6 +82,7 @@ public sealed partial class PostgreSqlMessageStore
 
     private void ClearAnnouncements()
     {
+        ForgetFanOutSubscriptions();
         _configChanges.Clear();
         _earliestCheck = long.MaxValue;
     }

@@ -238,12 +238,14 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
 
     public void SaveSubscription(Subscription subscription)
     {
+        LockSubscriptionsOf(subscription.Topic);
         _pending.SaveSubscription(LiteDbMessageStore.SubscriptionId(subscription.Group, subscription.Topic), LiteDbMessageStore.ToBson(subscription));
         NoteConfigChange(ConfigChange.Subscription(subscription.Group, subscription.Topic));
     }
 
     public void DeleteSubscription(string group, string topic)
     {
+        LockSubscriptionsOf(topic);
         _pending.DeleteSubscription(LiteDbMessageStore.SubscriptionId(group, topic));
         NoteConfigChange(ConfigChange.Subscription(group, topic));
     }
