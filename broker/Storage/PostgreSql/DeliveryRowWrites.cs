@@ -98,8 +98,9 @@ internal sealed class DeliveryRowWrites
                 ON CONFLICT (message_id, consumer_group) DO UPDATE
                     SET visible_at = EXCLUDED.visible_at, nonce = 0, attempts = EXCLUDED.attempts, stored_key = EXCLUDED.stored_key
                     WHERE halfmsg_deliveries.stored_key <> EXCLUDED.stored_key
-                        -- A lease still held is left alone (retry-now, a late time-out): its holder settles it.
-                        AND (halfmsg_deliveries.nonce = 0 OR halfmsg_deliveries.visible_at <= $9)
+                        -- A consumer's lease still held is left alone (retry-now, a late time-out): its holder settles it.
+                        -- A settlement's (0) or a time-out's being stored (-1) is the writer's to reset.
+                        AND (halfmsg_deliveries.nonce <= 0 OR halfmsg_deliveries.visible_at <= $9)
                 RETURNING consumer_group, topic, visible_at)
             SELECT pg_notify('halfmsg_ready', consumer_group || E'\n' || topic || E'\n' || min(visible_at)
                 || E'\n' || coalesce(min(visible_at) FILTER (WHERE visible_at > $9), 0))

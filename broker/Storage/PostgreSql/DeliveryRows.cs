@@ -82,12 +82,19 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
         P(messageId), P(group), P(visibleAt), P(uncount ? 1 : 0));
 
     /// <summary>
+    /// The nonce of a row whose time-out is being stored: no consumer's (theirs are positive), so the handle is stale, and
+    /// not a settlement's 0 either: until the writer stores the time-out the delivery is still in flight (not retrying, not
+    /// to be brought forward by retry-now), and a broker that dies meanwhile leaves a lease that runs out and is taken again.
+    /// </summary>
+    internal const long StoringTimeout = -1;
+
+    /// <summary>
     /// Up to <paramref name="max"/> leases that ran out (of any subscription, any broker), held for <paramref name="holdUntil"/>
-    /// with no lease (nonce 0, as a settlement holds a row) so that one broker stores each time-out, and the writer's row
-    /// reset may follow: the consumer's handle is stale from here on.
+    /// under <see cref="StoringTimeout"/> so that one broker stores each time-out, and the writer's row reset may follow
+    /// (it resets any row without a consumer's lease): the consumer's handle is stale from here on.
     /// </summary>
     public Task<List<(Guid MessageId, string Group, string Topic, int Attempts)>> TakeExpiredAsync(long now, long holdUntil, int max) => QueryAsync("""
-        UPDATE halfmsg_deliveries d SET nonce = 0, visible_at = $2
+        UPDATE halfmsg_deliveries d SET nonce = -1, visible_at = $2
         FROM (
             SELECT message_id, consumer_group FROM halfmsg_deliveries
             WHERE nonce <> 0 AND visible_at <= $1 ORDER BY visible_at LIMIT $3 FOR UPDATE SKIP LOCKED) s
@@ -95,9 +102,9 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
         RETURNING d.message_id, d.consumer_group, d.topic, d.attempts
         """, r => (r.GetGuid(0), r.GetString(1), r.GetString(2), r.GetInt32(3)), P(now), P(holdUntil), P((long)max));
 
-    /// <summary>A time-out the store refused: a lease again (stale to consumers) that runs out at <paramref name="until"/>, then taken again.</summary>
+    /// <summary>A time-out the store refused: still held under <see cref="StoringTimeout"/>, until <paramref name="until"/>, then taken again.</summary>
     public Task HoldAsync(string group, Guid messageId, long until) => ExecuteAsync(
-        "UPDATE halfmsg_deliveries SET visible_at = $3, nonce = (floor(random() * 9007199254740990) + 1)::bigint WHERE message_id = $1 AND consumer_group = $2 AND nonce = 0",
+        "UPDATE halfmsg_deliveries SET visible_at = $3 WHERE message_id = $1 AND consumer_group = $2 AND nonce = -1",
         P(messageId), P(group), P(until));
 
     /// <summary>Removes a row whose message is gone (purged meanwhile).</summary>

@@ -87,7 +87,7 @@ internal static class PostgreSqlSchema
     /// <summary>
     /// Version 3. <c>halfmsg_deliveries</c>: with <c>MultiActive</c>, one row per live delivery, written with its message
     /// (<see cref="DeliveryRowWrites"/>) and claimed by every broker (<see cref="DeliveryRows"/>). <c>visible_at</c> is the
-    /// due time and the lease's end at once; <c>nonce</c> is the lease's (0: not leased); <c>stored_key</c> is what the
+    /// due time and the lease's end at once; <c>nonce</c> is the lease's (0: not leased; -1: a time-out being stored); <c>stored_key</c> is what the
     /// message row last stored of the delivery. Indexes: the claim (per subscription, in due order), the earliest due
     /// row (the wake-up timer), leases by their end (time-outs) and each ordering key's lane in commit order.
     /// </summary>

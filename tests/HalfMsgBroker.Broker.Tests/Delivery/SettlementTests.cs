@@ -20,6 +20,8 @@ public sealed class SettlementTests : IAsyncLifetime
     private volatile bool _refuseFailures;
     private volatile bool _refuseAcks;
     private int _refused;
+    private volatile TaskCompletionSource? _holdFailures;
+    private readonly TaskCompletionSource _failureHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private static string Unique(string prefix) => prefix + "-" + Guid.NewGuid().ToString("N")[..8];
 
@@ -30,6 +32,12 @@ public sealed class SettlementTests : IAsyncLifetime
         _factory.Services.GetRequiredService<StoreWriter>().CommandFault = command =>
         {
             if (_refuseAcks && command is AckDeliveries) throw new IOException("disk refused the write (test)");
+            if (_holdFailures is { } hold && command is RecordAttemptFailure or ExhaustDelivery)
+            {
+                // The writer's thread, as a slow disk would hold it: the store of this failure is under way.
+                _failureHeld.TrySetResult();
+                hold.Task.Wait(TimeSpan.FromSeconds(30));
+            }
             if (!_refuseFailures || command is not (RecordAttemptFailure or ExhaustDelivery)) return;
             Interlocked.Increment(ref _refused);
             throw new IOException("disk refused the write (test)");
@@ -149,6 +157,31 @@ public sealed class SettlementTests : IAsyncLifetime
         _refuseFailures = false;
         await Eventually.Until(() => _c.DeliveryState(id, group), s => s == "deadLettered", "dead-lettered once the store takes it");
         Assert.Equal(DeliveryState.DeadLettered, Stored(id, group).State);
+    }
+
+    [Fact]
+    public async Task A_visibility_timeout_being_stored_is_still_in_flight_and_handed_to_nobody_else()
+    {
+        var (group, topic) = (Unique("g"), Unique("t"));
+        await _c.Subscribe(group, topic, new { maxAttempts = 1 });
+        var id = await _c.Send(topic);
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _holdFailures = hold;
+        try
+        {
+            Assert.Single(await _c.Receive(group, topic, invisible: 1));
+            await _failureHeld.Task.WaitAsync(Eventually.DefaultTimeout);
+
+            // Timed out, not yet stored: in flight still (not "retrying" on its way back), and nobody else receives it.
+            Assert.Equal("inFlight", await _c.DeliveryState(id, group));
+            Assert.Empty(await _c.Receive(group, topic, wait: 0));
+        }
+        finally
+        {
+            _holdFailures = null;
+            hold.TrySetResult();
+        }
+        await Eventually.Until(() => _c.DeliveryState(id, group), s => s == "deadLettered", "dead-lettered once the store takes it");
     }
 
     [Fact]
