@@ -53,16 +53,7 @@ internal sealed class ActiveBrokerLock : IDisposable
     /// <param name="shared">A multi-active broker's lock: shared with the other multi-active brokers, exclusive of any other.</param>
     public ActiveBrokerLock(string connectionString, TimeSpan checkInterval, ILogger logger, Action lost, bool shared = false)
     {
-        // A session of its own: a pooled connection returned to the pool would keep the session, and the lock, alive.
-        // TCP keepalives notice a peer that vanished while the standby waits.
-        _connectionString = new NpgsqlConnectionStringBuilder(connectionString)
-        {
-            Pooling = false,
-            TcpKeepAlive = true,
-            TcpKeepAliveTime = 10,
-            TcpKeepAliveInterval = 2,
-            ApplicationName = "halfmsg-broker-lock",
-        }.ConnectionString;
+        _connectionString = OwnSession.For(connectionString, "halfmsg-broker-lock");
         _checkInterval = checkInterval;
         _logger = logger;
         _lost = lost;

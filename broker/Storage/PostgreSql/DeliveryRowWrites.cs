@@ -1,6 +1,7 @@
 using HalfMsgBroker.Lifecycle;
 using Npgsql;
 using NpgsqlTypes;
+using static HalfMsgBroker.Storage.PostgreSql.BatchSql;
 
 namespace HalfMsgBroker.Storage.PostgreSql;
 
@@ -118,14 +119,4 @@ internal sealed class DeliveryRowWrites
             new NpgsqlParameter<long> { TypedValue = now } });
         return command;
     }
-
-    private static void Add(NpgsqlBatch batch, string sql, params NpgsqlParameter[] parameters)
-    {
-        var command = new NpgsqlBatchCommand(sql);
-        command.Parameters.AddRange(parameters);
-        batch.BatchCommands.Add(command);
-    }
-
-    private static NpgsqlParameter Array<T>(NpgsqlDbType type, IEnumerable<T> values) =>
-        new() { NpgsqlDbType = NpgsqlDbType.Array | type, Value = values.ToArray() };
 }

@@ -1,5 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
+using static HalfMsgBroker.Storage.PostgreSql.BatchSql;
 
 namespace HalfMsgBroker.Storage.PostgreSql;
 
@@ -276,7 +277,4 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
     }
 
     private static NpgsqlParameter<T> P<T>(T value) => new() { TypedValue = value };
-
-    private static NpgsqlParameter Array<T>(NpgsqlDbType type, IEnumerable<T> values) =>
-        new() { NpgsqlDbType = NpgsqlDbType.Array | type, Value = values.ToArray() };
 }

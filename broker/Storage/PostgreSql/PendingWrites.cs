@@ -1,6 +1,7 @@
 using LiteDB;
 using Npgsql;
 using NpgsqlTypes;
+using static HalfMsgBroker.Storage.PostgreSql.BatchSql;
 
 namespace HalfMsgBroker.Storage.PostgreSql;
 
@@ -308,16 +309,4 @@ internal sealed class PendingWrites
             """,
             Array(NpgsqlDbType.Text, _topicDeltas.Keys), Array(NpgsqlDbType.Bigint, _topicDeltas.Values));
     }
-
-    private static void Add(NpgsqlBatch batch, string sql, params NpgsqlParameter[] parameters)
-    {
-        var command = new NpgsqlBatchCommand(sql);
-        command.Parameters.AddRange(parameters);
-        batch.BatchCommands.Add(command);
-    }
-
-    private static NpgsqlParameter Array<T>(NpgsqlDbType type, IEnumerable<T> values) =>
-        new() { NpgsqlDbType = NpgsqlDbType.Array | type, Value = values.ToArray() };
-
-    private static NpgsqlParameter Value<T>(T value) => new NpgsqlParameter<T> { TypedValue = value };
 }

@@ -1,5 +1,6 @@
 using Npgsql;
 using NpgsqlTypes;
+using static HalfMsgBroker.Storage.PostgreSql.BatchSql;
 
 namespace HalfMsgBroker.Storage.PostgreSql;
 
@@ -86,7 +87,6 @@ public sealed partial class PostgreSqlMessageStore : IBatchPrefetch
         return null;
     }
 
-    private static NpgsqlParameter Array<T>(NpgsqlDbType type, T[] values) => new() { NpgsqlDbType = NpgsqlDbType.Array | type, Value = values };
 
     /// <summary>True when the batch prefetched the id: <paramref name="message"/> is the row as locked (null: there is none).</summary>
     private bool TryPrefetched(Guid id, out StoredMessage? message)

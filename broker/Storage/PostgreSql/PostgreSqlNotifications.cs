@@ -26,14 +26,7 @@ internal sealed class PostgreSqlNotifications : BackgroundService
     /// <param name="idleCheck">How long the connection may sit idle before a <c>SELECT 1</c> checks it is still there (and how soon a newly asked-for channel is listened on).</param>
     public PostgreSqlNotifications(string connectionString, ILogger<PostgreSqlNotifications> logger, TimeSpan? idleCheck = null)
     {
-        _connectionString = new NpgsqlConnectionStringBuilder(connectionString)
-        {
-            Pooling = false,
-            TcpKeepAlive = true,
-            TcpKeepAliveTime = 10,
-            TcpKeepAliveInterval = 2,
-            ApplicationName = "halfmsg-broker-listen",
-        }.ConnectionString;
+        _connectionString = OwnSession.For(connectionString, "halfmsg-broker-listen");
         _logger = logger;
         _idleCheck = idleCheck ?? TimeSpan.FromSeconds(2);
     }
