@@ -17,18 +17,44 @@ internal sealed class PostgreSqlPullDeliveries(
     DeliveryRegistry registry, DeliveryRows rows, DeliveryClaims claims, DeliveryWakeups wakeups, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time)
     : IPullDeliveries
 {
+    private long _looks;
+
+    /// <summary>How many claims this broker's receives ran (a test counts the claims that one commit costs).</summary>
+    internal long Looks => Interlocked.Read(ref _looks);
+
     public async Task<IReadOnlyList<PulledDelivery>> ReceiveAsync(
         string group, string topic, int max, TimeSpan wait, TimeSpan invisible, CancellationToken cancellationToken)
     {
         if (registry.Find(group, topic) is not { } queue) return [];
         var deadline = time.GetTimestamp() + (long)(wait.TotalSeconds * time.TimestampFrequency);
-        while (true)
+        for (var woken = false; ; woken = true)
         {
-            queue.ClearNudge();
-            var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-            // Not cancelled midway: a claim that committed is handed out, or its lease runs out as any unsettled one.
-            var claimed = await claims.ClaimAsync(queue.Subscription, max, now, now + (long)invisible.TotalMilliseconds);
-            if (claimed.Count > 0) return claimed.ConvertAll(c => new PulledDelivery(c.Payload, c.Row.Nonce, c.Row.Attempts, c.Row.OrderingKey));
+            try
+            {
+                await queue.Looks.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+                return [];
+            }
+            try
+            {
+                // A receive looks at least once; woken, it looks only if a nudge came since another look came back short.
+                if (!woken || !queue.NothingNewSinceShortLook)
+                {
+                    var covered = queue.ClearNudge();
+                    Interlocked.Increment(ref _looks);
+                    var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                    // Not cancelled midway: a claim that committed is handed out, or its lease runs out as any unsettled one.
+                    var claimed = await claims.ClaimAsync(queue.Subscription, max, now, now + (long)invisible.TotalMilliseconds);
+                    if (claimed.Count < max) queue.LookedShort(covered);
+                    if (claimed.Count > 0) return claimed.ConvertAll(c => new PulledDelivery(c.Payload, c.Row.Nonce, c.Row.Attempts, c.Row.OrderingKey));
+                }
+            }
+            finally
+            {
+                queue.Looks.Release();
+            }
 
             var remaining = time.GetElapsedTime(time.GetTimestamp(), deadline);
             if (remaining <= TimeSpan.Zero || cancellationToken.IsCancellationRequested || queue.IsClosed) return [];
