@@ -46,14 +46,53 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
         FROM claimed c LEFT JOIN halfmsg_messages m ON m.id = c.message_id
         """;
 
-    /// <summary>Claims rows (see <see cref="ClaimSql"/>), in message id order, each with its message's encoding when within <paramref name="maxAttempts"/>.</summary>
+    /// <summary>
+    /// Claims rows (see <see cref="ClaimSql"/>), in message id order, each with its message's encoding when within
+    /// <paramref name="maxAttempts"/>. The claim's transaction commits without waiting for its WAL flush
+    /// (<c>synchronous_commit = off</c> for it alone): a lease is no promise to anyone, so a PostgreSQL crash that forgets
+    /// the last claims only hands those deliveries out again (at least once; the handles given are stale, and the
+    /// attempt is not counted), while every receive stops paying a flush of its own. Sends, commits and acks keep theirs.
+    /// </summary>
     public async Task<List<(ClaimedRow Row, byte[]? Data)>> ClaimAsync(string group, string topic, int max, long now, long leaseEnd, int maxAttempts)
     {
-        var rows = await QueryAsync<(ClaimedRow Row, byte[]? Data)>(ClaimSql,
-            r => (new ClaimedRow(r.GetGuid(0), unchecked((ulong)r.GetInt64(1)), r.GetInt32(2), r.IsDBNull(3) ? null : r.GetString(3)), r.IsDBNull(4) ? null : (byte[])r[4]),
-            P(group), P(topic), P(now), P(leaseEnd), P((long)max), P(maxAttempts));
-        rows.Sort((a, b) => a.Row.MessageId.CompareTo(b.Row.MessageId));
-        return rows;
+        try
+        {
+            await using var connection = await dataSource.OpenConnectionAsync();
+            await using var transaction = await connection.BeginTransactionAsync();
+            await using var batch = new NpgsqlBatch(connection, transaction)
+            {
+                BatchCommands = { new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"), ClaimCommand(group, topic, max, now, leaseEnd, maxAttempts) },
+            };
+            var rows = new List<(ClaimedRow Row, byte[]? Data)>();
+            await using (var reader = await batch.ExecuteReaderAsync())
+            {
+                // The SET returns no result set, so the reader starts on the claim's.
+                while (await reader.ReadAsync())
+                {
+                    rows.Add((new ClaimedRow(reader.GetGuid(0), unchecked((ulong)reader.GetInt64(1)), reader.GetInt32(2), reader.IsDBNull(3) ? null : reader.GetString(3)),
+                        reader.IsDBNull(4) ? null : (byte[])reader[4]));
+                }
+            }
+            await transaction.CommitAsync();
+            rows.Sort((a, b) => a.Row.MessageId.CompareTo(b.Row.MessageId));
+            return rows;
+        }
+        catch (Exception e) when (PostgreSqlErrors.Translate(e) is var translated && translated != e)
+        {
+            throw translated;
+        }
+    }
+
+    private static NpgsqlBatchCommand ClaimCommand(string group, string topic, int max, long now, long leaseEnd, int maxAttempts)
+    {
+        var command = new NpgsqlBatchCommand(ClaimSql);
+        command.Parameters.Add(P(group));
+        command.Parameters.Add(P(topic));
+        command.Parameters.Add(P(now));
+        command.Parameters.Add(P(leaseEnd));
+        command.Parameters.Add(P((long)max));
+        command.Parameters.Add(P(maxAttempts));
+        return command;
     }
 
     /// <summary>Takes the leases still held (nonce matches, lease not run out) for settling; the others are stale.</summary>
