@@ -11,7 +11,7 @@ namespace HalfMsgBroker.Bench;
 /// producers send a half message and commit it on node 1 at a steady rate, consumers long-poll node 2 and ack there.
 /// A message's latency runs from just before its commit request to the receive that hands it out on node 2, so
 /// node 2 must hear of it through <c>LISTEN/NOTIFY</c> (its safety poll is set to 30 s). Prints p50/p90/p99/max.
-/// <c>dotnet HalfMsgBroker.Bench.dll --multi-active-latency --broker-dll … [--rate 1000] [--measure-seconds 20] [--warmup-seconds 5] [--consumers 4]</c>
+/// <c>dotnet HalfMsgBroker.Bench.dll --multi-active-latency --broker-dll … [--rate 1000] [--measure-seconds 20] [--warmup-seconds 5] [--consumers 4] [--pg-statements 15]</c>
 /// </summary>
 internal static class MultiActiveLatency
 {
@@ -21,8 +21,8 @@ internal static class MultiActiveLatency
         var warmup = s.Warmup;
         var measure = s.Measure;
         var folder = s.PgFolder ?? Path.Combine(Path.GetTempPath(), "halfmsg-bench-pg-" + Guid.NewGuid().ToString("N")[..8]);
-        await using var postgres = await PostgresServer.StartAsync(folder, log);
-        var (_, connectionString) = await postgres.CreateDatabaseAsync("multi", 0);
+        await using var postgres = await PostgresServer.StartAsync(folder, log, trackStatements: s.PgStatements > 0);
+        var (database, connectionString) = await postgres.CreateDatabaseAsync("multi", 0);
         string[] args = ["--Broker:Storage:PostgreSql:MultiActive=true", "--Broker:Storage:PostgreSql:DeliverySafetyPoll=00:00:30", "--Logging:LogLevel:Default=Warning"];
 
         await using var node1 = await BrokerHost.StartOnDatabaseAsync(s, "node1", connectionString, args);
@@ -79,10 +79,22 @@ internal static class MultiActiveLatency
             }
         }
 
+        // From the end of the warm-up: the CPU each process spends, and (--pg-statements N) what PostgreSQL spends it on.
+        var measured = Task.Run(async () =>
+        {
+            await Task.Delay(measureFrom);
+            if (s.PgStatements > 0) await postgres.ResetStatementsAsync(database);
+            return (Node1: Proc.CpuSeconds(node1.Pid), Node2: Proc.CpuSeconds(node2.Pid), Pg: postgres.CpuSeconds(), Sent: Volatile.Read(ref sent));
+        });
         var consumers = Enumerable.Range(0, Math.Max(1, s.Consumers)).Select(_ => Task.Run(Consume)).ToList();
         var producers = Enumerable.Range(0, 32).Select(w => Task.Run(() => Produce(w, 32))).ToList();
         await Task.WhenAll(producers);
         var producing = clock.Elapsed;
+        var before = await measured;
+        var perThousand = (Volatile.Read(ref sent) - before.Sent) / 1000.0;
+        var cpu = $"CPU s per 1,000 messages while measured: node 1 {(Proc.CpuSeconds(node1.Pid) - before.Node1) / perThousand:F2}, "
+            + $"node 2 {(Proc.CpuSeconds(node2.Pid) - before.Node2) / perThousand:F2}, PostgreSQL {(postgres.CpuSeconds() - before.Pg) / perThousand:F2}";
+        var statements = s.PgStatements > 0 ? await postgres.TopStatementsAsync(database, s.PgStatements) : null;
         await Task.Delay(TimeSpan.FromSeconds(2));
         await stop.CancelAsync();
         await Task.WhenAll(consumers);
@@ -92,6 +104,9 @@ internal static class MultiActiveLatency
         Console.WriteLine($"|---|---|---|---|---|---|---|---|");
         Console.WriteLine(Line("commit on 1 → receive on 2", latencies));
         Console.WriteLine(Line("the commit request alone (node 1)", commits));
+        Console.WriteLine();
+        Console.WriteLine(cpu);
+        if (statements != null) Console.WriteLine($"\nPostgreSQL's time by statement while measured (pg_stat_statements):\n\n{statements}");
         string Line(string what, IEnumerable<double> values)
         {
             var sorted = values.Order().ToArray();

@@ -17,6 +17,7 @@ internal sealed class PostgresServer : IAsyncDisposable
     private readonly string _bin;
     private readonly Action<string> _log;
     private int _databases;
+    private bool _trackStatements;
 
     public int Pid { get; private set; }
     public int Port { get; private set; }
@@ -41,7 +42,8 @@ internal sealed class PostgresServer : IAsyncDisposable
     }
 
     /// <param name="folder">A folder that does not exist yet, in a parent the <c>postgres</c> user can enter.</param>
-    public static async Task<PostgresServer> StartAsync(string folder, Action<string> log)
+    /// <param name="trackStatements">Load <c>pg_stat_statements</c>, for <see cref="TopStatementsAsync"/>.</param>
+    public static async Task<PostgresServer> StartAsync(string folder, Action<string> log, bool trackStatements = false)
     {
         var bin = FindBinDirectory() ?? throw new InvalidOperationException(
             "--storage postgresql needs PostgreSQL's initdb, pg_ctl, createdb and psql (Debian: apt-get install postgresql; bench/run.sh installs it)");
@@ -51,7 +53,7 @@ internal sealed class PostgresServer : IAsyncDisposable
         }
         if (Directory.Exists(folder)) throw new InvalidOperationException($"{folder} exists already; give --pg-folder a new path");
         Directory.CreateDirectory(folder);
-        var server = new PostgresServer(folder, bin, log);
+        var server = new PostgresServer(folder, bin, log) { _trackStatements = trackStatements };
         try
         {
             await server.InitAndStartAsync();
@@ -73,7 +75,8 @@ internal sealed class PostgresServer : IAsyncDisposable
         // Only where it listens and how many may connect change; fsync, synchronous_commit and
         // full_page_writes keep their defaults (on): equal durability with the LiteDB rows' Fsync.
         await RunToolAsync("pg_ctl", "-D", data, "-l", LogPath, "-w", "-t", "60", "start",
-            "-o", $"-c listen_addresses=127.0.0.1 -p {Port} -k {_folder} -c max_connections=200");
+            "-o", $"-c listen_addresses=127.0.0.1 -p {Port} -k {_folder} -c max_connections=200"
+                + (_trackStatements ? " -c shared_preload_libraries=pg_stat_statements -c pg_stat_statements.track=all" : ""));
         Pid = int.Parse((await File.ReadAllLinesAsync(Path.Combine(data, "postmaster.pid")))[0], CultureInfo.InvariantCulture);
         // run.sh's EXIT trap stops whatever is listed here (by PID) if the generator dies first.
         var pidFile = Environment.GetEnvironmentVariable("BENCH_PID_FILE");
@@ -90,6 +93,31 @@ internal sealed class PostgresServer : IAsyncDisposable
         await RunAsync(Path.Combine(_bin, "createdb"), "-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-U", "halfmsg", name);
         return (name, $"Host=127.0.0.1;Port={Port};Username=halfmsg;Database={name}" + (maxPoolSize > 0 ? $";Max Pool Size={maxPoolSize}" : ""));
     }
+
+    /// <summary>Creates <c>pg_stat_statements</c> in <paramref name="database"/> and empties it, so
+    /// <see cref="TopStatementsAsync"/> reports from here on.</summary>
+    public async Task ResetStatementsAsync(string database)
+    {
+        await PsqlAsync(database, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+        await PsqlAsync(database, "SELECT pg_stat_statements_reset()");
+    }
+
+    /// <summary>The <paramref name="count"/> statements that took most of the server's time since
+    /// <see cref="ResetStatementsAsync"/>, as a markdown table (calls, total and mean ms, rows, text).</summary>
+    public async Task<string> TopStatementsAsync(string database, int count)
+    {
+        var rows = await PsqlAsync(database,
+            "SELECT calls, round(total_exec_time::numeric, 1), round(mean_exec_time::numeric, 3), rows, "
+            + "regexp_replace(left(query, 160), '\\s+', ' ', 'g') FROM pg_stat_statements "
+            + $"ORDER BY total_exec_time DESC LIMIT {count.ToString(CultureInfo.InvariantCulture)}");
+        var lines = rows.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(r => "| " + string.Join(" | ", r.Split('|', 5).Select(c => c.Replace("|", "\\|", StringComparison.Ordinal))) + " |");
+        return string.Join('\n', ["| calls | total ms | mean ms | rows | statement |", "|---:|---:|---:|---:|---|", .. lines]);
+    }
+
+    private Task<string> PsqlAsync(string database, string sql) =>
+        RunAsync(Path.Combine(_bin, "psql"), "-h", "127.0.0.1", "-p", Port.ToString(CultureInfo.InvariantCulture), "-U", "halfmsg",
+            "-d", database, "-X", "-A", "-t", "-c", sql);
 
     /// <summary>Tables in a database outside PostgreSQL's own schemas: 0 means no broker has created its schema there.</summary>
     public async Task<int> CountTablesAsync(string database)

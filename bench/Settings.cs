@@ -49,6 +49,9 @@ internal sealed class Settings
     /// <summary>Folder for the private PostgreSQL cluster (must not exist; its parent must let the postgres user in).</summary>
     public string? PgFolder { get; set; }
 
+    /// <summary>With <c>--multi-active-latency</c>: list this many of PostgreSQL's costliest statements (pg_stat_statements); 0 = none.</summary>
+    public int PgStatements { get; set; }
+
     /// <summary>Npgsql's Max Pool Size for each broker on PostgreSQL (0: Npgsql's default).</summary>
     public int PgMaxPoolSize { get; set; }
 
@@ -147,6 +150,7 @@ internal sealed class Settings
                 case "--modes": s.Modes = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries)]; break;
                 case "--storage": s.Storages = [.. Next().ToLowerInvariant().Split(',', StringSplitOptions.RemoveEmptyEntries).Distinct()]; break;
                 case "--pg-folder": s.PgFolder = Next(); break;
+                case "--pg-statements": s.PgStatements = int.Parse(Next()); break;
                 case "--pg-max-pool-size": s.PgMaxPoolSize = int.Parse(Next()); break;
                 case "--pg-nodes": s.PgNodes = [.. Next().Split(',', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).Distinct()]; break;
                 case "--producers": s.Producers = int.Parse(Next()); break;

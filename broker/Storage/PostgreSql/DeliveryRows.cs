@@ -102,7 +102,7 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
             FROM (
                 SELECT x.message_id, x.nonce AS held, x.visible_at AS lease_end FROM halfmsg_deliveries x
                 JOIN unnest($2::uuid[], $3::bigint[]) AS u(id, nonce) ON x.message_id = u.id AND x.nonce = u.nonce
-                WHERE x.consumer_group = $1 AND x.nonce <> 0 AND x.visible_at > $5
+                WHERE x.message_id = ANY ($2::uuid[]) AND x.consumer_group = $1 AND x.nonce <> 0 AND x.visible_at > $5
                 FOR UPDATE OF x) o
             WHERE d.message_id = o.message_id AND d.consumer_group = $1
             RETURNING d.message_id, d.topic, d.attempts, o.held, o.lease_end

@@ -26,9 +26,13 @@ public sealed partial class PostgreSqlMessageStore : IBatchPrefetch
         "SELECT id, unique_key, data FROM halfmsg_messages WHERE id = ANY($1) OR unique_key = ANY($2) ORDER BY id FOR UPDATE";
 
     // After the messages: a batch that changes a message holds its row before it touches the message's deliveries.
+    // The rows are found by `= ANY` on the key's first column, and the pairs filtered as text ("id\ngroup"): a join with
+    // unnest was planned as a sequential scan of every dead row (the table churns faster than autovacuum visits it),
+    // or, with the group compared in the column's collation, as a walk along the claim index (89 ms a batch).
     private const string LeasesSql = """
         SELECT d.message_id, d.consumer_group, d.nonce, d.attempts, d.visible_at
-        FROM halfmsg_deliveries d JOIN unnest($1::uuid[], $2::text[]) AS u(id, g) ON d.message_id = u.id AND d.consumer_group = u.g
+        FROM halfmsg_deliveries d
+        WHERE d.message_id = ANY ($1::uuid[]) AND d.message_id::text || E'\n' || d.consumer_group = ANY ($2::text[])
         ORDER BY d.message_id, d.consumer_group
         FOR UPDATE OF d
         """;
@@ -53,8 +57,8 @@ public sealed partial class PostgreSqlMessageStore : IBatchPrefetch
             if (leases.Count > 0)
             {
                 var rows = new NpgsqlBatchCommand(LeasesSql);
-                rows.Parameters.Add(Array(NpgsqlDbType.Uuid, leases.Select(l => l.MessageId).ToArray()));
-                rows.Parameters.Add(Array(NpgsqlDbType.Text, leases.Select(l => l.Group).ToArray()));
+                rows.Parameters.Add(Array(NpgsqlDbType.Uuid, leases.Select(l => l.MessageId).Distinct().ToArray()));
+                rows.Parameters.Add(Array(NpgsqlDbType.Text, leases.Select(l => $"{l.MessageId:D}\n{l.Group}").ToArray()));
                 batch.BatchCommands.Add(rows);
             }
             using var reader = batch.ExecuteReader();
