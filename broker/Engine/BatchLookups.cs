@@ -16,12 +16,19 @@ internal sealed class BatchLookups
     /// <summary>Deliveries whose lease the batch checks (many active brokers: their <c>halfmsg_deliveries</c> rows, locked after the messages).</summary>
     public HashSet<(Guid MessageId, string Group)> Leases { get; } = [];
 
-    public bool IsEmpty => Ids.Count == 0 && TransactionIds.Count == 0 && Leases.Count == 0;
+    /// <summary>
+    /// Topics the batch's sends fan out to. With those of the <see cref="TransactionIds"/> (a commit fans out to its
+    /// message's topic), a store shared by many active brokers reads their subscriptions in the same round trip.
+    /// </summary>
+    public HashSet<string> FanOutTopics { get; } = new(StringComparer.Ordinal);
+
+    public bool IsEmpty => Ids.Count == 0 && TransactionIds.Count == 0 && Leases.Count == 0 && FanOutTopics.Count == 0;
 
     public void Clear()
     {
         Ids.Clear();
         TransactionIds.Clear();
         Leases.Clear();
+        FanOutTopics.Clear();
     }
 }

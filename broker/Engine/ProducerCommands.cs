@@ -113,6 +113,11 @@ internal sealed class SendMessage(NewMessage input, bool half) : StoreCommand<Se
             return false;
         }
     }
+
+    public override void NoteLookups(BatchLookups lookups)
+    {
+        if (!half) lookups.FanOutTopics.Add(input.Topic);
+    }
 }
 
 internal enum EndStatus

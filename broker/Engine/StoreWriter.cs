@@ -226,7 +226,7 @@ internal sealed class StoreWriter : IDisposable
     {
         _lookups.Clear();
         foreach (var command in batch) command.NoteLookups(_lookups);
-        if (!_lookups.IsEmpty) _prefetch!.Prefetch(_lookups.Ids, _lookups.TransactionIds, _lookups.Leases);
+        if (!_lookups.IsEmpty) _prefetch!.Prefetch(_lookups);
     }
 
     private void Publish(IReadOnlyList<Action> effects, IReadOnlyList<StoreCommand> commands)

@@ -1,3 +1,5 @@
+using HalfMsgBroker.Engine;
+
 namespace HalfMsgBroker.Storage;
 
 /// <summary>A delivery's lease as a batch read it: its nonce (0: not leased), attempts, and due time or lease end.</summary>
@@ -11,7 +13,7 @@ internal readonly record struct LeaseState(ulong Nonce, int Attempts, long Visib
 /// </summary>
 internal interface IBatchPrefetch
 {
-    void Prefetch(IReadOnlyCollection<Guid> ids, IReadOnlyCollection<string> transactionIds, IReadOnlyCollection<(Guid MessageId, string Group)> leases);
+    void Prefetch(BatchLookups lookups);
 
     /// <summary>A lease named to <see cref="Prefetch"/> in this batch, as locked (null: the delivery has no row); throws for one not named.</summary>
     LeaseState? PrefetchedLease(Guid messageId, string group);

@@ -22,6 +22,18 @@ internal sealed class DeliveryRowWrites
 {
     public const string ReadyChannel = "halfmsg_ready";
 
+    /// <summary>
+    /// Deletes the rows of groups a message no longer has live. Written as <c>= ANY</c> on the key, not a join with unnest:
+    /// the table churns faster than autovacuum visits it, and a join was planned as a hash over a sequential scan of every
+    /// dead row (1.3 ms a batch at 1,000 msg/s, the costliest statement of a multi-active broker), where the primary key
+    /// finds a batch's rows in 0.1 ms.
+    /// </summary>
+    internal const string NotLiveSql = """
+        DELETE FROM halfmsg_deliveries d
+        WHERE d.message_id = ANY ($1::uuid[])
+            AND NOT (d.consumer_group = ANY (string_to_array(($2::text[])[array_position($1::uuid[], d.message_id)], E'\n')))
+        """;
+
     private readonly Dictionary<Guid, (DeliveryRow[] Live, string Groups)> _written = [];
     private readonly HashSet<Guid> _deleted = [];
 
@@ -73,14 +85,7 @@ internal sealed class DeliveryRowWrites
         if (_written.Count == 0) return;
 
         // Rows of groups the message no longer has live (acked, dead-lettered, discarded, dropped with their subscription).
-        // Written as `= ANY` on the key, not a join with unnest: the table churns faster than autovacuum visits it, and a
-        // join was planned as a hash over a sequential scan of every dead row (1.3 ms a batch at 1,000 msg/s, the costliest
-        // statement of a multi-active broker), where the primary key finds a batch's rows in 0.1 ms.
-        Add(batch, """
-            DELETE FROM halfmsg_deliveries d
-            WHERE d.message_id = ANY ($1::uuid[])
-                AND NOT (d.consumer_group = ANY (string_to_array(($2::text[])[array_position($1::uuid[], d.message_id)], E'\n')))
-            """,
+        Add(batch, NotLiveSql,
             Array(NpgsqlDbType.Uuid, _written.Keys), Array(NpgsqlDbType.Text, _written.Values.Select(w => w.Groups)));
 
         var rows = _written.Values.SelectMany(w => w.Live).ToList();

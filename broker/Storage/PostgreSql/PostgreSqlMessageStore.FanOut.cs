@@ -20,10 +20,14 @@ public sealed partial class PostgreSqlMessageStore : ISharedSubscriptions
 
     private readonly Dictionary<string, IReadOnlyList<Subscription>> _fanOutSubscriptions = new(StringComparer.Ordinal);
 
+    /// <summary>Round trips a fan-out made for a topic its batch's prefetch had not read (tests check there are none).</summary>
+    internal long FanOutReads { get; private set; }
+
     IReadOnlyList<Subscription>? ISharedSubscriptions.SubscriptionsForFanOut(string topic)
     {
         if (_multiActive is null || !InBatch) return null;
         if (_fanOutSubscriptions.TryGetValue(topic, out var read)) return read;
+        FanOutReads++;
         read = Lookup(c => ReadSubscriptionsOf(c, topic));
         _fanOutSubscriptions[topic] = read;
         return read;
@@ -43,6 +47,45 @@ public sealed partial class PostgreSqlMessageStore : ISharedSubscriptions
     }
 
     private void ForgetFanOutSubscriptions() => _fanOutSubscriptions.Clear();
+
+    // The topics a batch fans out to, as far as its prefetch knows them: its sends' topics, and those of the transactions it
+    // commits (their rows are locked by the statement before, so the topic read is the one the batch will write over).
+    private const string PrefetchTopics = """
+        SELECT t FROM unnest($2::text[]) AS t
+        UNION SELECT topic FROM halfmsg_messages WHERE unique_key = ANY ($3::text[])
+        """;
+
+    /// <summary>
+    /// Adds to a batch's prefetch the locks and the subscription read that <see cref="ISharedSubscriptions.SubscriptionsForFanOut"/>
+    /// would otherwise make per topic: one round trip less per commit. The locks are taken in topic order, so two batches'
+    /// shared locks and a subscription change's exclusive one queue the same way round.
+    /// </summary>
+    private static void AddFanOutReads(NpgsqlBatch batch, IReadOnlyCollection<string> sendTopics, string[] transactionKeys)
+    {
+        var locks = new NpgsqlBatchCommand($"SELECT t, pg_advisory_xact_lock_shared($1, hashtext(t)) FROM ({PrefetchTopics} ORDER BY 1) x");
+        var read = new NpgsqlBatchCommand($"SELECT doc FROM halfmsg_subscriptions WHERE split_part(id, E'\\n', 2) IN ({PrefetchTopics})");
+        foreach (var command in (NpgsqlBatchCommand[])[locks, read])
+        {
+            command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = TopicLockSpace });
+            command.Parameters.Add(BatchSql.Array(NpgsqlTypes.NpgsqlDbType.Text, sendTopics.ToArray()));
+            command.Parameters.Add(BatchSql.Array(NpgsqlTypes.NpgsqlDbType.Text, transactionKeys));
+            batch.BatchCommands.Add(command);
+        }
+    }
+
+    /// <summary>Reads what <see cref="AddFanOutReads"/> asked: every topic locked gets its list, empty when it has no subscription.</summary>
+    private void ReadFanOut(NpgsqlDataReader reader)
+    {
+        var topics = new List<string>();
+        while (reader.Read()) topics.Add(reader.GetString(0));
+        reader.NextResult();
+        var subscriptions = new List<Subscription>();
+        while (reader.Read()) subscriptions.Add(LiteDbMessageStore.SubscriptionFrom(BsonSerializer.Deserialize((byte[])reader[0])));
+        foreach (var topic in topics)
+        {
+            _fanOutSubscriptions[topic] = [.. subscriptions.Where(s => string.Equals(s.Topic, topic, StringComparison.Ordinal))];
+        }
+    }
 
     private static List<Subscription> ReadSubscriptionsOf(NpgsqlConnection connection, string topic)
     {

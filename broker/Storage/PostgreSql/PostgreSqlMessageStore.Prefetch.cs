@@ -1,3 +1,4 @@
+using HalfMsgBroker.Engine;
 using Npgsql;
 using NpgsqlTypes;
 using static HalfMsgBroker.Storage.PostgreSql.BatchSql;
@@ -29,7 +30,7 @@ public sealed partial class PostgreSqlMessageStore : IBatchPrefetch
     // The rows are found by `= ANY` on the key's first column, and the pairs filtered as text ("id\ngroup"): a join with
     // unnest was planned as a sequential scan of every dead row (the table churns faster than autovacuum visits it),
     // or, with the group compared in the column's collation, as a walk along the claim index (89 ms a batch).
-    private const string LeasesSql = """
+    internal const string LeasesSql = """
         SELECT d.message_id, d.consumer_group, d.nonce, d.attempts, d.visible_at
         FROM halfmsg_deliveries d
         WHERE d.message_id = ANY ($1::uuid[]) AND d.message_id::text || E'\n' || d.consumer_group = ANY ($2::text[])
@@ -40,10 +41,12 @@ public sealed partial class PostgreSqlMessageStore : IBatchPrefetch
     /// <summary>How many prefetch round trips this store made (tests check that a batch's lookups took one).</summary>
     internal long Prefetches { get; private set; }
 
-    void IBatchPrefetch.Prefetch(IReadOnlyCollection<Guid> ids, IReadOnlyCollection<string> transactionIds, IReadOnlyCollection<(Guid MessageId, string Group)> leases)
+    void IBatchPrefetch.Prefetch(BatchLookups lookups)
     {
-        if (_multiActive is null || !InBatch || (ids.Count == 0 && transactionIds.Count == 0 && leases.Count == 0)) return;
-        var keys = transactionIds.Select(MessageCodec.TransactionKey).ToArray();
+        if (_multiActive is null || !InBatch || lookups.IsEmpty) return;
+        var (ids, leases) = (lookups.Ids, lookups.Leases);
+        var keys = lookups.TransactionIds.Select(MessageCodec.TransactionKey).ToArray();
+        var fanOut = keys.Length > 0 || lookups.FanOutTopics.Count > 0;
         Lookup(c =>
         {
             using var batch = new NpgsqlBatch(c, _transaction);
@@ -61,6 +64,7 @@ public sealed partial class PostgreSqlMessageStore : IBatchPrefetch
                 rows.Parameters.Add(Array(NpgsqlDbType.Text, leases.Select(l => $"{l.MessageId:D}\n{l.Group}").ToArray()));
                 batch.BatchCommands.Add(rows);
             }
+            if (fanOut) AddFanOutReads(batch, lookups.FanOutTopics, keys);
             using var reader = batch.ExecuteReader();
             if (ids.Count > 0 || keys.Length > 0)
             {
@@ -76,6 +80,8 @@ public sealed partial class PostgreSqlMessageStore : IBatchPrefetch
             {
                 _leases[(reader.GetGuid(0), reader.GetString(1))] = new LeaseState(unchecked((ulong)reader.GetInt64(2)), reader.GetInt32(3), reader.GetInt64(4));
             }
+            if (leases.Count > 0) reader.NextResult();
+            if (fanOut) ReadFanOut(reader);
             return 0;
         });
         _askedIds.UnionWith(ids);

@@ -28,6 +28,55 @@ public sealed class MultiActiveBatchLookupTests(PostgresCluster cluster) : IClas
         Id = ids.Next(at), Topic = "orders", Body = new byte[2], State = MessageState.Prepared, BornAt = at, NextCheckAt = at, TransactionId = transactionId,
     };
 
+    private static BatchLookups Lookups(IEnumerable<Guid> ids, IEnumerable<string> transactionIds, IEnumerable<string>? fanOutTopics = null)
+    {
+        var lookups = new BatchLookups();
+        lookups.Ids.UnionWith(ids);
+        lookups.TransactionIds.UnionWith(transactionIds);
+        lookups.FanOutTopics.UnionWith(fanOutTopics ?? []);
+        return lookups;
+    }
+
+    [PostgresFact]
+    public async Task A_prefetch_reads_and_locks_the_subscriptions_of_the_topics_its_commits_and_sends_fan_out_to()
+    {
+        await using var dataSource = await Database(cluster, "prefetchfanout");
+        var ids = new MessageIds();
+        using var store = new PostgreSqlMessageStore(dataSource, multiActive: Options);
+        store.RunBatch(() =>
+        {
+            store.Insert(Prepared(ids, 1, "tx-1"));
+            store.SaveSubscription(new Subscription("g1", "orders", TagFilter.All, null, 5, ExhaustedAction.DeadLetter, 1));
+            store.SaveSubscription(new Subscription("g2", "orders", TagFilter.All, null, 5, ExhaustedAction.DeadLetter, 1));
+            store.SaveSubscription(new Subscription("g3", "payments", TagFilter.All, null, 5, ExhaustedAction.DeadLetter, 1));
+        });
+        var shared = (ISharedSubscriptions)store;
+
+        var readsBefore = store.FanOutReads;
+        store.RunBatch(() =>
+        {
+            // "orders" through the commit's transaction, "refunds" (no subscription) and "payments" through sends.
+            ((IBatchPrefetch)store).Prefetch(Lookups([], ["tx-1"], ["refunds", "payments"]));
+            // A subscription change on another session waits for the batch: each topic's lock is held shared.
+            using var other = dataSource.OpenConnection();
+            foreach (var topic in new[] { "orders", "refunds", "payments" })
+            {
+                using var tryLock = new NpgsqlCommand("SELECT pg_try_advisory_xact_lock($1, hashtext($2))", other);
+                tryLock.Parameters.Add(new NpgsqlParameter<int> { TypedValue = PostgreSqlMessageStore.TopicLockSpace });
+                tryLock.Parameters.Add(new NpgsqlParameter<string> { TypedValue = topic });
+                Assert.False((bool)tryLock.ExecuteScalar()!, $"{topic}'s lock was free during the batch");
+            }
+            Assert.Equal(["g1", "g2"], shared.SubscriptionsForFanOut("orders")!.Select(s => s.Group).Order());
+            Assert.Equal(["g3"], shared.SubscriptionsForFanOut("payments")!.Select(s => s.Group));
+            Assert.Empty(shared.SubscriptionsForFanOut("refunds")!);
+        });
+        Assert.Equal(readsBefore, store.FanOutReads);
+
+        // A topic the prefetch did not name is still read, in a round trip of its own.
+        store.RunBatch(() => Assert.Equal(["g3"], shared.SubscriptionsForFanOut("payments")!.Select(s => s.Group)));
+        Assert.Equal(readsBefore + 1, store.FanOutReads);
+    }
+
     [PostgresFact]
     public async Task A_prefetch_locks_its_rows_until_the_batch_ends_and_the_batchs_lookups_answer_from_it()
     {
@@ -46,7 +95,7 @@ public sealed class MultiActiveBatchLookupTests(PostgresCluster cluster) : IClas
         var prefetchesBefore = store.Prefetches;
         store.RunBatch(() =>
         {
-            ((IBatchPrefetch)store).Prefetch([absent, byId.Id], ["tx-1", "tx-unknown"], []);
+            ((IBatchPrefetch)store).Prefetch(Lookups([absent, byId.Id], ["tx-1", "tx-unknown"]));
             // Another session cannot change a prefetched row while the batch runs.
             using var other = dataSource.OpenConnection();
             foreach (var id in new[] { byId.Id, byTransaction.Id })
@@ -94,7 +143,7 @@ public sealed class MultiActiveBatchLookupTests(PostgresCluster cluster) : IClas
                 start.SignalAndWait(TimeSpan.FromSeconds(30));
                 store.RunBatch(() =>
                 {
-                    ((IBatchPrefetch)store).Prefetch(order, [], []);
+                    ((IBatchPrefetch)store).Prefetch(Lookups(order, []));
                     foreach (var id in order)
                     {
                         var message = store.Find(id)!;
