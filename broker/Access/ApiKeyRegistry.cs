@@ -83,17 +83,22 @@ internal sealed class ApiKeyRegistry
         return (key, secret);
     }
 
+    /// <summary>
+    /// Revokes the key as the store has it, not as memory does: another broker on the same database may have created or
+    /// revoked it before this one heard. Memory then follows the store.
+    /// </summary>
     /// <returns>The revoked key, or null when no active key has that id.</returns>
     public ApiKey? Revoke(string id)
     {
         lock (_change)
         {
-            if (!_byId.TryGetValue(id, out var key)) return null;
-            var revoked = key with { RevokedAt = _time.GetUtcNow().ToUnixTimeMilliseconds() };
-            _store.SaveKey(revoked);
-            var byId = new Dictionary<string, ApiKey>(_byId, StringComparer.Ordinal);
-            byId.Remove(id);
-            (_byId, _byHash) = (byId, Index(byId.Values));
+            var revoked = _store.Revoke(id, _time.GetUtcNow().ToUnixTimeMilliseconds());
+            if (_byId.ContainsKey(id))
+            {
+                var byId = new Dictionary<string, ApiKey>(_byId, StringComparer.Ordinal);
+                byId.Remove(id);
+                (_byId, _byHash) = (byId, Index(byId.Values));
+            }
             _lastUsed.TryRemove(id, out _);
             return revoked;
         }

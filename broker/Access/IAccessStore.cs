@@ -14,6 +14,12 @@ public interface IAccessStore : IDisposable
 
     void SaveKey(ApiKey key);
 
+    /// <summary>
+    /// Revokes the key as stored, reading and writing it in one transaction (another broker on the same database may
+    /// have revoked it already); null when no key has <paramref name="id"/> or it is revoked already.
+    /// </summary>
+    ApiKey? Revoke(string id, long at);
+
     /// <summary>Records when keys were last used, many at once.</summary>
     void SaveLastUsed(IReadOnlyDictionary<string, long> lastUsedById);
 

@@ -45,6 +45,18 @@ internal sealed class LiteDbAccessStore : IAccessStore
 
     public void SaveKey(ApiKey key) => Write(() => _keys.Upsert(ToBson(key)));
 
+    public ApiKey? Revoke(string id, long at)
+    {
+        ApiKey? revoked = null;
+        Write(() =>
+        {
+            if (_keys.FindById(id) is not { } doc || FromBson(doc) is not { RevokedAt: null } key) return;
+            revoked = key with { RevokedAt = at };
+            _keys.Update(ToBson(revoked));
+        });
+        return revoked;
+    }
+
     public void SaveLastUsed(IReadOnlyDictionary<string, long> lastUsedById) => Write(() =>
     {
         _db.BeginTrans();

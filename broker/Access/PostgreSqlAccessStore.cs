@@ -53,6 +53,31 @@ internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource, ActiveB
         });
     }
 
+    /// <summary>The row is read locked and written in one transaction, so two brokers revoking one key serialize and the second finds it revoked.</summary>
+    public ApiKey? Revoke(string id, long at) => Write(c =>
+    {
+        ApiKey key;
+        using (var read = Command(c, "SELECT doc, last_used_at FROM halfmsg_api_keys WHERE id = $1 FOR UPDATE", id))
+        using (var reader = read.ExecuteReader())
+        {
+            if (!reader.Read()) return null;
+            key = LiteDbAccessStore.FromBson(BsonSerializer.Deserialize((byte[])reader[0]));
+            if (!reader.IsDBNull(1)) key = key with { LastUsedAt = reader.GetInt64(1) };
+        }
+        if (key.RevokedAt is not null) return null;
+        var revoked = key with { RevokedAt = at };
+        using (var save = Command(c, "UPDATE halfmsg_api_keys SET doc = $2 WHERE id = $1", id, BsonSerializer.Serialize(LiteDbAccessStore.ToBson(revoked))))
+        {
+            save.ExecuteNonQuery();
+        }
+        if (announce)
+        {
+            using var notify = Command(c, "SELECT pg_notify($1, $2)", ConfigChange.Channel, ConfigChange.ApiKey(id));
+            notify.ExecuteNonQuery();
+        }
+        return revoked;
+    }, inTransaction: true);
+
     public void SaveLastUsed(IReadOnlyDictionary<string, long> lastUsedById)
     {
         if (lastUsedById.Count == 0) return;
@@ -94,18 +119,23 @@ internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource, ActiveB
         return command.ExecuteNonQuery();
     });
 
-    /// <summary>One write in a transaction that first checks this broker's generation (when it has one).</summary>
-    private T Write<T>(Func<NpgsqlConnection, T> write)
+    /// <summary>
+    /// One write in a transaction that first checks this broker's generation (when it has one); without a generation it
+    /// is autocommitted unless <paramref name="inTransaction"/> (a read and a write that must not be split).
+    /// </summary>
+    private T Write<T>(Func<NpgsqlConnection, T> write, bool inTransaction = false)
     {
-        if (activeLock is not { Generation: > 0 } fenced) return PostgreSqlErrors.Read(dataSource, write);
-        if (fenced.Lost) throw new StoreUnavailableException("This broker lost its database lock and is stopping; another broker may be active. Retry: a load balancer sends the retry to the active one.");
+        var fenced = activeLock is { Generation: > 0 } held ? held : null;
+        if (fenced is null && !inTransaction) return PostgreSqlErrors.Read(dataSource, write);
+        if (fenced is { Lost: true }) throw new StoreUnavailableException("This broker lost its database lock and is stopping; another broker may be active. Retry: a load balancer sends the retry to the active one.");
         try
         {
             return PostgreSqlErrors.Read(dataSource, c =>
             {
                 using var transaction = c.BeginTransaction();
-                using (var fence = new NpgsqlCommand(ActiveBrokerLock.FenceSql, c, transaction))
+                if (fenced is not null)
                 {
+                    using var fence = new NpgsqlCommand(ActiveBrokerLock.FenceSql, c, transaction);
                     fence.Parameters.Add(new NpgsqlParameter<long> { TypedValue = fenced.Generation });
                     fence.ExecuteNonQuery();
                 }
@@ -114,7 +144,7 @@ internal sealed class PostgreSqlAccessStore(NpgsqlDataSource dataSource, ActiveB
                 return result;
             });
         }
-        catch (PostgresException e) when (ActiveBrokerLock.IsFenced(e))
+        catch (PostgresException e) when (fenced is not null && ActiveBrokerLock.IsFenced(e))
         {
             fenced.Deposed();
             throw new StoreUnavailableException("Another broker took over the database; this one wrote nothing and is stopping. Retry: a load balancer sends the retry to the active one.");

@@ -35,7 +35,18 @@ internal sealed class SharedStateSync(
     // Filled by the listening thread, which must not block: reloads read the database.
     private readonly Channel<string> _changes = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
 
+    // Held by every reload, and by a test that makes this broker late to hear (HoldAsync).
+    private readonly SemaphoreSlim _applying = new(1, 1);
+
     private PostgreSqlMessageStore Store => (PostgreSqlMessageStore)store;
+
+    /// <summary>
+    /// Tests: once a reload in progress ends, this broker applies nothing it hears (it stays queued) until
+    /// <see cref="Release"/>, as if the notifications were late.
+    /// </summary>
+    internal Task HoldAsync() => _applying.WaitAsync();
+
+    internal void Release() => _applying.Release();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -50,6 +61,7 @@ internal sealed class SharedStateSync(
             RequestReloadAll();
             await foreach (var change in _changes.Reader.ReadAllAsync(stoppingToken))
             {
+                await _applying.WaitAsync(stoppingToken);
                 try
                 {
                     Apply(change);
@@ -59,6 +71,10 @@ internal sealed class SharedStateSync(
                     logger.LogWarning("Reloading shared configuration failed ({Error}); reading everything again in {Delay} s", e.Message, RetryAfterFailure.TotalSeconds);
                     await Task.Delay(RetryAfterFailure, stoppingToken);
                     RequestReloadAll();
+                }
+                finally
+                {
+                    _applying.Release();
                 }
             }
         }
@@ -70,6 +86,12 @@ internal sealed class SharedStateSync(
             notifications.Reconnected -= RequestReloadAll;
             Store.OutcomeUnknownCarriedOn -= RequestReloadAll;
         }
+    }
+
+    public override void Dispose()
+    {
+        _applying.Dispose();
+        base.Dispose();
     }
 
     private void RequestReloadAll() => _changes.Writer.TryWrite(ReloadAll);

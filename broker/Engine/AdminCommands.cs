@@ -40,7 +40,7 @@ internal sealed class PutSubscription(Subscription subscription, SigningChange s
 
     protected override PutSubscriptionResult Run(WriteContext ctx)
     {
-        var existing = ctx.Deliveries.Find(subscription.Group, subscription.Topic)?.Subscription;
+        var existing = ctx.SubscriptionToChange(subscription.Group, subscription.Topic);
         var (secret, createdSecret) = SigningChanges.Apply(existing?.Signing, signing, ctx.Now);
         var stored = subscription with { CreatedAt = existing?.CreatedAt ?? ctx.Now, Signing = secret, Paused = existing?.Paused ?? false };
         ctx.Store.SaveSubscription(stored);
@@ -61,7 +61,7 @@ internal sealed class DeleteSubscription(string group, string topic, StoreWriter
 
     protected override bool Run(WriteContext ctx)
     {
-        if (ctx.Deliveries.Find(group, topic) is null) return false;
+        if (ctx.SubscriptionToChange(group, topic) is null) return false;
         ctx.Store.DeleteSubscription(group, topic);
         ctx.AfterCommit(() =>
         {

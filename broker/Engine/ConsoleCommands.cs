@@ -24,7 +24,7 @@ internal sealed class PauseSubscription(string group, string topic, bool paused)
 
     protected override PauseResult Run(WriteContext ctx)
     {
-        var existing = ctx.Deliveries.Find(group, topic)?.Subscription;
+        var existing = ctx.SubscriptionToChange(group, topic);
         if (existing is null) return new PauseResult(PauseStatus.NotFound, null);
         if (existing.Push is null) return new PauseResult(PauseStatus.NotPush, existing);
         if (existing.Paused == paused) return new PauseResult(PauseStatus.Unchanged, existing);

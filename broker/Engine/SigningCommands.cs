@@ -58,7 +58,7 @@ internal sealed class RotateSubscriptionSecret(string group, string topic, TimeS
 
     protected override RotateResult<Subscription> Run(WriteContext ctx)
     {
-        var subscription = ctx.Deliveries.Find(group, topic)?.Subscription;
+        var subscription = ctx.SubscriptionToChange(group, topic);
         if (subscription is null) return new(RotateStatus.NotFound, null);
         if (subscription.Signing is null) return new(RotateStatus.NotEnabled, subscription);
         var rotated = subscription with { Signing = subscription.Signing.Rotate(ctx.Now, overlap) };

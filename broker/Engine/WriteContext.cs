@@ -22,6 +22,15 @@ internal sealed class WriteContext(IMessageLog store, BrokerOptions options, Del
     public IReadOnlyList<Subscription> SubscriptionsOf(string topic) =>
         (Store as ISharedSubscriptions)?.SubscriptionsForFanOut(topic) ?? Deliveries.SubscriptionsOf(topic);
 
+    /// <summary>
+    /// The subscription a change merges with (creation time, secret, pause): the store's, locked, when others change them
+    /// (<see cref="ISharedSubscriptions"/>), since this broker may not have heard of their latest change yet.
+    /// </summary>
+    public Subscription? SubscriptionToChange(string group, string topic) =>
+        Store is ISharedSubscriptions shared && shared.TryReadForChange(group, topic, out var stored)
+            ? stored
+            : Deliveries.Find(group, topic)?.Subscription;
+
     /// <summary>Where stored deliveries go live once the batch is durable.</summary>
     public ILiveDeliveries Live { get; } = live;
     public CheckSchedule Checks { get; } = checks;

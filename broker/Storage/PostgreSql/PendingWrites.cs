@@ -118,6 +118,9 @@ internal sealed class PendingWrites
 
     public void DeleteSubscription(string id) => _subscriptions[id] = null;
 
+    /// <summary>True when the batch saved or deleted the subscription (<paramref name="doc"/> null: deleted).</summary>
+    public bool TryGetSubscription(string id, out BsonDocument? doc) => _subscriptions.TryGetValue(id, out doc);
+
     public void SaveProducerGroup(string name, BsonDocument doc) => _producerGroups[name] = doc;
 
     public bool TryGetProducerGroup(string name, out BsonDocument? doc) => _producerGroups.TryGetValue(name, out doc);

@@ -11,7 +11,9 @@ namespace HalfMsgBroker.Storage.PostgreSql;
 /// (<c>pg_advisory_xact_lock_shared</c>); a batch that saves or deletes a subscription takes it exclusively first. The
 /// two serialize: a commit that read the topic before the change committed itself before the change did (the change
 /// waited for it), and one that read after sees it. Once per topic per batch: one round trip, and the lock, held to the
-/// end of the transaction, keeps the reading true for the whole batch.
+/// end of the transaction, keeps the reading true for the whole batch. A change reads the subscription it changes the same
+/// way, under the exclusive lock (<see cref="ISharedSubscriptions.TryReadForChange"/>): it merges with what is stored, not
+/// with this broker's memory, which may not have heard of another broker's change yet.
 /// </summary>
 public sealed partial class PostgreSqlMessageStore : ISharedSubscriptions
 {
@@ -31,6 +33,27 @@ public sealed partial class PostgreSqlMessageStore : ISharedSubscriptions
         read = Lookup(c => ReadSubscriptionsOf(c, topic));
         _fanOutSubscriptions[topic] = read;
         return read;
+    }
+
+    bool ISharedSubscriptions.TryReadForChange(string group, string topic, out Subscription? stored)
+    {
+        stored = null;
+        if (_multiActive is null || !InBatch) return false;
+        var id = LiteDbMessageStore.SubscriptionId(group, topic);
+        if (_pending.TryGetSubscription(id, out var pending))
+        {
+            stored = pending is null ? null : LiteDbMessageStore.SubscriptionFrom(pending);
+            return true;
+        }
+        // The lock first, then the read in a statement of its own: its snapshot sees the change that held the lock last.
+        LockSubscriptionsOf(topic);
+        stored = Lookup(c =>
+        {
+            using var command = new NpgsqlCommand("SELECT doc FROM halfmsg_subscriptions WHERE id = $1", c);
+            command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = id });
+            return command.ExecuteScalar() is byte[] bson ? LiteDbMessageStore.SubscriptionFrom(BsonSerializer.Deserialize(bson)) : null;
+        });
+        return true;
     }
 
     /// <summary>A subscription of <paramref name="topic"/> is about to be saved or deleted: no batch is mid-fan-out on the topic, and none starts until this one ends.</summary>

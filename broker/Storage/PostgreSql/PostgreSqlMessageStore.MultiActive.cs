@@ -117,6 +117,23 @@ public sealed partial class PostgreSqlMessageStore
             $"({cause.Message}). Read the state back before repeating the request, or repeat it with the same transactionId or Idempotency-Key.");
     }
 
+    /// <summary>The first key of the per-producer-group advisory locks ("hms2"); the second is <c>hashtext(name)</c>.</summary>
+    internal const int ProducerGroupLockSpace = 0x686d7332;
+
+    /// <summary>
+    /// The writer reads a producer group only to change it (a PUT, a secret rotation). <c>FOR UPDATE</c> serializes two
+    /// brokers' changes of a stored group, but locks nothing while there is no row: two brokers creating one group at once
+    /// would both find none and both create a secret, the second overwriting the first's. Under this lock, held to the end
+    /// of the batch's transaction, the second finds the first's group.
+    /// </summary>
+    private static void LockProducerGroup(NpgsqlConnection connection, string name)
+    {
+        using var command = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1, hashtext($2))", connection);
+        command.Parameters.Add(new NpgsqlParameter<int> { TypedValue = ProducerGroupLockSpace });
+        command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
+        command.ExecuteNonQuery();
+    }
+
     /// <summary>One subscription as committed (null: there is none): what another broker's change left.</summary>
     internal Subscription? FindSubscription(string group, string topic) => PostgreSqlErrors.Read(_dataSource, c =>
     {

@@ -259,6 +259,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
         if (InBatch && _pending.TryGetProducerGroup(name, out var doc)) return LiteDbMessageStore.ProducerGroupFrom(doc!);
         return Lookup(c =>
         {
+            if (_multiActive is not null && InBatch) LockProducerGroup(c, name);
             using var command = new NpgsqlCommand("SELECT doc FROM halfmsg_producer_groups WHERE name = $1" + LockRead, c);
             command.Parameters.Add(new NpgsqlParameter<string> { TypedValue = name });
             return command.ExecuteScalar() is byte[] bson ? LiteDbMessageStore.ProducerGroupFrom(BsonSerializer.Deserialize(bson)) : null;
