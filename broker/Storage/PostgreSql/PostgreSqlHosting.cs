@@ -16,8 +16,10 @@ internal static class PostgreSqlHosting
     public static string? ConnectionString(IConfiguration configuration) => configuration.GetConnectionString(PostgreSqlOptions.ConnectionStringName);
 
     /// <summary>
-    /// The broker runs a handful of statements thousands of times a second, so unless the connection string says otherwise
-    /// Npgsql prepares them (<c>Max Auto Prepare</c>): PostgreSQL then parses and plans each once per connection, not per run.
+    /// The broker runs a handful of statements hundreds of times a second, so unless the connection string says otherwise
+    /// Npgsql prepares them (<c>Max Auto Prepare</c>: parsed once per connection), and PostgreSQL still plans each run for
+    /// its own arguments (<c>plan_cache_mode=force_custom_plan</c>): the statements take whole columns as arrays, and a
+    /// generic plan, blind to their sizes, scanned tables (the batch's locking read went from 0.11 to 5.6 ms).
     /// </summary>
     internal static string WithPreparedStatements(string connectionString)
     {
@@ -27,7 +29,12 @@ internal static class PostgreSqlHosting
         {
             return connectionString;
         }
-        return new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = 32 }.ConnectionString;
+        var builder = new NpgsqlConnectionStringBuilder(connectionString) { MaxAutoPrepare = 32 };
+        if (builder.Options?.Contains("plan_cache_mode", StringComparison.Ordinal) != true)
+        {
+            builder.Options = string.IsNullOrWhiteSpace(builder.Options) ? "-c plan_cache_mode=force_custom_plan" : builder.Options + " -c plan_cache_mode=force_custom_plan";
+        }
+        return builder.ConnectionString;
     }
 
     public static void AddPostgreSqlStorage(this IServiceCollection services, IConfiguration configuration)

@@ -1,21 +1,46 @@
 using HalfMsgBroker.Storage.PostgreSql;
+using HalfMsgBroker.Tests.Shared;
 using Npgsql;
 
 namespace HalfMsgBroker.Tests.Storage.PostgreSql;
 
-/// <summary>The broker's pool prepares its statements unless the operator's connection string decides otherwise.</summary>
+/// <summary>
+/// The broker's pool prepares its statements with custom plans unless the operator's connection string decides
+/// otherwise: a generic plan of the batch statements (arrays as arguments) scanned tables.
+/// </summary>
 public sealed class PreparedStatementsTests
 {
     [Fact]
-    public void The_pool_prepares_statements_by_default_and_keeps_what_the_connection_string_says()
+    public void The_pool_prepares_statements_with_custom_plans_by_default_and_keeps_what_the_connection_string_says()
     {
         var byDefault = new NpgsqlConnectionStringBuilder(PostgreSqlHosting.WithPreparedStatements("Host=127.0.0.1;Database=halfmsg"));
         Assert.Equal(32, byDefault.MaxAutoPrepare);
+        Assert.Equal("-c plan_cache_mode=force_custom_plan", byDefault.Options);
         Assert.Equal("halfmsg", byDefault.Database);
+
+        var withOptions = new NpgsqlConnectionStringBuilder(PostgreSqlHosting.WithPreparedStatements("Host=127.0.0.1;Options=-c search_path=broker"));
+        Assert.Equal("-c search_path=broker -c plan_cache_mode=force_custom_plan", withOptions.Options);
+        var ownPlanMode = new NpgsqlConnectionStringBuilder(PostgreSqlHosting.WithPreparedStatements("Host=127.0.0.1;Options=-c plan_cache_mode=auto"));
+        Assert.Equal("-c plan_cache_mode=auto", ownPlanMode.Options);
 
         var off = new NpgsqlConnectionStringBuilder(PostgreSqlHosting.WithPreparedStatements("Host=127.0.0.1;Max Auto Prepare=0"));
         Assert.Equal(0, off.MaxAutoPrepare);
+        Assert.True(string.IsNullOrEmpty(off.Options));
         var more = new NpgsqlConnectionStringBuilder(PostgreSqlHosting.WithPreparedStatements("Host=127.0.0.1;MaxAutoPrepare=100"));
         Assert.Equal(100, more.MaxAutoPrepare);
+    }
+
+}
+
+/// <summary>What <see cref="PreparedStatementsTests"/> checks of the connection string, as a real session sees it.</summary>
+public sealed class PreparedStatementsSessionTests(PostgresCluster cluster) : IClassFixture<PostgresCluster>
+{
+    [PostgresFact]
+    public async Task A_pooled_connection_plans_each_run_for_its_arguments()
+    {
+        await using var dataSource = NpgsqlDataSource.Create(PostgreSqlHosting.WithPreparedStatements(await cluster.CreateDatabaseAsync("prepared")));
+        await using var connection = await dataSource.OpenConnectionAsync();
+        await using var command = new NpgsqlCommand("SHOW plan_cache_mode", connection);
+        Assert.Equal("force_custom_plan", (string?)await command.ExecuteScalarAsync());
     }
 }
