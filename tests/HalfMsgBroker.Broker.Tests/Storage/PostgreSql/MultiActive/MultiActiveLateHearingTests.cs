@@ -22,13 +22,9 @@ public sealed class MultiActiveLateHearingTests(PostgresCluster cluster) : IClas
     [PostgresFact]
     public async Task A_subscription_changed_through_a_broker_that_has_not_heard_of_it_keeps_its_stored_creation_time_and_secret()
     {
-        var database = await cluster.CreateDatabaseAsync("late_sub");
-        var nodes = MultiActiveNodes.Start(database, 2);
         await using var receiver = await TestReceiver.Answering(200);
-        try
+        await OnTwoBrokers("late_sub", async (database, nodes, one, two) =>
         {
-            using var one = nodes[0].CreateClient();
-            using var two = nodes[1].CreateClient();
             var deaf = SyncOf(nodes[1]);
             await deaf.HoldAsync();
 
@@ -64,23 +60,15 @@ public sealed class MultiActiveLateHearingTests(PostgresCluster cluster) : IClas
             Assert.Equal(Shape(stored), Shape(nodes[0].Services.GetRequiredService<DeliveryRegistry>().Find("billing", "orders")!.Subscription));
 
             deaf.Release();
-        }
-        finally
-        {
-            await MultiActiveNodes.DisposeAll(nodes);
-        }
+        });
     }
 
     [PostgresFact]
     public async Task Pause_rotation_and_deletion_through_a_broker_that_has_not_heard_of_the_subscription_act_on_the_stored_one()
     {
-        var database = await cluster.CreateDatabaseAsync("late_ops");
-        var nodes = MultiActiveNodes.Start(database, 2);
         await using var receiver = await TestReceiver.Answering(200);
-        try
+        await OnTwoBrokers("late_ops", async (database, nodes, one, two) =>
         {
-            using var one = nodes[0].CreateClient();
-            using var two = nodes[1].CreateClient();
             var deaf = SyncOf(nodes[1]);
             await deaf.HoldAsync();
             var created = new Dictionary<string, Http.Answer>();
@@ -123,22 +111,14 @@ public sealed class MultiActiveLateHearingTests(PostgresCluster cluster) : IClas
                 && a.Json["subscriptions"]!.AsArray().Any(s => s!.Str("topic") == "rotated" && s.Str("signingSecretFingerprint") == rotated.Json.Str("signingSecretFingerprint")),
                 "the second broker's changes on the first");
             deaf.Release();
-        }
-        finally
-        {
-            await MultiActiveNodes.DisposeAll(nodes);
-        }
+        });
     }
 
     [PostgresFact]
     public async Task An_api_key_revoked_through_a_broker_that_has_not_heard_of_it_is_revoked_as_stored()
     {
-        var database = await cluster.CreateDatabaseAsync("late_key");
-        var nodes = MultiActiveNodes.Start(database, 2);
-        try
+        await OnTwoBrokers("late_key", async (database, nodes, one, two) =>
         {
-            using var one = nodes[0].CreateClient();
-            using var two = nodes[1].CreateClient();
             var deaf = SyncOf(nodes[1]);
 
             // Created on the first, revoked through the second before it heard of the key.
@@ -173,23 +153,15 @@ public sealed class MultiActiveLateHearingTests(PostgresCluster cluster) : IClas
             // Memory follows the store at once: the second refuses the key without waiting for the notification.
             Assert.Equal(HttpStatusCode.Unauthorized, (await knownOnTwo.Get("/v1/api-keys")).Status);
             deaf.Release();
-        }
-        finally
-        {
-            await MultiActiveNodes.DisposeAll(nodes);
-        }
+        });
     }
 
     [PostgresFact]
     public async Task Two_brokers_creating_one_producer_group_at_once_keep_one_secret()
     {
-        var database = await cluster.CreateDatabaseAsync("late_group");
-        var nodes = MultiActiveNodes.Start(database, 2);
         await using var checker = await TestReceiver.Answering(200);
-        try
+        await OnTwoBrokers("late_group", async (database, nodes, one, two) =>
         {
-            using var one = nodes[0].CreateClient();
-            using var two = nodes[1].CreateClient();
 
             // Both PUTs wait on the group's lock, held here, so both begin before either has stored the group.
             await using var holder = new NpgsqlConnection(database);
@@ -216,6 +188,19 @@ public sealed class MultiActiveLateHearingTests(PostgresCluster cluster) : IClas
             Assert.Null(second.Json["signingSecret"]);
             Assert.Equal(first.Json.Str("signingSecretFingerprint"), second.Json.Str("signingSecretFingerprint"));
             Assert.Equal(first.Json.Str("signingSecretFingerprint"), (await two.Get("/v1/producer-groups/payments")).Json.Str("signingSecretFingerprint"));
+        });
+    }
+
+    /// <summary>Two multi-active brokers on a fresh database, with an admin client of each; stopped whatever the test does.</summary>
+    private async Task OnTwoBrokers(string name, Func<string, List<BrokerFactory>, HttpClient, HttpClient, Task> test)
+    {
+        var database = await cluster.CreateDatabaseAsync(name);
+        var nodes = MultiActiveNodes.Start(database, 2);
+        try
+        {
+            using var one = nodes[0].CreateClient();
+            using var two = nodes[1].CreateClient();
+            await test(database, nodes, one, two);
         }
         finally
         {
