@@ -28,25 +28,30 @@ public static class BrokerExit
     /// </remarks>
     public static int RunUntilStopped(this WebApplication app)
     {
+        IMessageStore store;
+        try
+        {
+            // Opening the store replays the journal; corruption refuses the start before anything listens.
+            store = app.Services.GetRequiredService<IMessageStore>();
+        }
+        catch (JournalCorruptException e)
+        {
+            app.Logger.LogCritical("{Problem}", e.Message);
+            ((IDisposable)app).Dispose();
+            return JournalCorrupt;
+        }
+        catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException
+            && app.Services.GetService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>() is not null)
+        {
+            app.Logger.LogCritical("The broker cannot start on PostgreSQL: {Problem}", e.Message);
+            ((IDisposable)app).Dispose();
+            return DatabaseRefusedStart;
+        }
+        // Any other failure (an invalid option) leaves the app as it is and ends the process with the exception. Under
+        // WebApplicationFactory the test's host is this app, starting on another thread: disposing it here raced that
+        // start, which then reported an ObjectDisposedException instead of the option at fault.
         using (app)
         {
-            IMessageStore store;
-            try
-            {
-                // Opening the store replays the journal; corruption refuses the start before anything listens.
-                store = app.Services.GetRequiredService<IMessageStore>();
-            }
-            catch (JournalCorruptException e)
-            {
-                app.Logger.LogCritical("{Problem}", e.Message);
-                return JournalCorrupt;
-            }
-            catch (Exception e) when (e is Npgsql.NpgsqlException or InvalidOperationException
-                && app.Services.GetService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>() is not null)
-            {
-                app.Logger.LogCritical("The broker cannot start on PostgreSQL: {Problem}", e.Message);
-                return DatabaseRefusedStart;
-            }
             // Read before Run: Run disposes the services when it returns.
             var activeLock = app.Services.GetService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>();
             app.Run();
