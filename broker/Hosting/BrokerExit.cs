@@ -21,6 +21,9 @@ public static class BrokerExit
     /// <summary>The PostgreSQL provider refused to start (login refused, schema newer than this broker, PostgreSQL gone during start).</summary>
     public const int DatabaseRefusedStart = 6;
 
+    /// <summary>An option failed validation: each failure is printed on one line with its value and where it was set.</summary>
+    public const int InvalidConfiguration = 7;
+
     /// <summary>Runs the broker until it stops; returns the process exit code.</summary>
     /// <remarks>
     /// The app is disposed before the code is returned: the console logger writes from a queue of its
@@ -33,6 +36,10 @@ public static class BrokerExit
         {
             // Opening the store replays the journal; corruption refuses the start before anything listens.
             store = app.Services.GetRequiredService<IMessageStore>();
+        }
+        catch (Microsoft.Extensions.Options.OptionsValidationException e) when (IsTheProcess)
+        {
+            return Refuse(app, e);
         }
         catch (JournalCorruptException e)
         {
@@ -47,17 +54,36 @@ public static class BrokerExit
             ((IDisposable)app).Dispose();
             return DatabaseRefusedStart;
         }
-        // Any other failure (an invalid option) leaves the app as it is and ends the process with the exception. Under
+        // Any other failure leaves the app as it is and ends the process with the exception. Under
         // WebApplicationFactory the test's host is this app, starting on another thread: disposing it here raced that
         // start, which then reported an ObjectDisposedException instead of the option at fault.
         using (app)
         {
             // Read before Run: Run disposes the services when it returns.
             var activeLock = app.Services.GetService<HalfMsgBroker.Storage.PostgreSql.ActiveBrokerLock>();
-            app.Run();
+            try
+            {
+                app.Run();
+            }
+            catch (Microsoft.Extensions.Options.OptionsValidationException e) when (IsTheProcess)
+            {
+                // Validated on start (ValidateOnStart): an option no service had read before Run.
+                return Refuse(app, e);
+            }
             if (activeLock is { Lost: true }) return DatabaseLockLost;
             if (store is HalfMsgBroker.Storage.PostgreSql.PostgreSqlMessageStore { WriteFailure: not null }) return DatabaseWriteUnknown;
             return store is JournaledMessageStore { JournalFailure: not null } ? JournalFailed : 0;
         }
+    }
+
+    // Hosted by WebApplicationFactory (a test), the app must run or throw: a Main that returns leaves the test's host unstarted.
+    private static bool IsTheProcess => System.Reflection.Assembly.GetEntryAssembly() == typeof(BrokerExit).Assembly;
+
+    // Not through the logger: nothing has started yet, and one plain line per problem is what an operator reads first.
+    // The app is not disposed, for the reason above (under WebApplicationFactory the test's host is this app).
+    private static int Refuse(WebApplication app, Microsoft.Extensions.Options.OptionsValidationException e)
+    {
+        foreach (var line in Hosting.InvalidConfiguration.Describe(e, app.Configuration)) Console.Error.WriteLine("The broker cannot start: " + line);
+        return InvalidConfiguration;
     }
 }
