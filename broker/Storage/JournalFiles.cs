@@ -17,17 +17,20 @@ public interface IJournalFiles
     void SyncDirectory(string directory);
 }
 
-/// <summary>One open segment: appends, and the fsync that makes them survive a power loss.</summary>
+/// <summary>One open segment: writes at an offset, and the fsync that makes them survive a power loss.</summary>
 public interface IJournalSegmentFile : IDisposable
 {
-    /// <summary>One write system call: in the OS cache when it returns.</summary>
-    void Write(ReadOnlySpan<byte> data);
+    /// <summary>One write system call at <paramref name="offset"/>: in the OS cache when it returns.</summary>
+    void Write(ReadOnlySpan<byte> data, long offset);
 
-    /// <summary>fsync: on the device when it returns. After a failure the file's state is unknown.</summary>
+    /// <summary>
+    /// fdatasync: the data written before the call, and the file size, are on the device when it returns (not the
+    /// timestamps, which nothing reads). After a failure the file's state is unknown.
+    /// </summary>
     void Sync();
 }
 
-/// <summary>The real files: unbuffered FileStreams.</summary>
+/// <summary>The real files: positioned writes on an unbuffered handle.</summary>
 public sealed class JournalFiles : IJournalFiles
 {
     public static readonly JournalFiles Real = new();
@@ -41,9 +44,22 @@ public sealed class JournalFiles : IJournalFiles
 
     private sealed class Segment(FileStream file) : IJournalSegmentFile
     {
-        public void Write(ReadOnlySpan<byte> data) => file.Write(data);
+        public void Write(ReadOnlySpan<byte> data, long offset) => RandomAccess.Write(file.SafeFileHandle, data, offset);
 
-        public void Sync() => file.Flush(flushToDisk: true);
+        public void Sync()
+        {
+            // fsync would also write the inode's new modification time at every call: a journal commit of its own
+            // even when the write only overwrote space the file already had (see Journal's zeroed space).
+            if (!OperatingSystem.IsLinux())
+            {
+                file.Flush(flushToDisk: true);
+                return;
+            }
+            if (FileSync.Fdatasync(file.SafeFileHandle) != 0)
+            {
+                throw new IOException($"fdatasync of {file.Name} failed (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}).");
+            }
+        }
 
         public void Dispose() => file.Dispose();
     }

@@ -46,8 +46,8 @@ internal static class JournalScan
                 if (frames++ == 0) first = seq;
                 last = seq;
                 changes += JournalRecords.Count(payload);
-            });
-            reports.Add(new SegmentReport(path, new FileInfo(path).Length, frames, changes, first, last, damage));
+            }, out var used);
+            reports.Add(new SegmentReport(path, used, frames, changes, first, last, damage));
         }
         return reports;
     }
@@ -96,12 +96,17 @@ internal static class JournalScan
     /// The segment's intact frames, in file order, to <paramref name="frame"/> (the payload is valid only during the call);
     /// returns the damage found. After damage, reading resumes at the next intact frame, if any.
     /// </summary>
-    public static List<JournalDamage> ReadSegment(string path, FrameVisitor frame)
+    public static List<JournalDamage> ReadSegment(string path, FrameVisitor frame) => ReadSegment(path, frame, out _);
+
+    /// <param name="used">Where the segment's content ends: the zeros the writer put ahead of its frames (see
+    /// <see cref="Journal"/>) are free space, not damage. A frame cut short by a crash in that space is still damage.</param>
+    public static List<JournalDamage> ReadSegment(string path, FrameVisitor frame, out long used)
     {
         var bytes = File.ReadAllBytes(path);
         var damage = new List<JournalDamage>();
         var expected = FirstSeqOf(path);
         var at = 0;
+        used = bytes.Length;
         while (at < bytes.Length)
         {
             if (TryFrame(bytes, at, out var seq, out var length))
@@ -110,6 +115,11 @@ internal static class JournalScan
                 expected = seq + 1;
                 at += Journal.HeaderBytes + length;
                 continue;
+            }
+            if (!bytes.AsSpan(at).ContainsAnyExcept((byte)0))
+            {
+                used = at;
+                break;
             }
             var next = Resync(bytes, at + 1, expected);
             damage.Add(new JournalDamage(at, (next ?? bytes.Length) - at, next is null));

@@ -65,9 +65,9 @@ public sealed class PipelinedFsyncTests
 
         private sealed class Segment(HeldSyncFiles owner, IJournalSegmentFile real) : IJournalSegmentFile
         {
-            public void Write(ReadOnlySpan<byte> data)
+            public void Write(ReadOnlySpan<byte> data, long offset)
             {
-                real.Write(data);
+                real.Write(data, offset);
                 Interlocked.Increment(ref owner._writes);
             }
 

@@ -45,13 +45,23 @@ public sealed class JournalRecoveryTests : IDisposable
         NextCheckAt = 100,
     };
 
-    /// <summary>Writes one frame per message, then "crashes": LiteDB holds none of them, the journal all.</summary>
-    private List<StoredMessage> WriteAndCrash(int frames)
+    /// <summary>
+    /// Writes one frame per message, then "crashes": LiteDB holds none of them, the journal all. Unless
+    /// <paramref name="keepZeros"/>, the segment is cut to its frames, as a journal without zeroed space ahead
+    /// (<see cref="StorageOptions.Durability"/> Process) leaves it, so a test can cut and flip bytes by the file's length.
+    /// </summary>
+    private List<StoredMessage> WriteAndCrash(int frames, bool keepZeros = false)
     {
         var messages = Enumerable.Range(0, frames).Select(i => Half("tx-" + i)).ToList();
         var store = Open();
         foreach (var m in messages) store.RunBatch(() => store.Insert(m));
         store.DisposeAsIfCrashed();
+        if (!keepZeros)
+        {
+            var segment = Segment;
+            JournalScan.ReadSegment(segment, (_, _, _) => { }, out var used);
+            File.WriteAllBytes(segment, File.ReadAllBytes(segment)[..(int)used]);
+        }
         return messages;
     }
 
@@ -155,6 +165,61 @@ public sealed class JournalRecoveryTests : IDisposable
         var refused = Assert.Throws<JournalCorruptException>(() => Open());
         Assert.Contains(segments[0], refused.Message, StringComparison.Ordinal);
         Assert.True(File.Exists(segments[1]));
+    }
+
+    [Fact]
+    public void The_zeros_written_ahead_of_the_frames_are_free_space_not_damage()
+    {
+        var messages = WriteAndCrash(5, keepZeros: true);
+        var bytes = File.ReadAllBytes(Segment);
+        var end = FrameStarts(bytes[..ContentEnd()])[^1];
+        Assert.True(bytes.Length - end > Journal.ZeroChunkBytes / 2, $"{bytes.Length} bytes, the last frame at {end}: zeros were written ahead");
+
+        using (var store = Open())
+        {
+            foreach (var m in messages) Assert.NotNull(store.Find(m.Id));
+        }
+        Assert.DoesNotContain(_log.Lines, l => l.Level >= LogLevel.Warning);
+        Assert.Contains(_log.Lines, l => l.Message.Contains("Journal replay: 5 frames (5 changes)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_frame_cut_short_in_the_zeroed_space_is_a_torn_tail()
+    {
+        var messages = WriteAndCrash(5, keepZeros: true);
+        var bytes = File.ReadAllBytes(Segment);
+        var starts = FrameStarts(bytes[..ContentEnd()]);
+        // A power cut kept the last frame's first page-sized piece only: the zeros are still there after it.
+        Array.Clear(bytes, starts[^1] + Journal.HeaderBytes + 2, ContentEnd() - starts[^1] - Journal.HeaderBytes - 2);
+        File.WriteAllBytes(Segment, bytes);
+
+        using (var store = Open())
+        {
+            foreach (var m in messages[..4]) Assert.NotNull(store.Find(m.Id));
+            Assert.Null(store.Find(messages[4].Id));
+        }
+        var line = Assert.Single(_log.Lines, l => l.Message.Contains("torn frame", StringComparison.Ordinal));
+        Assert.Contains($"byte offset {starts[^1]}", line.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Zeros_where_a_frame_was_with_frames_after_them_are_corruption()
+    {
+        WriteAndCrash(5, keepZeros: true);
+        var bytes = File.ReadAllBytes(Segment);
+        var starts = FrameStarts(bytes[..ContentEnd()]);
+        Array.Clear(bytes, starts[2], starts[3] - starts[2]);
+        File.WriteAllBytes(Segment, bytes);
+
+        var refused = Assert.Throws<JournalCorruptException>(() => Open());
+        Assert.Contains($"byte offset {starts[2]}", refused.Message, StringComparison.Ordinal);
+    }
+
+    // Where the segment's frames end, before the zeros (read from the file as the crash left it).
+    private int ContentEnd()
+    {
+        JournalScan.ReadSegment(Segment, (_, _, _) => { }, out var used);
+        return (int)used;
     }
 
     [Fact]

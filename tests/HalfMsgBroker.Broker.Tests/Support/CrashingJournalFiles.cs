@@ -109,8 +109,9 @@ public sealed class CrashingJournalFiles : IJournalFiles
             foreach (var path in JournalScan.Segments(directory))
             {
                 var shadow = new Shadow(directory) { DurablyExists = true };
-                shadow.Bytes.Write(File.ReadAllBytes(path));
-                shadow.Synced = shadow.Bytes.Length;
+                var bytes = File.ReadAllBytes(path);
+                shadow.Bytes.Write(bytes);
+                shadow.Durable = bytes;
                 _shadows[path] = shadow;
             }
         }
@@ -118,9 +119,9 @@ public sealed class CrashingJournalFiles : IJournalFiles
 
     /// <summary>
     /// The journal folder's segment files as <paramref name="model"/> leaves them (file name → bytes). A kill keeps
-    /// every byte written. A power cut keeps what each segment's last fsync covered, plus a random prefix of the
-    /// rest (sometimes with zeros where pages did not reach the disk); a directory entry created or deleted since
-    /// the directory's last fsync may or may not survive.
+    /// every byte written. A power cut keeps what each segment's last fsync covered, plus the first writes after it
+    /// (the last of them perhaps cut short, and sometimes with the old bytes back where pages did not reach the
+    /// disk); a directory entry created or deleted since the directory's last fsync may or may not survive.
     /// </summary>
     public Dictionary<string, byte[]> JournalImage(CrashModel model, Random random)
     {
@@ -137,40 +138,34 @@ public sealed class CrashingJournalFiles : IJournalFiles
                 }
                 var present = s.Exists == s.DurablyExists ? s.Exists : random.Next(2) == 0;
                 if (!present) continue;
-                var kept = (int)s.Synced + random.Next(bytes.Length - (int)s.Synced + 1);
-                var content = bytes[..kept];
-                if (kept > s.Synced && random.Next(3) == 0)
-                {
-                    // The file's size reached the disk but not all of its pages.
-                    var zeroFrom = (int)s.Synced + random.Next(kept - (int)s.Synced);
-                    Array.Clear(content, zeroFrom, kept - zeroFrom);
-                }
-                image[Path.GetFileName(path)] = content;
+                image[Path.GetFileName(path)] = s.PowerCutImage(random);
             }
         }
         return image;
     }
 
     /// <returns>The fault to act on, or null.</returns>
-    private SeamFault? Enter(SeamCall call, string path, int length)
+    private SeamFault? Enter(SeamCall call, string path, int length, bool zeroFill = false)
     {
         // With fsync the writer writes while its completer syncs: calls are numbered and decided one at a time,
         // and a death takes its image before the other thread's call goes on.
-        lock (_lock) return EnterLocked(call, path, length);
+        lock (_lock) return EnterLocked(call, path, length, zeroFill);
     }
 
-    private SeamFault? EnterLocked(SeamCall call, string path, int length)
+    // A zero fill (the zeros the journal writes ahead of its frames) is a write of the group commit being appended,
+    // before its frame: it does not start a batch of its own.
+    private SeamFault? EnterLocked(SeamCall call, string path, int length, bool zeroFill)
     {
         if (_dead) throw new IOException("The process is dead (test crash).");
-        if (call == SeamCall.Write) WritesStarted++;
+        if (call == SeamCall.Write && !zeroFill) WritesStarted++;
         if (!Armed || Plan is null) return null;
         var fault = Plan(++_armedCalls, call, length);
         if (fault is null) return null;
         // A failed create or directory fsync (a segment roll) does not break the journal: it keeps the current segment.
-        if (fault.Dies || call is SeamCall.Write or SeamCall.Sync) FaultedBatch ??= WritesStarted - 1;
+        if (fault.Dies || call is SeamCall.Write or SeamCall.Sync) FaultedBatch ??= zeroFill ? WritesStarted : WritesStarted - 1;
         var kind = $"{(fault.Dies ? "death" : "failure")} in {call}" + call switch
         {
-            SeamCall.Write => fault.Bytes == 0 ? " (nothing written)" : fault.Bytes == length ? " (all written)" : " (cut)",
+            SeamCall.Write => (zeroFill ? " of zeros" : "") + (fault.Bytes == 0 ? " (nothing written)" : fault.Bytes == length ? " (all written)" : " (cut)"),
             SeamCall.Sync when fault.Dies => fault.AfterSync ? " (after the fsync)" : " (before the fsync)",
             SeamCall.Sync => fault.PageCacheKeeps ? " (page cache keeps)" : " (page cache drops)",
             _ => "",
@@ -201,36 +196,90 @@ public sealed class CrashingJournalFiles : IJournalFiles
         throw new IOException("The process died here (test crash).");
     }
 
-    private void Written(string path, ReadOnlySpan<byte> data)
+    private void Written(string path, ReadOnlySpan<byte> data, long offset)
     {
-        lock (_lock) _shadows[path].Bytes.Write(data);
+        lock (_lock) _shadows[path].Write(data, offset);
     }
 
+    /// <summary>A segment as the process sees it (<see cref="Bytes"/>) and as its last fsync left it on the disk (<see cref="Durable"/>).</summary>
     private sealed class Shadow(string directory)
     {
         public string Directory { get; } = directory;
         public MemoryStream Bytes { get; } = new();
-        public long Synced { get; set; }
+        public byte[] Durable { get; set; } = [];
+
+        // Writes since the last fsync, in order: a power cut keeps some first ones of them.
+        public List<(long Offset, byte[] Data)> Pending { get; } = [];
         public bool Exists { get; set; } = true;
 
         // Whether the entry existed as of the directory's last fsync.
         public bool DurablyExists { get; set; }
+
+        public void Write(ReadOnlySpan<byte> data, long offset)
+        {
+            Bytes.Position = offset;
+            Bytes.Write(data);
+            Pending.Add((offset, data.ToArray()));
+        }
+
+        /// <summary>An fsync that began when <paramref name="covered"/> writes were pending has made them durable.</summary>
+        public void Synced(int covered)
+        {
+            var durable = new MemoryStream();
+            durable.Write(Durable);
+            foreach (var (offset, data) in Pending.Take(covered))
+            {
+                durable.Position = offset;
+                durable.Write(data);
+            }
+            Durable = durable.ToArray();
+            Pending.RemoveRange(0, covered);
+        }
+
+        /// <summary>A failed fsync whose page cache dropped the unsynced writes: the file reads as the disk has it.</summary>
+        public void DropUnsynced()
+        {
+            Bytes.SetLength(0);
+            Bytes.Write(Durable);
+            Pending.Clear();
+        }
+
+        public byte[] PowerCutImage(Random random)
+        {
+            var image = new MemoryStream();
+            image.Write(Durable);
+            var kept = random.Next(Pending.Count + 1);
+            for (var i = 0; i < kept; i++)
+            {
+                var (offset, data) = Pending[i];
+                var length = i == kept - 1 ? random.Next(data.Length + 1) : data.Length;
+                if (i == kept - 1 && length < data.Length && random.Next(3) == 0)
+                {
+                    // The file's size reached the disk but not all of the write's pages: the old bytes (or zeros) stay.
+                    var end = offset + data.Length;
+                    if (image.Length < end) image.SetLength(end);
+                }
+                image.Position = offset;
+                image.Write(data, 0, length);
+            }
+            return image.ToArray();
+        }
     }
 
     private sealed class Segment(CrashingJournalFiles owner, string path, IJournalSegmentFile real) : IJournalSegmentFile
     {
-        public void Write(ReadOnlySpan<byte> data)
+        public void Write(ReadOnlySpan<byte> data, long offset)
         {
-            var fault = owner.Enter(SeamCall.Write, path, data.Length);
+            var fault = owner.Enter(SeamCall.Write, path, data.Length, zeroFill: !data.ContainsAnyExcept((byte)0));
             if (fault is null)
             {
-                real.Write(data);
-                owner.Written(path, data);
+                real.Write(data, offset);
+                owner.Written(path, data, offset);
                 return;
             }
             var cut = data[..Math.Clamp(fault.Bytes, 0, data.Length)];
-            real.Write(cut);
-            owner.Written(path, cut);
+            real.Write(cut, offset);
+            owner.Written(path, cut, offset);
             if (fault.Dies) owner.Die();
             throw new IOException("No space left on device (test: write failed after " + cut.Length + " bytes)");
         }
@@ -241,25 +290,17 @@ public sealed class CrashingJournalFiles : IJournalFiles
             if (fault is null || (fault.Dies && fault.AfterSync))
             {
                 // An fsync covers what was written before it began; a frame written meanwhile is not covered.
-                long covered;
-                lock (owner._lock) covered = owner._shadows[path].Bytes.Length;
+                int covered;
+                lock (owner._lock) covered = owner._shadows[path].Pending.Count;
                 real.Sync();
-                lock (owner._lock)
-                {
-                    var s = owner._shadows[path];
-                    s.Synced = Math.Max(s.Synced, covered);
-                }
+                lock (owner._lock) owner._shadows[path].Synced(covered);
                 if (fault is not null) owner.Die();
                 return;
             }
             if (fault.Dies) owner.Die();
             if (!fault.PageCacheKeeps)
             {
-                lock (owner._lock)
-                {
-                    var s = owner._shadows[path];
-                    s.Bytes.SetLength(s.Synced);
-                }
+                lock (owner._lock) owner._shadows[path].DropUnsynced();
             }
             throw new IOException("Input/output error (test: fsync failed)");
         }

@@ -22,10 +22,10 @@ public sealed class FaultyJournalFiles : IJournalFiles
 
     private sealed class Segment(FaultyJournalFiles owner, IJournalSegmentFile real) : IJournalSegmentFile
     {
-        public void Write(ReadOnlySpan<byte> data)
+        public void Write(ReadOnlySpan<byte> data, long offset)
         {
             if (owner.FailWrites) throw new IOException("No space left on device (test)");
-            real.Write(data);
+            real.Write(data, offset);
             Interlocked.Increment(ref owner._writes);
         }
 
