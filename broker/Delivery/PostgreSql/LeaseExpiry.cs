@@ -11,7 +11,7 @@ namespace HalfMsgBroker.Delivery.PostgreSql;
 /// Run by <see cref="DeliveryWakeups"/> when its timer fires and at each safety poll. A page's time-outs are handed to the
 /// writer all at once, so they share its group commits instead of paying one each; each is still answered on its own.
 /// </summary>
-internal sealed class LeaseExpiry(DeliveryRows rows, DeliveryRegistry registry, StoreWriter writer, TimeProvider time, ILogger<LeaseExpiry> logger)
+internal sealed class LeaseExpiry(DeliveryRows rows, SubscriptionLookup subscriptions, StoreWriter writer, TimeProvider time, ILogger<LeaseExpiry> logger)
 {
     private const int Page = 256;
 
@@ -27,7 +27,7 @@ internal sealed class LeaseExpiry(DeliveryRows rows, DeliveryRegistry registry, 
             var stored = new List<(Guid Id, string Group, Task<bool> Stored)>(expired.Count);
             foreach (var (id, group, topic, attempts) in expired)
             {
-                if (registry.Find(group, topic)?.Subscription is not { } subscription) continue; // deleted: its rows are being dropped
+                if (subscriptions.Find(group, topic)?.Subscription is not { } subscription) continue; // deleted: its rows are being dropped
                 const string error = "not acked before its visibility timeout";
                 stored.Add((id, group, writer.Submit<bool>(attempts >= subscription.MaxAttempts
                     ? new ExhaustDelivery(id, group, attempts, $"{error} (attempt {attempts} of {subscription.MaxAttempts})", subscription.OnExhausted)
