@@ -7,9 +7,11 @@ using Microsoft.Extensions.Options;
 namespace HalfMsgBroker.Delivery;
 
 /// <summary>
-/// The in-memory side of consumption: every subscription's queue of live deliveries. Subscriptions
-/// change only through the writer's after-commit effects, so fan-out inside the writer always sees
-/// the subscriptions that existed when a message was committed.
+/// The in-memory side of consumption: every subscription's queue of live deliveries. On one broker,
+/// subscriptions change only through the writer's after-commit effects, so fan-out inside the writer
+/// always sees the subscriptions that existed when a message was committed. With many active brokers,
+/// reloads of the others' changes and adoptions of subscriptions not heard of yet change them too
+/// (<see cref="Cluster.StoredSubscriptions"/>), and fan-out reads the store instead.
 /// </summary>
 internal sealed class DeliveryRegistry
 {
