@@ -25,9 +25,12 @@ internal sealed class LeaseExpiry(DeliveryRows rows, SubscriptionLookup subscrip
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var expired = await rows.TakeExpiredAsync(now, now + 30_000, Page);
             var stored = new List<(Guid Id, string Group, Task<bool> Stored)>(expired.Count);
+            // Once per subscription and page: one this broker has not heard of costs a store read (a deleted one, each time).
+            var found = new Dictionary<(string, string), Subscription?>();
             foreach (var (id, group, topic, attempts) in expired)
             {
-                if (subscriptions.Find(group, topic)?.Subscription is not { } subscription) continue; // deleted: its rows are being dropped
+                if (!found.TryGetValue((group, topic), out var subscription)) found[(group, topic)] = subscription = subscriptions.Find(group, topic)?.Subscription;
+                if (subscription is null) continue; // deleted: its rows are being dropped
                 const string error = "not acked before its visibility timeout";
                 stored.Add((id, group, writer.Submit<bool>(attempts >= subscription.MaxAttempts
                     ? new ExhaustDelivery(id, group, attempts, $"{error} (attempt {attempts} of {subscription.MaxAttempts})", subscription.OnExhausted)
