@@ -95,6 +95,30 @@ public sealed class MultiActiveLateReadTests(PostgresCluster cluster) : IClassFi
     }
 
     [PostgresFact]
+    public async Task Retry_now_replay_and_a_consumer_keys_message_lookup_through_a_broker_that_has_not_heard_find_the_subscription()
+    {
+        await LateHearing.OnTwoBrokers(cluster, "late_admin", async (database, nodes, one, two) =>
+        {
+            var deaf = LateHearing.SyncOf(nodes[1]);
+            await deaf.HoldAsync();
+            var from = DateTime.UtcNow.AddMinutes(-1).ToString("O");
+            foreach (var (group, topic) in new[] { ("billing", "retried"), ("billing", "replayed"), ("audit", "payments") }) await one.Subscribe(group, topic);
+            // Delayed: announced as due later, so the second broker does not adopt the subscription on hearing of the row.
+            var sent = await one.Post("/v1/topics/payments/messages", new { body = new { n = 1 }, delaySeconds = 600 });
+            var consumer = await one.Post("/v1/api-keys", new { name = "auditor", role = "consumer", consumerGroups = new[] { "audit" } });
+
+            var retried = await two.Post("/v1/consumer-groups/billing/subscriptions/retried/retry-now", new { });
+            Assert.Equal(HttpStatusCode.OK, retried.Status);
+            var replayed = await two.Post("/v1/consumer-groups/billing/subscriptions/replayed/replay", new { from });
+            Assert.Equal(HttpStatusCode.OK, replayed.Status);
+            using var auditor = nodes[1].CreateClient(consumer.Json.Str("key"));
+            var lookup = await auditor.Get($"/v1/messages/{sent.Json.Str("messageId")}");
+            Assert.Equal(HttpStatusCode.OK, lookup.Status);
+            deaf.Release();
+        });
+    }
+
+    [PostgresFact]
     public async Task Updating_a_subscription_through_a_broker_that_has_not_heard_of_it_takes_no_new_place_in_the_quota()
     {
         await LateHearing.OnTwoBrokers(cluster, "late_quota", async (database, nodes, one, two) =>
