@@ -24,8 +24,8 @@ internal static class AccessHosting
                 $"Broker:Auth:AdminKey must be at least {AuthOptions.MinAdminKeyLength} characters (make one with: openssl rand -base64 32)")
             .Validate(o => o.EffectiveMode != AuthMode.ApiKeys || !string.IsNullOrEmpty(o.AdminKey),
                 "Broker:Auth:Mode=ApiKeys needs Broker:Auth:AdminKey, or nobody could create the first key")
-            .Validate(o => o.LastUsedFlushInterval > TimeSpan.Zero && o.AuditRetention > TimeSpan.Zero,
-                "Broker:Auth:LastUsedFlushInterval and AuditRetention must be > 0")
+            .Validate(o => o.LastUsedFlushInterval > TimeSpan.Zero && o.AuditRetention > TimeSpan.Zero && o.UnknownKeyReadsPerSecond > 0,
+                "Broker:Auth:LastUsedFlushInterval, AuditRetention and UnknownKeyReadsPerSecond must be > 0")
             .ValidateOnStart();
         services.AddOptions<RateLimitOptions>()
             .Bind(builder.Configuration.GetSection("Broker:RateLimits"))

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Frozen;
 using System.Security.Cryptography;
+using HalfMsgBroker.Storage;
 using Microsoft.Extensions.Options;
 
 namespace HalfMsgBroker.Access;
@@ -16,15 +17,18 @@ internal sealed class ApiKeyRegistry
     private readonly IAccessStore _store;
     private readonly TimeProvider _time;
     private readonly byte[]? _adminKeyHash;
+    private readonly UnknownKeyReads? _unknownKeyReads;
     private readonly Lock _change = new();
     private readonly ConcurrentDictionary<string, long> _lastUsed = new(StringComparer.Ordinal);
     private Dictionary<string, ApiKey> _byId;
     private FrozenDictionary<string, (ApiKey Key, Caller Caller)> _byHash;
 
-    public ApiKeyRegistry(IAccessStore store, IOptions<AuthOptions> options, TimeProvider time)
+    /// <param name="unknownKeyReads">Many active brokers: an unknown key may be one created through another broker, read for within this budget.</param>
+    public ApiKeyRegistry(IAccessStore store, IOptions<AuthOptions> options, TimeProvider time, UnknownKeyReads? unknownKeyReads = null)
     {
         _store = store;
         _time = time;
+        _unknownKeyReads = unknownKeyReads;
         if (options.Value.AdminKey is { Length: > 0 } admin) _adminKeyHash = ApiKey.HashOf(admin);
         _byId = store.Keys().Where(k => k.RevokedAt is null).ToDictionary(k => k.Id, StringComparer.Ordinal);
         _byHash = Index(_byId.Values);
@@ -41,15 +45,43 @@ internal sealed class ApiKeyRegistry
         // The probe compares hashes, not keys: timing can tell an attacker nothing about a stored key.
         Span<char> hex = stackalloc char[SHA256.HashSizeInBytes * 2];
         Convert.TryToHexString(hash, hex, out _);
-        if (!_byHash.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out var found)
-            || !CryptographicOperations.FixedTimeEquals(hash, found.Key.Hash))
-        {
-            return null;
-        }
+        if (!TryFind(hex, hash, out var found) && !TryFindUnheard(hex, hash, out found)) return null;
         // Coalesced to a second: a busy key does not write to shared memory on every request.
         var now = _time.GetUtcNow().ToUnixTimeMilliseconds();
         if (!_lastUsed.TryGetValue(found.Key.Id, out var last) || now - last >= 1000) _lastUsed[found.Key.Id] = now;
         return found.Caller;
+    }
+
+    private bool TryFind(ReadOnlySpan<char> hex, ReadOnlySpan<byte> hash, out (ApiKey Key, Caller Caller) found) =>
+        _byHash.GetAlternateLookup<ReadOnlySpan<char>>().TryGetValue(hex, out found) && CryptographicOperations.FixedTimeEquals(hash, found.Key.Hash);
+
+    /// <summary>
+    /// Many active brokers: a key this broker has not heard of may have been created through another one a moment ago.
+    /// Within <see cref="UnknownKeyReads"/>' budget, the keys are read again as the notification's reload would read them
+    /// (under the same lock, as committed, revoked ones left out), so a revocation is never undone by an older read.
+    /// </summary>
+    private bool TryFindUnheard(ReadOnlySpan<char> hex, ReadOnlySpan<byte> hash, out (ApiKey Key, Caller Caller) found)
+    {
+        found = default;
+        if (_unknownKeyReads is null) return false;
+        var hashHex = hex.ToString();
+        lock (_change)
+        {
+            // Another request's read, or a reload, may have brought it meanwhile.
+            if (TryFind(hex, hash, out found)) return true;
+            if (!_unknownKeyReads.MayRead(hashHex)) return false;
+            try
+            {
+                ReloadHoldingLock();
+            }
+            catch (StoreUnavailableException)
+            {
+                return false; // refused as it was before the read: the database's outage answers the key's other requests
+            }
+            if (TryFind(hex, hash, out found)) return true;
+        }
+        _unknownKeyReads.Missed(hashHex);
+        return false;
     }
 
     public IReadOnlyList<ApiKey> List()
@@ -111,11 +143,13 @@ internal sealed class ApiKeyRegistry
     public void Reload()
     {
         // Read under the lock too: a key this broker saves meanwhile must not be swapped out by an older read.
-        lock (_change)
-        {
-            var stored = _store.Keys().Where(k => k.RevokedAt is null).ToDictionary(k => k.Id, StringComparer.Ordinal);
-            (_byId, _byHash) = (stored, Index(stored.Values));
-        }
+        lock (_change) ReloadHoldingLock();
+    }
+
+    private void ReloadHoldingLock()
+    {
+        var stored = _store.Keys().Where(k => k.RevokedAt is null).ToDictionary(k => k.Id, StringComparer.Ordinal);
+        (_byId, _byHash) = (stored, Index(stored.Values));
     }
 
     /// <summary>Writes the last-used times gathered since the previous flush, in one store write.</summary>

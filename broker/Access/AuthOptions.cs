@@ -30,6 +30,12 @@ public sealed class AuthOptions
     /// <summary>How long audit entries are kept.</summary>
     public TimeSpan AuditRetention { get; set; } = TimeSpan.FromDays(30);
 
+    /// <summary>
+    /// Many active brokers: how many times a second unknown keys may have this broker read the keys again (one may have
+    /// been created through another broker a moment ago; <see cref="UnknownKeyReads"/>).
+    /// </summary>
+    public int UnknownKeyReadsPerSecond { get; set; } = 10;
+
     public AuthMode EffectiveMode => Mode ?? (string.IsNullOrEmpty(AdminKey) ? AuthMode.Protected : AuthMode.ApiKeys);
 }
 

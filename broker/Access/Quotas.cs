@@ -10,7 +10,7 @@ namespace HalfMsgBroker.Access;
 /// no client can grow its memory and storage without bound. Checked before the change is submitted:
 /// concurrent creations can overshoot a limit by at most their number.
 /// </summary>
-internal sealed class Quotas(IMessageLog log, IStoreMonitoring store, DeliveryRegistry registry, IOptions<QuotaOptions> options)
+internal sealed class Quotas(IMessageLog log, IStoreMonitoring store, DeliveryRegistry registry, SubscriptionLookup subscriptions, IOptions<QuotaOptions> options)
 {
     private readonly QuotaOptions _limits = options.Value;
     private readonly Lock _init = new();
@@ -28,7 +28,8 @@ internal sealed class Quotas(IMessageLog log, IStoreMonitoring store, DeliveryRe
 
     public string? SubscriptionRefused(string group, string topic)
     {
-        if (registry.Find(group, topic) is not null) return null;
+        // A subscription this broker has not heard of yet is changed, not created: it takes no new place.
+        if (subscriptions.Find(group, topic) is not null) return null;
         var count = registry.All.Count();
         return count < _limits.MaxSubscriptions ? null
             : $"The broker holds {count} subscriptions, its limit (Broker:Quotas:MaxSubscriptions); delete unused ones first.";

@@ -95,10 +95,10 @@ internal static class ConsoleApi
         return read.Problem is not null ? (null, read.Problem) : AuditReason.Read(request, read.Value?.Reason);
     }
 
-    private static IResult ListConsumerGroups(DeliveryRegistry registry, IDeliveryFigures live, IStoreMonitoring store, TimeProvider time)
+    private static IResult ListConsumerGroups(SubscriptionLookup subscriptions, IDeliveryFigures live, IStoreMonitoring store, TimeProvider time)
     {
         var now = time.GetUtcNow().ToUnixTimeMilliseconds();
-        var groups = registry.All
+        var groups = subscriptions.All()
             .GroupBy(q => q.Group, StringComparer.Ordinal)
             .OrderBy(g => g.Key, StringComparer.Ordinal)
             .Select(g => new ConsumerGroupView(g.Key, g.OrderBy(q => q.Topic, StringComparer.Ordinal).Select(q =>

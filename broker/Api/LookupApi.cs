@@ -21,25 +21,25 @@ internal static class LookupApi
             BrokerJsonContext.Default.TopicList)).RequireAuthorization(Policies.Admin).Produces<TopicList>();
     }
 
-    private static IResult GetMessage(string messageId, HttpContext http, IMessageLog store, DeliveryRegistry registry, IDeliveryFigures live)
+    private static IResult GetMessage(string messageId, HttpContext http, IMessageLog store, SubscriptionLookup subscriptions, IDeliveryFigures live)
     {
         if (!Guid.TryParse(messageId, out var id)) return Problems.InvalidField("messageId", "must be a messageId as returned by a send");
         var caller = http.Caller();
         var m = store.Find(id);
         // A message the key may not read is "not found": the answer must not tell that it exists.
-        return m is null || !MayRead(caller, m.Topic, registry)
+        return m is null || !MayRead(caller, m.Topic, subscriptions)
             ? Problems.NotFound("message-not-found", $"No message {messageId} (it may have been purged after its retention).")
             : TypedResults.Json(ToView(m, caller, live), BrokerJsonContext.Default.MessageView);
     }
 
     /// <summary>Producers read messages on their topics; consumers those on topics their groups subscribe to.</summary>
-    private static bool MayRead(Caller caller, string topic, DeliveryRegistry registry) =>
+    private static bool MayRead(Caller caller, string topic, SubscriptionLookup subscriptions) =>
         caller.IsAdmin
         || (caller.Role == Role.Producer && caller.MayProduceTo(topic))
-        || (caller.Role == Role.Consumer && registry.SubscriptionsOf(topic).Any(s => caller.MayUseConsumerGroup(s.Group)));
+        || (caller.Role == Role.Consumer && subscriptions.AnySubscriptionOf(topic, s => caller.MayUseConsumerGroup(s.Group)));
 
     private static IResult FindMessages(
-        HttpContext http, IStoreMonitoring store, DeliveryRegistry registry, IDeliveryFigures live, string? key = null, string? topic = null, int? limit = null, string? after = null)
+        HttpContext http, IStoreMonitoring store, SubscriptionLookup subscriptions, IDeliveryFigures live, string? key = null, string? topic = null, int? limit = null, string? after = null)
     {
         var errors = new FieldErrors();
         if (string.IsNullOrEmpty(key) || key.Length > Names.MaxKeyLength || key.Any(char.IsControl))
@@ -54,7 +54,11 @@ internal static class LookupApi
         var caller = http.Caller();
         var page = store.FindByKey(key!, topic, cursor, take);
         // Filtered after the page is read: a page may hold fewer than limit, and next still leads on.
-        var readable = page.Items.Where(m => MayRead(caller, m.Topic, registry)).Select(m => ToView(m, caller, live)).ToList();
+        // Once per topic: a refusal may cost a store read (many brokers), and a page may hold many messages of one topic.
+        var mayRead = new Dictionary<string, bool>(StringComparer.Ordinal);
+        var readable = page.Items
+            .Where(m => mayRead.TryGetValue(m.Topic, out var may) ? may : mayRead[m.Topic] = MayRead(caller, m.Topic, subscriptions))
+            .Select(m => ToView(m, caller, live)).ToList();
         return TypedResults.Json(new MessageList(readable, page.Next?.ToString()), BrokerJsonContext.Default.MessageList);
     }
 

@@ -28,7 +28,7 @@ internal static class PullApi
     }
 
     private static async Task<IResult> ReceiveAsync(
-        string group, string topic, HttpRequest request, DeliveryRegistry registry, IPullDeliveries deliveries, ReceiptHandles handles,
+        string group, string topic, HttpRequest request, SubscriptionLookup subscriptions, IPullDeliveries deliveries, ReceiptHandles handles,
         IOptions<BrokerOptions> options, CancellationToken ct)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
@@ -43,7 +43,7 @@ internal static class PullApi
         var invisible = errors.Range("invisibleSeconds", dto.InvisibleSeconds, 1, 43_200, 30)!.Value;
         if (errors.Any) return errors.ToProblem();
 
-        var subscription = registry.Find(group, topic)?.Subscription;
+        var subscription = subscriptions.Find(group, topic)?.Subscription;
         if (subscription is null) return Problems.NotFound("subscription-not-found", $"Consumer group '{group}' has no subscription to topic '{topic}'; PUT one first.");
         if (subscription.Push is not null)
         {

@@ -24,7 +24,7 @@ internal static class ReplayApi
     }
 
     private static async Task<IResult> ReplayAsync(
-        string group, string topic, HttpContext http, StoreWriter writer, IStoreMonitoring store, DeliveryRegistry registry, AuditLog audit,
+        string group, string topic, HttpContext http, StoreWriter writer, IStoreMonitoring store, SubscriptionLookup subscriptions, AuditLog audit,
         IOptions<BrokerOptions> options, TimeProvider time, CancellationToken ct)
     {
         if (Invalid(group, topic) is { } invalid) return invalid;
@@ -38,7 +38,7 @@ internal static class ReplayApi
         var from = errors.Instant("from", read.Value?.From);
         if (from > now) errors.Add("from", $"is later than the broker's current time ({Times.ToUtc(now):O}): nothing has been committed since then");
         if (errors.Any) return errors.ToProblem();
-        if (registry.Find(group, topic) is null) return NoSubscription(group, topic);
+        if (subscriptions.Find(group, topic) is null) return NoSubscription(group, topic);
 
         // The commit-time index in pages up to now (messages committed meanwhile are new, not replayed); the
         // writer re-checks each message, so one delivered or purged meanwhile is handled as it now stands.
@@ -57,7 +57,7 @@ internal static class ReplayApi
     }
 
     private static async Task<IResult> RetryNowAsync(
-        string group, string topic, HttpContext http, StoreWriter writer, DeliveryRegistry registry, ILiveDeliveries live, AuditLog audit,
+        string group, string topic, HttpContext http, StoreWriter writer, SubscriptionLookup subscriptions, ILiveDeliveries live, AuditLog audit,
         IOptions<BrokerOptions> options, CancellationToken ct)
     {
         if (Invalid(group, topic) is { } invalid) return invalid;
@@ -77,7 +77,7 @@ internal static class ReplayApi
                 ids.Add(id);
             }
         }
-        if (registry.Find(group, topic) is null) return NoSubscription(group, topic);
+        if (subscriptions.Find(group, topic) is null) return NoSubscription(group, topic);
 
         // "Every" means the deliveries waiting for a backoff now; the writer moves only those the store holds as retrying.
         var all = ids is null;

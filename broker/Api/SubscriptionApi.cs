@@ -122,10 +122,10 @@ internal static class SubscriptionApi
         return TypedResults.NoContent();
     }
 
-    private static IResult GetConsumerGroup(string group, DeliveryRegistry registry, IDeliveryFigures live, IStoreMonitoring store, TimeProvider time)
+    private static IResult GetConsumerGroup(string group, SubscriptionLookup subscriptions, IDeliveryFigures live, IStoreMonitoring store, TimeProvider time)
     {
         if (!Names.IsValidName(group)) return Problems.InvalidName("consumerGroup", group);
-        var queues = registry.QueuesOf(group).ToList();
+        var queues = subscriptions.QueuesOf(group).ToList();
         if (queues.Count == 0) return Problems.NotFound("consumer-group-not-found", $"Consumer group '{group}' has no subscriptions.");
 
         var now = Now(time);

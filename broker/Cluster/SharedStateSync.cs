@@ -13,8 +13,8 @@ namespace HalfMsgBroker.Cluster;
 /// Many active brokers on one database: keeps what this broker holds in memory from the store in step with the others'
 /// changes. A configuration change is announced on <see cref="ConfigChange.Channel"/> in its own transaction; this
 /// broker then reads that item as committed and applies it the way its own writer's after-commit effect does
-/// (subscriptions: <see cref="DeliveryRegistry.Upsert"/> or <see cref="DeliveryRegistry.Remove"/>; API keys: the
-/// registry's keys are read again). Producer groups need nothing: every use reads them from the database. A check due
+/// (subscriptions: <see cref="StoredSubscriptions.Reload"/>, which a request's adoption of an unheard-of subscription
+/// shares a lock with; API keys: the registry's keys are read again). Producer groups need nothing: every use reads them from the database. A check due
 /// soon (<see cref="PostgreSqlMessageStore.CheckDueChannel"/>) wakes the check-back loop if it sleeps past it. After the
 /// LISTEN connection came back (notifications sent meanwhile are lost), and after a batch of this broker's own whose
 /// outcome is unknown, everything is read again. Every reload reads the current committed state, so the last one
@@ -23,10 +23,9 @@ namespace HalfMsgBroker.Cluster;
 internal sealed class SharedStateSync(
     PostgreSqlNotifications notifications,
     IMessageStore store,
-    DeliveryRegistry registry,
+    StoredSubscriptions subscriptions,
     ApiKeyRegistry keys,
     CheckSchedule checks,
-    StoreWriter writer,
     ILogger<SharedStateSync> logger) : BackgroundService
 {
     private const string ReloadAll = "";
@@ -112,7 +111,7 @@ internal sealed class SharedStateSync(
         switch (kind)
         {
             case ConfigChange.SubscriptionKind when key.Length == 2:
-                ReloadSubscription(key[0], key[1]);
+                subscriptions.Reload(key[0], key[1]);
                 break;
             case ConfigChange.ApiKeyKind:
                 keys.Reload();
@@ -123,31 +122,12 @@ internal sealed class SharedStateSync(
         }
     }
 
-    private void ReloadSubscription(string group, string topic)
-    {
-        if (Store.FindSubscription(group, topic) is { } subscription) registry.Upsert(subscription);
-        else Removed(group, topic);
-    }
-
     private void ReloadEverything()
     {
-        var stored = store.Subscriptions();
-        foreach (var subscription in stored) registry.Upsert(subscription);
-        var kept = stored.Select(s => (s.Group, s.Topic)).ToHashSet();
-        foreach (var queue in registry.All.ToList())
-        {
-            if (!kept.Contains((queue.Group, queue.Topic))) Removed(queue.Group, queue.Topic);
-        }
+        var count = subscriptions.ReloadAll();
         keys.Reload();
         // A check another broker made due soon may have been announced while nobody listened.
         checks.Signal.Set();
-        logger.LogInformation("Reloaded {Count} subscriptions and the API keys from the database", stored.Count);
-    }
-
-    /// <summary>As the deleting broker's own effect: the queue goes, and the deliveries this broker held for it are dropped.</summary>
-    private void Removed(string group, string topic)
-    {
-        var ids = registry.Remove(group, topic);
-        foreach (var chunk in ids.Chunk(500)) writer.Post(new DropDeliveries(group, chunk));
+        logger.LogInformation("Reloaded {Count} subscriptions and the API keys from the database", count);
     }
 }

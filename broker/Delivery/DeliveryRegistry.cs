@@ -7,9 +7,11 @@ using Microsoft.Extensions.Options;
 namespace HalfMsgBroker.Delivery;
 
 /// <summary>
-/// The in-memory side of consumption: every subscription's queue of live deliveries. Subscriptions
-/// change only through the writer's after-commit effects, so fan-out inside the writer always sees
-/// the subscriptions that existed when a message was committed.
+/// The in-memory side of consumption: every subscription's queue of live deliveries. On one broker,
+/// subscriptions change only through the writer's after-commit effects, so fan-out inside the writer
+/// always sees the subscriptions that existed when a message was committed. With many active brokers,
+/// reloads of the others' changes and adoptions of subscriptions not heard of yet change them too
+/// (<see cref="Cluster.StoredSubscriptions"/>), and fan-out reads the store instead.
 /// </summary>
 internal sealed class DeliveryRegistry
 {
@@ -18,6 +20,7 @@ internal sealed class DeliveryRegistry
     private readonly DueScheduler _scheduler;
     private readonly TimeProvider _time;
     private readonly Func<IDeliveryRecorder> _recorder;
+    private readonly Lock _rebuilding = new();
 
     public DeliveryRegistry(DueScheduler scheduler, TimeProvider time, IOptions<BrokerOptions> options, IServiceProvider services)
     {
@@ -29,7 +32,7 @@ internal sealed class DeliveryRegistry
 
     public PayloadBudget Budget { get; }
 
-    /// <summary>Raised (on the writer thread) when a subscription is created, changed or removed.</summary>
+    /// <summary>Raised when a subscription is created, changed, removed or adopted (writer, reload or request thread).</summary>
     public event Action<SubscriptionQueue>? QueueChanged;
 
     public IReadOnlyList<Subscription> SubscriptionsOf(string topic) =>
@@ -56,6 +59,21 @@ internal sealed class DeliveryRegistry
         QueueChanged?.Invoke(queue);
     }
 
+    /// <summary>
+    /// Adds a subscription read from the store that this broker had not heard of (<c>MultiActive</c>), unless a queue for
+    /// it appeared meanwhile: that one came from a change this broker stored or heard since the read, so it is not older.
+    /// </summary>
+    /// <returns>The queue now in the registry, and whether it is the one just added.</returns>
+    public (SubscriptionQueue Queue, bool Added) Adopt(Subscription subscription)
+    {
+        var fresh = new SubscriptionQueue(subscription, _scheduler, Budget, _recorder);
+        var queue = _queues.GetOrAdd((subscription.Group, subscription.Topic), fresh);
+        if (!ReferenceEquals(queue, fresh)) return (queue, false);
+        RebuildTopics();
+        QueueChanged?.Invoke(queue);
+        return (queue, true);
+    }
+
     /// <summary>Removes a subscription's queue; returns the ids of the deliveries it still held.</summary>
     public List<Guid> Remove(string group, string topic)
     {
@@ -72,7 +90,15 @@ internal sealed class DeliveryRegistry
         Find(group, topic)?.Add(messageId, attempts, dueAt, payload, _time.GetUtcNow().ToUnixTimeMilliseconds(), orderingKey, commitSeq);
     }
 
-    private void RebuildTopics() => _byTopic = _queues.Values
-        .GroupBy(q => q.Topic, StringComparer.Ordinal)
-        .ToFrozenDictionary(g => g.Key, g => g.Select(q => q.Subscription).ToArray(), StringComparer.Ordinal);
+    // Changes come from the writer, the reloads of other brokers' changes and adoptions at once: under the lock, the
+    // last rebuild reads the queues after every change that came before it, so none is overwritten by an older read.
+    private void RebuildTopics()
+    {
+        lock (_rebuilding)
+        {
+            _byTopic = _queues.Values
+                .GroupBy(q => q.Topic, StringComparer.Ordinal)
+                .ToFrozenDictionary(g => g.Key, g => g.Select(q => q.Subscription).ToArray(), StringComparer.Ordinal);
+        }
+    }
 }

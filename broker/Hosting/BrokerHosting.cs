@@ -87,6 +87,7 @@ public static class BrokerHosting
         services.AddSingleton(sp => new ReceiptHandles(sp.GetRequiredService<IReceiptKeySource>().ReceiptKey()));
         services.AddSingleton<StoreWriter>();
         services.AddSingleton<DeliveryRegistry>();
+        services.AddSingleton(sp => new SubscriptionLookup(sp.GetRequiredService<DeliveryRegistry>(), sp.GetService<HalfMsgBroker.Cluster.StoredSubscriptions>()));
         // This process's queues, unless the storage provider keeps deliveries itself (PostgreSQL with MultiActive).
         services.TryAddSingleton<ILiveDeliveries, InMemoryLiveDeliveries>();
         services.TryAddSingleton<IPullDeliveries, InMemoryPullDeliveries>();

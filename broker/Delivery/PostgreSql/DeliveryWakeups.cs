@@ -23,6 +23,7 @@ internal sealed class DeliveryWakeups : BackgroundService
 {
     private readonly PostgreSqlNotifications _notifications;
     private readonly DeliveryRegistry _registry;
+    private readonly SubscriptionLookup _subscriptions;
     private readonly DeliveryRows _rows;
     private readonly LeaseExpiry _expiry;
     private readonly TimeProvider _time;
@@ -35,12 +36,13 @@ internal sealed class DeliveryWakeups : BackgroundService
 
     /// <param name="store">Resolved first: opening the store migrates the schema this service reads.</param>
     public DeliveryWakeups(
-        PostgreSqlNotifications notifications, DeliveryRegistry registry, DeliveryRows rows, LeaseExpiry expiry, IMessageStore store, TimeProvider time,
-        IOptions<BrokerOptions> options, ILogger<DeliveryWakeups> logger)
+        PostgreSqlNotifications notifications, DeliveryRegistry registry, SubscriptionLookup subscriptions, DeliveryRows rows, LeaseExpiry expiry,
+        IMessageStore store, TimeProvider time, IOptions<BrokerOptions> options, ILogger<DeliveryWakeups> logger)
     {
         _ = store;
         _notifications = notifications;
         _registry = registry;
+        _subscriptions = subscriptions;
         _rows = rows;
         _expiry = expiry;
         _time = time;
@@ -144,9 +146,29 @@ internal sealed class DeliveryWakeups : BackgroundService
         {
             return;
         }
-        if (earliest <= Now) _registry.Find(parts[0], parts[1])?.Nudge();
+        if (earliest <= Now)
+        {
+            if (_registry.Find(parts[0], parts[1]) is { } queue) queue.Nudge();
+            else _ = AdoptAsync(parts[0], parts[1]);
+        }
         else DueAt(earliest);
         if (later > 0) DueAt(later);
+    }
+
+    /// <summary>
+    /// Rows of a subscription this broker has not heard of (created through another broker a moment ago): adopted from the
+    /// store, off the listening thread, so its push loop starts here too (an adopted queue starts nudged).
+    /// </summary>
+    private async Task AdoptAsync(string group, string topic)
+    {
+        try
+        {
+            await Task.Run(() => _subscriptions.Find(group, topic));
+        }
+        catch (StoreUnavailableException e)
+        {
+            _logger.LogWarning("Reading subscription {Group}/{Topic} failed ({Error}); it is served once this broker hears of it", group, topic, e.Message);
+        }
     }
 
     private void NudgeAll()

@@ -11,7 +11,7 @@ namespace HalfMsgBroker.Delivery.PostgreSql;
 /// Run by <see cref="DeliveryWakeups"/> when its timer fires and at each safety poll. A page's time-outs are handed to the
 /// writer all at once, so they share its group commits instead of paying one each; each is still answered on its own.
 /// </summary>
-internal sealed class LeaseExpiry(DeliveryRows rows, DeliveryRegistry registry, StoreWriter writer, TimeProvider time, ILogger<LeaseExpiry> logger)
+internal sealed class LeaseExpiry(DeliveryRows rows, SubscriptionLookup subscriptions, StoreWriter writer, TimeProvider time, ILogger<LeaseExpiry> logger)
 {
     private const int Page = 256;
 
@@ -25,9 +25,12 @@ internal sealed class LeaseExpiry(DeliveryRows rows, DeliveryRegistry registry, 
             var now = time.GetUtcNow().ToUnixTimeMilliseconds();
             var expired = await rows.TakeExpiredAsync(now, now + 30_000, Page);
             var stored = new List<(Guid Id, string Group, Task<bool> Stored)>(expired.Count);
+            // Once per subscription and page: one this broker has not heard of costs a store read (a deleted one, each time).
+            var found = new Dictionary<(string, string), Subscription?>();
             foreach (var (id, group, topic, attempts) in expired)
             {
-                if (registry.Find(group, topic)?.Subscription is not { } subscription) continue; // deleted: its rows are being dropped
+                if (!found.TryGetValue((group, topic), out var subscription)) found[(group, topic)] = subscription = subscriptions.Find(group, topic)?.Subscription;
+                if (subscription is null) continue; // deleted: its rows are being dropped
                 const string error = "not acked before its visibility timeout";
                 stored.Add((id, group, writer.Submit<bool>(attempts >= subscription.MaxAttempts
                     ? new ExhaustDelivery(id, group, attempts, $"{error} (attempt {attempts} of {subscription.MaxAttempts})", subscription.OnExhausted)

@@ -14,7 +14,7 @@ namespace HalfMsgBroker.Delivery.PostgreSql;
 /// is settled on any. Outcomes are stored through the writer, which keeps the row in step with the message.
 /// </summary>
 internal sealed class PostgreSqlPullDeliveries(
-    DeliveryRegistry registry, DeliveryRows rows, DeliveryClaims claims, DeliveryWakeups wakeups, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time)
+    SubscriptionLookup subscriptions, DeliveryRows rows, DeliveryClaims claims, DeliveryWakeups wakeups, StoreWriter writer, IOptions<BrokerOptions> options, TimeProvider time)
     : IPullDeliveries
 {
     private long _looks;
@@ -25,7 +25,7 @@ internal sealed class PostgreSqlPullDeliveries(
     public async Task<IReadOnlyList<PulledDelivery>> ReceiveAsync(
         string group, string topic, int max, TimeSpan wait, TimeSpan invisible, CancellationToken cancellationToken)
     {
-        if (registry.Find(group, topic) is not { } queue) return [];
+        if (subscriptions.Find(group, topic) is not { } queue) return [];
         var deadline = time.GetTimestamp() + (long)(wait.TotalSeconds * time.TimestampFrequency);
         for (var woken = false; ; woken = true)
         {
@@ -78,7 +78,12 @@ internal sealed class PostgreSqlPullDeliveries(
         var settling = await rows.BeginSettleAsync(group, [(messageId, nonce)], now);
         if (settling.Count == 0) return null;
         var held = settling[0];
-        if (registry.Find(group, held.Topic)?.Subscription is not { } subscription) return null;
+        if (subscriptions.Find(group, held.Topic)?.Subscription is not { } subscription)
+        {
+            // Deleted (its rows are being dropped): refused, and like every refused settlement it leaves the lease as it was.
+            await rows.RestoreLeaseAsync(group, held);
+            return null;
+        }
 
         var due = retryAt > 0 ? retryAt : now + (long)options.Value.Delivery.BackoffFor(held.Attempts).TotalMilliseconds;
         var exhausted = held.Attempts >= subscription.MaxAttempts;

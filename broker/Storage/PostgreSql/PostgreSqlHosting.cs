@@ -85,6 +85,9 @@ internal static class PostgreSqlHosting
         {
             services.AddSingleton(sp => new PostgreSqlNotifications(ConnectionString(configuration)!, sp.GetRequiredService<ILogger<PostgreSqlNotifications>>()));
             services.AddHostedService(sp => sp.GetRequiredService<PostgreSqlNotifications>());
+            services.AddSingleton<HalfMsgBroker.Cluster.StoredSubscriptions>();
+            services.AddSingleton(sp => new HalfMsgBroker.Access.UnknownKeyReads(
+                sp.GetRequiredService<IOptions<HalfMsgBroker.Access.AuthOptions>>().Value.UnknownKeyReadsPerSecond, sp.GetRequiredService<TimeProvider>()));
             services.AddHostedService<HalfMsgBroker.Cluster.SharedStateSync>();
             services.AddSingleton(sp => new HalfMsgBroker.Cluster.PostgreSqlSweepLease(
                 sp.GetRequiredService<NpgsqlDataSource>(),
