@@ -58,22 +58,28 @@ internal sealed class DeliveryRows(NpgsqlDataSource dataSource)
         try
         {
             await using var connection = await dataSource.OpenConnectionAsync();
-            await using var transaction = await connection.BeginTransactionAsync();
-            await using var batch = new NpgsqlBatch(connection, transaction)
+            // One round trip: the transaction is begun and committed by statements of the batch. Should the claim fail, the
+            // COMMIT is skipped and the connection's return to the pool rolls the transaction back.
+            await using var batch = new NpgsqlBatch(connection)
             {
-                BatchCommands = { new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"), ClaimCommand(group, topic, max, now, leaseEnd, maxAttempts) },
+                BatchCommands =
+                {
+                    new NpgsqlBatchCommand("BEGIN"),
+                    new NpgsqlBatchCommand("SET LOCAL synchronous_commit = off"),
+                    ClaimCommand(group, topic, max, now, leaseEnd, maxAttempts),
+                    new NpgsqlBatchCommand("COMMIT"),
+                },
             };
             var rows = new List<(ClaimedRow Row, byte[]? Data)>();
             await using (var reader = await batch.ExecuteReaderAsync())
             {
-                // The SET returns no result set, so the reader starts on the claim's.
+                // BEGIN and SET return no result set, so the reader starts on the claim's.
                 while (await reader.ReadAsync())
                 {
                     rows.Add((new ClaimedRow(reader.GetGuid(0), unchecked((ulong)reader.GetInt64(1)), reader.GetInt32(2), reader.IsDBNull(3) ? null : reader.GetString(3)),
                         reader.IsDBNull(4) ? null : (byte[])reader[4]));
                 }
             }
-            await transaction.CommitAsync();
             rows.Sort((a, b) => a.Row.MessageId.CompareTo(b.Row.MessageId));
             return rows;
         }

@@ -104,15 +104,16 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
             using var batch = _pending.Build(connection);
             if (_activeLock is { Generation: > 0 } fenced) batch.BatchCommands.Insert(0, ActiveBrokerLock.FenceCommand(fenced.Generation));
             AddAnnouncements(batch);
-            var committing = false;
+            // A batch whose lookups opened a transaction ends it in the same round trip: the COMMIT is the batch's last
+            // statement (PostgreSQL skips it when one before it fails, and the transaction is rolled back below). Without
+            // one, an NpgsqlBatch runs in one implicit transaction, all or nothing, committed as it executes. Either way
+            // the commit may have happened once the batch is sent.
+            if (_transaction is not null) batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
             try
             {
-                // Without a transaction of its own (no lookup opened one) an NpgsqlBatch runs in one implicit transaction,
-                // all or nothing, committed as it executes.
-                committing = _transaction is null;
                 batch.ExecuteNonQuery();
-                committing = true;
-                _transaction?.Commit();
+                // Npgsql saw the COMMIT end the transaction (the server's ready-for-query status): the object is spent.
+                _transaction?.Dispose();
                 _transaction = null;
             }
             catch (Exception e) when (ActiveBrokerLock.IsFenced(e))
@@ -120,7 +121,7 @@ public sealed partial class PostgreSqlMessageStore : IMessageStore
                 _activeLock!.Deposed();
                 throw LockLost();
             }
-            catch (Exception e) when (e is not PostgresException && PostgreSqlErrors.IsUnavailable(e) && committing)
+            catch (Exception e) when (e is not PostgresException && PostgreSqlErrors.IsUnavailable(e))
             {
                 // No answer: PostgreSQL may have committed the batch. A PostgresException is PostgreSQL's own
                 // answer, given before the commit (the transaction was rolled back).
