@@ -1,38 +1,29 @@
 using System.Buffers.Binary;
-using System.Net;
-using System.Net.Sockets;
 
 namespace HalfMsgBroker.Tests.Support;
 
 /// <summary>
-/// A loopback forwarder in front of PostgreSQL that counts the round trips its clients make, so a test can pin how many
-/// times a broker's work waits on the network, which no timing shows reliably. A round trip is a turn: the client
-/// speaks after the server has answered (what Npgsql prepends to a command, a deferred <c>BEGIN</c> or the pool's reset,
-/// goes in the same turn). It also counts simple <c>Query</c> messages (how Npgsql sends <c>BEGIN</c>, <c>COMMIT</c> of
-/// an <c>NpgsqlTransaction</c> and its pool reset), read from the message frames.
+/// A loopback forwarder (<see cref="TcpProxy"/>) in front of PostgreSQL that counts the round trips its clients make, so
+/// a test can pin how many times a broker's work waits on the network, which no timing shows reliably. A round trip is
+/// a turn: the client speaks after the server has answered (what Npgsql prepends to a command, a deferred <c>BEGIN</c>
+/// or the pool's reset, goes in the same turn). It also counts simple <c>Query</c> messages (how Npgsql sends
+/// <c>BEGIN</c>, <c>COMMIT</c> of an <c>NpgsqlTransaction</c> and its pool reset), read from the message frames.
 /// </summary>
-public sealed class RoundTripCounter : IAsyncDisposable
+public sealed class RoundTripCounter : ITcpObserver, IAsyncDisposable
 {
     private const int SslRequest = 80877103;
     private const int GssEncRequest = 80877104;
     private const int CancelRequest = 80877102;
 
-    private readonly int _target;
-    private readonly TcpListener _listener;
-    private readonly CancellationTokenSource _stop = new();
-    private readonly List<TcpClient> _open = [];
+    private readonly TcpProxy _proxy;
     private long _turns;
     private long _queries;
 
-    private RoundTripCounter(int target)
-    {
-        _target = target;
-        _listener = new TcpListener(IPAddress.Loopback, 0);
-        _listener.Start();
-        _ = AcceptLoop();
-    }
+    private RoundTripCounter(int target) => _proxy = TcpProxy.Start(target, this);
 
-    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+    public static RoundTripCounter Start(int targetPort) => new(targetPort);
+
+    public int Port => _proxy.Port;
 
     /// <summary>Turns of all connections: each time a client spoke after the server had answered it.</summary>
     public long RoundTrips => Interlocked.Read(ref _turns);
@@ -40,109 +31,35 @@ public sealed class RoundTripCounter : IAsyncDisposable
     /// <summary>Simple <c>Query</c> messages sent by all clients.</summary>
     public long Queries => Interlocked.Read(ref _queries);
 
-    public static RoundTripCounter Start(int targetPort) => new(targetPort);
+    object ITcpObserver.Opened() => new Connection();
 
-    private async Task AcceptLoop()
+    void ITcpObserver.ClientSent(object connection, ReadOnlySpan<byte> bytes)
     {
-        while (!_stop.IsCancellationRequested)
+        var c = (Connection)connection;
+        if (c.ServerSpoke)
         {
-            TcpClient inbound;
-            try
-            {
-                inbound = await _listener.AcceptTcpClientAsync(_stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
-            {
-                return;
-            }
-            var outbound = new TcpClient();
-            try
-            {
-                await outbound.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
-            }
-            catch (Exception e) when (e is OperationCanceledException or SocketException)
-            {
-                inbound.Dispose();
-                outbound.Dispose();
-                continue;
-            }
-            lock (_open)
-            {
-                _open.Add(inbound);
-                _open.Add(outbound);
-            }
-            var turn = new Turn();
-            _ = PumpClient(inbound, outbound, turn);
-            _ = PumpServer(outbound, inbound, turn);
+            c.ServerSpoke = false;
+            Interlocked.Increment(ref _turns);
         }
+        c.Feed(bytes, this);
     }
 
-    /// <summary>Whether the server spoke since the client last did, on one connection.</summary>
-    private sealed class Turn
-    {
-        public volatile bool ServerSpoke = true;
-    }
+    void ITcpObserver.ServerSent(object connection) => ((Connection)connection).ServerSpoke = true;
 
-    /// <summary>Forwards the client's bytes as they come, counting its turns and reading the message frames on the side.</summary>
-    private async Task PumpClient(TcpClient from, TcpClient to, Turn turn)
-    {
-        var parser = new FrameParser(this);
-        var buffer = new byte[64 * 1024];
-        try
-        {
-            var source = from.GetStream();
-            var sink = to.GetStream();
-            int read;
-            while ((read = await source.ReadAsync(buffer)) > 0)
-            {
-                if (turn.ServerSpoke)
-                {
-                    turn.ServerSpoke = false;
-                    Interlocked.Increment(ref _turns);
-                }
-                parser.Feed(buffer.AsSpan(0, read));
-                await sink.WriteAsync(buffer.AsMemory(0, read));
-            }
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
-        {
-        }
-        from.Dispose();
-        to.Dispose();
-    }
-
-    private static async Task PumpServer(TcpClient from, TcpClient to, Turn turn)
-    {
-        var buffer = new byte[64 * 1024];
-        try
-        {
-            var source = from.GetStream();
-            var sink = to.GetStream();
-            int read;
-            while ((read = await source.ReadAsync(buffer)) > 0)
-            {
-                // Before forwarding: the client cannot speak on this answer before it has it.
-                turn.ServerSpoke = true;
-                await sink.WriteAsync(buffer.AsMemory(0, read));
-            }
-        }
-        catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException or InvalidOperationException)
-        {
-        }
-        from.Dispose();
-        to.Dispose();
-    }
+    public ValueTask DisposeAsync() => _proxy.DisposeAsync();
 
     /// <summary>
-    /// The client side of the protocol: untyped packets (SSL or GSS requests, then the startup message) until the startup
-    /// message, then typed messages (<c>type, int32 length including itself, payload</c>).
+    /// One client connection: whether the server spoke since the client last did, and the client's side of the protocol,
+    /// untyped packets (SSL or GSS requests, then the startup message) until the startup message, then typed messages
+    /// (<c>type, int32 length including itself, payload</c>).
     /// </summary>
-    private sealed class FrameParser(RoundTripCounter counter)
+    private sealed class Connection
     {
         private readonly List<byte> _pending = [];
         private bool _started;
+        public volatile bool ServerSpoke = true;
 
-        public void Feed(ReadOnlySpan<byte> bytes)
+        public void Feed(ReadOnlySpan<byte> bytes, RoundTripCounter counter)
         {
             _pending.AddRange(bytes);
             while (true)
@@ -165,18 +82,5 @@ public sealed class RoundTripCounter : IAsyncDisposable
                 _pending.RemoveRange(0, total);
             }
         }
-    }
-
-    public ValueTask DisposeAsync()
-    {
-        _stop.Cancel();
-        _listener.Stop();
-        lock (_open)
-        {
-            foreach (var client in _open) client.Dispose();
-            _open.Clear();
-        }
-        _stop.Dispose();
-        return ValueTask.CompletedTask;
     }
 }
