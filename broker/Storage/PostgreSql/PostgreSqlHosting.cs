@@ -28,8 +28,7 @@ internal static class PostgreSqlHosting
     /// use, and every claim, lease lookup and read takes a connection from the pool. The broker leaves nothing in a pooled
     /// session to reset: its settings are <c>SET LOCAL</c>, its advisory locks end with their transaction, it makes no
     /// temporary tables or cursors, and what lives with a session (the broker lock, <c>LISTEN</c>) has an unpooled
-    /// connection of its own. Npgsql still rolls
-    /// back a transaction left open.</item>
+    /// connection of its own. Npgsql still rolls back a transaction left open.</item>
     /// </list>
     /// </summary>
     internal static string WithPoolDefaults(string connectionString)
