@@ -18,6 +18,16 @@ public sealed class RoundTripTests(PostgresCluster cluster) : IClassFixture<Post
 {
     private static readonly MultiActiveOptions Options = new(TimeSpan.FromSeconds(1), TimeProvider.System);
 
+    /// <summary>A counter in front of the test database's server.</summary>
+    private static RoundTripCounter CounterFor(string database) => RoundTripCounter.Start(new NpgsqlConnectionStringBuilder(database).Port);
+
+    /// <summary>A multi-active store on a migrated database, writing through <paramref name="dataSource"/>.</summary>
+    private static PostgreSqlMessageStore MultiActiveStore(NpgsqlDataSource dataSource)
+    {
+        PostgreSqlSchema.Migrate(dataSource);
+        return new PostgreSqlMessageStore(dataSource, multiActive: Options);
+    }
+
     /// <summary>A pool as the broker makes it (<see cref="PostgreSqlHosting.WithPoolDefaults"/>), through the counter.</summary>
     private static NpgsqlDataSource Counted(string database, RoundTripCounter counter, int maxPoolSize = 10, string? options = null)
     {
@@ -35,10 +45,9 @@ public sealed class RoundTripTests(PostgresCluster cluster) : IClassFixture<Post
     public async Task A_batch_that_locked_what_it_read_writes_and_commits_in_one_round_trip()
     {
         var database = await cluster.CreateDatabaseAsync("roundtrips");
-        await using var counter = RoundTripCounter.Start(new NpgsqlConnectionStringBuilder(database).Port);
+        await using var counter = CounterFor(database);
         await using var dataSource = Counted(database, counter);
-        PostgreSqlSchema.Migrate(dataSource);
-        using var store = new PostgreSqlMessageStore(dataSource, multiActive: Options);
+        using var store = MultiActiveStore(dataSource);
         var ids = new MessageIds();
         var messages = Enumerable.Range(0, 3).Select(i => Prepared(ids, i + 1, $"tx-{i}")).ToList();
         store.RunBatch(() =>
@@ -79,10 +88,9 @@ public sealed class RoundTripTests(PostgresCluster cluster) : IClassFixture<Post
     public async Task A_batch_refused_after_its_lookups_stores_none_of_it_and_leaves_no_transaction_open()
     {
         var database = await cluster.CreateDatabaseAsync("roundtripsrefused");
-        await using var counter = RoundTripCounter.Start(new NpgsqlConnectionStringBuilder(database).Port);
+        await using var counter = CounterFor(database);
         await using var dataSource = Counted(database, counter);
-        PostgreSqlSchema.Migrate(dataSource);
-        using var store = new PostgreSqlMessageStore(dataSource, multiActive: Options);
+        using var store = MultiActiveStore(dataSource);
         var ids = new MessageIds();
         var first = Prepared(ids, 1, "tx-1");
         store.RunBatch(() => store.Insert(first));
@@ -121,7 +129,7 @@ public sealed class RoundTripTests(PostgresCluster cluster) : IClassFixture<Post
         await using var direct = NpgsqlDataSource.Create(database);
         PostgreSqlSchema.Migrate(direct);
         await AddRows(direct, 3);
-        await using var counter = RoundTripCounter.Start(new NpgsqlConnectionStringBuilder(database).Port);
+        await using var counter = CounterFor(database);
         // One connection: the claim and the checks after it share a session.
         await using var dataSource = Counted(database, counter, maxPoolSize: 1);
         var pid = await Scalar<int>(dataSource, "SELECT pg_backend_pid()");
@@ -149,7 +157,7 @@ public sealed class RoundTripTests(PostgresCluster cluster) : IClassFixture<Post
         await using var direct = NpgsqlDataSource.Create(database);
         PostgreSqlSchema.Migrate(direct);
         await AddRows(direct, 2);
-        await using var counter = RoundTripCounter.Start(new NpgsqlConnectionStringBuilder(database).Port);
+        await using var counter = CounterFor(database);
         await using var dataSource = Counted(database, counter, maxPoolSize: 1, options: "-c lock_timeout=200");
         var rows = new DeliveryRows(dataSource);
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
