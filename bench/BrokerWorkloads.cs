@@ -92,11 +92,13 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
 
     private BrokerStorage StorageFor() => postgres is null ? BrokerStorage.LiteDb : new BrokerStorage(postgres, s.PgMaxPoolSize);
 
-    private async Task ProducerLoopAsync(BrokerClient client, string topic, bool transactional, Tracker tracker,
+    private async Task ProducerLoopAsync(BrokerClient client, string topic, bool transactional, bool oneWayEnd, Tracker tracker,
         Recorder send, Func<bool> stop, CancellationToken hard)
     {
         var part = send.NewPart();
         var pacer = new Pacer(s);
+        // With oneWayEnd, the commit still in flight: its answer is read once the next half message is stored.
+        Task<HttpStatusCode>? pendingEnd = null;
         while (!stop() && !hard.IsCancellationRequested)
         {
             await pacer.WaitTurnAsync(hard);
@@ -109,11 +111,24 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
                 {
                     var tx = $"b{_run}-{topic}-{k}";
                     var h = await client.SendHalfAsync(topic, ProducerGroup, tx, k, null, hard);
+                    if (pendingEnd is not null)
+                    {
+                        var ended = await pendingEnd;
+                        pendingEnd = null;
+                        if (ended != HttpStatusCode.OK) send.Error();
+                    }
                     if (h != HttpStatusCode.Created && h != HttpStatusCode.OK) { send.Error(); await Task.Delay(20, hard); continue; }
                     var tc = Stopwatch.GetTimestamp();
                     tracker.Release(k, tc); // latency runs from "commit sent"
-                    var c = await client.CommitAsync(tx, hard);
-                    if (c != HttpStatusCode.OK) { send.Error(); await Task.Delay(20, hard); continue; }
+                    if (oneWayEnd)
+                    {
+                        pendingEnd = client.CommitAsync(tx, hard);
+                    }
+                    else
+                    {
+                        var c = await client.CommitAsync(tx, hard);
+                        if (c != HttpStatusCode.OK) { send.Error(); await Task.Delay(20, hard); continue; }
+                    }
                 }
                 else
                 {
@@ -129,8 +144,20 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
             }
             catch (HttpRequestException)
             {
+                pendingEnd = null;
                 send.Error();
                 await Task.Delay(50, CancellationToken.None);
+            }
+        }
+        if (pendingEnd is not null)
+        {
+            try
+            {
+                if (await pendingEnd != HttpStatusCode.OK) send.Error();
+            }
+            catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+            {
+                send.Error();
             }
         }
     }
@@ -201,17 +228,18 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
     /// <summary>Workload 1 (pull consumers) and 3 (push to the in-process receiver): half → commit by P
     /// producers, latency from commit sent to message received.</summary>
     /// <param name="batch">N ≥ 2: the producers use the batch endpoints, N messages per request.</param>
-    public Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push, bool http1, int batch = 0) =>
-        EndToEndAsync([broker], cold, mode, push, http1, batch);
+    /// <param name="oneWayEnd">Producers do not wait for a commit's answer before their next half message (<see cref="Settings.OneWayEnd"/>).</param>
+    public Task<Row> EndToEndAsync(BrokerHost broker, bool cold, string mode, bool push, bool http1, int batch = 0, bool oneWayEnd = false) =>
+        EndToEndAsync([broker], cold, mode, push, http1, batch, oneWayEnd);
 
     /// <param name="nodes">Several brokers on one database: producer i sends to node i mod N, consumer j receives
     /// (and acks) on node j + 1 mod N, so with N ≥ 2 every consumer reads what producers on other nodes committed.</param>
-    private async Task<Row> EndToEndAsync(IReadOnlyList<BrokerHost> nodes, bool cold, string mode, bool push, bool http1, int batch = 0)
+    private async Task<Row> EndToEndAsync(IReadOnlyList<BrokerHost> nodes, bool cold, string mode, bool push, bool http1, int batch = 0, bool oneWayEnd = false)
     {
         var broker = nodes[0];
-        var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (batch > 0 ? $" (batches of {batch})" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "")
+        var name = (push ? "3 push e2e" : "1 e2e transactional") + (s.PlainSends ? " (plain sends)" : "") + (oneWayEnd ? " (one-way end)" : "") + (batch > 0 ? $" (batches of {batch})" : "") + (s.Rate > 0 ? $" at {s.Rate}/s offered" : "")
                    + (http1 && !s.Http1 ? " (HTTP/1.1)" : "") + (broker.Keys is not null ? " (API keys)" : "") + (nodes.Count > 1 ? $" ({nodes.Count} nodes)" : "");
-        var topic = (push ? "bench-w3" : "bench-w1") + (http1 && !s.Http1 ? "-h1" : "") + (batch > 0 ? $"-b{batch}" : "");
+        var topic = (push ? "bench-w3" : "bench-w1") + (http1 && !s.Http1 ? "-h1" : "") + (batch > 0 ? $"-b{batch}" : "") + (oneWayEnd ? "-ow" : "");
         log($"workload {name} [{mode}]");
         var clients = nodes.Select(n => new BrokerClient(n.UriFor(http1), s.PayloadBytes, http1, n.Keys)).ToArray();
         using var disposeClients = new ClientsDisposer(clients);
@@ -261,7 +289,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
             var producers = Enumerable.Range(0, s.Producers)
                 .Select(i => Task.Run(() => batch > 0
                     ? BatchedProducer.RunAsync(clients[i % clients.Length], topic, ProducerGroup, $"b{_run}-{topic}", !s.PlainSends, batch, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)
-                    : ProducerLoopAsync(clients[i % clients.Length], topic, !s.PlainSends, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
+                    : ProducerLoopAsync(clients[i % clients.Length], topic, !s.PlainSends, oneWayEnd, tracker, send, () => Volatile.Read(ref stopProducers), hard.Token)))
                 .ToArray();
             Interlocked.Exchange(ref _receiveCalls, 0);
             Interlocked.Exchange(ref _receivedInCalls, 0);
@@ -280,7 +308,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
             var sh = send.Merged();
             var rate = e2e.Count / w.Cpu.WallSeconds;
             var notes = string.Create(CultureInfo.InvariantCulture,
-                $"{w.WarmupNote}{(nodes.Count > 1 ? $"{nodes.Count} brokers on one database, all active: producers and consumers spread over them; CPU and RSS summed over the brokers; " : "")}{Transport(http1)}; {(batch > 0 ? $"{batch} messages per half and per commit request; " : "")}half+commit p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
+                $"{w.WarmupNote}{(nodes.Count > 1 ? $"{nodes.Count} brokers on one database, all active: producers and consumers spread over them; CPU and RSS summed over the brokers; " : "")}{Transport(http1)}; {(batch > 0 ? $"{batch} messages per half and per commit request; " : "")}{(oneWayEnd ? "half (commit one-way)" : "half+commit")} p50 {sh.Ms(50):F1} / p99 {sh.Ms(99):F1} ms; {(push ? "" : $"{perReceive:F1} msgs per receive, ")}≈{requestsPerSecond:F0} req/s; committed {tracker.Released}, received {tracker.ReceivedUnique}"
                 + $"{(drained ? "" : $" (NOT all received within {s.Drain.TotalSeconds:F0} s drain)")}, dup {tracker.Duplicates}, errors {send.Errors + e2e.Errors}; {Noise(w.Cpu)}");
             var (dbCpu, dbNote) = DatabaseCpu(w.Cpu, e2e.Count);
             return new Row(name, System, mode, e2e.Count, rate, h.Ms(50), h.Ms(99), h.MaxMs(),
@@ -324,6 +352,11 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
         if (s.BatchSends > 1 && workloads.Contains(1))
         {
             await Add($"1 e2e transactional (batches of {s.BatchSends})", () => EndToEndAsync(broker, cold, mode, push: false, s.Http1, s.BatchSends));
+        }
+        // RocketMQ's producer shape beside the headline, at equal durability only (see Settings.OneWayEnd).
+        if (s.OneWayEnd && mode == "Fsync" && !s.PlainSends && workloads.Contains(1))
+        {
+            await Add("1 e2e transactional (one-way end)", () => EndToEndAsync(broker, cold, mode, push: false, s.Http1, oneWayEnd: true));
         }
         if (s.BatchSends > 1 && workloads.Contains(2)) await Add($"2 plain sends (batches of {s.BatchSends})", () => PlainSendsAsync(broker, cold, mode, s.BatchSends));
         return rows;
@@ -379,7 +412,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
         var producers = Enumerable.Range(0, s.Producers)
             .Select(_ => Task.Run(() => batch > 0
                 ? BatchedProducer.RunAsync(client, topic, ProducerGroup, "", false, batch, tracker, send, () => Volatile.Read(ref stop), hard.Token)
-                : ProducerLoopAsync(client, topic, false, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
+                : ProducerLoopAsync(client, topic, false, false, tracker, send, () => Volatile.Read(ref stop), hard.Token)))
             .ToArray();
         var w = await MeasureAsync(broker.Pid, cold, () => tracker.Released, send);
         Volatile.Write(ref stop, true);
@@ -564,7 +597,7 @@ internal sealed class BrokerWorkloads(Settings s, Action<string> log, PostgresSe
         var budgetEnd = start + (long)(s.RestartLoadBudget.TotalSeconds * Stopwatch.Frequency);
         using var hard = new CancellationTokenSource(s.RestartLoadBudget + TimeSpan.FromSeconds(30));
         var producers = Enumerable.Range(0, s.Producers * 2)
-            .Select(_ => Task.Run(() => ProducerLoopAsync(client, topic, false, tracker, send, () => Stopwatch.GetTimestamp() > budgetEnd, hard.Token)))
+            .Select(_ => Task.Run(() => ProducerLoopAsync(client, topic, false, false, tracker, send, () => Stopwatch.GetTimestamp() > budgetEnd, hard.Token)))
             .ToArray();
         var lastLog = Stopwatch.GetTimestamp();
         while (!producers.All(p => p.IsCompleted))

@@ -75,6 +75,14 @@ internal sealed class Settings
 
     /// <summary>Workloads 1 and 3 with plain sends instead of half → commit: the consuming side's capacity.</summary>
     public bool PlainSends { get; set; }
+
+    /// <summary>
+    /// Workload 1 also runs (in <c>Fsync</c> mode, as a row of its own) with its producers ending each transaction as
+    /// RocketMQ's producer does (<c>endTransactionOneway</c>): the commit is sent and the next half message goes out
+    /// without waiting for its answer, which is read once that half message is stored. Safe for the producer because a
+    /// lost commit is resolved by the check-back. The headline rows await every commit. <c>--no-one-way-end</c>: off.
+    /// </summary>
+    public bool OneWayEnd { get; set; } = true;
     public int Consumers { get; set; } = 4;
 
     /// <summary>With N ≥ 2, workloads 1 and 2 also run as rows of their own with N messages per request (the batch endpoints).</summary>
@@ -131,6 +139,7 @@ internal sealed class Settings
                 case "--broker-h2c-url": s.ExternalBrokerH2cUrl = new Uri(Next().TrimEnd('/') + "/"); break;
                 case "--http1": s.Http1 = true; break;
                 case "--keys": s.Keys = true; break;
+                case "--no-one-way-end": s.OneWayEnd = false; break;
                 case "--broker-pid": s.ExternalBrokerPid = int.Parse(Next()); break;
                 case "--analyze-trace": s.AnalyzeTrace = Next(); break;
                 case "--storage-floor": s.StorageFloorBatch = int.Parse(Next()); break;
