@@ -112,7 +112,10 @@ public static partial class HalfMsgServiceCollectionExtensions
         services.AddOptions<TransactionalProducerOptions>(producerGroup).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TransactionalProducerOptions>, TransactionalProducerOptionsValidator>());
         services.AddKeyedSingleton(producerGroup, (sp, _) =>
-            new TransactionalProducer(sp.GetRequiredService<IHalfMsgClient>(), producerGroup, sp.GetService<ILogger<TransactionalProducer>>()));
+            new TransactionalProducer(sp.GetRequiredService<IHalfMsgClient>(), producerGroup, sp.GetService<ILogger<TransactionalProducer>>())
+            {
+                EndOneWay = sp.GetRequiredService<IOptionsMonitor<TransactionalProducerOptions>>().Get(producerGroup).EndOneWay,
+            });
         services.AddKeyedSingleton<ITransactionalProducer>(producerGroup, (sp, key) => sp.GetRequiredKeyedService<TransactionalProducer>(key));
         services.TryAddSingleton(sp => sp.GetRequiredKeyedService<TransactionalProducer>(producerGroup));
         services.TryAddSingleton<ITransactionalProducer>(sp => sp.GetRequiredKeyedService<TransactionalProducer>(producerGroup));

@@ -20,12 +20,24 @@ public sealed record LocalTransactionContext(string TransactionId, string Messag
 /// <param name="LeftToCheckBack">
 /// False when the producer ended the transaction and the broker confirmed it: the message is committed
 /// (delivered) for <see cref="LocalTransactionState.Commit"/>, rolled back (dropped) for
-/// <see cref="LocalTransactionState.Rollback"/>. True when the producer did not end it: the local
-/// transaction returned <see cref="LocalTransactionState.Unknown"/> (no end call is made), or the commit or
-/// rollback call failed (logged as a warning). The message then stays prepared until the broker's
-/// check-back asks your <see cref="ITransactionChecker"/>, which decides.
+/// <see cref="LocalTransactionState.Rollback"/>. Also false when the producer sent the end one-way
+/// (<see cref="TransactionalProducer.EndOneWay"/>): <see cref="Ending"/> then says how it went. True when the
+/// producer did not end it: the local transaction returned <see cref="LocalTransactionState.Unknown"/> (no end
+/// call is made), or the commit or rollback call failed (logged as a warning). The message then stays prepared
+/// until the broker's check-back asks your <see cref="ITransactionChecker"/>, which decides.
 /// </param>
-public sealed record TransactionSendResult(string TransactionId, string MessageId, LocalTransactionState LocalState, bool LeftToCheckBack);
+public sealed record TransactionSendResult(string TransactionId, string MessageId, LocalTransactionState LocalState, bool LeftToCheckBack)
+{
+    internal static readonly Task<bool> Confirmed = Task.FromResult(true);
+    internal static readonly Task<bool> NotConfirmed = Task.FromResult(false);
+
+    /// <summary>
+    /// The commit or rollback call: completes with true once the broker confirmed it, false when none was made or it
+    /// failed (logged as a warning; the check-back then decides). Already complete unless the end was sent one-way
+    /// (<see cref="TransactionalProducer.EndOneWay"/>); awaiting it is optional.
+    /// </summary>
+    public Task<bool> Ending { get; init; } = NotConfirmed;
+}
 
 /// <summary>
 /// RocketMQ's <c>sendMessageInTransaction</c> for one producer group (<see cref="TransactionalProducer"/>
@@ -118,6 +130,17 @@ public sealed class TransactionalProducer : ITransactionalProducer
     /// <inheritdoc />
     public string ProducerGroup { get; }
 
+    /// <summary>
+    /// End transactions as RocketMQ's producer does (<c>endTransactionOneway</c>): a send returns once the commit or
+    /// rollback is on its way, without waiting for the broker's answer (<see cref="TransactionSendResult.Ending"/>
+    /// completes with it). It takes one round trip to the broker off every transactional send, and it is safe because
+    /// the half message was stored before the local transaction ran: an end that is lost or refused leaves the message
+    /// prepared, and the broker's check-back asks your <see cref="ITransactionChecker"/>, which decides. So set it only
+    /// for a producer group with a check URL. Default false (from <see cref="TransactionalProducerOptions.EndOneWay"/>
+    /// when registered with <c>AddTransactionalProducer</c>).
+    /// </summary>
+    public bool EndOneWay { get; init; }
+
     /// <inheritdoc />
     public async Task<TransactionSendResult> SendInTransactionAsync<T>(
         string topic,
@@ -175,6 +198,22 @@ public sealed class TransactionalProducer : ITransactionalProducer
             return new TransactionSendResult(context.TransactionId, context.MessageId, state, LeftToCheckBack: true);
         }
 
+        if (EndOneWay)
+        {
+            // The call is under way when EndAsync returns its task: its request has been handed to the connection.
+            return new TransactionSendResult(context.TransactionId, context.MessageId, state, LeftToCheckBack: false) { Ending = EndAsync(context, state) };
+        }
+
+        var confirmed = await EndAsync(context, state).ConfigureAwait(false);
+        return new TransactionSendResult(context.TransactionId, context.MessageId, state, LeftToCheckBack: !confirmed)
+        {
+            Ending = confirmed ? TransactionSendResult.Confirmed : TransactionSendResult.NotConfirmed,
+        };
+    }
+
+    /// <summary>Commits or rolls back; false (logged) when the call failed, which leaves the outcome to the check-back.</summary>
+    private async Task<bool> EndAsync(LocalTransactionContext context, LocalTransactionState state)
+    {
         try
         {
             // Not cancelled by the caller's token: the local outcome is final, tell the broker.
@@ -187,12 +226,12 @@ public sealed class TransactionalProducer : ITransactionalProducer
                 await _client.RollbackAsync(context.TransactionId, CancellationToken.None).ConfigureAwait(false);
             }
 
-            return new TransactionSendResult(context.TransactionId, context.MessageId, state, LeftToCheckBack: false);
+            return true;
         }
         catch (Exception ex) when (ex is HalfMsgException or HttpRequestException or Polly.Timeout.TimeoutRejectedException or TaskCanceledException)
         {
             _logger.LogWarning(ex, "Ending transaction {TransactionId} ({State}) failed; the check-back will resolve it", context.TransactionId, state);
-            return new TransactionSendResult(context.TransactionId, context.MessageId, state, LeftToCheckBack: true);
+            return false;
         }
     }
 }

@@ -30,6 +30,12 @@ public sealed class TransactionalProducerOptions
 
     /// <summary>How long the broker waits for a check answer (100 ms to 60 s); null for the broker's 3 s.</summary>
     public TimeSpan? CheckTimeout { get; set; }
+
+    /// <summary>
+    /// End transactions as RocketMQ's producer does (<c>endTransactionOneway</c>): send the commit or rollback and return
+    /// without waiting for the broker's answer. Default false: wait for it. See <see cref="TransactionalProducer.EndOneWay"/>.
+    /// </summary>
+    public bool EndOneWay { get; set; }
 }
 
 /// <summary>Checks <see cref="TransactionalProducerOptions"/> when the host starts.</summary>

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Data.Sqlite;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -14,7 +15,7 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
 
     public void Dispose() => _db.Dispose();
 
-    private async Task<TestApp> StartProducerAppAsync(Action<WebApplication>? mapCheck = null)
+    private async Task<TestApp> StartProducerAppAsync(Action<WebApplication>? mapCheck = null, bool endOneWay = false)
     {
         var app = await TestApp.StartAsync(
             broker.BaseAddress,
@@ -22,6 +23,7 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
             {
                 b.Services.AddSingleton(_db);
                 b.AddTransactionalProducer(_group, TestApp.UrlOf("/halfmsg/check")).AddTransactionChecker<LogChecker>();
+                b.Services.Configure<TransactionalProducerOptions>(_group, o => o.EndOneWay = endOneWay);
             },
             a =>
             {
@@ -276,5 +278,80 @@ public sealed class TransactionalProducerTests(BrokerFixture broker) : IDisposab
         Assert.Equal(MessageState.Committed, info.State);
         Assert.Equal(TransactionResolver.Producer, info.ResolvedBy);
         Assert.Equal(1, _db.Count("orders", "o-8"));
+    }
+
+    [Fact]
+    public async Task End_one_way_commits_and_delivers_and_its_Ending_reports_the_brokers_answer()
+    {
+        await SubscribeAsync();
+        await using var app = await StartProducerAppAsync(endOneWay: true);
+        var producer = app.Services.GetRequiredService<TransactionalProducer>();
+        Assert.True(producer.EndOneWay);
+
+        var result = await producer.SendInTransactionAsync(_topic, new Order("o-9", 2), async (tx, _) =>
+        {
+            await _db.PlaceOrderAsync("o-9", tx.TransactionId);
+            return LocalTransactionState.Commit;
+        });
+
+        Assert.False(result.LeftToCheckBack);
+        Assert.True(await result.Ending.WaitAsync(TimeSpan.FromSeconds(30)));
+        var info = await broker.Api.GetTransactionAsync(result.TransactionId);
+        Assert.Equal(MessageState.Committed, info.State);
+        Assert.Equal(TransactionResolver.Producer, info.ResolvedBy);
+        var message = Assert.Single(await ReceiveAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(result.MessageId, message.MessageId);
+    }
+
+    [Fact]
+    public async Task End_one_way_that_the_broker_refuses_completes_Ending_with_false_and_throws_nothing()
+    {
+        await using var app = await StartProducerAppAsync(endOneWay: true);
+        var producer = app.Services.GetRequiredService<TransactionalProducer>();
+
+        // The transaction is rolled back behind the producer's back, so its commit meets 409 transaction-conflict.
+        var result = await producer.SendInTransactionAsync(_topic, new Order("o-10", 1), async (tx, _) =>
+        {
+            await broker.Api.RollbackAsync(tx.TransactionId);
+            return LocalTransactionState.Commit;
+        });
+
+        Assert.False(result.LeftToCheckBack);
+        Assert.False(await result.Ending.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(MessageState.RolledBack, (await broker.Api.GetTransactionAsync(result.TransactionId)).State);
+    }
+
+    [Fact]
+    public async Task End_one_way_returns_while_the_commit_is_still_unanswered()
+    {
+        var commitArrived = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var answerCommit = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var standIn = await RecordingListener.StartAsync(async context =>
+        {
+            context.Response.ContentType = "application/json";
+            if (context.Request.Path.Value!.EndsWith("/commit", StringComparison.Ordinal))
+            {
+                commitArrived.TrySetResult();
+                await answerCommit.Task.WaitAsync(TimeSpan.FromSeconds(60));
+                await context.Response.WriteAsync("""{"messageId":"m-1","transactionId":"t-1","state":"committed"}""");
+                return;
+            }
+            context.Response.StatusCode = StatusCodes.Status201Created;
+            await context.Response.WriteAsync("""{"messageId":"m-1","transactionId":"t-1","state":"prepared"}""");
+        });
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddHalfMsgClient(o => o.BaseAddress = standIn.BaseAddress);
+        await using var provider = services.BuildServiceProvider();
+        var producer = new TransactionalProducer(provider.GetRequiredService<IHalfMsgClient>(), "g") { EndOneWay = true };
+
+        var result = await producer.SendInTransactionAsync("t", new Order("o-11", 1), (_, _) => Task.FromResult(LocalTransactionState.Commit),
+            new HalfMsgSendOptions { TransactionId = "t-1" }).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.False(result.Ending.IsCompleted);
+        await commitArrived.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        answerCommit.SetResult();
+        Assert.True(await result.Ending.WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.Equal(["/v1/topics/t/half-messages", "/v1/transactions/t-1/commit"], standIn.Requests.Select(r => r.Path).ToArray());
     }
 }
