@@ -37,8 +37,9 @@ public static class BrokerHosting
             .Validate(o => o.Delivery.RetryBackoff.TrueForAll(b => b > TimeSpan.Zero), "Broker:Delivery:RetryBackoff entries must be > 0")
             .Validate(o => o.Retention > TimeSpan.Zero && o.RetentionSweepInterval > TimeSpan.Zero, "Broker:Retention and RetentionSweepInterval must be > 0")
             .Validate(o => o.DeadLetterRetention > TimeSpan.Zero, "Broker:Retention:DeadLetters must be > 0")
-            .Validate(o => o.Storage.PostgreSql.LockCheckInterval > TimeSpan.Zero && o.Storage.PostgreSql.ReadyTimeout > TimeSpan.Zero && o.Storage.PostgreSql.SweepLease > TimeSpan.Zero,
-                "Broker:Storage:PostgreSql:LockCheckInterval, ReadyTimeout and SweepLease must be > 0")
+            .Validate(o => o.Storage.PostgreSql.LockCheckInterval > TimeSpan.Zero && o.Storage.PostgreSql.ReadyTimeout > TimeSpan.Zero && o.Storage.PostgreSql.SweepLease > TimeSpan.Zero
+                    && o.Storage.PostgreSql.ClockCheckInterval > TimeSpan.Zero && o.Storage.PostgreSql.MaxClockOffset > TimeSpan.Zero,
+                "Broker:Storage:PostgreSql:LockCheckInterval, ReadyTimeout, SweepLease, ClockCheckInterval and MaxClockOffset must be > 0")
             .Validate(o => o.Storage.CheckpointPages >= 1,
                 "Broker:Storage:CheckpointPages must be at least 1 (0 would stop LiteDB from ever copying its log into the data file)")
             .Validate(o => o.Storage.ApplyDelay >= TimeSpan.Zero && o.Storage.ApplyDelay <= TimeSpan.FromSeconds(10),

@@ -15,7 +15,8 @@ namespace HalfMsgBroker.Hosting;
 /// is replayed. A failed journal write or fsync makes it unready at once (the broker is stopping). A
 /// quarantine (see <c>JournalQuarantine</c>) reports Degraded, which still answers 200: the broker keeps
 /// serving everything but the quarantined changes, and a restart would not bring those back.
-/// On the PostgreSQL provider, ready means the database lock is held and PostgreSQL answers (<see cref="PostgreSqlReadiness"/>).
+/// On the PostgreSQL provider, ready means the database lock is held and PostgreSQL answers (<see cref="PostgreSqlReadiness"/>);
+/// with many active brokers, a clock far from PostgreSQL's reads Degraded (<see cref="Cluster.ClockOffset"/>).
 /// </summary>
 internal sealed class BrokerReadiness(IServiceProvider services, IOptions<BrokerOptions> options) : IHealthCheck
 {
@@ -57,6 +58,7 @@ internal sealed class BrokerReadiness(IServiceProvider services, IOptions<Broker
         }
         var disk = services.GetRequiredService<DiskSpaceMonitor>();
         if (disk.IsLow) reasons.Add(disk.LowDetail);
+        if (services.GetService<Cluster.ClockOffset>()?.Problem is { } clock) reasons.Add(clock);
         return reasons.Count > 0 ? HealthCheckResult.Degraded(string.Join("; ", reasons)) : HealthCheckResult.Healthy();
     }
 }

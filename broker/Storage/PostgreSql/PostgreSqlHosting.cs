@@ -104,6 +104,8 @@ internal static class PostgreSqlHosting
                 sp.GetRequiredService<IOptions<BrokerOptions>>().Value.Storage.PostgreSql.SweepLease,
                 sp.GetRequiredService<ILogger<HalfMsgBroker.Cluster.PostgreSqlSweepLease>>()));
             services.AddSingleton<HalfMsgBroker.Cluster.ISweepLease>(sp => sp.GetRequiredService<HalfMsgBroker.Cluster.PostgreSqlSweepLease>());
+            services.AddSingleton<HalfMsgBroker.Cluster.ClockOffset>();
+            services.AddHostedService(sp => sp.GetRequiredService<HalfMsgBroker.Cluster.ClockOffset>());
             services.AddMultiActiveDeliveries();
         }
     }

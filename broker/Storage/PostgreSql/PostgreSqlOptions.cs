@@ -45,6 +45,20 @@ public sealed class PostgreSqlOptions
     /// </summary>
     public TimeSpan DeliverySafetyPoll { get; set; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// With <see cref="MultiActive"/>: how often a broker measures how far its clock is from PostgreSQL's (see
+    /// <see cref="MaxClockOffset"/>).
+    /// </summary>
+    public TimeSpan ClockCheckInterval { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// With <see cref="MultiActive"/>: how far a broker's clock may be from PostgreSQL's before <c>/health/ready</c> reads
+    /// Degraded and the log warns. Brokers stamp leases and due times with their own clocks and compare each other's
+    /// stamps with them, so clocks that disagree by this much hand a delivery out again up to this long before its lease
+    /// runs out. 500 ms, CockroachDB's default for the same reason; NTP keeps hosts on one network within milliseconds.
+    /// </summary>
+    public TimeSpan MaxClockOffset { get; set; } = TimeSpan.FromMilliseconds(500);
+
     /// <summary>How long <c>/health/ready</c> waits for PostgreSQL to answer before it reports the broker not ready.</summary>
     public TimeSpan ReadyTimeout { get; set; } = TimeSpan.FromSeconds(2);
 }

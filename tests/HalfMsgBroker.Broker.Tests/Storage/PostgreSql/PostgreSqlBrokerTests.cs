@@ -110,12 +110,14 @@ public sealed class PostgreSqlBrokerTests(PostgresCluster cluster) : IClassFixtu
     [Theory]
     [InlineData("Broker:Storage:PostgreSql:LockCheckInterval", "00:00:00")]
     [InlineData("Broker:Storage:PostgreSql:ReadyTimeout", "00:00:00")]
-    public void A_lock_check_interval_or_ready_timeout_that_is_not_positive_refuses_the_start(string key, string value)
+    [InlineData("Broker:Storage:PostgreSql:ClockCheckInterval", "00:00:00")]
+    [InlineData("Broker:Storage:PostgreSql:MaxClockOffset", "00:00:00")]
+    public void A_lock_check_interval_ready_timeout_or_clock_setting_that_is_not_positive_refuses_the_start(string key, string value)
     {
         using var factory = new BrokerFactory(OnPostgres("Host=127.0.0.1;Database=unused", (key, value)));
         var refused = Record.Exception(() => factory.CreateClient());
         Assert.NotNull(refused);
-        Assert.True(refused.ToString().Contains("Broker:Storage:PostgreSql:LockCheckInterval, ReadyTimeout and SweepLease must be > 0", StringComparison.Ordinal), refused.ToString());
+        Assert.True(refused.ToString().Contains("Broker:Storage:PostgreSql:LockCheckInterval, ReadyTimeout, SweepLease, ClockCheckInterval and MaxClockOffset must be > 0", StringComparison.Ordinal), refused.ToString());
     }
 
     [PostgresFact]
