@@ -65,6 +65,10 @@ public sealed class OutboxPostgresTests(BrokerFixture broker, PostgresCluster po
         var log = new SendLog();
         await using var clientA = new RelayClient(broker.BaseAddress, log, "a");
         await using var clientB = new RelayClient(broker.BaseAddress, log, "b");
+        // Both take part however the two are scheduled, as in the SQLite test: b sends nothing until a has claimed a
+        // batch, and a's sends wait for b's first answer. Without it, under load one relay emptied the table alone.
+        clientB.HoldSendsUntil = clientA.SendStarted;
+        clientA.HoldSendsUntil = clientB.Answered;
         var options = Relays.FastOptions("relay") with { BatchSize = 5, MaxConcurrentSends = 4 };
         var relays = new[] { Relays.Create(clientA, Create, options with { RelayId = "relay-a" }), Relays.Create(clientB, Create, options with { RelayId = "relay-b" }) };
         await Task.WhenAll(relays.Select(r => r.StartAsync(CancellationToken.None)));
