@@ -134,7 +134,7 @@ public sealed class TransactionalProducer : ITransactionalProducer
     /// End transactions as RocketMQ's producer does (<c>endTransactionOneway</c>): a send returns once the commit or
     /// rollback is on its way, without waiting for the broker's answer (<see cref="TransactionSendResult.Ending"/>
     /// completes with it). It takes one round trip to the broker off every transactional send, and it is safe because
-    /// the half message was stored before the local transaction ran: an end that is lost or refused leaves the message
+    /// the half message was stored before the local transaction ran: an end that never reaches the broker leaves the message
     /// prepared, and the broker's check-back asks your <see cref="ITransactionChecker"/>, which decides. So set it only
     /// for a producer group with a check URL. Default false (from <see cref="TransactionalProducerOptions.EndOneWay"/>
     /// when registered with <c>AddTransactionalProducer</c>).
