@@ -454,6 +454,7 @@ public sealed class JournaledMessageStore : IMessageStore
 
     private void ApplyLoop()
     {
+        if (!BackgroundPriority.LowerCurrentThread()) _logger.LogDebug("The applier thread keeps its CPU priority (lowering it was refused or is not supported here)");
         var spare = new ChangeSet();
         while (true)
         {
