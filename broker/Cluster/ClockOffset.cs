@@ -36,7 +36,7 @@ internal sealed class ClockOffset : BackgroundService
         _time = time;
         _options = options.Value.Storage.PostgreSql;
         _logger = logger;
-        metrics.Meter.CreateObservableGauge("halfmsg.cluster.clock_offset", () => _last?.OffsetMs / 1000.0 ?? 0, "s",
+        metrics.Meter.CreateObservableGauge("halfmsg.cluster.clock_offset", () => Last?.OffsetMs / 1000.0 ?? 0, "s",
             "This broker's clock minus PostgreSQL's at the last check (Broker:Storage:PostgreSql:ClockCheckInterval); 0 before the first");
     }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using HalfMsgBroker.Delivery;
 using HalfMsgBroker.Tests.Support;
 using Microsoft.AspNetCore.TestHost;
@@ -33,10 +32,10 @@ public sealed class GaugeReadTests
         var first = await Scrape(client);
         var second = await Scrape(client);
 
-        Assert.Equal(2, Value(first, "halfmsg_subscription_ready", $"topic=\"{topics[0]}\""));
-        Assert.Equal(0, Value(first, "halfmsg_subscription_ready", $"topic=\"{topics[1]}\""));
-        Assert.Equal(0, Value(first, "halfmsg_subscription_in_flight", $"topic=\"{topics[2]}\""));
-        Assert.Equal(2, Value(second, "halfmsg_subscription_ready", $"topic=\"{topics[0]}\""));
+        Assert.Equal(2, ScrapeText.Value(first, "halfmsg_subscription_ready", $"topic=\"{topics[0]}\""));
+        Assert.Equal(0, ScrapeText.Value(first, "halfmsg_subscription_ready", $"topic=\"{topics[1]}\""));
+        Assert.Equal(0, ScrapeText.Value(first, "halfmsg_subscription_in_flight", $"topic=\"{topics[2]}\""));
+        Assert.Equal(2, ScrapeText.Value(second, "halfmsg_subscription_ready", $"topic=\"{topics[0]}\""));
         // Once per subscription at most (three subscriptions); once per gauge would be nine per scrape.
         Assert.InRange(counting.Calls - before, 0, topics.Length);
     }
@@ -59,17 +58,6 @@ public sealed class GaugeReadTests
                 ?? (original.ImplementationFactory is { } make ? (IDeliveryFigures)make(sp) : (IDeliveryFigures)ActivatorUtilities.CreateInstance(sp, original.ImplementationType!));
             return counting;
         });
-    }
-
-    private static double Value(string scrape, string metric, string label)
-    {
-        foreach (var line in scrape.Split('\n'))
-        {
-            if (!line.StartsWith(metric + "{", StringComparison.Ordinal) || !line.Contains(label, StringComparison.Ordinal)) continue;
-            var value = line[(line.IndexOf('}', StringComparison.Ordinal) + 1)..].Trim().Split(' ')[0];
-            return double.Parse(value, CultureInfo.InvariantCulture);
-        }
-        return double.NaN;
     }
 
     private sealed class CountingFigures : IDeliveryFigures

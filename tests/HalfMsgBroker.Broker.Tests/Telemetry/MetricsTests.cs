@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using HalfMsgBroker.Tests.Support;
 
@@ -85,29 +84,29 @@ public sealed class MetricsTests : IAsyncLifetime
 
         var labels = (Group: $"consumer_group=\"{group}\"", Topic: $"topic=\"{topic}\"");
         var scrape = await Eventually.Until(Scrape, s =>
-            Value(s, "halfmsg_transactions_prepared") == 1
-            && Value(s, "halfmsg_subscription_dead_lettered", $"consumer_group=\"{deadGroup}\"") == 1
-            && Value(s, "halfmsg_push_failures_total", "reason=\"connection refused\"") >= 1
-            && Value(s, "halfmsg_delivery_commit_to_ack_seconds_count") == 1,
+            ScrapeText.Value(s, "halfmsg_transactions_prepared") == 1
+            && ScrapeText.Value(s, "halfmsg_subscription_dead_lettered", $"consumer_group=\"{deadGroup}\"") == 1
+            && ScrapeText.Value(s, "halfmsg_push_failures_total", "reason=\"connection refused\"") >= 1
+            && ScrapeText.Value(s, "halfmsg_delivery_commit_to_ack_seconds_count") == 1,
             "the scrape to show the store's figures and the latest counts");
 
-        Assert.Equal(4, Value(scrape, "halfmsg_messages_sent_total", "kind=\"plain\""));
-        Assert.Equal(3, Value(scrape, "halfmsg_messages_sent_total", "kind=\"half\""));
-        Assert.Equal(1, Value(scrape, "halfmsg_messages_committed_total", "resolved_by=\"producer\""));
-        Assert.Equal(1, Value(scrape, "halfmsg_messages_committed_total", "resolved_by=\"check\""));
-        Assert.Equal(1, Value(scrape, "halfmsg_checks_total", "outcome=\"commit\""));
-        Assert.Equal(1, Value(scrape, "halfmsg_subscription_ready", labels.Group, labels.Topic));
-        Assert.Equal(1, Value(scrape, "halfmsg_subscription_in_flight", labels.Group, labels.Topic));
-        Assert.Equal(0, Value(scrape, "halfmsg_subscription_retrying", labels.Group, labels.Topic));
-        Assert.Equal(0, Value(scrape, "halfmsg_subscription_dead_lettered", labels.Group, labels.Topic));
-        Assert.True(Value(scrape, "halfmsg_transactions_oldest_prepared_age_seconds") >= 0);
-        Assert.True(Value(scrape, "halfmsg_store_batch_size_count") >= 10);
+        Assert.Equal(4, ScrapeText.Value(scrape, "halfmsg_messages_sent_total", "kind=\"plain\""));
+        Assert.Equal(3, ScrapeText.Value(scrape, "halfmsg_messages_sent_total", "kind=\"half\""));
+        Assert.Equal(1, ScrapeText.Value(scrape, "halfmsg_messages_committed_total", "resolved_by=\"producer\""));
+        Assert.Equal(1, ScrapeText.Value(scrape, "halfmsg_messages_committed_total", "resolved_by=\"check\""));
+        Assert.Equal(1, ScrapeText.Value(scrape, "halfmsg_checks_total", "outcome=\"commit\""));
+        Assert.Equal(1, ScrapeText.Value(scrape, "halfmsg_subscription_ready", labels.Group, labels.Topic));
+        Assert.Equal(1, ScrapeText.Value(scrape, "halfmsg_subscription_in_flight", labels.Group, labels.Topic));
+        Assert.Equal(0, ScrapeText.Value(scrape, "halfmsg_subscription_retrying", labels.Group, labels.Topic));
+        Assert.Equal(0, ScrapeText.Value(scrape, "halfmsg_subscription_dead_lettered", labels.Group, labels.Topic));
+        Assert.True(ScrapeText.Value(scrape, "halfmsg_transactions_oldest_prepared_age_seconds") >= 0);
+        Assert.True(ScrapeText.Value(scrape, "halfmsg_store_batch_size_count") >= 10);
         // The journal's gauges exist only on LiteDB; on PostgreSQL there is no journal to lag.
         Assert.Equal(!TestStorage.IsPostgreSql, scrape.Contains("halfmsg_journal_apply_lag_frames", StringComparison.Ordinal));
         if (!TestStorage.IsPostgreSql)
         {
-            Assert.True(Value(scrape, "halfmsg_journal_apply_lag_frames") >= 0);
-            Assert.Equal(0, Value(scrape, "halfmsg_storage_quarantined"));
+            Assert.True(ScrapeText.Value(scrape, "halfmsg_journal_apply_lag_frames") >= 0);
+            Assert.Equal(0, ScrapeText.Value(scrape, "halfmsg_storage_quarantined"));
         }
     }
 
@@ -116,20 +115,6 @@ public sealed class MetricsTests : IAsyncLifetime
         var answer = await _c.Get("/metrics");
         Assert.Equal(HttpStatusCode.OK, answer.Status);
         return answer.Raw;
-    }
-
-    /// <summary>The value of the first sample of <paramref name="metric"/> whose labels include each of <paramref name="labels"/>; NaN when none.</summary>
-    private static double Value(string scrape, string metric, params string[] labels)
-    {
-        foreach (var line in scrape.Split('\n'))
-        {
-            if (!line.StartsWith(metric, StringComparison.Ordinal) || line.Length == metric.Length || line[metric.Length] is not ('{' or ' ')) continue;
-            if (!labels.All(l => line.Contains(l, StringComparison.Ordinal))) continue;
-            var end = line.IndexOf('}', StringComparison.Ordinal);
-            var value = line[(end < 0 ? metric.Length : end + 1)..].Trim().Split(' ')[0];
-            return double.Parse(value, CultureInfo.InvariantCulture);
-        }
-        return double.NaN;
     }
 
     private static int DeadPort()

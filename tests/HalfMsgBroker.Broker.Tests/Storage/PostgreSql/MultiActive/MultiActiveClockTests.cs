@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using HalfMsgBroker.Cluster;
 using HalfMsgBroker.Tests.Shared;
@@ -38,7 +37,7 @@ public sealed class MultiActiveClockTests(PostgresCluster cluster) : IClassFixtu
         var reading = node.Services.GetRequiredService<ClockOffset>().Last!;
         Assert.InRange(reading.OffsetMs, 9_000, 11_000);
         var scrape = await client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
-        Assert.InRange(Gauge(scrape, "halfmsg_cluster_clock_offset_seconds"), 9, 11);
+        Assert.InRange(ScrapeText.Value(scrape, "halfmsg_cluster_clock_offset_seconds"), 9, 11);
     }
 
     [PostgresFact]
@@ -56,12 +55,5 @@ public sealed class MultiActiveClockTests(PostgresCluster cluster) : IClassFixtu
         var ready = await client.Get("/health/ready");
         Assert.Equal(HttpStatusCode.OK, ready.Status);
         Assert.DoesNotContain("clock", ready.Raw, StringComparison.Ordinal);
-    }
-
-    private static double Gauge(string scrape, string metric)
-    {
-        var line = scrape.Split('\n').Single(l => l.StartsWith(metric + " ", StringComparison.Ordinal) || l.StartsWith(metric + "{", StringComparison.Ordinal));
-        var end = line.IndexOf('}', StringComparison.Ordinal);
-        return double.Parse(line[(end < 0 ? metric.Length : end + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
     }
 }
