@@ -128,6 +128,16 @@ public sealed class StorageOptions
 
     public Durability Durability { get; set; } = Durability.Fsync;
 
+    /// <summary>
+    /// With <see cref="Durability.Fsync"/>: a stored change reaches consumers (receives, pushes), check-backs and
+    /// lookups once its group commit is written to the journal, while its fsync runs; its 2xx still waits for the
+    /// fsync. RabbitMQ and RocketMQ hand out messages the same way. A power cut can then take back a change a
+    /// consumer already saw: a lost commit comes back through the check-back, so the consumer sees the message
+    /// again (at least once); a lost plain send was never answered, so its producer sends it again.
+    /// Off (the default): nothing is seen before its fsync returns.
+    /// </summary>
+    public bool VisibleBeforeFsync { get; set; }
+
     /// <summary>Most changes one group commit applies in a single LiteDB transaction.</summary>
     public int MaxBatchSize { get; set; } = 512;
 

@@ -15,7 +15,8 @@ namespace HalfMsgBroker.Engine;
 /// request handling. When the store fsyncs (<see cref="IMessageLog.SyncsSeparately"/>), a second
 /// thread, the completer, waits for the disk and then publishes each batch's effects and answers its
 /// callers, in batch order, while the writer already builds and writes the next batch: one fsync
-/// then covers every batch written while the previous one was syncing.
+/// then covers every batch written while the previous one was syncing. With <c>VisibleBeforeFsync</c>
+/// the writer publishes the effects itself, as soon as the batch is written, and the completer only answers.
 /// </summary>
 internal sealed class StoreWriter : IDisposable
 {
@@ -31,6 +32,7 @@ internal sealed class StoreWriter : IDisposable
     private readonly bool _manyWriters;
     private readonly int _fillTo;
     private readonly int _yields;
+    private readonly bool _visibleBeforeFsync;
     private readonly Thread _thread;
     private readonly Thread? _completer;
 
@@ -63,6 +65,7 @@ internal sealed class StoreWriter : IDisposable
         _thread = new Thread(Loop) { IsBackground = true, Name = "halfmsg-store-writer" };
         if (store.SyncsSeparately)
         {
+            _visibleBeforeFsync = options.Value.Storage.VisibleBeforeFsync;
             _completer = new Thread(CompleteLoop) { IsBackground = true, Name = "halfmsg-store-completer" };
             _completer.Start();
         }
@@ -133,7 +136,8 @@ internal sealed class StoreWriter : IDisposable
                 if (!Thread.Yield()) break;
                 while (batch.Count < _maxBatch && reader.TryRead(out var next)) batch.Add(next);
             }
-            var barrier = _completer is not null && batch.Exists(c => c.NeedsPublishedState);
+            // Published by the writer itself (VisibleBeforeFsync), every earlier batch's effects are in place already.
+            var barrier = _completer is not null && !_visibleBeforeFsync && batch.Exists(c => c.NeedsPublishedState);
             if (barrier) WaitUntilPublished();
             try
             {
@@ -215,8 +219,15 @@ internal sealed class StoreWriter : IDisposable
             Publish(_context.Effects, batch);
             return;
         }
+        Action[] effects = [.. _context.Effects];
+        if (_visibleBeforeFsync)
+        {
+            // Seen now, answered after the fsync: a consumer may see what a power cut takes back (see the option).
+            Publish(effects, []);
+            effects = [];
+        }
         // Even a read-only batch waits its turn: it may have read a change that is not durable yet.
-        var written = new WrittenBatch(_store.WrittenPosition, [.. _context.Effects], [.. batch]);
+        var written = new WrittenBatch(_store.WrittenPosition, effects, [.. batch]);
         lock (_publishedGate) _handedOver++;
         // Blocking is right here too: a full pipeline means the disk is the bottleneck.
         if (!_written.Writer.TryWrite(written)) _written.Writer.WriteAsync(written).AsTask().GetAwaiter().GetResult();

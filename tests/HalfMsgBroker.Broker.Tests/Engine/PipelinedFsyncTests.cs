@@ -9,7 +9,8 @@ namespace HalfMsgBroker.Tests.Engine;
 
 /// <summary>
 /// In <c>Fsync</c> mode the writer writes the next group commit while the previous one is being synced;
-/// nothing of a batch is answered or visible before its fsync returns.
+/// nothing of a batch is answered before its fsync returns, and by default nothing is visible either
+/// (with <c>VisibleBeforeFsync</c>, consumers see it once written).
 /// </summary>
 [Trait("Storage", "LiteDb")]
 public sealed class PipelinedFsyncTests
@@ -19,9 +20,7 @@ public sealed class PipelinedFsyncTests
     {
         var files = new HeldSyncFiles();
         await using var broker = new BrokerFactory(new Dictionary<string, string?> { ["Broker:Storage:Durability"] = "Fsync" });
-        var factory = broker.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<IJournalFiles>(files)));
-        using var c = factory.CreateClient();
-        c.DefaultRequestHeaders.Authorization = new("Bearer", BrokerFactory.AdminKey);
+        using var c = Client(broker, files);
         await c.Subscribe("inventory", "orders");
 
         files.Hold();
@@ -41,6 +40,44 @@ public sealed class PipelinedFsyncTests
         Assert.Equal(HttpStatusCode.Created, (await second).Status);
         var received = await c.Receive("inventory", "orders");
         Assert.Equal(2, received.Count);
+    }
+
+    [Fact]
+    public async Task With_VisibleBeforeFsync_a_commit_reaches_consumers_while_its_fsync_runs_and_is_answered_after_it()
+    {
+        var files = new HeldSyncFiles();
+        await using var broker = new BrokerFactory(new Dictionary<string, string?>
+        {
+            ["Broker:Storage:Durability"] = "Fsync",
+            ["Broker:Storage:VisibleBeforeFsync"] = "true",
+        });
+        using var c = Client(broker, files);
+        await c.Subscribe("inventory", "orders");
+        var id = await c.SendHalf("orders", "tx-early");
+
+        files.Hold();
+        var commit = c.Post("/v1/transactions/tx-early/commit");
+        try
+        {
+            var received = await c.Receive("inventory", "orders", wait: 10);
+
+            Assert.Equal(id, Assert.Single(received).Str("messageId"));
+            // The writer publishes before it hands the frame to the syncing thread: the fsync may begin just after.
+            await Eventually.Until(() => files.SyncsWaiting > 0, "the commit's fsync begun");
+            Assert.False(commit.IsCompleted, "a commit was answered before its fsync returned");
+        }
+        finally
+        {
+            files.Release();
+        }
+        Assert.Equal(HttpStatusCode.OK, (await commit).Status);
+    }
+
+    private static HttpClient Client(BrokerFactory broker, HeldSyncFiles files)
+    {
+        var c = broker.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<IJournalFiles>(files))).CreateClient();
+        c.DefaultRequestHeaders.Authorization = new("Bearer", BrokerFactory.AdminKey);
+        return c;
     }
 
     /// <summary>The real journal files, with fsyncs that wait while held.</summary>
