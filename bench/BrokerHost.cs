@@ -49,6 +49,9 @@ internal sealed class BrokerHost : IAsyncDisposable
         _extraArgs = extraArgs;
     }
 
+    /// <summary>The bench's name for <c>Fsync</c> with <c>Broker:Storage:VisibleBeforeFsync</c> on.</summary>
+    public const string VisibleMode = "Fsync-visible";
+
     public static Task<BrokerHost> StartAsync(Settings s, string name, string mode, params string[] extraArgs) =>
         StartAsync(s, name, mode, BrokerStorage.LiteDb, extraArgs);
 
@@ -67,7 +70,9 @@ internal sealed class BrokerHost : IAsyncDisposable
         var dir = Path.Combine(s.WorkDir, name);
         if (Directory.Exists(dir)) Directory.Delete(dir, recursive: true);
         Directory.CreateDirectory(dir);
-        var args = new List<string> { $"--Broker:Storage:Durability={mode}" };
+        var args = mode == VisibleMode
+            ? new List<string> { "--Broker:Storage:Durability=Fsync", "--Broker:Storage:VisibleBeforeFsync=true" }
+            : new List<string> { $"--Broker:Storage:Durability={mode}" };
         string? connectionString = null, database = null;
         if (storage.Postgres is { } postgres)
         {

@@ -140,20 +140,26 @@ foreach (var light in new[] { false, true })
     bool Pick(Row r) => r.Workload.StartsWith('1') && !r.Workload.Contains("(batches of", StringComparison.Ordinal) && !r.Workload.Contains("(one-way end)", StringComparison.Ordinal)
         && !r.Workload.Contains("HTTP/1.1", StringComparison.Ordinal) && r.Workload.Contains("offered", StringComparison.Ordinal) == light;
     var rq = rows.Where(r => Pick(r) && r.System.StartsWith("RabbitMQ", StringComparison.Ordinal) && !double.IsNaN(r.PerSecond)).MaxBy(r => r.PerSecond);
-    foreach (var mode in new[] { "Fsync", "Process" })
+    foreach (var mode in new[] { "Fsync", BrokerHost.VisibleMode, "Process" })
     {
         var hm = rows.FirstOrDefault(r => Pick(r) && r.System == "HalfMsgBroker" && r.Storage == "LiteDB" && r.Mode == mode);
         if (hm is null || rq is null || rq.PerSecond <= 0 || double.IsNaN(hm.PerSecond)) continue;
-        var label = mode == "Fsync" ? "Fsync, equal durability (both confirm after fsync)" : "Process, NOT equal durability (the broker answers before fsync)";
+        var label = mode switch
+        {
+            "Fsync" => "Fsync, equal durability (both confirm after fsync)",
+            BrokerHost.VisibleMode => "Fsync-visible, equal durability and visibility (both confirm after fsync and deliver before it)",
+            _ => "Process, NOT equal durability (the broker answers before fsync)",
+        };
         ratios.Add(string.Create(CultureInfo.InvariantCulture,
             $"- {hm.Workload}, HalfMsgBroker {label} / RabbitMQ: throughput {hm.PerSecond / rq.PerSecond:F2}×, CPU per message {hm.CpuSecondsPer1k / rq.CpuSecondsPer1k:F2}×, p99 {hm.P99Ms / rq.P99Ms:F2}× ({hm.P99Ms:F1} vs {rq.P99Ms:F1} ms)"));
         if (!light && ratio == "n/a") ratio = (hm.PerSecond / rq.PerSecond).ToString("F2", CultureInfo.InvariantCulture) + $" ({mode})";
     }
     // The same workload with RocketMQ's one-way end: a ratio line of its own, never the headline.
-    var oneWay = rows.FirstOrDefault(r => r.Workload.StartsWith('1') && r.Workload.Contains("(one-way end)", StringComparison.Ordinal)
+    var oneWays = rows.Where(r => r.Workload.StartsWith('1') && r.Workload.Contains("(one-way end)", StringComparison.Ordinal)
         && r.Workload.Contains("offered", StringComparison.Ordinal) == light && r.System == "HalfMsgBroker" && r.Storage == "LiteDB" && !double.IsNaN(r.PerSecond));
-    if (oneWay is not null && rq is not null && rq.PerSecond > 0)
+    foreach (var oneWay in oneWays)
     {
+        if (rq is null || rq.PerSecond <= 0) break;
         ratios.Add(string.Create(CultureInfo.InvariantCulture,
             $"- {oneWay.Workload}, HalfMsgBroker {oneWay.Mode} (equal durability; producers do not wait for the commit's answer, as RocketMQ's endTransactionOneway) / RabbitMQ: throughput {oneWay.PerSecond / rq.PerSecond:F2}×, CPU per message {oneWay.CpuSecondsPer1k / rq.CpuSecondsPer1k:F2}×, p99 {oneWay.P99Ms / rq.P99Ms:F2}× ({oneWay.P99Ms:F1} vs {rq.P99Ms:F1} ms)"));
     }
@@ -203,7 +209,7 @@ md.AppendLine(CultureInfo.InvariantCulture, $"- Total time {clock.Elapsed.TotalS
 md.AppendLine();
 md.Append(Report.Table(rows));
 md.AppendLine();
-md.AppendLine("CPU s/1k msgs is the measured server's own CPU (utime+stime from /proc/PID/stat: the broker's dotnet process, or RabbitMQ's beam.smp) during the measured window divided by thousands of messages completed in it; RSS is VmRSS at the end of the window. Workload 4 (all due): msgs = distinct transactions checked, msg/s = checks/s. Mode `Fsync` is the broker's default durability (a 2xx means the group commit was fsynced: it survives power loss, like a RabbitMQ publisher confirm); `Process` answers once the write reached the OS (it survives a crash of the broker process, not of the machine). With storage PostgreSQL, CPU s/1k msgs is still the broker's process alone and PG CPU s/1k msgs is the PostgreSQL cluster's (every postgres process) over the same window: their sum is what a message costs the machine.");
+md.AppendLine("CPU s/1k msgs is the measured server's own CPU (utime+stime from /proc/PID/stat: the broker's dotnet process, or RabbitMQ's beam.smp) during the measured window divided by thousands of messages completed in it; RSS is VmRSS at the end of the window. Workload 4 (all due): msgs = distinct transactions checked, msg/s = checks/s. Mode `Fsync` is the broker's default durability (a 2xx means the group commit was fsynced: it survives power loss, like a RabbitMQ publisher confirm); `Fsync-visible` is `Fsync` with `Broker:Storage:VisibleBeforeFsync`: every 2xx still waits for the fsync, but consumers receive a change once it is written, while its fsync runs — as RabbitMQ delivers a persistent message before the fsync its confirm waits for; `Process` answers once the write reached the OS (it survives a crash of the broker process, not of the machine). With storage PostgreSQL, CPU s/1k msgs is still the broker's process alone and PG CPU s/1k msgs is the PostgreSQL cluster's (every postgres process) over the same window: their sum is what a message costs the machine.");
 md.AppendLine();
 foreach (var line in ratios) md.AppendLine(line);
 md.AppendLine();

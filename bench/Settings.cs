@@ -40,7 +40,9 @@ internal sealed class Settings
     public string Command { get; set; } = "";
     public string BrokerCommit { get; set; } = "";
     public HashSet<int> Workloads { get; set; } = [1, 2, 3, 4, 5];
-    public List<string> Modes { get; set; } = ["Fsync", "Process"];
+    /// <summary>The broker's durability modes to run: <c>Fsync</c>, <c>Process</c>, and <c>Fsync-visible</c> (Fsync with
+    /// <c>Broker:Storage:VisibleBeforeFsync</c>: consumers see a change once written, before its fsync, as RabbitMQ does).</summary>
+    public List<string> Modes { get; set; } = ["Fsync", "Fsync-visible", "Process"];
 
     /// <summary>The broker's storage providers to run the broker rows on, in this order: <c>litedb</c>
     /// (the default) and/or <c>postgresql</c> (a private cluster for the run, <see cref="PostgresServer"/>).</summary>
