@@ -186,7 +186,12 @@ public sealed class JournaledMessageStore : IMessageStore
 
     private StoreUnavailableException Failed(JournalFailedException e)
     {
-        if (Interlocked.CompareExchange(ref _journalFailure, e, null) is null) _journalFailed(e);
+        if (Interlocked.CompareExchange(ref _journalFailure, e, null) is null)
+        {
+            _journalFailed(e);
+            // Wakes index queries waiting for the applier (CatchUp), which now refuse at once.
+            lock (_gate) Monitor.PulseAll(_gate);
+        }
         return JournalBroken();
     }
 
@@ -628,6 +633,8 @@ public sealed class JournaledMessageStore : IMessageStore
                 var deadline = Environment.TickCount64 + (long)CatchUpTimeout.TotalMilliseconds;
                 while (_appliedSeq < target)
                 {
+                    // The applier stops at the first frame the broken journal cannot make durable: it will not catch up.
+                    if (JournalFailure is not null) throw JournalBroken();
                     var left = deadline - Environment.TickCount64;
                     if (left <= 0 || _crashed || _stopping)
                     {

@@ -125,6 +125,26 @@ public sealed class JournalFaultTests : IDisposable
         Assert.Contains(poison.Id.ToString(), Assert.Single(Directory.GetFiles(QuarantinePath)), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task After_a_failed_fsync_an_index_query_is_refused_at_once_instead_of_waiting_for_an_applier_that_has_stopped()
+    {
+        var files = new FaultyJournalFiles();
+        using var store = Open(new LiteDbMessageStore(_path, Durability.Fsync), TimeSpan.FromHours(1), files, durability: Durability.Fsync);
+        // Long enough that waiting it out cannot pass for an answer: the background services that query the
+        // indexes would otherwise hold the host's shutdown that long.
+        store.CatchUpTimeout = TimeSpan.FromMinutes(10);
+        store.RunBatch(() => store.Insert(Half("tx-kept")));
+        store.MakeDurable(store.WrittenPosition);
+        files.FailSyncs = true;
+        store.RunBatch(() => store.Insert(Half("tx-unsynced")));
+        Assert.Throws<StoreUnavailableException>(() => store.MakeDurable(store.WrittenPosition));
+
+        var query = Task.Run(store.EarliestCheckDue);
+        await Eventually.Until(() => query.IsCompleted, "the index query answered");
+        var refused = await Assert.ThrowsAsync<StoreUnavailableException>(() => query);
+        Assert.Contains("journal write or fsync failed", refused.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
