@@ -73,6 +73,67 @@ public sealed class PipelinedFsyncTests
         Assert.Equal(HttpStatusCode.OK, (await commit).Status);
     }
 
+    [Fact]
+    public async Task With_VisibleBeforeFsync_a_commit_a_power_cut_takes_back_is_checked_back_and_received_again()
+    {
+        await using var checker = await TestReceiver.Answering(200, "{\"state\":\"commit\"}");
+        var path = Path.Combine(Path.GetTempPath(), "halfmsg-tests", Guid.NewGuid().ToString("N"));
+        var settings = new Dictionary<string, string?>
+        {
+            ["Broker:DataPath"] = path,
+            ["Broker:Storage:Durability"] = "Fsync",
+            ["Broker:Storage:VisibleBeforeFsync"] = "true",
+        };
+        var files = new HeldSyncFiles();
+        string id;
+        try
+        {
+            await using (var broker = new BrokerFactory(settings))
+            {
+                using var c = Client(broker, files);
+                var group = await c.Put("/v1/producer-groups/order-service", new { checkUrl = checker.Url });
+                Assert.True(group.Status is HttpStatusCode.OK or HttpStatusCode.Created, group.ToString());
+                await c.Subscribe("inventory", "orders");
+                // Not checked before the power cut: the check-back that brings the commit back is the restarted broker's.
+                id = await c.SendHalf("orders", "tx-lost", extra: new { checkImmunitySeconds = 3 });
+
+                files.Hold();
+                var commit = c.Post("/v1/transactions/tx-lost/commit");
+                try
+                {
+                    Assert.Equal(id, Assert.Single(await c.Receive("inventory", "orders", wait: 10)).Str("messageId"));
+                    await Eventually.Until(() => files.SyncsWaiting > 0, "the commit's fsync begun");
+                }
+                finally
+                {
+                    // The power goes off during the commit's fsync: it never returns, and nothing written after the last one survives.
+                    files.Fail();
+                }
+                Assert.NotEqual(HttpStatusCode.OK, (await commit).Status);
+            }
+            files.PowerCut();
+            Assert.Empty(checker.Requests);
+
+            await using var restarted = new BrokerFactory(settings);
+            using var again = restarted.CreateClient();
+            again.DefaultRequestHeaders.Authorization = new("Bearer", BrokerFactory.AdminKey);
+            var redelivered = await Eventually.Until(() => again.Receive("inventory", "orders", wait: 1), m => m.Count > 0, "the checked-back commit delivered again");
+            Assert.Equal(id, Assert.Single(redelivered).Str("messageId"));
+            Assert.Equal("tx-lost", Assert.Single(checker.Requests).Body.Str("transactionId"));
+            Assert.Equal("check", (await again.Transaction("tx-lost")).Str("resolvedBy"));
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(path, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
     private static HttpClient Client(BrokerFactory broker, HeldSyncFiles files)
     {
         var c = broker.WithWebHostBuilder(b => b.ConfigureTestServices(s => s.AddSingleton<IJournalFiles>(files))).CreateClient();
@@ -80,10 +141,18 @@ public sealed class PipelinedFsyncTests
         return c;
     }
 
-    /// <summary>The real journal files, with fsyncs that wait while held.</summary>
+    /// <summary>
+    /// The real journal files, with fsyncs that wait while held, and that fail once the power is off: then
+    /// <see cref="PowerCut"/> zeroes every write no completed fsync covered (the journal writes zeros ahead of
+    /// its frames, so that is what the disk held there), as it would be after the power came back.
+    /// </summary>
     private sealed class HeldSyncFiles : IJournalFiles
     {
         private readonly ManualResetEventSlim _open = new(initialState: true);
+        private readonly Lock _lock = new();
+        private readonly List<(string Path, long Offset, int Length, long Number)> _unsynced = [];
+        private long _writeNumber;
+        private volatile bool _powerOff;
         private int _writes;
         private int _syncsWaiting;
 
@@ -94,26 +163,52 @@ public sealed class PipelinedFsyncTests
 
         public void Release() => _open.Set();
 
-        public IJournalSegmentFile Create(string path) => new Segment(this, JournalFiles.Real.Create(path));
+        /// <summary>Power off: the held fsync and every later one fail.</summary>
+        public void Fail()
+        {
+            _powerOff = true;
+            _open.Set();
+        }
+
+        public void PowerCut()
+        {
+            lock (_lock)
+            {
+                foreach (var (path, offset, length, _) in _unsynced)
+                {
+                    using var file = new FileStream(path, FileMode.Open, FileAccess.Write);
+                    file.Position = offset;
+                    file.Write(new byte[length]);
+                }
+            }
+        }
+
+        public IJournalSegmentFile Create(string path) => new Segment(this, path, JournalFiles.Real.Create(path));
 
         public void Delete(string path) => JournalFiles.Real.Delete(path);
 
         public void SyncDirectory(string directory) => JournalFiles.Real.SyncDirectory(directory);
 
-        private sealed class Segment(HeldSyncFiles owner, IJournalSegmentFile real) : IJournalSegmentFile
+        private sealed class Segment(HeldSyncFiles owner, string path, IJournalSegmentFile real) : IJournalSegmentFile
         {
             public void Write(ReadOnlySpan<byte> data, long offset)
             {
+                if (owner._powerOff) throw new IOException("The power is off (test).");
                 real.Write(data, offset);
+                lock (owner._lock) owner._unsynced.Add((path, offset, data.Length, ++owner._writeNumber));
                 Interlocked.Increment(ref owner._writes);
             }
 
             public void Sync()
             {
+                long covered;
+                lock (owner._lock) covered = owner._writeNumber;
                 Interlocked.Increment(ref owner._syncsWaiting);
                 owner._open.Wait(TimeSpan.FromSeconds(30));
                 Interlocked.Decrement(ref owner._syncsWaiting);
+                if (owner._powerOff) throw new IOException("The power is off (test).");
                 real.Sync();
+                lock (owner._lock) owner._unsynced.RemoveAll(w => w.Path == path && w.Number <= covered);
             }
 
             public void Dispose() => real.Dispose();
