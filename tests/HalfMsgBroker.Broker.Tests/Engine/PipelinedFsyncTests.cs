@@ -124,13 +124,7 @@ public sealed class PipelinedFsyncTests
         }
         finally
         {
-            try
-            {
-                Directory.Delete(path, recursive: true);
-            }
-            catch (IOException)
-            {
-            }
+            BrokerFactory.TryDelete(path);
         }
     }
 
