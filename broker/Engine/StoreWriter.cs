@@ -63,6 +63,12 @@ internal sealed class StoreWriter : IDisposable
         _yields = Math.Max(0, options.Value.Storage.FillYields);
         _prefetch = _manyWriters ? store as IBatchPrefetch : null;
         _thread = new Thread(Loop) { IsBackground = true, Name = "halfmsg-store-writer" };
+        if (options.Value.Storage.VisibleBeforeFsync)
+        {
+            // An operator reading the log should know consumers may see what a power cut takes back, or that the setting does nothing.
+            if (store.SyncsSeparately) logger.LogInformation("Broker:Storage:VisibleBeforeFsync is on: consumers see a change once it is written, before its fsync; every 2xx still waits for the fsync");
+            else logger.LogWarning("Broker:Storage:VisibleBeforeFsync has no effect here: with Durability=Process or PostgreSQL a change is visible once stored, as the 2xx is");
+        }
         if (store.SyncsSeparately)
         {
             _visibleBeforeFsync = options.Value.Storage.VisibleBeforeFsync;

@@ -4,6 +4,7 @@ using HalfMsgBroker.Tests.Support;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace HalfMsgBroker.Tests.Engine;
 
@@ -126,6 +127,25 @@ public sealed class PipelinedFsyncTests
         {
             BrokerFactory.TryDelete(path);
         }
+    }
+
+    [Theory]
+    [InlineData("Fsync", "VisibleBeforeFsync is on")]
+    [InlineData("Process", "VisibleBeforeFsync has no effect here")]
+    public async Task The_log_says_at_start_whether_VisibleBeforeFsync_takes_effect(string durability, string expected)
+    {
+        var log = new CapturingLoggerProvider();
+        await using var broker = new BrokerFactory(new Dictionary<string, string?>
+        {
+            ["Broker:Storage:Durability"] = durability,
+            ["Broker:Storage:VisibleBeforeFsync"] = "true",
+            ["Logging:LogLevel:Default"] = "Information",
+        });
+        using var c = broker.WithWebHostBuilder(b => b.ConfigureServices(s => s.AddLogging(l => l.AddProvider(log)))).CreateClient();
+        c.DefaultRequestHeaders.Authorization = new("Bearer", BrokerFactory.AdminKey);
+        await c.Send("orders");
+
+        Assert.Single(log.Lines, l => l.Contains(expected, StringComparison.Ordinal));
     }
 
     private static HttpClient Client(BrokerFactory broker, HeldSyncFiles files)
