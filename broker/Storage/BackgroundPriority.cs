@@ -7,7 +7,8 @@ namespace HalfMsgBroker.Storage;
 /// (a 2xx waits for the journal, not for LiteDB) but heavy: LiteDB's own code is about a tenth of the broker's CPU, in
 /// bursts every <c>Broker:Storage:ApplyDelay</c>. At nice 10 the scheduler gives a request's threads a core first
 /// whenever both want one; the applier still gets every idle moment, and if it falls behind,
-/// <c>MaxUnappliedChanges</c> makes writes wait for it. Workload 1 at full load on two cores, two alternating pairs of
+/// <c>MaxUnappliedChanges</c> makes writes wait for it. How soon a request thread that wakes up gets the applier's
+/// core is <see cref="ApplierYield"/>'s part. Workload 1 at full load on two cores, two alternating pairs of
 /// builds: e2e p99 5.1 / 5.1 ms against 5.7 / 5.3 (commits awaited) and 6.7 / 6.6 against 7.8 / 7.4 (one-way end), the
 /// same throughput. Linux only (.NET's <see cref="Thread.Priority"/> does nothing there); elsewhere, and where the call
 /// is refused, the thread keeps its priority.

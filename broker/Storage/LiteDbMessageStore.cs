@@ -205,6 +205,9 @@ public sealed partial class LiteDbMessageStore : IMessageStore
 
     public void DeleteSubscription(string group, string topic) => _subscriptions.Delete(SubscriptionId(group, topic));
 
+    /// <summary>Gives the core back between documents while <see cref="Apply"/> runs (replaced by tests).</summary>
+    internal ApplierYield ApplyYield { get; set; } = new();
+
     /// <summary>
     /// Applier thread: stores a set of journaled changes in one transaction, together with the last
     /// journal frame they include. Deletes go first, so a unique key freed by one is free for an insert.
@@ -215,17 +218,20 @@ public sealed partial class LiteDbMessageStore : IMessageStore
     /// </summary>
     internal void Apply(ChangeSet changes, bool updateFirst = false)
     {
+        ApplyYield.Start();
         // Documents are built before the transaction, so LiteDB's locks are held only for the writes.
         var documents = new List<(MessageChange Change, BsonDocument Doc)>(changes.Messages.Count);
         foreach (var change in changes.Messages.Values)
         {
             if (change.Message is { } message) documents.Add((change, MessageCodec.ToBson(message)));
+            ApplyYield.Between();
         }
         RunBatch(() =>
         {
             foreach (var (id, change) in changes.Messages)
             {
                 if (change.Message is null && change.InDb && _messages.Delete(id)) _topicCounts.Deleted();
+                ApplyYield.Between();
             }
             foreach (var ((collection, id), doc) in changes.Documents)
             {
@@ -241,6 +247,7 @@ public sealed partial class LiteDbMessageStore : IMessageStore
             }
             foreach (var (change, doc) in documents)
             {
+                ApplyYield.Between();
                 if ((change.InDb || updateFirst) && _messages.Update(doc)) continue;
                 _messages.Insert(doc);
                 _topicCounts.Inserted(change.Message!.Id);
