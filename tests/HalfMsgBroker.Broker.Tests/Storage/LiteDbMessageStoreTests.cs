@@ -26,6 +26,27 @@ public sealed class LiteDbMessageStoreTests : IDisposable
         NextCheckAt = nextCheckAt,
     };
 
+    /// <summary>The applier's LiteDB work gives way to the request path document by document (<see cref="ApplierYield"/>).</summary>
+    [Fact]
+    public void Applying_a_batch_gives_the_core_away_between_documents_and_stores_them_all()
+    {
+        const int count = 40;
+        using var store = new LiteDbMessageStore(_path, Durability.Process);
+        long now = 0;
+        // Every document takes a whole quantum here, so each one is followed by a yield.
+        store.ApplyYield = new ApplierYield(() => now += 10, () => true, quantumTicks: 10);
+        var changes = new ChangeSet { LastSeq = 1 };
+        var messages = Enumerable.Range(0, count).Select(i => Half($"tx-{i}", 100)).ToList();
+        foreach (var m in messages) changes.PutMessage(m, inserted: true, MessageCodec.TransactionKey(m.TransactionId!));
+
+        store.Apply(changes);
+
+        // With a quantum per step, one yield per step: after building each document, after each message looked at
+        // for a delete, and before storing each document.
+        Assert.Equal(3 * count, store.ApplyYield.Yields);
+        Assert.All(messages, m => Assert.Equal(m.TransactionId, store.Find(m.Id)?.TransactionId));
+    }
+
     [Fact]
     public void Messages_round_trip_through_a_real_file_and_survive_reopening()
     {
