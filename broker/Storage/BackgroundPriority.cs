@@ -4,8 +4,8 @@ namespace HalfMsgBroker.Storage;
 
 /// <summary>
 /// Lowers the CPU priority of the thread that copies journaled changes into LiteDB. Its work is off the request path
-/// (a 2xx waits for the journal, not for LiteDB) but heavy: LiteDB's own code is about a tenth of the broker's CPU, in
-/// bursts every <c>Broker:Storage:ApplyDelay</c>. At nice 10 the scheduler gives a request's threads a core first
+/// (a 2xx waits for the journal, not for LiteDB) but heavy: LiteDB's inserts are about a quarter of the broker's CPU
+/// under workload 1, in bursts every <c>Broker:Storage:ApplyDelay</c>. At nice 10 the scheduler gives a request's threads a core first
 /// whenever both want one; the applier still gets every idle moment, and if it falls behind,
 /// <c>MaxUnappliedChanges</c> makes writes wait for it. How soon a request thread that wakes up gets the applier's
 /// core is <see cref="ApplierYield"/>'s part. Workload 1 at full load on two cores, two alternating pairs of
