@@ -225,13 +225,10 @@ internal sealed class StoreWriter : IDisposable
             Publish(_context.Effects, batch);
             return;
         }
-        Action[] effects = [.. _context.Effects];
-        if (_visibleBeforeFsync)
-        {
-            // Seen now, answered after the fsync: a consumer may see what a power cut takes back (see the option).
-            Publish(effects, []);
-            effects = [];
-        }
+        Action[] effects = [];
+        // Seen now, answered after the fsync: a consumer may see what a power cut takes back (see the option).
+        if (_visibleBeforeFsync) Publish(_context.Effects, []);
+        else effects = [.. _context.Effects];
         // Even a read-only batch waits its turn: it may have read a change that is not durable yet.
         var written = new WrittenBatch(_store.WrittenPosition, effects, [.. batch]);
         lock (_publishedGate) _handedOver++;
