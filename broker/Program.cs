@@ -3,7 +3,7 @@ using HalfMsgBroker.Storage;
 
 if (JournalCommands.IsJournalCommand(args)) return JournalCommands.Run(args);
 
-var builder = WebApplication.CreateBuilder(args);
+var builder = SettingsFiles.CreateBuilder(args);
 builder.AddHalfMsgBroker();
 
 var app = builder.Build();

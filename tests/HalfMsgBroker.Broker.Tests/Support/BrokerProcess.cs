@@ -20,6 +20,9 @@ public sealed class BrokerProcess : IAsyncDisposable
     public string Url { get; }
     public HttpClient Client { get; }
 
+    /// <summary>The broker's OS process id (what <c>/proc</c> knows it by).</summary>
+    public int Pid => _process.Id;
+
     private readonly System.Collections.Concurrent.ConcurrentQueue<string> _output = new();
 
     /// <summary>The lines the broker printed to standard output so far.</summary>
@@ -37,8 +40,21 @@ public sealed class BrokerProcess : IAsyncDisposable
         return broker;
     }
 
+    /// <summary>
+    /// Starts the broker with <paramref name="workingDirectory"/> as its current directory, which is also its
+    /// content root (where it reads appsettings.json), as in a plain <c>dotnet HalfMsgBroker.Broker.dll</c>.
+    /// </summary>
+    public static async Task<BrokerProcess> StartIn(string workingDirectory, string dataPath, params string[] settings)
+    {
+        var broker = Launch(dataPath, settings, workingDirectory);
+        await broker.WaitUntilReady();
+        return broker;
+    }
+
     /// <summary>Starts the broker without waiting for it to be ready (a standby broker waits for its database lock first).</summary>
-    public static BrokerProcess Launch(string dataPath, params string[] settings)
+    public static BrokerProcess Launch(string dataPath, params string[] settings) => Launch(dataPath, settings, workingDirectory: null);
+
+    private static BrokerProcess Launch(string dataPath, string[] settings, string? workingDirectory)
     {
         var port = FreePort();
         var url = $"http://127.0.0.1:{port}";
@@ -47,6 +63,7 @@ public sealed class BrokerProcess : IAsyncDisposable
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
         info.ArgumentList.Add(BrokerDll());
         info.ArgumentList.Add("--urls");
