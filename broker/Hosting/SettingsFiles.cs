@@ -6,7 +6,7 @@ namespace HalfMsgBroker.Hosting;
 /// How the broker reloads appsettings*.json. ASP.NET Core's default watches them with one
 /// FileSystemWatcher over the whole content root, subdirectories included, and the default data
 /// folder (<c>./data</c>) lies inside the content root: every journal append and LiteDB write became
-/// an inotify event that the watcher's thread read and threw away, about 2 % of the broker's CPU
+/// an inotify event that the watcher's thread read and threw away, about 3 % of the broker's CPU
 /// under full load. The broker turns that watch off before it is made and polls the settings files
 /// instead (every 4 s), so an edited file still reloads what reloads (log levels) and no folder is watched.
 /// </summary>
