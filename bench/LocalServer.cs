@@ -22,7 +22,8 @@ internal sealed class LocalServer : IAsyncDisposable
     public static async Task<LocalServer> StartAsync(Action<WebApplication> map)
     {
         var port = BrokerHost.FreePort();
-        var builder = WebApplication.CreateSlimBuilder();
+        // No settings-file watch: it would watch the current folder, subfolders included, and that may hold a broker's data.
+        var builder = WebApplication.CreateSlimBuilder(["--hostBuilder:reloadConfigOnChange=false"]);
         builder.Logging.ClearProviders();
         builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
         builder.WebHost.ConfigureKestrel(k => k.Limits.MaxConcurrentConnections = 2048);
